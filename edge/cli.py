@@ -1,0 +1,141 @@
+"""The ``pi-inspect`` console command: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``.
+The module is imported only when its subcommand runs (or ``--help`` is asked of it), so
+``pi-inspect demo`` on a Pi never pays for, or needs, TensorFlow. A subcommand whose optional
+extra is not installed says in one line which extra to install and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edge import __version__
+from edge.errors import ConfigError, MissingExtraError, PiInspectError
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str  # module with configure(parser) and run(args) -> int
+    help: str
+    extra: str  # the pip extra that brings this command's dependencies
+
+
+COMMANDS: dict[str, Command] = {
+    # edge: runs on the Pi
+    "demo": Command("edge.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
+    "run": Command("edge.daemon_cli", "run the inspection daemon from a TOML config", "edge"),
+    "check-config": Command("edge.config_cli", "validate a config file and print every problem", "edge"),
+    "doctor": Command("edge.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
+    "deploy": Command("edge.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
+    "synth": Command("edge.synth.cli", "render synthetic seam images (and a video) with ground truth", "edge"),
+    "frames": Command("edge.data.frames_cli", "extract frames from a recorded video", "edge"),
+    "split": Command("edge.data.split_cli", "split a lookup table into train/valid/test without leakage", "edge"),
+    "label": Command("edge.label.cli", "label video frames in the browser", "edge"),
+    # workstation: training and conversion
+    "train": Command("train.cli", "train a classifier from a lookup table or class folders", "train"),
+    "evaluate": Command("train.evaluate_cli", "evaluate a training run on a test set", "train"),
+    "gradcam": Command("train.gradcam_cli", "Grad-CAM heat maps for a training run", "train"),
+    "embed": Command("train.embed_cli", "image embeddings from a run's headless model", "train"),
+    "similar": Command("train.similar_cli", "nearest images to a query by embedding", "train"),
+    "convert": Command("convert.cli", "convert a run to a verified int8 TFLite model bundle", "train"),
+    "bench": Command("convert.bench_cli", "latency of a bundle's int8 and float32 models", "edge"),
+}
+
+# Third-party top-level modules and the extra that brings each one.
+MODULE_EXTRAS: dict[str, str] = {
+    "tensorflow": "train",
+    "keras": "train",
+    "matplotlib": "train",
+    "cv2": "edge",
+    "ai_edge_litert": "edge",
+    "gpiozero": "edge",
+    "paho": "edge",
+    "pydantic": "edge",
+    "tflite_runtime": "tflite",
+    "playwright": "dev",
+}
+
+
+def _missing_extra(exc: ModuleNotFoundError, command: str) -> MissingExtraError | None:
+    """Turn an ImportError of a known optional dependency into a one-line hint."""
+    top = (exc.name or "").split(".")[0]
+    extra = MODULE_EXTRAS.get(top)
+    if extra is None:
+        return None
+    return MissingExtraError(
+        f"'pi-inspect {command}' needs the '{extra}' extra (no module named '{top}'): "
+        f"pip install 'pi-inspect[{extra}]'"
+    )
+
+
+def _import_command(name: str):
+    return importlib.import_module(COMMANDS[name].module)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; subcommand options are added only for ``only`` (lazy imports)."""
+    parser = argparse.ArgumentParser(
+        prog="pi-inspect",
+        description="Seam inspection on a Raspberry Pi: train, convert, run.",
+    )
+    parser.add_argument("--version", action="version", version=f"pi-inspect {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        if name == only:
+            _import_command(name).configure(p)
+    return parser
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    print(f"pi-inspect {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        command = None
+    try:
+        parser = build_parser(only=command)
+    except ModuleNotFoundError as exc:
+        hint = _missing_extra(exc, command or "")
+        if hint is None:
+            raise
+        return _fail(command or "", str(hint), 2)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(_import_command(args.command).run(args) or 0)
+    except ModuleNotFoundError as exc:
+        hint = _missing_extra(exc, args.command)
+        if hint is None:
+            raise
+        return _fail(args.command, str(hint), 2)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return _fail(args.command, str(exc), 2)
+    except PiInspectError as exc:
+        return _fail(args.command, str(exc), 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

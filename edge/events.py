@@ -1,0 +1,92 @@
+"""What the daemon tells the world: defect events, per-frame results, stats and state.
+
+These plain dataclasses are the payload contract shared by every output (stdout JSON lines,
+MQTT, snapshots). ``to_dict()`` gives the JSON form documented in docs/mqtt.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+EventKind = Literal["start", "end"]
+Verdict = Literal["ok", "defect", "fault", "starting"]
+
+
+@dataclass(frozen=True)
+class DefectEvent:
+    """One physical defect gives one ``start`` and one ``end`` event sharing ``event_id``."""
+
+    event_id: str
+    kind: EventKind
+    label: str
+    started_at: float  # unix time of the first frame of the defect
+    ended_at: float | None  # unix time of the last defect frame; None on ``start``
+    peak_score: float
+    frames: int  # frames that exceeded the threshold so far
+    first_frame: int  # frame index in the source
+    last_frame: int | None = None
+    snapshot: str | None = None  # file name of the heat-map snapshot, if one was saved
+    model_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The scores for one inferred frame."""
+
+    frame_index: int
+    timestamp: float  # unix time of capture
+    scores: dict[str, float]
+    latency_ms: float  # preprocess + inference
+    active: tuple[str, ...] = ()  # labels currently raised after debounce
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["active"] = list(self.active)
+        return d
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A periodic health line: moving averages, not per-frame noise."""
+
+    fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    frames: int
+    dropped_frames: int
+    uptime_s: float
+    camera_online: bool
+    spool_depth: int = 0
+    spool_dropped: int = 0
+    cpu_temp_c: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class State:
+    """The current verdict: what an operator (or Home Assistant) should show right now."""
+
+    verdict: Verdict
+    active: tuple[str, ...]
+    model: ModelInfo | None
+    since: float  # unix time the verdict last changed
+    fault: str | None = None  # one line, when verdict == "fault"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["active"] = list(self.active)
+        return d

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh machine, lint, and run the whole test suite.
+# This is the README's second set-up command, and .ci/run calls it unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use for real: a mosquitto broker and its clients.
+apt_packages=(mosquitto mosquitto-clients)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== apt-get install ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+echo "== pip install -e .[dev]"
+$PY -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+echo "== ruff"
+$PY -m ruff check .
+
+echo "== pytest"
+$PY -m pytest -q "$@"
