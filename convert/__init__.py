@@ -1,0 +1,1 @@
+"""pi-inspect convert: workstation side (imports edge and TensorFlow)."""

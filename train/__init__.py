@@ -1,0 +1,1 @@
+"""pi-inspect train: workstation side (imports edge and TensorFlow)."""
