@@ -1,0 +1,33 @@
+"""``pi-inspect split DATA --out DIR``: train/valid/test tables with whole groups per split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "data", type=Path, help="lookup table CSV, folder with labels.csv, or class folders"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for train/valid/test.csv")
+    parser.add_argument("--valid", type=float, default=0.2, help="validation fraction (0.2)")
+    parser.add_argument("--test", type=float, default=0.1, help="test fraction (0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.data.split import write_split
+    from edge.data.table import read_dataset, read_table
+
+    ds = read_dataset(args.data)
+    written = write_split(ds, args.out, valid=args.valid, test=args.test, seed=args.seed)
+    for name, path in written.items():
+        part = read_table(path, task=ds.task)
+        positives = ", ".join(
+            f"{label}={int(n)}" for label, n in zip(part.labels, part.y.sum(axis=0), strict=True)
+        )
+        print(
+            f"{name}: {len(part)} images, {len(set(part.sources))} groups ({positives}) -> {path}"
+        )
+    return 0
