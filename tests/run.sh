@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use for real: a mosquitto broker and its clients.
-apt_packages=(mosquitto mosquitto-clients systemd)
+apt_packages=(mosquitto mosquitto-clients systemd chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
