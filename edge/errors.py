@@ -33,3 +33,7 @@ class SourceError(PiInspectError, OSError):
 
 class MissingExtraError(PiInspectError, ImportError):
     """A command needs an optional extra (``pip install 'pi-inspect[extra]'``) that is not installed."""
+
+
+class ConversionError(PiInspectError, RuntimeError):
+    """A conversion produced a model we refuse to ship (float ops left, accuracy lost)."""

@@ -1,0 +1,128 @@
+"""Write a model bundle: the .tflite file(s) and a manifest the edge loader verifies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge import __version__
+from edge.bundle import (
+    SCHEMA_VERSION,
+    DenseLayer,
+    HeadSpec,
+    Manifest,
+    verify_bundle,
+    write_manifest,
+)
+from edge.errors import ConversionError
+
+MODEL_FILE = "model.tflite"
+FLOAT_FILE = "model_float32.tflite"
+
+
+def head_spec(model) -> HeadSpec:
+    """The float head after the ``features`` layer: GAP -> hidden dense layers -> logits."""
+    try:
+        model.get_layer("gap")
+        logits = model.get_layer("logits")
+        scores = model.get_layer("scores")
+    except ValueError as exc:
+        raise ConversionError(
+            f"model head is not GAP -> dense -> 'logits' -> 'scores' ({exc}); no on-device heat maps"
+        ) from None
+    layers: list[DenseLayer] = []
+    i = 0
+    while True:
+        try:
+            hidden = model.get_layer(f"head_hidden_{i}")
+        except ValueError:
+            break
+        kernel, bias = hidden.get_weights()
+        act = hidden.activation.__name__
+        if act not in ("relu", "linear"):
+            raise ConversionError(f"hidden head layer {hidden.name} uses {act}; only relu/linear")
+        layers.append(DenseLayer(hidden.name, kernel, bias, act))
+        i += 1
+    kernel, bias = logits.get_weights()
+    layers.append(DenseLayer("logits", kernel, bias, "linear"))
+    out_act = scores.activation.__name__
+    if out_act not in ("sigmoid", "softmax"):
+        raise ConversionError(f"output activation {out_act} is neither sigmoid nor softmax")
+    return HeadSpec(layers=tuple(layers), output_activation=out_act)
+
+
+def write_bundle(
+    out_dir: Path,
+    *,
+    model_bytes: bytes,
+    float_bytes: bytes | None,
+    name: str,
+    version: str,
+    task: str,
+    labels: list[str],
+    thresholds: dict[str, float],
+    alarms: dict[str, str],
+    input_size: tuple[int, int],
+    input_dtype: str,
+    quantization: str,
+    head: HeadSpec | None,
+    parity: dict[str, Any] | None,
+    source_run: str,
+    extra: dict[str, Any] | None = None,
+    force: bool = False,
+) -> Manifest:
+    """Write into a temporary sibling directory, verify it, then move it into place."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        (tmp / MODEL_FILE).write_bytes(model_bytes)
+        files = {MODEL_FILE: ""}
+        if float_bytes is not None:
+            (tmp / FLOAT_FILE).write_bytes(float_bytes)
+            files[FLOAT_FILE] = ""
+        manifest: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "version": version,
+            "task": task,
+            "labels": list(labels),
+            "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
+            "alarms": dict(alarms),
+            "input": {
+                "width": int(input_size[0]),
+                "height": int(input_size[1]),
+                "channels": 3,
+                "dtype": input_dtype,
+                "colour": "rgb",
+                "resize": "area",
+                "range": [0, 255],
+            },
+            "quantization": quantization,
+            "model": MODEL_FILE,
+            "reference_model": FLOAT_FILE if float_bytes is not None else None,
+            "signature": "serving_default",
+            "input_name": "pixels",
+            "outputs": {"scores": "scores", "features": "features"},
+            "files": files,
+            "heatmap": head.to_dict() if head is not None else None,
+            "parity": parity,
+            "source_run": source_run,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "pi_inspect_version": __version__,
+            **(extra or {}),
+        }
+        write_manifest(tmp, manifest)
+        verify_bundle(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return verify_bundle(out_dir)

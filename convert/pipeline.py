@@ -1,0 +1,205 @@
+"""The conversion job: run directory in, verified bundle out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import Manifest
+from edge.errors import ConversionError, DataError
+
+log = logging.getLogger("pi-inspect.convert")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    quant: str = "int8"
+    io_type: str = "uint8"
+    calib: Path | None = None
+    test: Path | None = None
+    calib_count: int = 300
+    test_count: int = 1000
+    tolerance: float = 1.0
+    allow_drop: bool = False
+    reference: bool = True
+    name: str | None = None
+    version: str | None = None
+    force: bool = False
+    heatmap_check: bool = True
+
+
+@dataclass
+class ConvertResult:
+    manifest: Manifest
+    bundle_dir: Path
+    ops: list
+    parity: Any
+
+    def summary(self) -> str:
+        m = self.manifest
+        size = (self.bundle_dir / m.model_file).stat().st_size
+        lines = [
+            f"bundle {self.bundle_dir}: {m.name} {m.version}, {m.quantization}, "
+            f"{m.input_width}x{m.input_height} {m.input_dtype} input, {size / 1024:.0f} KiB, "
+            f"sha256 {m.sha256[:12]}",
+            f"ops: {len(self.ops)} ({', '.join(sorted({op.name for op in self.ops}))})",
+        ]
+        if self.parity is not None:
+            lines.append(self.parity.table())
+        return "\n".join(lines)
+
+
+def load_run(run_dir: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
+    """(Keras model, run.json, thresholds) of a training run."""
+    import keras
+
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    model_path = run_dir / "model.keras"
+    for p in (info_path, model_path):
+        if not p.is_file():
+            raise ConversionError(f"{run_dir} is not a training run: {p.name} is missing")
+    info = json.loads(info_path.read_text())
+    model = keras.models.load_model(model_path, compile=False)
+    thr_path = run_dir / "thresholds.json"
+    thresholds = json.loads(thr_path.read_text()) if thr_path.is_file() else {}
+    if not thresholds:
+        log.warning("%s has no thresholds.json (run `pi-inspect evaluate` first); using 0.5", run_dir)
+    return model, info, {k: float(v) for k, v in thresholds.items()}
+
+
+def _images(path: Path, labels: list[str], size: tuple[int, int], count: int, seed: int):
+    """Decode up to ``count`` images of a data set, in the run's label order."""
+    from edge.data.images import load_images
+    from edge.data.table import read_dataset
+
+    ds = read_dataset(path)
+    if list(ds.labels) != list(labels):
+        missing = [lbl for lbl in labels if lbl not in ds.labels]
+        if missing:
+            raise DataError(f"{path}: labels {list(ds.labels)} do not contain the run's {missing}")
+        order = [list(ds.labels).index(lbl) for lbl in labels]
+        ds.y = ds.y[:, order]
+    idx = np.arange(len(ds))
+    if len(idx) > count:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), size=count, replace=False))
+    paths = [ds.paths[i] for i in idx]
+    images, ok = load_images(paths, size, workers=os.cpu_count() or 2)
+    if not ok.any():
+        raise DataError(f"{path}: no readable images")
+    return images[ok], ds.y[idx][ok]
+
+
+def _default_split(info: dict[str, Any], key: str, fallback: str) -> Path:
+    splits = info.get("splits") or {}
+    path = splits.get(key) or splits.get(fallback)
+    if not path:
+        raise ConversionError(f"the run records no '{key}' split; pass it explicitly")
+    return Path(path)
+
+
+def converted_scores(bundle_dir: Path, images: np.ndarray, interpreter_factory=None):
+    """Scores (and feature maps) of a bundle's model through the edge runtime."""
+    from edge.runtime import load_classifier
+
+    with load_classifier(bundle_dir, interpreter_factory=interpreter_factory) as clf:
+        preds = [clf.predict(img) for img in images]
+        features = [p.features for p in preds] if clf.has_heatmaps else None
+        return np.stack([p.scores for p in preds]), features, clf.manifest
+
+
+def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 64) -> dict[str, float]:
+    """Mean Pearson correlation of on-device heat maps against Keras Grad-CAM per alarm label."""
+    from convert.verify import pearson
+    from edge.heatmap import gradcam
+    from train.gradcam import gradcam_maps
+
+    labels, alarms = list(manifest.labels), manifest.alarms
+
+    out: dict[str, float] = {}
+    n = min(limit, len(images))
+    for label in labels:
+        polarity = alarms.get(label)
+        if polarity is None:
+            continue
+        index = labels.index(label)
+        sign = -1.0 if polarity == "below" else 1.0
+        ref = gradcam_maps(model, images[:n], index, sign=sign)
+        rs = []
+        for i in range(n):
+            dev = gradcam(features[i], manifest.head, index, sign)
+            r = pearson(dev, ref[i])
+            if np.isfinite(r):
+                rs.append(r)
+        if rs:
+            out[label] = round(float(np.mean(rs)), 4)
+    return out
+
+
+def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertResult:
+    from convert.bundle_writer import head_spec, write_bundle
+    from convert.quantize import convert_model
+    from convert.verify import check_integer_only, check_parity, list_ops, parity_report
+
+    run_dir = Path(run_dir)
+    model, info, thresholds = load_run(run_dir)
+    labels = list(info["labels"])
+    task = info["task"]
+    size = tuple(int(v) for v in info["input_size"])
+    alarms = dict(info.get("alarms") or {})
+    seed = int(info.get("seed", 0))
+
+    calib_path = opts.calib or _default_split(info, "train", "train")
+    test_path = opts.test or _default_split(info, "valid", "test")
+    calib, _ = _images(calib_path, labels, size, opts.calib_count, seed)
+    test_x, test_y = _images(test_path, labels, size, opts.test_count, seed + 1)
+    log.info("calibrating on %d images from %s; parity on %d from %s",
+             len(calib), calib_path, len(test_x), test_path)
+
+    model_bytes = convert_model(model, opts.quant, calib, opts.io_type)
+    ops = list_ops(model_bytes)
+    if opts.quant == "int8":
+        check_integer_only(ops)
+    float_bytes = convert_model(model, "float32") if opts.reference and opts.quant != "float32" else None
+
+    head = head_spec(model)
+    float_scores = model.predict(test_x.astype(np.float32), batch_size=64, verbose=0)
+    input_dtype = opts.io_type if opts.quant == "int8" else "float32"
+    common = dict(
+        name=opts.name or run_dir.resolve().name,
+        version=opts.version or dt.datetime.now(dt.timezone.utc).strftime("%Y.%m.%d-%H%M"),
+        task=task,
+        labels=labels,
+        thresholds={lbl: thresholds.get(lbl, 0.5) for lbl in labels},
+        alarms=alarms,
+        input_size=size,
+        input_dtype=input_dtype,
+        quantization=opts.quant,
+        head=head,
+        source_run=str(run_dir.resolve()),
+    )
+    with tempfile.TemporaryDirectory(prefix="pi-inspect-bundle-") as tmp:
+        probe = Path(tmp) / "bundle"
+        write_bundle(probe, model_bytes=model_bytes, float_bytes=None, parity=None, **common)
+        conv_scores, features, probe_manifest = converted_scores(probe, test_x)
+        report = parity_report(labels, task, test_y, float_scores, conv_scores,
+                               common["thresholds"], opts.tolerance)
+        if opts.heatmap_check and features is not None:
+            try:
+                report.heatmap_pearson = heatmap_agreement(model, probe_manifest, test_x, features)
+            except ImportError:  # train.gradcam not importable: report without it
+                log.warning("Keras Grad-CAM not available; heat-map agreement not measured")
+    check_parity(report, opts.allow_drop)
+    manifest = write_bundle(
+        out_dir, model_bytes=model_bytes, float_bytes=float_bytes, parity=report.to_dict(),
+        force=opts.force, **common,
+    )
+    return ConvertResult(manifest=manifest, bundle_dir=Path(out_dir), ops=ops, parity=report)

@@ -1,0 +1,132 @@
+"""Converter and bundle: verified int8, refusal of bad bundles, identical scores across runtimes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from convert_helpers import LABELS, SIZE, make_images, make_run
+
+from edge.bundle import read_manifest, verify_bundle
+from edge.errors import BundleError, ConversionError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir, tmp_path_factory):
+    from convert.pipeline import ConvertOptions, convert_run
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    result = convert_run(run_dir, out, ConvertOptions(heatmap_check=False))
+    return result
+
+
+def test_int8_bundle_has_no_float_ops_and_keeps_accuracy(bundle):
+    from convert.verify import float_ops
+
+    assert float_ops(bundle.ops) == []
+    names = {op.name for op in bundle.ops}
+    assert "CONV_2D" in names
+    assert bundle.parity.worst_drop <= 1.0
+    # the model really learned the task, so parity is measured on something meaningful
+    assert min(bundle.parity.float_accuracy.values()) >= 90.0
+
+
+def test_manifest_carries_contract_fields(bundle):
+    m = read_manifest(bundle.bundle_dir)
+    raw = m.raw
+    assert m.labels == tuple(LABELS)
+    assert m.input_size == (SIZE, SIZE)
+    assert m.input_dtype == "uint8" and m.quantization == "int8"
+    assert set(m.files) == {"model.tflite", "model_float32.tflite"}
+    assert raw["parity"]["labels"] == LABELS
+    assert raw["heatmap"]["layers"][-1]["name"] == "logits"
+    assert m.head is not None and m.head.layers[-1].kernel.shape == (m.head.layers[-1].kernel.shape[0], 2)
+    for key in ("source_run", "created", "thresholds", "alarms", "outputs"):
+        assert key in raw
+
+
+def test_float_op_left_in_int8_model_is_refused(run_dir):
+    """A float32 conversion listed as if it were int8 must fail the integer-only check."""
+    from convert.pipeline import load_run
+    from convert.quantize import convert_model
+    from convert.verify import check_integer_only, list_ops
+
+    model, _, _ = load_run(run_dir)
+    ops = list_ops(convert_model(model, "float32"))
+    with pytest.raises(ConversionError, match="left .* op\\(s\\) in float"):
+        check_integer_only(ops)
+
+
+def test_accuracy_drop_beyond_tolerance_is_refused():
+    from convert.verify import check_parity, parity_report
+
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=np.float32)
+    good = y * 0.9 + 0.05
+    bad = good.copy()
+    bad[0, 0] = 0.1  # one of four images flips: 25 points lost on 'bright'
+    report = parity_report(LABELS, "multilabel", y, good, bad, {}, tolerance_points=1.0)
+    assert report.drop_points["bright"] == 25.0
+    with pytest.raises(ConversionError, match="loses 25.00 accuracy points on 'bright'"):
+        check_parity(report, allow_drop=False)
+    check_parity(report, allow_drop=True)
+
+
+def test_tampered_model_file_is_refused(bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle.bundle_dir, copy)
+    data = bytearray((copy / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.tflite").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256 .* does not match"):
+        verify_bundle(copy)
+
+
+def test_unknown_schema_version_is_refused(bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle.bundle_dir, copy)
+    raw = json.loads((copy / "manifest.json").read_text())
+    raw["schema_version"] = 99
+    (copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="unknown manifest schema_version 99"):
+        verify_bundle(copy)
+
+
+def test_bundle_for_wrong_input_size_is_refused(bundle):
+    from edge.runtime import load_classifier
+
+    with pytest.raises(BundleError, match="model input is 32x32, this device is configured for 96x96"):
+        load_classifier(bundle.bundle_dir, expected_size=(96, 96))
+
+
+def test_missing_bundle_is_refused_in_one_line(tmp_path):
+    from edge.runtime import load_classifier
+
+    with pytest.raises(BundleError) as err:
+        load_classifier(tmp_path / "nope")
+    assert "\n" not in str(err.value)
+
+
+def test_litert_and_tensorflow_lite_give_identical_scores(bundle, tmp_path):
+    import tensorflow as tf
+
+    from edge.data.images import load_images
+    from edge.data.table import read_dataset
+    from edge.runtime import load_classifier
+
+    ds = read_dataset(make_images(tmp_path / "imgs", 12, seed=7))
+    x, _ = load_images(ds.paths, (SIZE, SIZE))
+    with load_classifier(bundle.bundle_dir, backend="litert") as a, \
+            load_classifier(bundle.bundle_dir, interpreter_factory=tf.lite.Interpreter) as b:
+        for img in x:
+            pa, pb = a.predict(img), b.predict(img)
+            np.testing.assert_array_equal(pa.scores, pb.scores)
+            np.testing.assert_array_equal(pa.features, pb.features)
