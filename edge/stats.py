@@ -1,0 +1,52 @@
+"""Moving-window throughput and latency: fps and p50/p95 over the last N frames, fixed memory."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from edge.events import Stats
+
+
+class StatsWindow:
+    """Records inference latency and completion time per frame in bounded deques."""
+
+    def __init__(self, window: int = 200) -> None:
+        if window < 2:
+            raise ValueError("window must be >= 2")
+        self._latency_ms: deque[float] = deque(maxlen=window)
+        self._done_at: deque[float] = deque(maxlen=window)
+        self.frames = 0
+
+    def record(self, latency_ms: float, done_at: float) -> None:
+        """One inferred frame: its latency and when (monotonic seconds) it finished."""
+        self._latency_ms.append(float(latency_ms))
+        self._done_at.append(float(done_at))
+        self.frames += 1
+
+    @property
+    def fps(self) -> float:
+        if len(self._done_at) < 2:
+            return 0.0
+        span = self._done_at[-1] - self._done_at[0]
+        return (len(self._done_at) - 1) / span if span > 0 else 0.0
+
+    def latency_percentiles(self) -> tuple[float, float]:
+        if not self._latency_ms:
+            return 0.0, 0.0
+        p50, p95 = np.percentile(np.fromiter(self._latency_ms, dtype=np.float64), [50, 95])
+        return float(p50), float(p95)
+
+    def snapshot(self, *, dropped: int, uptime_s: float, camera_online: bool, **extra) -> Stats:
+        p50, p95 = self.latency_percentiles()
+        return Stats(
+            fps=round(self.fps, 2),
+            latency_p50_ms=round(p50, 2),
+            latency_p95_ms=round(p95, 2),
+            frames=self.frames,
+            dropped_frames=dropped,
+            uptime_s=round(uptime_s, 1),
+            camera_online=camera_online,
+            extra=dict(extra),
+        )

@@ -1,0 +1,147 @@
+"""Test doubles for the daemon tests: a scripted classifier, flaky sources, video writers.
+
+The scripted classifier follows the runtime contract (edge/runtime.py) but reads its scores
+from the frame colour, so a test decides what the "model" sees by what it draws:
+red -> ``error``, green -> ``break``, blue -> ``length`` (low blue = wrong 4 mm pitch).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import SourceError
+from edge.events import ModelInfo
+from edge.sources import Frame
+
+OK_BGR = (255, 0, 0)  # blue high: length ok, no error, no break
+ERROR_BGR = (255, 0, 255)  # + red: error
+BREAK_BGR = (255, 255, 0)  # + green: break
+WRONG_PITCH_BGR = (0, 0, 0)  # blue low: length alarm
+
+
+class Prediction:
+    def __init__(self, scores: np.ndarray, features: np.ndarray | None) -> None:
+        self.scores, self.features = scores, features
+
+
+class ScriptedClassifier:
+    labels = ("good", "error", "break", "length")
+    task = "multilabel"
+    input_size = (16, 16)
+    thresholds = {"good": 0.5, "error": 0.5, "break": 0.5, "length": 0.5}
+    alarms = {"error": "above", "break": "above", "length": "below"}
+    has_heatmaps = True
+
+    def __init__(self, sha: str = "a" * 64) -> None:
+        self.info = ModelInfo("scripted", "1", sha)
+        self.closed = False
+        self.calls = 0
+
+    def predict(self, rgb: np.ndarray, with_features: bool = True) -> Prediction:
+        if self.closed:
+            raise RuntimeError("closed")
+        if rgb.shape != (16, 16, 3):
+            raise ValueError(f"bad input {rgb.shape}")
+        self.calls += 1
+        r, g, b = (rgb[..., c].mean() / 255.0 for c in range(3))
+        scores = np.array([1.0 - max(r, g), r, g, b], np.float32)
+        features = np.ones((4, 4, 2), np.float32) if with_features else None
+        return Prediction(scores, features)
+
+    def heatmap(self, prediction: Prediction, label: str) -> np.ndarray:
+        return np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def solid(bgr: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> np.ndarray:
+    img = np.empty((size[1], size[0], 3), np.uint8)
+    img[:] = bgr
+    return img
+
+
+def write_video(path: Path, colours: list[tuple[int, int, int]], fps: float = 30.0) -> Path:
+    """A real video OpenCV can decode (MJPG in .avi: robust, frame-exact, truncatable)."""
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (32, 24))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write {path}")
+    for c in colours:
+        writer.write(solid(c))
+    writer.release()
+    return path
+
+
+def script(*runs: tuple[tuple[int, int, int], int]) -> list[tuple[int, int, int]]:
+    """``script((OK, 10), (ERROR, 5))`` -> the colour of each frame."""
+    return [c for colour, n in runs for c in [colour] * n]
+
+
+class FlakySource:
+    """A live source that dies after ``die_after`` frames, refuses ``refusals`` reopens, recovers."""
+
+    live = True
+    name = "flaky camera"
+
+    def __init__(
+        self, die_after: int, refusals: int, colour=OK_BGR, period_s: float = 0.002
+    ) -> None:
+        self.die_after, self.refusals, self.colour, self.period_s = (
+            die_after,
+            refusals,
+            colour,
+            period_s,
+        )
+        self.opens = 0
+        self.failures = 0
+        self._open = False
+        self._index = 0
+        self._died = False
+
+    def open(self) -> None:
+        self.opens += 1
+        if self._died and self.failures < self.refusals:
+            self.failures += 1
+            raise SourceError("no such device /dev/video9")
+        self._open = True
+
+    def read(self) -> Frame | None:
+        if not self._open:
+            raise SourceError("not open")
+        if not self._died and self._index >= self.die_after:
+            self._died = True
+            self._open = False
+            raise SourceError("camera unplugged")
+        time.sleep(self.period_s)
+        frame = Frame(self._index, time.time(), solid(self.colour))
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._open = False
+
+
+class BlockingSource:
+    """A live source whose read blocks until released (a hung V4L2 driver)."""
+
+    live = True
+    name = "hung camera"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Frame | None:
+        self.release.wait()
+        return None
+
+    def close(self) -> None:
+        self.release.set()
