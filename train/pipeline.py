@@ -91,3 +91,16 @@ def make_dataset(
 
         data = data.map(aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def decode_paths(
+    paths, size: tuple[int, int], workers: int | None = None
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Decode plain image paths; returns (uint8 images, kept paths, kept row indices)."""
+    from edge.data.images import load_images
+
+    images, ok = load_images(list(paths), size, workers=workers or default_workers())
+    keep = np.flatnonzero(ok)
+    if keep.size == 0:
+        raise DataError(f"none of the {len(paths)} images could be read")
+    return images[keep], [str(paths[i]) for i in keep], keep
