@@ -1,0 +1,323 @@
+"""``pi-inspect deploy``: copy a model bundle to a Pi (or a local models directory) and switch to it.
+
+Layout of the models directory::
+
+    MODELS/<name>-<sha12>/   one verified bundle per model hash
+    MODELS/current  -> <name>-<sha12>     what the daemon loads (config: model.bundle)
+    MODELS/previous -> <name>-<sha12>     what ``--rollback`` goes back to
+
+The copy is verified against its manifest *where it landed*, before ``current`` moves, and the
+link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon never
+sees a half-copied or corrupt model. For ``user@host:/path`` targets the bundle goes over scp
+and the Pi runs ``pi-inspect deploy --local`` itself: the verification code exists once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.bundle import verify_bundle
+from edge.errors import BundleError, PiInspectError
+
+log = logging.getLogger(__name__)
+
+CURRENT = "current"
+PREVIOUS = "previous"
+DEFAULT_SERVICE = "pi-inspect"
+DEFAULT_REMOTE_COMMAND = "sudo -n /opt/pi-inspect/venv/bin/pi-inspect"
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+_REMOTE = re.compile(r"^(?P<host>[^/:]+):(?P<path>.+)$")  # [user@]host:/path, no slash before ':'
+
+Copier = Callable[[Path, Path], object]
+Reloader = Callable[[], None]
+
+
+class DeployError(PiInspectError, OSError):
+    """The copy, the switch, the reload or the remote command failed."""
+
+
+@dataclass(frozen=True)
+class Switch:
+    """What a deploy or rollback did, for the one-line report."""
+
+    current: str
+    previous: str | None
+    reused: bool = False
+
+
+# --- local models directory ----------------------------------------------------------------
+
+
+def _link_target(link: Path) -> str | None:
+    return os.readlink(link) if link.is_symlink() else None
+
+
+def _point(link: Path, target: str) -> None:
+    """Make ``link`` point at ``target`` atomically: a temporary link renamed over it."""
+    tmp = link.with_name(link.name + ".tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Persist renames in ``path`` (a power cut right after a deploy must not undo it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=False)
+
+
+def _match_owner(path: Path, like: Path) -> None:
+    """As root, hand the new bundle to the models directory's owner (the service user)."""
+    if os.geteuid() != 0:
+        return
+    st = like.stat()
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, st.st_uid, st.st_gid, follow_symlinks=False)
+
+
+def install_bundle(bundle: Path, models: Path, *, copy: Copier = _copy_tree) -> tuple[str, bool]:
+    """Copy ``bundle`` into ``models`` as ``<name>-<sha12>`` and verify the copy there.
+
+    Returns the directory name and whether an identical, still valid copy was already there.
+    A copy that does not match its manifest is deleted and refused with ``BundleError``.
+    """
+    manifest = verify_bundle(bundle)  # refuse a bad source before copying anything
+    name = f"{_safe(manifest.name)}-{manifest.sha256[:12]}"
+    dest = models / name
+    if dest.is_dir():
+        try:
+            verify_bundle(dest)
+            return name, True
+        except BundleError:
+            log.warning("existing %s does not verify; copying it again", dest)
+            shutil.rmtree(dest)
+    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{name}-", dir=models))
+    try:
+        incoming = staging / "bundle"
+        copy(bundle, incoming)
+        try:
+            verify_bundle(incoming)
+        except BundleError as exc:
+            raise BundleError(f"copy refused, nothing switched: {exc}") from None
+        _match_owner(incoming, models)
+        os.rename(incoming, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return name, False
+
+
+def _safe(name: str) -> str:
+    """A bundle name usable as a directory name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def switch_to(models: Path, name: str) -> Switch:
+    """Point ``current`` at ``name``; the old ``current`` becomes ``previous``."""
+    old = _link_target(models / CURRENT)
+    if old == name:
+        return Switch(current=name, previous=_link_target(models / PREVIOUS), reused=True)
+    if old is not None:
+        _point(models / PREVIOUS, old)
+    _point(models / CURRENT, name)
+    _fsync_dir(models)
+    return Switch(current=name, previous=old)
+
+
+def rollback(models: Path) -> Switch:
+    """Swap ``current`` and ``previous`` after checking the previous bundle still verifies."""
+    previous = _link_target(models / PREVIOUS)
+    if previous is None:
+        raise DeployError(f"nothing to roll back to: {models / PREVIOUS} does not exist")
+    try:
+        verify_bundle(models / previous)
+    except BundleError as exc:
+        raise BundleError(f"rollback refused, nothing switched: {exc}") from None
+    current = _link_target(models / CURRENT)
+    _point(models / CURRENT, previous)
+    if current is not None:
+        _point(models / PREVIOUS, current)
+    _fsync_dir(models)
+    return Switch(current=previous, previous=current)
+
+
+def systemctl_reload(service: str) -> Reloader:
+    """Reload a running service (SIGHUP via ExecReload); a stopped one stays stopped."""
+
+    def reload() -> None:
+        cmd = ["systemctl", "try-reload-or-restart", service]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise DeployError(
+                f"switched, but '{shlex.join(cmd)}' failed: {detail[-1] if detail else proc.returncode}"
+            )
+
+    return reload
+
+
+def deploy_local(
+    bundle: Path,
+    models: Path,
+    *,
+    reload: Reloader | None = None,
+    copy: Copier = _copy_tree,
+) -> Switch:
+    """Install, verify and switch to ``bundle`` in the local ``models`` directory, then reload."""
+    if not models.is_dir():
+        raise DeployError(f"models directory {models} does not exist (install.sh creates it)")
+    name, reused = install_bundle(bundle, models, copy=copy)
+    result = switch_to(models, name)
+    if reload is not None and not result.reused:
+        reload()
+    return Switch(result.current, result.previous, reused=reused or result.reused)
+
+
+def rollback_local(models: Path, *, reload: Reloader | None = None) -> Switch:
+    result = rollback(models)
+    if reload is not None:
+        reload()
+    return result
+
+
+# --- remote (ssh/scp) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    host: str  # [user@]host
+    path: str  # the models directory on the Pi
+
+
+def parse_target(target: str) -> RemoteTarget | None:
+    """``user@host:/path`` is remote; a path (even one with ':' after a '/') is local."""
+    m = _REMOTE.match(target)
+    return RemoteTarget(m["host"], m["path"]) if m else None
+
+
+def _run(cmd: Sequence[str], what: str) -> str:
+    log.debug("running %s", shlex.join(cmd))
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise DeployError(f"{what}: '{cmd[0]}' is not installed") from None
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise DeployError(f"{what} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def deploy_remote(
+    bundle: Path | None,
+    target: RemoteTarget,
+    *,
+    rollback: bool = False,
+    reload: bool = True,
+    service: str = DEFAULT_SERVICE,
+    remote_command: str = DEFAULT_REMOTE_COMMAND,
+    ssh: str = "ssh",
+    scp: str = "scp",
+) -> str:
+    """Copy the bundle to a staging dir on the Pi and run ``deploy --local`` there."""
+    flags = ["--local", "--service", service] + ([] if reload else ["--no-reload"])
+    if rollback:
+        remote = f"{remote_command} deploy {shlex.join([*flags, '--rollback', target.path])}"
+        return _run([ssh, *SSH_OPTIONS, target.host, remote], f"rollback on {target.host}")
+    if bundle is None:
+        raise DeployError("deploy needs BUNDLE and TARGET")
+    staging = _run(
+        [ssh, *SSH_OPTIONS, target.host, "mktemp -d /tmp/pi-inspect-deploy.XXXXXX"],
+        f"ssh {target.host}",
+    ).strip()
+    if not staging.startswith("/tmp/pi-inspect-deploy."):
+        raise DeployError(f"ssh {target.host}: unexpected staging directory {staging!r}")
+    remote_bundle = f"{staging}/{bundle.name}"
+    try:
+        _run([scp, *SSH_OPTIONS, "-r", "-q", str(bundle), f"{target.host}:{staging}/"], "scp")
+        remote = f"{remote_command} deploy {shlex.join([*flags, remote_bundle, target.path])}"
+        return _run([ssh, *SSH_OPTIONS, target.host, remote], f"deploy on {target.host}")
+    finally:
+        try:
+            _run([ssh, *SSH_OPTIONS, target.host, f"rm -rf {shlex.quote(staging)}"], "cleanup")
+        except DeployError as exc:
+            log.warning("%s (staging %s left on %s)", exc, staging, target.host)
+
+
+# --- command --------------------------------------------------------------------------------
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = (
+        "pi-inspect deploy [options] BUNDLE TARGET\n       pi-inspect deploy --rollback TARGET"
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="BUNDLE TARGET",
+        help="bundle directory and a models directory, local or [user@]host:/var/lib/pi-inspect/models",
+    )
+    parser.add_argument(
+        "--rollback", action="store_true", help="switch back to the previous bundle"
+    )
+    parser.add_argument(
+        "--no-reload", action="store_true", help="switch without reloading the service"
+    )
+    parser.add_argument("--service", default=DEFAULT_SERVICE, help="systemd service to reload")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="TARGET is a local path even if it looks like host:path",
+    )
+    parser.add_argument(
+        "--remote-command",
+        default=DEFAULT_REMOTE_COMMAND,
+        help=f"how the Pi runs pi-inspect (default: {DEFAULT_REMOTE_COMMAND!r})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    expected = 1 if args.rollback else 2
+    if len(args.paths) != expected:
+        usage = "--rollback TARGET" if args.rollback else "BUNDLE TARGET"
+        raise DeployError(f"expected {usage}, got {len(args.paths)} path(s)")
+    target = args.paths[-1]
+    bundle = None if args.rollback else Path(args.paths[0])
+    remote = None if args.local else parse_target(target)
+    if remote is not None:
+        out = deploy_remote(
+            bundle,
+            remote,
+            rollback=args.rollback,
+            reload=not args.no_reload,
+            service=args.service,
+            remote_command=args.remote_command,
+        )
+        print(out.strip())
+        return 0
+    reload = None if args.no_reload else systemctl_reload(args.service)
+    models = Path(target)
+    if args.rollback:
+        result = rollback_local(models, reload=reload)
+        print(f"rolled back: current -> {result.current}, previous -> {result.previous}")
+        return 0
+    result = deploy_local(bundle, models, reload=reload)
+    note = " (already deployed)" if result.reused else ""
+    print(f"deployed: current -> {result.current}{note}, previous -> {result.previous}")
+    return 0

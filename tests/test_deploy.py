@@ -1,0 +1,275 @@
+"""pi-inspect deploy: verified copy, atomic switch of MODELS/current, rollback, remote via ssh."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import write_manifest
+from edge.cli import main
+from edge.deploy import (
+    DeployError,
+    RemoteTarget,
+    deploy_local,
+    deploy_remote,
+    parse_target,
+    rollback_local,
+    systemctl_reload,
+)
+from edge.errors import BundleError
+
+
+def make_bundle(root: Path, name: str, seed: int) -> Path:
+    """A bundle whose model file is random bytes: deploy checks hashes, not the model."""
+    bundle = root / f"src-{name}-{seed}"
+    bundle.mkdir(parents=True)
+    model = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    (bundle / "model.tflite").write_bytes(model)
+    write_manifest(
+        bundle,
+        {
+            "schema_version": 1,
+            "name": name,
+            "version": str(seed),
+            "task": "multilabel",
+            "labels": ["good", "error", "break", "length"],
+            "input": {"width": 32, "height": 32},
+            "model": "model.tflite",
+            "files": {"model.tflite": ""},
+        },
+    )
+    return bundle
+
+
+class Reloads:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    path = tmp_path / "models"
+    path.mkdir()
+    return path
+
+
+def current(models: Path) -> str:
+    return os.readlink(models / "current")
+
+
+def test_deploy_switches_current_keeps_previous_and_reloads(tmp_path, models):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    reloads = Reloads()
+    first = deploy_local(a, models, reload=reloads)
+    second = deploy_local(b, models, reload=reloads)
+    assert current(models) == second.current and second.current.startswith("seam-")
+    assert os.readlink(models / "previous") == first.current != second.current
+    assert (models / "current" / "model.tflite").read_bytes() == (b / "model.tflite").read_bytes()
+    assert reloads.count == 2
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        ["current", "previous", first.current, second.current]
+    )
+
+
+def test_corrupt_copy_is_refused_and_the_running_model_stays(tmp_path, models):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    good = deploy_local(a, models)
+    reloads = Reloads()
+
+    def corrupting_copy(src: Path, dst: Path) -> None:
+        import shutil
+
+        shutil.copytree(src, dst)
+        model = dst / "model.tflite"
+        data = bytearray(model.read_bytes())
+        data[100] ^= 0xFF  # one flipped byte in transit
+        model.write_bytes(bytes(data))
+
+    with pytest.raises(BundleError, match="copy refused, nothing switched") as info:
+        deploy_local(b, models, reload=reloads, copy=corrupting_copy)
+    assert "\n" not in str(info.value)
+    assert current(models) == good.current
+    assert not (models / "previous").exists()
+    assert reloads.count == 0
+    assert sorted(p.name for p in models.iterdir()) == ["current", good.current]
+
+
+def test_tampered_source_bundle_is_refused_before_copying(tmp_path, models):
+    a = make_bundle(tmp_path, "seam", 1)
+    (a / "model.tflite").write_bytes(b"not the model the manifest describes")
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        deploy_local(a, models)
+    assert list(models.iterdir()) == []
+
+
+def test_rollback_restores_the_previous_bundle_and_back_again(tmp_path, models):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    first = deploy_local(a, models).current
+    second = deploy_local(b, models).current
+    reloads = Reloads()
+    back = rollback_local(models, reload=reloads)
+    assert (back.current, back.previous) == (first, second)
+    assert current(models) == first and os.readlink(models / "previous") == second
+    assert (models / "current" / "model.tflite").read_bytes() == (a / "model.tflite").read_bytes()
+    rollback_local(models, reload=reloads)
+    assert current(models) == second
+    assert reloads.count == 2
+
+
+def test_rollback_refuses_a_previous_bundle_that_no_longer_verifies(tmp_path, models):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    first = deploy_local(a, models).current
+    second = deploy_local(b, models).current
+    (models / first / "model.tflite").write_bytes(b"bit rot")
+    with pytest.raises(BundleError, match="rollback refused"):
+        rollback_local(models)
+    assert current(models) == second
+
+
+def test_rollback_without_previous_is_one_line_error(tmp_path, models):
+    deploy_local(make_bundle(tmp_path, "seam", 1), models)
+    with pytest.raises(DeployError, match="nothing to roll back to"):
+        rollback_local(models)
+
+
+def test_redeploying_the_running_bundle_changes_nothing_and_does_not_reload(tmp_path, models):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    deploy_local(a, models)
+    running = deploy_local(b, models).current
+    reloads = Reloads()
+    again = deploy_local(b, models, reload=reloads)
+    assert again.reused and again.current == running
+    assert reloads.count == 0
+    assert current(models) == running
+
+
+def test_readers_never_see_current_missing_while_switching(tmp_path, models):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    deploy_local(a, models)
+    deploy_local(b, models)
+    stop = threading.Event()
+    misses: list[int] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            if not (models / "current" / "manifest.json").is_file():
+                misses.append(1)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(200):
+            rollback_local(models)
+    finally:
+        stop.set()
+        thread.join()
+    assert misses == []
+
+
+def test_missing_models_directory_is_refused(tmp_path):
+    with pytest.raises(DeployError, match="does not exist"):
+        deploy_local(make_bundle(tmp_path, "seam", 1), tmp_path / "nope")
+
+
+def test_reload_failure_is_reported_after_the_switch(tmp_path, models, monkeypatch):
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "systemctl").write_text('#!/bin/sh\necho "Unit $3.service not loaded." >&2\nexit 5\n')
+    (stubs / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stubs}:{os.environ['PATH']}")
+    with pytest.raises(
+        DeployError, match="switched, but .*try-reload-or-restart pi-inspect.* not loaded"
+    ):
+        deploy_local(
+            make_bundle(tmp_path, "seam", 1), models, reload=systemctl_reload("pi-inspect")
+        )
+    assert (models / "current" / "manifest.json").is_file()
+
+
+def test_target_parsing_tells_remote_from_local():
+    assert parse_target("pi@seampi.local:/var/lib/pi-inspect/models") == RemoteTarget(
+        "pi@seampi.local", "/var/lib/pi-inspect/models"
+    )
+    assert parse_target("seampi:models") == RemoteTarget("seampi", "models")
+    assert parse_target("/var/lib/pi-inspect/models") is None
+    assert parse_target("./odd:name") is None
+
+
+def test_cli_deploy_and_rollback_on_a_local_target(tmp_path, models, capsys):
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    assert main(["deploy", "--no-reload", str(a), str(models)]) == 0
+    assert main(["deploy", "--no-reload", str(b), str(models)]) == 0
+    assert main(["deploy", "--no-reload", "--rollback", str(models)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("rolled back: current -> seam-")
+    assert (models / "current" / "model.tflite").read_bytes() == (a / "model.tflite").read_bytes()
+
+
+def test_cli_refuses_a_tampered_bundle_in_one_line(tmp_path, models, capsys):
+    a = make_bundle(tmp_path, "seam", 1)
+    (a / "model.tflite").write_bytes(b"x")
+    assert main(["deploy", "--no-reload", str(a), str(models)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not match the manifest" in err
+
+
+def _fake_ssh_pair(tmp_path: Path) -> tuple[str, str]:
+    """ssh that runs the remote command locally and scp that copies locally: no sshd needed."""
+    ssh, scp = tmp_path / "ssh", tmp_path / "scp"
+    ssh.write_text(
+        '#!/bin/bash\nwhile [ "$1" = -o ]; do shift 2; done\nhost="$1"; shift\n'
+        'echo "$host" >> "$(dirname "$0")/hosts.log"\nexec bash -c "$*"\n'
+    )
+    scp.write_text(
+        '#!/bin/bash\nwhile [[ "$1" == -* ]]; do [ "$1" = -o ] && shift; shift; done\n'
+        'exec cp -r "$1" "${2#*:}"\n'
+    )
+    for f in (ssh, scp):
+        f.chmod(0o755)
+    return str(ssh), str(scp)
+
+
+def test_remote_deploy_runs_verification_on_the_target_and_cleans_staging(tmp_path, models):
+    ssh, scp = _fake_ssh_pair(tmp_path)
+    remote_cmd = f"{sys.executable} -m edge.cli"
+    target = RemoteTarget("pi@seampi", str(models))
+    a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
+    before = set(Path("/tmp").glob("pi-inspect-deploy.*"))
+    for bundle in (a, b):
+        out = deploy_remote(
+            bundle, target, reload=False, remote_command=remote_cmd, ssh=ssh, scp=scp
+        )
+        assert out.startswith("deployed: current -> seam-")
+    assert (models / "current" / "model.tflite").read_bytes() == (b / "model.tflite").read_bytes()
+    out = deploy_remote(
+        None, target, rollback=True, reload=False, remote_command=remote_cmd, ssh=ssh, scp=scp
+    )
+    assert out.startswith("rolled back")
+    assert (models / "current" / "model.tflite").read_bytes() == (a / "model.tflite").read_bytes()
+    assert set(Path("/tmp").glob("pi-inspect-deploy.*")) == before
+    assert set((tmp_path / "hosts.log").read_text().split()) == {"pi@seampi"}
+
+
+def test_remote_deploy_reports_the_remote_refusal_in_one_line(tmp_path, models):
+    ssh, scp = _fake_ssh_pair(tmp_path)
+    a = make_bundle(tmp_path, "seam", 1)
+    (a / "model.tflite").write_bytes(b"x")
+    with pytest.raises(DeployError, match="deploy on pi@seampi failed: .*does not match") as info:
+        deploy_remote(
+            a,
+            RemoteTarget("pi@seampi", str(models)),
+            reload=False,
+            remote_command=f"{sys.executable} -m edge.cli",
+            ssh=ssh,
+            scp=scp,
+        )
+    assert "\n" not in str(info.value)
+    assert not (models / "current").exists()
