@@ -7,3 +7,225 @@ import os
 # Deterministic, quiet TensorFlow where a test uses it; no effect on edge-only tests.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+# ---------------------------------------------------------------------------------------------
+# mosquitto broker (edge/mqtt tests): a real broker on a free loopback port, stoppable to
+# inject faults. `mosquitto_broker` is the plain anonymous broker; `make_mosquitto(...)` builds
+# one with extra config lines (TLS listeners, password files) or persistence.
+# ---------------------------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MosquittoBroker:
+    """A mosquitto subprocess with start/stop/restart for fault injection."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path, extra_conf: Sequence[str] = (), persistence: bool = False):
+        self.port = free_loopback_port()
+        self.workdir = workdir
+        self.conf_path = workdir / "mosquitto.conf"
+        self.log_path = workdir / "mosquitto.log"
+        lines = [f"listener {self.port} 127.0.0.1", *extra_conf]
+        if not any(line.startswith(("allow_anonymous", "password_file")) for line in extra_conf):
+            lines.append("allow_anonymous true")
+        if os.geteuid() == 0:
+            lines.append("user root")  # keep root: the files below live in a root-owned tmp dir
+        if persistence:
+            lines += ["persistence true", f"persistence_location {workdir}/"]
+        else:
+            lines.append("persistence false")
+        self.conf_path.write_text("\n".join(lines) + "\n")
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not accept on port {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM: a persistent broker saves its sessions)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
+    """Factory: ``make_mosquitto(extra_conf=[...], persistence=False)`` -> a started broker."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto binary not installed (tests/run.sh installs it)")
+    brokers: list[MosquittoBroker] = []
+
+    def make(extra_conf: Sequence[str] = (), persistence: bool = False) -> MosquittoBroker:
+        workdir = tmp_path / f"mosquitto{len(brokers)}"
+        workdir.mkdir()
+        broker = MosquittoBroker(workdir, extra_conf, persistence)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_broker(make_mosquitto: Callable[..., MosquittoBroker]) -> MosquittoBroker:
+    """A started anonymous mosquitto on a free loopback port, persistence off."""
+    return make_mosquitto()
+
+
+class MqttCollector:
+    """A real paho subscriber that records (topic, payload, retain) as messages arrive."""
+
+    def __init__(
+        self,
+        broker: MosquittoBroker,
+        topics: Sequence[str],
+        client_id: str = "",
+        clean_session: bool = True,
+        setup: Callable[[object], None] | None = None,
+    ):
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._cond = threading.Condition()
+        self._topics = list(topics)
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        )
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        if setup is not None:  # e.g. TLS or credentials
+            setup(self.client)
+        self.client.connect_async(broker.host, broker.port, keepalive=5)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise RuntimeError("subscriber could not subscribe")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            return
+        client.subscribe([(t, 1) for t in self._topics])
+
+    def _on_message(self, client, userdata, message):
+        with self._cond:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list], bool], timeout: float = 10.0) -> bool:
+        """Wait until ``predicate(messages)`` holds; returns whether it did."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.messages):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))  # also polls predicates on other state
+            return True
+
+    def payloads(self, topic: str) -> list[bytes]:
+        with self._cond:
+            return [p for t, p, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def mqtt_subscribe() -> Iterator[Callable[..., MqttCollector]]:
+    """Factory: ``mqtt_subscribe(broker, ["topic/#"], ...)`` -> a connected MqttCollector."""
+    collectors: list[MqttCollector] = []
+
+    def make(broker: MosquittoBroker, topics: Sequence[str], **kw) -> MqttCollector:
+        collector = MqttCollector(broker, topics, **kw)
+        collectors.append(collector)
+        return collector
+
+    yield make
+    for collector in collectors:
+        collector.close()
+
+
+class RecordingController:
+    """A fake daemon ``Controller`` that records every call (to prove what changed, or not)."""
+
+    def __init__(self, labels: tuple[str, ...] = ("error", "break", "length")) -> None:
+        self._labels = labels
+        self.calls: list[tuple[str, object]] = []
+        self.thresholds = dict.fromkeys(labels, 0.5)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    def trigger(self) -> None:
+        self.calls.append(("trigger", None))
+
+    def request_snapshot(self) -> str | None:
+        self.calls.append(("snapshot", None))
+        return "snap-0001.jpg"
+
+    def reload(self) -> None:
+        self.calls.append(("reload", None))
+
+    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
+        self.calls.append(("thresholds", dict(thresholds)))
+        self.thresholds.update(thresholds)
+        return dict(self.thresholds)
+
+
+@pytest.fixture
+def recording_controller() -> RecordingController:
+    return RecordingController()

@@ -1,0 +1,34 @@
+"""MQTT output: paho-mqtt 2.x, an on-disk SQLite spool, commands, Home Assistant discovery.
+
+The daemon builds it with :func:`make_output`; topics and payloads are in docs/mqtt.md.
+Importing this package is cheap (paho is imported when an output is made).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.mqtt.config import MqttConfig
+    from edge.mqtt.output import MqttOutput
+    from edge.outputs import Controller
+
+__all__ = ["make_output"]
+
+
+def make_output(config: MqttConfig, controller: Controller, state_dir: Path) -> MqttOutput:
+    """A started MQTT output (connecting in the background) with its spool in ``state_dir``.
+
+    Raises ``ConfigError`` (one line, no secret) if a TLS or credentials file is unusable.
+    The caller decides whether ``config.enabled``; this builds the output regardless.
+    """
+    from edge import __version__
+    from edge.mqtt.client import build_client
+    from edge.mqtt.output import MqttOutput
+    from edge.mqtt.spool import Spool
+    from edge.mqtt.topics import Topics
+
+    client = build_client(config, Topics(config.prefix, config.device_id))
+    spool = Spool(config.spool_path(state_dir), config.spool.max_events, config.spool.durable)
+    return MqttOutput(config, controller, spool, client, sw_version=__version__).start()

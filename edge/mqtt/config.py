@@ -1,0 +1,131 @@
+"""The ``[mqtt]`` config section: broker, topics, TLS, credentials, spool, commands, discovery.
+
+Pure validation, no I/O: files named here (CA, certificates, credentials) are read when the
+output is built (``edge.mqtt.make_output``), so ``check-config`` works on a machine without them.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+_FORBIDDEN_IN_LEVEL = re.compile(r"[+#/\x00]")
+
+
+def topic_level(value: str) -> str:
+    """Check that ``value`` can be one MQTT topic level: non-empty, no ``+ # /`` or NUL."""
+    if not value:
+        raise ValueError("must not be empty")
+    if _FORBIDDEN_IN_LEVEL.search(value):
+        raise ValueError(f"{value!r} is not a valid topic level (no '+', '#', '/')")
+    if len(value.encode()) > 128:
+        raise ValueError("must be at most 128 bytes")
+    return value
+
+
+def topic_prefix(value: str) -> str:
+    """Check a topic prefix: one or more valid levels joined by ``/``, no empty level."""
+    if not value:
+        raise ValueError("must not be empty")
+    for level in value.split("/"):
+        topic_level(level)
+    return value
+
+
+def default_device_id() -> str:
+    """The hostname, made into a valid topic level (the Pi's name is the natural device id)."""
+    name = _FORBIDDEN_IN_LEVEL.sub("-", socket.gethostname()).strip() or "pi-inspect"
+    return name[:64]
+
+
+TopicLevel = Annotated[str, AfterValidator(topic_level)]
+TopicPrefix = Annotated[str, AfterValidator(topic_prefix)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(_Section):
+    """TLS to the broker. With no ``ca_file`` the system trust store is used."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None  # client certificate (mutual TLS)
+    key_file: Path | None = None
+    insecure: bool = False  # skip the host name check (self-signed lab brokers only)
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class ResultConfig(_Section):
+    """Per-frame scores on ``<prefix>/<device>/result`` (QoS 0), off by default: chatty."""
+
+    enabled: bool = False
+    max_rate_hz: float = Field(default=2.0, gt=0.0, le=100.0)
+
+
+class CommandsConfig(_Section):
+    enabled: bool = True
+
+
+class DiscoveryConfig(_Section):
+    """Home Assistant MQTT discovery (retained configs under ``prefix``)."""
+
+    enabled: bool = True
+    prefix: TopicPrefix = "homeassistant"
+
+
+class SpoolConfig(_Section):
+    """The on-disk SQLite spool that keeps defect events until the broker acknowledges them."""
+
+    path: Path | None = None  # default: <state_dir>/spool.sqlite3
+    max_events: int = Field(default=10_000, ge=10, le=10_000_000)
+    durable: bool = False  # fsync every event (survives power loss; slower on SD cards)
+
+
+class MqttConfig(_Section):
+    """Everything the MQTT output needs. Disabled unless ``enabled = true``."""
+
+    enabled: bool = False
+    host: str = Field(default="localhost", min_length=1, max_length=253)
+    port: int = Field(default=1883, ge=1, le=65535)
+    prefix: TopicPrefix = "pi-inspect"
+    device_id: TopicLevel = Field(default_factory=default_device_id)
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
+    tls: TlsConfig | None = None
+    username: str | None = Field(default=None, min_length=1)
+    password: SecretStr | None = None
+    credentials_file: Path | None = None  # "password" or "username\npassword"; never logged
+    qos: Literal[1, 2] = 1  # for defect events; the spool needs an acknowledgement
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: int = Field(default=1, ge=1, le=60)
+    reconnect_max_s: int = Field(default=30, ge=1, le=3600)
+    max_inflight: int = Field(default=20, ge=1, le=1000)
+    stats_interval_s: float = Field(default=30.0, ge=1.0, le=86_400.0)
+    snapshot: bool = False  # publish the JPEG overlay of each defect on <prefix>/<device>/snapshot
+    result: ResultConfig = Field(default_factory=ResultConfig)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if self.password is not None and self.credentials_file is not None:
+            raise ValueError("give either password or credentials_file, not both")
+        if self.password is not None and self.username is None:
+            raise ValueError("password needs a username")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    def spool_path(self, state_dir: Path) -> Path:
+        """Where the spool lives: ``spool.path`` or ``<state_dir>/spool.sqlite3``."""
+        return self.spool.path if self.spool.path is not None else Path(state_dir) / "spool.sqlite3"
