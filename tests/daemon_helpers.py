@@ -145,3 +145,53 @@ class BlockingSource:
 
     def close(self) -> None:
         self.release.set()
+
+
+class RecordingOutput:
+    """An Output that keeps everything the daemon publishes."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.results: list = []
+        self.stats: list = []
+        self.states: list = []
+        self.snapshots: list = []
+        self.closed = 0
+
+    def publish_event(self, event) -> None:
+        self.events.append(event)
+
+    def publish_result(self, result) -> None:
+        self.results.append(result)
+
+    def publish_stats(self, stats) -> None:
+        self.stats.append(stats)
+
+    def publish_state(self, state) -> None:
+        self.states.append(state)
+
+    def publish_snapshot(self, jpeg: bytes, event) -> None:
+        self.snapshots.append((jpeg, event))
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class CountingNotifier:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def ready(self, status=None) -> None:
+        self.calls.append("ready")
+
+    def watchdog(self) -> None:
+        self.calls.append("watchdog")
+
+    def reloading(self, status=None) -> None:
+        self.calls.append("reloading")
+
+    def stopping(self, status=None) -> None:
+        self.calls.append("stopping")
+
+    def status(self, text) -> None:
+        self.calls.append("status")

@@ -1,0 +1,342 @@
+"""The daemon end to end with a scripted model: events, LEDs over time, snapshots, triggers, reload."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from daemon_helpers import (
+    BREAK_BGR,
+    ERROR_BGR,
+    OK_BGR,
+    WRONG_PITCH_BGR,
+    CountingNotifier,
+    FlakySource,
+    RecordingOutput,
+    ScriptedClassifier,
+    script,
+    write_video,
+)
+from gpiozero.pins.mock import MockFactory
+
+from edge.config import parse_config
+from edge.daemon import Daemon
+from edge.errors import BundleError
+
+GREEN, RED, AMBER = 17, 27, 22
+
+
+def config(tmp_path: Path, uri: str, **sections):
+    data = {
+        "source": {"uri": uri},
+        "gpio": {"red_mode": "hold"},
+        "snapshots": {"dir": str(tmp_path / "snaps")},
+        "output": {"stats_interval_s": 0.05},
+        **sections,
+    }
+    return parse_config(data)
+
+
+def run_in_thread(daemon: Daemon, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def factory():
+    f = MockFactory()
+    yield f
+    f.reset()
+
+
+def test_video_with_three_defects_gives_three_events_and_snapshots(tmp_path: Path, factory):
+    frames = script(
+        (OK_BGR, 10),
+        (ERROR_BGR, 6),
+        (OK_BGR, 10),
+        (BREAK_BGR, 5),
+        (OK_BGR, 10),
+        (WRONG_PITCH_BGR, 8),
+        (OK_BGR, 10),
+    )
+    video = write_video(tmp_path / "line.avi", frames)
+    out = RecordingOutput()
+    daemon = Daemon(
+        config(tmp_path, str(video)),
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    summary = daemon.run(threading.Event())
+
+    assert summary.frames == len(frames) and summary.dropped == 0  # a file loses nothing
+    ends = [(e.label, e.first_frame, e.last_frame) for e in out.events if e.kind == "end"]
+    assert ends == [("error", 10, 15), ("break", 26, 30), ("length", 41, 48)]
+    starts = [e for e in out.events if e.kind == "start"]
+    assert all(e.snapshot for e in starts) and len(out.snapshots) == 3
+    snaps = tmp_path / "snaps"
+    sidecars = sorted(snaps.glob("*.json"))
+    assert len(sidecars) == 3 and len(list(snaps.glob("*.heat.jpg"))) == 3
+    meta = json.loads(sidecars[0].read_text())
+    assert meta["event"]["label"] == "error" and meta["model_sha256"] == "a" * 64
+    assert {s.verdict for s in out.states} >= {"ok", "defect"}
+    assert out.stats and out.stats[-1].frames == len(frames)
+    # after the run every LED is off (clean shutdown)
+    assert not any(factory.pin(p).state for p in (GREEN, RED, AMBER))
+
+
+def test_red_led_follows_the_defect_and_green_returns(tmp_path: Path, factory):
+    frames = script((OK_BGR, 10), (ERROR_BGR, 10), (OK_BGR, 10))
+    video = write_video(tmp_path / "line.avi", frames)
+    lamps = []
+    daemon = Daemon(
+        config(tmp_path, str(video)),
+        outputs=[],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+        on_lamps=lamps.append,
+    )
+    daemon.run(threading.Event())
+    shown = [(lamp.green, lamp.red, lamp.amber) for lamp in lamps]
+    assert shown == [
+        (True, False, False),
+        (False, True, False),
+        (True, False, False),
+        (False, False, False),
+    ]
+    red_history = [s.state for s in factory.pin(RED).states]
+    assert red_history == [False, True, False]
+
+
+def test_camera_that_dies_shows_amber_then_recovers_without_exiting(tmp_path: Path, factory):
+    source = FlakySource(die_after=20, refusals=3)
+    out = RecordingOutput()
+    cfg = config(
+        tmp_path, "0", source={"uri": "0", "reconnect_min_s": 0.02, "reconnect_max_s": 0.05}
+    )
+    daemon = Daemon(
+        cfg,
+        source=source,
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: any(s.verdict == "fault" for s in out.states))
+    assert wait_until(lambda: factory.pin(GREEN).state and source._index > 30)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    faults = [s.fault for s in out.states if s.verdict == "fault"]
+    assert faults[0] == "camera offline: camera unplugged"
+    amber = [s.state for s in factory.pin(AMBER).states]
+    assert amber[:3] == [False, True, False]  # on while offline, off once it came back
+
+
+def test_truncated_video_is_a_fault_with_amber_and_a_clear_message(tmp_path: Path, factory):
+    good = write_video(tmp_path / "v.mp4", script((OK_BGR, 30)))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    out = RecordingOutput()
+    daemon = Daemon(
+        config(tmp_path, str(cut)),
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: factory.pin(AMBER).state)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    fault = next(s.fault for s in out.states if s.verdict == "fault")
+    assert "truncated or not a video" in fault and str(cut) in fault
+
+
+def test_folder_with_corrupt_images_processes_the_good_ones(tmp_path: Path, factory):
+    import cv2
+    from daemon_helpers import solid
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), solid(ERROR_BGR if 2 <= i <= 4 else OK_BGR))
+    (folder / "03b.jpg").write_bytes(b"\xff\xd8garbage")
+    out = RecordingOutput()
+    daemon = Daemon(
+        config(tmp_path, str(folder)),
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    summary = daemon.run(threading.Event())
+    assert summary.frames == 6
+    assert [e.label for e in out.events if e.kind == "end"] == ["error"]
+
+
+def test_missing_bundle_is_a_fault_with_amber_and_no_crash(tmp_path: Path, factory):
+    out = RecordingOutput()
+    video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
+    cfg = config(
+        tmp_path,
+        str(video),
+        model={"bundle": str(tmp_path / "no-such-bundle")},
+        source={"uri": str(video), "loop": True},
+    )
+    daemon = Daemon(cfg, outputs=[out], pin_factory=factory)  # the real bundle loader
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: factory.pin(AMBER).state)
+    assert wait_until(lambda: any(s.verdict == "fault" for s in out.states))
+    stop.set()
+    thread.join(10)
+    fault = next(s.fault for s in out.states if s.verdict == "fault")
+    assert fault.startswith("no model:") and "no-such-bundle" in fault
+    assert "\n" not in fault
+
+
+def test_bad_bundle_on_reload_is_refused_and_the_old_model_keeps_running(tmp_path: Path, factory):
+    video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
+    cfg = config(tmp_path, str(video), source={"uri": str(video), "loop": True})
+    models = [ScriptedClassifier(sha="1" * 64)]
+
+    def loader(model_config):
+        if models:
+            return models.pop()
+        raise BundleError("bundle /x: model.tflite sha256 does not match the manifest (tampered?)")
+
+    out = RecordingOutput()
+    daemon = Daemon(cfg, outputs=[out], pin_factory=factory, classifier_loader=loader)
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: len(out.results) > 3)
+    assert daemon.reload() is False
+    seen = len(out.results)
+    assert wait_until(lambda: len(out.results) > seen + 3)  # still inspecting with the old model
+    stop.set()
+    thread.join(10)
+    assert out.results[-1].scores and out.states[-1].model.sha256 == "1" * 64
+    assert all(s.verdict != "fault" for s in out.states)
+    assert True not in [s.state for s in factory.pin(AMBER).states]  # amber never came on
+
+
+def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, factory):
+    video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
+    path = tmp_path / "pi.toml"
+    path.write_text(
+        f'[source]\nuri = "{video}"\nloop = true\n[gpio]\npin_factory = "mock"\n'
+        f"[snapshots]\nenabled = false\n[output]\nstdout = false\n"
+    )
+    from edge.config import load_config
+
+    loaded = []
+
+    def loader(model_config):
+        loaded.append(ScriptedClassifier(sha=str(len(loaded)) * 64))
+        return loaded[-1]
+
+    out = RecordingOutput()
+    daemon = Daemon(
+        load_config(path),
+        config_path=path,
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=loader,
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: len(out.results) > 2)
+    path.write_text(path.read_text() + "[model]\nthresholds = { error = 0.9 }\n")
+    daemon.request_reload()
+    assert wait_until(lambda: out.states[-1].model.sha256 == "1" * 64)
+    assert daemon.set_thresholds({}) == {"error": 0.9, "break": 0.5, "length": 0.5}
+    stop.set()
+    thread.join(10)
+    assert loaded[0].closed  # the old interpreter was released
+
+
+def test_on_demand_trigger_inspects_only_after_it_is_asked(tmp_path: Path, factory):
+    source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
+    out = RecordingOutput()
+    cfg = config(tmp_path, "0", trigger={"mode": "demand", "frames": 3})
+    daemon = Daemon(
+        cfg,
+        source=source,
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: source._index > 20)
+    assert out.results == []
+    daemon.trigger()
+    assert wait_until(lambda: len(out.results) == 3)
+    time.sleep(0.2)
+    stop.set()
+    thread.join(10)
+    assert len(out.results) == 3
+
+
+def test_gpio_trigger_edge_starts_an_inspection(tmp_path: Path, factory):
+    source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
+    out = RecordingOutput()
+    cfg = config(tmp_path, "0", trigger={"mode": "gpio", "pin": 5, "frames": 2, "bounce_s": 0.0})
+    daemon = Daemon(
+        cfg,
+        source=source,
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: source._index > 10)
+    assert out.results == []
+    factory.pin(5).drive_low()  # part-present sensor pulls the input low
+    assert wait_until(lambda: len(out.results) == 2)
+    stop.set()
+    thread.join(10)
+
+
+def test_watchdog_pings_stop_when_the_capture_thread_hangs(tmp_path: Path, factory):
+    from daemon_helpers import BlockingSource
+
+    source = BlockingSource()
+    notifier = CountingNotifier()
+    cfg = config(tmp_path, "0", pipeline={"heartbeat_timeout_s": 0.3})
+    daemon = Daemon(
+        cfg,
+        source=source,
+        outputs=[],
+        pin_factory=factory,
+        notifier=notifier,
+        classifier_loader=lambda m: ScriptedClassifier(),
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    time.sleep(0.8)
+    pings_then = notifier.calls.count("watchdog")
+    time.sleep(0.5)
+    pings_later = notifier.calls.count("watchdog")
+    stop.set()
+    thread.join(10)
+    source.release.set()
+    assert pings_then > 0  # healthy at first
+    assert pings_later == pings_then  # no more pings once the heartbeat went stale
+    assert not thread.is_alive()
