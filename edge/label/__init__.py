@@ -1,0 +1,6 @@
+"""``pi-inspect label``: the seed's keyboard labelling loop as a small local web app.
+
+``sources`` gives frames (video or image folder), ``store`` writes them into the output folder
+(lookup table or class folders), ``session`` validates what a browser asks for, ``server``
+speaks HTTP on 127.0.0.1 and ``page`` is the single page the browser shows.
+"""

@@ -1,0 +1,56 @@
+"""``pi-inspect label SOURCE --out DIR``: label video frames (or images) in the browser."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+DEFAULT_LABELS = "good,error,break,length"  # seed 001
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="video file or folder of images")
+    parser.add_argument("--labels", default=DEFAULT_LABELS, help=f"label names ({DEFAULT_LABELS})")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (only one written)")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument("--keys", default=None, help="toggle key per label, e.g. g,e,b,l")
+    parser.add_argument(
+        "--mode",
+        choices=("multilabel", "multiclass"),
+        default="multilabel",
+        help="multilabel: DIR/labels.csv; multiclass: one class per frame in DIR/<class>/",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.errors import ConfigError, SourceError
+    from edge.label.server import LabelServer
+    from edge.label.session import LabelSession, assign_keys
+    from edge.label.sources import open_frames
+    from edge.label.store import ClassFolderStore, TableStore, check_labels
+
+    labels = tuple(label.strip() for label in args.labels.split(",") if label.strip())
+    check_labels(labels)
+    keys = assign_keys(labels, args.keys)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port number")
+    frames = open_frames(args.source)
+    try:
+        store_type = TableStore if args.mode == "multilabel" else ClassFolderStore
+        session = LabelSession(frames, store_type(args.out, labels), keys, args.mode)
+        try:
+            server = LabelServer(session, args.port)
+        except OSError as exc:
+            raise SourceError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+        with server:
+            shown = ", ".join(f"{key}={label}" for key, label in keys.items())
+            print(f"labelling {len(frames)} frames of {args.source} into {args.out}")
+            print(f"keys: n next, p previous, {shown}, s save, q quit")
+            print(f"open {server.url}", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops like q
+                server.serve_forever()
+    finally:
+        frames.close()
+    print(f"stopped; labels in {args.out}")
+    return 0

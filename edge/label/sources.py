@@ -1,0 +1,158 @@
+"""Random access to the frames being labelled: a video file or a folder of images."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge.data.table import IMAGE_SUFFIXES, source_from_name
+from edge.errors import DataError, SourceError
+
+
+class FrameSource(Protocol):
+    """Frames by index, each with the PNG file name it is saved under and its group id."""
+
+    def __len__(self) -> int: ...
+
+    def name(self, index: int) -> str: ...
+
+    def source_id(self, index: int) -> str: ...
+
+    def read(self, index: int) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class VideoFrameSource:
+    """Frames of a video, decoded sequentially (exact, unlike seeking) with a small cache.
+
+    Going forward one frame costs one decode; going back re-reads from the start unless the
+    frame is still in the cache, which holds the last ``cache`` frames seen.
+    """
+
+    def __init__(self, video: str | os.PathLike, cache: int = 64) -> None:
+        import cv2
+
+        self.path = Path(video)
+        self.stem = self.path.stem
+        if not self.path.is_file():
+            raise SourceError(f"{self.path}: no such video file")
+        self._cap = None
+        self._open()
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._count = count if count > 0 else self._count_by_reading()
+        if self._count == 0:
+            raise SourceError(f"{self.path}: video has no frames")
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = max(1, cache)
+
+    def _open(self) -> None:
+        import cv2
+
+        if self._cap is not None:
+            self._cap.release()
+        self._cap = cv2.VideoCapture(str(self.path))
+        self._pos = 0  # index of the frame the next read() returns
+        if not self._cap.isOpened():
+            raise SourceError(f"{self.path}: cannot open video (unknown format or damaged)")
+
+    def _count_by_reading(self) -> int:
+        n = 0
+        while self._cap.grab():
+            n += 1
+        self._open()
+        return n
+
+    def __len__(self) -> int:
+        return self._count
+
+    def name(self, index: int) -> str:
+        return f"{self.stem}_{index}.png"
+
+    def source_id(self, index: int) -> str:
+        return self.stem
+
+    def read(self, index: int) -> np.ndarray:
+        """The BGR frame ``index``; SourceError if the video cannot deliver it."""
+        if not 0 <= index < self._count:
+            raise SourceError(f"frame {index} out of range 0..{self._count - 1}")
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        if index < self._pos:
+            self._open()
+        while self._pos < index:
+            if not self._cap.grab():
+                raise SourceError(f"{self.path}: frame {index} cannot be decoded")
+            self._pos += 1
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            self._open()  # leave the reader in a known state for the next request
+            raise SourceError(f"{self.path}: frame {index} cannot be decoded")
+        self._pos += 1
+        self._cache[index] = frame
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return frame
+
+    def close(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+
+class FolderFrameSource:
+    """The images of one folder (not recursive), sorted by name, saved as ``<stem>.png``."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise SourceError(f"{self.folder}: not a folder")
+        self._paths = sorted(
+            p
+            for p in self.folder.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        )
+        if not self._paths:
+            raise SourceError(f"{self.folder}: no images")
+        stems: dict[str, Path] = {}
+        for p in self._paths:
+            if p.stem in stems:
+                raise DataError(f"{p} and {stems[p.stem]} would both be saved as {p.stem}.png")
+            stems[p.stem] = p
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def name(self, index: int) -> str:
+        return f"{self._paths[index].stem}.png"
+
+    def source_id(self, index: int) -> str:
+        return source_from_name(self.name(index))
+
+    def read(self, index: int) -> np.ndarray:
+        import cv2
+
+        if not 0 <= index < len(self._paths):
+            raise SourceError(f"image {index} out of range 0..{len(self._paths) - 1}")
+        path = self._paths[index]
+        data = np.fromfile(path, dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if img is None:
+            raise SourceError(f"{path}: cannot decode image")
+        return img
+
+    def close(self) -> None:
+        """Nothing to release; here for the FrameSource protocol."""
+
+
+def open_frames(source: str | os.PathLike) -> FrameSource:
+    """A folder gives its images, a file is opened as a video."""
+    path = Path(source)
+    if path.is_dir():
+        return FolderFrameSource(path)
+    return VideoFrameSource(path)
