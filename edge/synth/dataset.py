@@ -1,0 +1,106 @@
+"""Write a synthetic data set: ``images/NNNNNN.png``, ``labels.csv`` and ``boxes.csv``.
+
+``labels.csv`` is seed 001's lookup table (``name,good,error,break,length`` with ``True``/
+``False``; ``name`` relative to the data set folder). ``boxes.csv`` holds one row
+``name,label,x0,y0,x1,y1`` (inclusive pixel coordinates in the image) per error and break.
+Images are rendered by a pool of worker processes in chunks; each image has its own seed, so
+the output is byte-identical whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.synth.still import LABELS, Box, render_still
+
+IMAGES_DIR = "images"
+LABELS_CSV = "labels.csv"
+BOXES_CSV = "boxes.csv"
+BOX_COLUMNS = ("name", "label", "x0", "y0", "x1", "y1")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # relative to the data set folder
+    labels: dict[str, bool]
+    boxes: tuple[Box, ...]
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    root: Path
+    rows: tuple[Row, ...]
+
+    def frequency(self, label: str) -> float:
+        return sum(r.labels[label] for r in self.rows) / max(1, len(self.rows))
+
+
+def image_name(index: int) -> str:
+    return f"{IMAGES_DIR}/{index:06d}.png"
+
+
+def _render_chunk(job: tuple[str, int, tuple[int, int], list[int]]) -> list[Row]:
+    import cv2
+
+    root, seed, size, indices = job
+    rows = []
+    for i in indices:
+        sample = render_still(seed, i, size)
+        name = image_name(i)
+        if not cv2.imwrite(os.path.join(root, name), sample.image):
+            raise OSError(f"cannot write {os.path.join(root, name)}")
+        rows.append(Row(name, sample.labels, tuple(sample.boxes)))
+    return rows
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
+
+
+def write_labels(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", *LABELS])
+        for r in rows:
+            writer.writerow([r.name, *(str(bool(r.labels[k])) for k in LABELS)])
+
+
+def write_boxes(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(BOX_COLUMNS)
+        for r in rows:
+            for b in r.boxes:
+                writer.writerow([r.name, b.label, b.x0, b.y0, b.x1, b.y1])
+
+
+def generate_dataset(out: str | os.PathLike, count: int, seed: int,
+                     size: tuple[int, int] = (128, 128), workers: int | None = None,
+                     chunk: int = 32) -> DatasetSummary:
+    """Render ``count`` stills into ``out`` and write both CSV files; returns what was written."""
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    root = Path(out)
+    (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(root), seed, size, list(range(s, min(count, s + chunk))))
+            for s in range(0, count, chunk)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        _init_worker()
+        parts = [_render_chunk(j) for j in jobs]
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(
+            workers, initializer=_init_worker
+        ) as pool:
+            parts = pool.map(_render_chunk, jobs, chunksize=1)
+    rows = tuple(r for part in parts for r in part)
+    write_labels(root / LABELS_CSV, rows)
+    write_boxes(root / BOXES_CSV, rows)
+    return DatasetSummary(root, rows)

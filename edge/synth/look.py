@@ -1,0 +1,169 @@
+"""Appearance of one scene: fabric weave and colour, thread colour and thickness, lint.
+
+Colours are RGB floats in [0, 1]. The fabric is a procedural weave evaluated at each canvas
+pixel's mm coordinate, so it looks the same at every output size.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+WEAVES = ("plain", "twill", "knit")
+
+
+def luminance(rgb: tuple[float, float, float] | np.ndarray) -> float:
+    r, g, b = rgb
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
+    return colorsys.hsv_to_rgb(h % 1.0, float(np.clip(s, 0, 1)), float(np.clip(v, 0, 1)))
+
+
+@dataclass(frozen=True)
+class Look:
+    """Everything about the scene's appearance that is not geometry or optics."""
+
+    weave: str
+    weave_pitch: float  # mm between yarns
+    weave_angle: float  # radians, relative to the seam
+    weave_contrast: float
+    fabric_rgb: tuple[float, float, float]
+    fabric_rgb2: tuple[float, float, float]  # the crossing yarn's colour
+    yarn_var: float  # yarn-to-yarn brightness variation
+    mottle: float  # low-frequency unevenness
+    grain: float  # per-pixel fibre noise
+    thread_rgb: tuple[float, float, float]
+    thread_mm: float  # thread thickness
+    hole_gap: float  # mm of fabric visible where the thread dives into a needle hole
+    light_angle: float  # direction the shadows fall, radians in the seam frame
+    shadow: float  # shadow strength
+    low_contrast: bool
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> Look:
+        weave = WEAVES[int(rng.choice(3, p=[0.45, 0.3, 0.25]))]
+        h = rng.random()
+        s = rng.uniform(0.0, 0.75) if rng.random() < 0.8 else rng.uniform(0.0, 0.12)
+        v = rng.uniform(0.25, 0.95)
+        fabric = _hsv(h, s, v)
+        fabric2 = _hsv(h + rng.normal(0, 0.03), s * rng.uniform(0.7, 1.2), v * rng.uniform(0.8, 1.1))
+        if rng.random() < 0.1:  # two-colour weave (chambray-like)
+            fabric2 = _hsv(rng.random(), rng.uniform(0, 0.5), v * rng.uniform(0.6, 1.2))
+        low_contrast = bool(rng.random() < 0.35)
+        thread = _thread_colour(fabric, low_contrast, rng)
+        return cls(
+            weave=weave,
+            weave_pitch=float(rng.uniform(0.35, 0.85)),
+            weave_angle=float(rng.normal(0, 0.06) + (math.pi / 4 if rng.random() < 0.08 else 0)),
+            weave_contrast=float(rng.uniform(0.1, 0.35)),
+            fabric_rgb=fabric,
+            fabric_rgb2=fabric2,
+            yarn_var=float(rng.uniform(0.0, 0.15)),
+            mottle=float(rng.uniform(0.0, 0.12)),
+            grain=float(rng.uniform(0.01, 0.06)),
+            thread_rgb=thread,
+            thread_mm=float(rng.uniform(0.35, 0.6)),
+            hole_gap=float(rng.uniform(0.35, 0.6)),
+            light_angle=float(rng.uniform(0, 2 * math.pi)),
+            shadow=float(rng.uniform(0.25, 0.55)),
+            low_contrast=low_contrast,
+        )
+
+
+def _thread_colour(fabric: tuple[float, float, float], low_contrast: bool,
+                   rng: np.random.Generator) -> tuple[float, float, float]:
+    """A thread colour either clearly contrasting or close to the fabric (but not invisible)."""
+    lf = luminance(fabric)
+    fh, fs, fv = colorsys.rgb_to_hsv(*fabric)
+    for _ in range(64):
+        if low_contrast:
+            sign = rng.choice([-1.0, 1.0]) if 0.3 < fv < 0.8 else (1.0 if fv <= 0.3 else -1.0)
+            cand = _hsv(fh + rng.normal(0, 0.04), fs * rng.uniform(0.6, 1.3),
+                        fv + sign * rng.uniform(0.12, 0.25))
+            if 0.08 <= abs(luminance(cand) - lf) <= 0.22:
+                return cand
+        else:
+            palette = rng.random()
+            if palette < 0.3:  # white / black / grey thread
+                cand = _hsv(0, rng.uniform(0, 0.08), rng.choice([rng.uniform(0.05, 0.2),
+                                                                rng.uniform(0.85, 1.0)]))
+            else:
+                cand = _hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.0))
+            if abs(luminance(cand) - lf) >= 0.28:
+                return cand
+    return (1.0, 1.0, 1.0) if lf < 0.5 else (0.05, 0.05, 0.05)
+
+
+def _noise_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """Smooth random field in [-1, 1] (bicubic upsampling of a coarse random grid)."""
+    import cv2
+
+    h, w = shape
+    gw = max(2, int(round(cells * w / max(h, w))) + 1)
+    gh = max(2, int(round(cells * h / max(h, w))) + 1)
+    coarse = rng.uniform(-1, 1, (gh, gw)).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+_TILE_YARNS = 16  # the weave tile repeats every 16 yarns (several mm): no visible period
+_TILE_PX_PER_YARN = 8
+
+
+def _weave_tile(look: Look, rng: np.random.Generator) -> np.ndarray:
+    """One periodic tile of the weave: channel 0 = brightness, 1 = which yarn is on top."""
+    n = _TILE_YARNS * _TILE_PX_PER_YARN
+    coords = (np.arange(n, dtype=np.float32) + 0.5) / _TILE_PX_PER_YARN
+    a, b = np.meshgrid(coords, coords)  # a across warp yarns (columns), b across weft
+    ia, ib = np.floor(a), np.floor(b)
+    fa, fb = a - ia, b - ib
+    pa, pb = np.sin(np.pi * fa), np.sin(np.pi * fb)
+    if look.weave == "knit":
+        # wales of V-shaped loops: each column is a chain of chevrons
+        phase = fb * 0.5 + 0.9 * np.abs(fa - 0.5)
+        shade = (0.5 + 0.5 * np.cos(2 * np.pi * phase)) * np.sqrt(pa)
+        over = (ia % 2) == 0
+    else:  # plain: alternate over/under; 2/2 twill: diagonal ribs
+        over = ((ia + ib) % 2) == 0 if look.weave == "plain" else ((ia + ib) % 4) < 2
+        shade = np.where(over, pa * (0.6 + 0.4 * pb), pb * (0.6 + 0.4 * pa))
+    # every yarn a little lighter or darker than its neighbours
+    warp_var = rng.uniform(-0.5, 0.5, _TILE_YARNS).astype(np.float32)
+    weft_var = rng.uniform(-0.5, 0.5, _TILE_YARNS).astype(np.float32)
+    yarn = np.where(over, warp_var[ia.astype(int)], weft_var[ib.astype(int)])
+    grey = look.weave_contrast * (shade - 0.5) + look.yarn_var * yarn
+    return np.dstack([grey, over.astype(np.float32)]).astype(np.float32)
+
+
+def fabric_texture(look: Look, canvas_origin: tuple[float, float], canvas_ppm: float,
+                   shape: tuple[int, int], rng: np.random.Generator,
+                   mottle_cells: int = 5) -> np.ndarray:
+    """RGB float32 fabric for a canvas of ``shape`` (h, w) whose pixel (0, 0) is at
+    ``canvas_origin`` mm and which has ``canvas_ppm`` pixels per mm.
+
+    The weave is one periodic tile mapped onto the canvas by a wrapping affine warp (rotation
+    and scale in mm), which is several times cheaper than evaluating it per pixel.
+    """
+    import cv2
+
+    tile = _weave_tile(look, rng)
+    h, w = shape
+    c, s = math.cos(look.weave_angle), math.sin(look.weave_angle)
+    k = _TILE_PX_PER_YARN / look.weave_pitch  # tile px per mm
+    # canvas px -> mm -> tile px
+    lin = np.array([[c, s], [-s, c]]) * (k / canvas_ppm)
+    off = np.array([[c, s], [-s, c]]) @ np.asarray(canvas_origin) * k
+    m = np.hstack([lin, off[:, None]]).astype(np.float64)
+    pattern = cv2.warpAffine(tile, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_WRAP)
+    grey = 1.0 + pattern[..., 0]
+    grey += look.mottle * _noise_field(rng, (h, w), mottle_cells)
+    grey += look.grain * rng.standard_normal((h, w), dtype=np.float32)
+    col1 = np.asarray(look.fabric_rgb, dtype=np.float32)
+    col2 = np.asarray(look.fabric_rgb2, dtype=np.float32)
+    over = pattern[..., 1:2]
+    base = col2 + (col1 - col2) * over
+    return (base * grey[..., None]).astype(np.float32)
