@@ -287,6 +287,13 @@ def test_frames_cli_writes_every_nth_frame(tmp_path, capsys):
     assert "wrote 4 frames" in capsys.readouterr().out
 
 
+def test_bad_frame_selection_is_refused_before_anything_is_written(tmp_path, capsys):
+    video = _video(tmp_path / "clip.mp4", frames=3)
+    assert main(["frames", str(video), "--out", str(tmp_path / "f"), "--every", "0"]) == 1
+    assert "every=0" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
 # --- split --------------------------------------------------------------------------------
 
 

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 FRAMES_CSV = "frames.csv"
 
 
+def check_selection(every: int, start: int, limit: int | None) -> None:
+    """``every`` >= 1, ``start`` >= 0, ``limit`` None or >= 0; else DataError."""
+    if every < 1 or start < 0 or (limit is not None and limit < 0):
+        raise DataError(f"bad frame selection: every={every} start={start} max={limit}")
+
+
 class VideoFrames:
     """Sequential frames of a video file as ``(index, bgr)``; a context manager.
 
@@ -45,8 +51,7 @@ class VideoFrames:
 
     def frames(self, every: int = 1, start: int = 0, limit: int | None = None) -> Iterator:
         """Yield ``(index, bgr)`` for frames ``start, start+every, ...`` (at most ``limit``)."""
-        if every < 1 or start < 0 or (limit is not None and limit < 0):
-            raise DataError(f"bad frame selection every={every} start={start} max={limit}")
+        check_selection(every, start, limit)
         given = 0
         while limit is None or given < limit:
             index = self.consumed
@@ -125,6 +130,7 @@ def extract_frames(
     unopenable video raises SourceError; a truncated or corrupt one yields the frames that
     decode, with one warning.
     """
+    check_selection(every, start, max_frames)
     folder = Path(out_dir)
     written: list[Path] = []
     rows: list[tuple[str, str, int]] = []

@@ -40,7 +40,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #1e1e1e; color: #eee; }
 header { display: flex; gap: 1.5em; padding: .5em 1em; background: #333; }
 main { display: flex; gap: 1em; padding: 1em; align-items: flex-start; }
-#frame { max-width: 75vw; max-height: 85vh; image-rendering: pixelated; background: #000; }
+#frame { width: 65vw; max-height: 85vh; object-fit: contain; image-rendering: pixelated; background: #000; }
 #labels { list-style: none; padding: 0; margin: 0 0 1em; }
 #labels li { margin: .3em 0; }
 #labels button { width: 100%; text-align: left; font-size: 1.1em; }
