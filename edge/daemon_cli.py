@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from collections.abc import Callable
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", metavar="DIR", help="override model.bundle")
 
 
-def install_signal_handlers(stop: threading.Event, reload: callable) -> dict[int, object]:
+def install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -> dict[int, object]:
     """SIGTERM/SIGINT -> stop, SIGHUP -> reload. Returns the previous handlers."""
     previous: dict[int, object] = {}
 

@@ -1,0 +1,68 @@
+"""`pi-inspect demo`: event matching against the ground truth, and the demo end to end."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.demo import Occurrence, match_events
+from edge.events import DefectEvent
+
+
+def event(label: str, first: int, last: int) -> DefectEvent:
+    return DefectEvent("x", "end", label, 0.0, 1.0, 0.9, last - first + 1, first, last)
+
+
+def test_event_matches_an_overlapping_occurrence_of_the_same_label_once():
+    truth = [Occurrence("error", 10, 20), Occurrence("break", 40, 45)]
+    score = match_events(
+        [event("error", 12, 22), event("error", 15, 18), event("break", 30, 35)], truth, tolerance=3
+    )
+    assert (score.matched, score.events, score.occurrences) == (1, 3, 2)
+    assert score.recall == 0.5 and score.precision == pytest.approx(1 / 3)
+
+
+def test_tolerance_allows_a_few_frames_of_lag():
+    truth = [Occurrence("length", 100, 110)]
+    assert match_events([event("length", 112, 118)], truth, tolerance=3).matched == 1
+    assert match_events([event("length", 115, 118)], truth, tolerance=3).matched == 0
+
+
+def test_no_events_and_no_truth_is_perfect():
+    score = match_events([], [], 3)
+    assert score.recall == 1.0 and score.precision == 1.0
+
+
+def _demo_available() -> str | None:
+    from edge.bundle import default_bundle_dir
+
+    if not (default_bundle_dir() / "manifest.json").exists():
+        return "the demo bundle (edge/assets/demo_bundle) is not checked in yet"
+    try:
+        from edge.synth import render_video  # noqa: F401
+    except ImportError:
+        return "edge.synth.render_video does not exist yet"
+    return None
+
+
+@pytest.mark.skipif(_demo_available() is not None, reason=str(_demo_available()))
+def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent(tmp_path: Path):
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "demo", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    recall = float(re.search(r"recall\s+([\d.]+)", out).group(1))
+    precision = float(re.search(r"precision\s+([\d.]+)", out).group(1))
+    assert recall >= 0.95 and precision >= 0.95, out
+    assert list((tmp_path / "snapshots").glob("*.heat.jpg"))
+    assert "[G]" in out and "[R]" in out  # LED states were shown
+    assert "tensorflow" not in proc.stderr.lower()
