@@ -23,6 +23,8 @@ class OpInfo:
     name: str
     inputs: tuple[str, ...]  # dtype names of the op's input tensors
     outputs: tuple[str, ...]
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    output_shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def is_float(self) -> bool:
@@ -42,15 +44,36 @@ def list_ops(model_bytes: bytes) -> list[OpInfo]:
     )
     interp.allocate_tensors()
 
-    def dtypes(indices) -> tuple[str, ...]:
-        return tuple(
-            np.dtype(interp._get_tensor_details(int(i), 0)["dtype"]).name for i in indices if i >= 0
-        )
+    def details(indices) -> list[dict]:
+        return [interp._get_tensor_details(int(i), 0) for i in indices if i >= 0]
 
-    return [
-        OpInfo(op["index"], op["op_name"], dtypes(op["inputs"]), dtypes(op["outputs"]))
-        for op in interp._get_ops_details()
-    ]
+    ops = []
+    for op in interp._get_ops_details():
+        ins, outs = details(op["inputs"]), details(op["outputs"])
+        ops.append(OpInfo(
+            op["index"], op["op_name"],
+            tuple(np.dtype(t["dtype"]).name for t in ins),
+            tuple(np.dtype(t["dtype"]).name for t in outs),
+            tuple(tuple(int(v) for v in t["shape"]) for t in ins),
+            tuple(tuple(int(v) for v in t["shape"]) for t in outs),
+        ))
+    return ops
+
+
+def count_macs(ops: list[OpInfo]) -> int:
+    """Multiply-accumulates of the conv and dense ops (the ones that dominate latency)."""
+    total = 0
+    for op in ops:
+        if not op.output_shapes or len(op.input_shapes) < 2:
+            continue
+        out, weights = op.output_shapes[0], op.input_shapes[1]
+        if op.name == "CONV_2D":  # weights (oc, kh, kw, ic)
+            total += int(np.prod(out)) * int(np.prod(weights[1:]))
+        elif op.name == "DEPTHWISE_CONV_2D":  # weights (1, kh, kw, oc)
+            total += int(np.prod(out)) * int(weights[1] * weights[2])
+        elif op.name == "FULLY_CONNECTED":  # weights (out, in)
+            total += int(np.prod(out)) * int(weights[-1])
+    return total
 
 
 def float_ops(ops: list[OpInfo]) -> list[OpInfo]:

@@ -21,6 +21,15 @@ PY=${PYTHON:-python3}
 echo "== pip install -e .[dev]"
 $PY -m pip install -q --disable-pip-version-check -e '.[dev]'
 
+# The legacy runtime's own venv: tflite-runtime 2.14 needs numpy<2 and has no wheel past
+# Python 3.11. The bundle tests compare its scores with LiteRT's through this interpreter.
+TFLITE_PY=${TFLITE_PYTHON:-python3.11}
+if command -v "$TFLITE_PY" >/dev/null 2>&1 && [ ! -x .venv-tflite/bin/python ]; then
+    echo "== venv .venv-tflite (tflite-runtime 2.14, numpy<2)"
+    "$TFLITE_PY" -m venv .venv-tflite
+    .venv-tflite/bin/python -m pip install -q --disable-pip-version-check 'numpy<2' 'tflite-runtime==2.14.0'
+fi
+
 echo "== ruff"
 $PY -m ruff check .
 

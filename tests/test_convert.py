@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +133,38 @@ def test_litert_and_tensorflow_lite_give_identical_scores(bundle, tmp_path):
             pa, pb = a.predict(img), b.predict(img)
             np.testing.assert_array_equal(pa.scores, pb.scores)
             np.testing.assert_array_equal(pa.features, pb.features)
+
+
+TFLITE_VENV = Path(__file__).resolve().parents[1] / ".venv-tflite" / "bin" / "python"
+
+
+@pytest.mark.tflite_runtime
+def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
+    """The legacy runtime (numpy<2, its own venv made by tests/run.sh) agrees with LiteRT."""
+    if not TFLITE_VENV.exists():
+        pytest.skip("no .venv-tflite (tests/run.sh creates it with tflite-runtime and numpy<2)")
+    from edge.data.images import load_images
+    from edge.data.table import read_dataset
+    from edge.runtime import load_classifier
+
+    ds = read_dataset(make_images(tmp_path / "imgs", 8, seed=11))
+    x, _ = load_images(ds.paths, (SIZE, SIZE))
+    np.save(tmp_path / "x.npy", x)
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [str(TFLITE_VENV), str(root / "tests" / "tflite_runtime_scores.py"),
+         str(bundle.bundle_dir), str(tmp_path / "x.npy")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "tflite_runtime" and out["numpy"].startswith("1.")
+    with load_classifier(bundle.bundle_dir, backend="litert") as clf:
+        ref = [clf.predict(img) for img in x]
+    np.testing.assert_array_equal(np.array(out["scores"], np.float32), np.stack([p.scores for p in ref]))
+    # Feature maps may differ by one quantization step where the two runtimes' kernels round
+    # differently (seen: 2% of elements); the scores above must not differ at all.
+    feats, ref_feats = np.array(out["features"], np.float32), np.stack([p.features for p in ref[:2]])
+    step = np.diff(np.unique(ref_feats)).min()
+    assert np.abs(feats - ref_feats).max() <= step * 1.01
