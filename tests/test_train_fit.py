@@ -1,0 +1,184 @@
+"""Both task kinds train one epoch on tiny data into a complete run; evaluate/embed/gradcam run on it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.cli import main
+from train.runs import load_run
+
+pytestmark = pytest.mark.slow
+LABELS = ["good", "error", "break", "length"]
+
+
+def _seam_table(root: Path, n: int = 24, seed: int = 0) -> Path:
+    """A tiny seed-format table: error = white square top-left, break = green square bottom-right."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    rows, boxes = [], []
+    for i in range(n):
+        img = rng.integers(0, 60, (40, 40, 3), dtype=np.uint8)
+        error, brk, length = i % 2 == 0, i % 3 == 0, i % 4 != 0
+        if error:
+            img[4:14, 4:14] = 255
+            boxes.append([f"images/{i:03d}.png", "error", 4, 4, 13, 13])
+        if brk:
+            img[26:36, 26:36, 1] = 255
+            boxes.append([f"images/{i:03d}.png", "break", 26, 26, 35, 35])
+        cv2.imwrite(str(root / "images" / f"{i:03d}.png"), img)
+        good = not (error or brk) and length
+        rows.append([f"images/{i:03d}.png", good, error, brk, length])
+    with open(root / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["name", *LABELS], *rows])
+    with open(root / "boxes.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["name", "label", "x0", "y0", "x1", "y1"], *boxes])
+    return root
+
+
+def _class_folders(root: Path, per_class: int = 6) -> Path:
+    rng = np.random.default_rng(1)
+    for k, name in enumerate(["bad", "good", "odd"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 40, (40, 40, 3), dtype=np.uint8)
+            img[:, :, k] += 150
+            cv2.imwrite(str(root / name / f"{name}_{i}.png"), img)
+    return root
+
+
+@pytest.fixture(scope="module")
+def multilabel_run(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("ml")
+    data = _seam_table(base / "data")
+    run = base / "run"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--arch",
+            "cnn",
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--augment",
+            "brightness,roll,blur",
+            "--out",
+            str(run),
+        ]
+    )
+    assert code == 0
+    return data, run
+
+
+def test_multilabel_table_trains_one_epoch_into_a_complete_run(multilabel_run):
+    data, run = multilabel_run
+    for name in ("model.keras", "run.json", "history.csv", "curves.png", "train.csv", "valid.csv"):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "run.json").read_text())
+    assert info["task"] == "multilabel" and info["labels"] == LABELS
+    assert info["input_size"] == [32, 32] and info["feature_layer"] == "features"
+    assert info["alarms"] == {"error": "above", "break": "above", "length": "below"}
+    assert info["data"]["count"] == 24 and len(info["data"]["sha256"]) == 64
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in info["splits"].values())
+    assert set(info["versions"]) == {"python", "tensorflow", "keras", "numpy", "pi-inspect"}
+    assert info["config"]["epochs"] == 1 and info["config"]["augment"]["blur"] is True
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
+    loaded = load_run(run)
+    scores = np.asarray(loaded.model(np.zeros((2, 32, 32, 3), np.float32)))
+    assert scores.shape == (2, 4) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_evaluate_tunes_thresholds_on_validation_and_writes_eval(multilabel_run, capsys):
+    data, run = multilabel_run
+    assert main(["evaluate", str(run), "--data", str(data), "--robustness"]) == 0
+    thresholds = json.loads((run / "thresholds.json").read_text())
+    assert list(thresholds) == LABELS and all(0 < t < 1 for t in thresholds.values())
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["count"] == 24
+    assert set(metrics["per_label"]) == set(LABELS)
+    assert [row["condition"] for row in metrics["robustness"]][:2] == ["clean", "blur_s1"]
+    for name in ("confusion.png", "uncertain.csv", "misclassified.csv", "robustness.md"):
+        assert (run / "eval" / name).is_file(), name
+    with open(run / "eval" / "misclassified.csv") as fh:
+        assert sum(1 for _ in fh) - 1 == metrics["misclassified"]
+    assert load_run(run).thresholds == thresholds
+    assert "exact match" in capsys.readouterr().out
+
+
+def test_gradcam_writes_overlays_montage_and_pointing_game(multilabel_run, tmp_path):
+    data, run = multilabel_run
+    out = tmp_path / "gc"
+    assert main(["gradcam", str(run), str(data), "--out", str(out), "--limit", "4"]) == 0
+    assert len(list(out.glob("*_overlay.png"))) == 4 and (out / "montage.png").is_file()
+    report = json.loads((out / "gradcam.json").read_text())
+    assert report["pointing_game"]["error"]["trials"] == 12  # every error image has a box
+    assert 0.0 <= report["pointing_game"]["break"]["score"] <= 1.0
+
+
+def test_embed_and_similar_return_the_query_itself_first(multilabel_run, tmp_path, capsys):
+    data, run = multilabel_run
+    index = tmp_path / "index.npz"
+    assert main(["embed", str(run), str(data), "--out", str(index)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["images"] == 24 and "top5_precision" in report
+    query = data / "images" / "005.png"
+    assert main(["similar", str(run), str(query), "--index", str(index), "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].endswith(str(query))
+
+
+def test_class_folders_train_a_softmax_model_for_one_epoch(tmp_path):
+    data = _class_folders(tmp_path / "folders")
+    run = tmp_path / "run"
+    valid = _class_folders(tmp_path / "valid")
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--valid",
+                str(valid),
+                "--arch",
+                "cnn",
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    loaded = load_run(run)
+    assert loaded.task == "multiclass" and loaded.labels == ["bad", "good", "odd"]
+    assert loaded.info["alarms"] == {"bad": "above", "odd": "above"}
+    scores = np.asarray(loaded.model(np.zeros((1, 32, 32, 3), np.float32)))
+    assert np.isclose(scores.sum(), 1.0, atol=1e-5)
+    assert main(["evaluate", str(run), "--data", str(valid)]) == 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert (
+        np.asarray(metrics["confusion"]).sum() == 18
+        and 0 <= metrics["top1"] <= metrics["top5"] == 1.0
+    )
+
+
+def test_unknown_augmentation_fails_in_one_line_without_training(tmp_path, capsys):
+    data = _seam_table(tmp_path / "d", n=6)
+    code = main(
+        ["train", "--data", str(data), "--augment", "sparkle", "--out", str(tmp_path / "r")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "sparkle" in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "model.keras").exists()
