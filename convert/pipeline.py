@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import tempfile
@@ -59,21 +58,12 @@ class ConvertResult:
 
 def load_run(run_dir: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
     """(Keras model, run.json, thresholds) of a training run."""
-    import keras
+    from train.runs import load_run as _load
 
-    run_dir = Path(run_dir)
-    info_path = run_dir / "run.json"
-    model_path = run_dir / "model.keras"
-    for p in (info_path, model_path):
-        if not p.is_file():
-            raise ConversionError(f"{run_dir} is not a training run: {p.name} is missing")
-    info = json.loads(info_path.read_text())
-    model = keras.models.load_model(model_path, compile=False)
-    thr_path = run_dir / "thresholds.json"
-    thresholds = json.loads(thr_path.read_text()) if thr_path.is_file() else {}
-    if not thresholds:
+    run = _load(run_dir)
+    if not run.thresholds:
         log.warning("%s has no thresholds.json (run `pi-inspect evaluate` first); using 0.5", run_dir)
-    return model, info, {k: float(v) for k, v in thresholds.items()}
+    return run.model, run.info, dict(run.thresholds)
 
 
 def _images(path: Path, labels: list[str], size: tuple[int, int], count: int, seed: int):
@@ -120,7 +110,7 @@ def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 
     """Mean Pearson correlation of on-device heat maps against Keras Grad-CAM per alarm label."""
     from convert.verify import pearson
     from edge.heatmap import gradcam
-    from train.gradcam import gradcam_maps
+    from train.gradcam import gradcam as keras_gradcam
 
     labels, alarms = list(manifest.labels), manifest.alarms
 
@@ -132,7 +122,7 @@ def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 
             continue
         index = labels.index(label)
         sign = -1.0 if polarity == "below" else 1.0
-        ref = gradcam_maps(model, images[:n], index, sign=sign)
+        ref = keras_gradcam(model, images[:n], index, sign=sign)
         rs = []
         for i in range(n):
             dev = gradcam(features[i], manifest.head, index, sign)

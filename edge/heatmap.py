@@ -4,9 +4,12 @@ The converted model returns its last convolutional feature map ``A`` (h, w, c) n
 scores; the manifest carries the float head (global average pooling, then dense layers). Since
 the head after ``A`` is small, its gradient is computed here in numpy:
 
-    z = mean_ij A_ijc;  hidden: h = relu(z W + b) ...;  logits = h W_out + b_out;  y = act(logits)
+    z = mean_ij A_ijc;  hidden: h = relu(z W + b) ...;  y = logits = h W_out + b_out
     alpha_c = mean_ij dy/dA_ijc = (dy/dz_c) / (h w)
     heat = relu(sum_c alpha_c A_ijc), scaled to [0, 1]
+
+As in the Grad-CAM paper, y is the class score before the sigmoid/softmax (for a sigmoid
+output the map is the same after scaling; for softmax it does not mix in the other classes).
 
 For a pooling -> dense head this equals CAM (the class's weights on the feature map); with
 hidden dense layers the ReLU masks of this very input are back-propagated.
@@ -31,25 +34,11 @@ def head_forward(z: np.ndarray, head: HeadSpec) -> tuple[np.ndarray, list[np.nda
     return h @ last.kernel + last.bias, pre
 
 
-def _activate(logits: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-logits))
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
-
-
 def score_gradient(features: np.ndarray, head: HeadSpec, index: int) -> np.ndarray:
-    """d score[index] / d pooled feature, shape (c,)."""
+    """d logit[index] / d pooled feature, shape (c,)."""
     z = features.reshape(-1, features.shape[-1]).mean(axis=0)
-    logits, pre = head_forward(z, head)
-    y = _activate(logits, head.output_activation)
-    if head.output_activation == "sigmoid":
-        g = np.zeros_like(logits)
-        g[index] = y[index] * (1.0 - y[index])
-    else:
-        g = -y[index] * y
-        g[index] += y[index]
-    g = head.layers[-1].kernel @ g
+    _, pre = head_forward(z, head)
+    g = head.layers[-1].kernel[:, index].astype(np.float32)
     for layer, a in zip(reversed(head.layers[:-1]), reversed(pre), strict=True):
         if layer.activation == "relu":
             g = g * (a > 0)

@@ -28,8 +28,22 @@ def bundle(run_dir, tmp_path_factory):
     from convert.pipeline import ConvertOptions, convert_run
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
-    result = convert_run(run_dir, out, ConvertOptions(heatmap_check=False))
-    return result
+    return convert_run(run_dir, out, ConvertOptions())
+
+
+@pytest.mark.parametrize("head_hidden", [(), (16,)], ids=["gap-dense", "hidden-dense"])
+def test_on_device_heatmaps_match_keras_gradcam(tmp_path, head_hidden):
+    """numpy Grad-CAM from the int8 feature map tracks Keras Grad-CAM on the float model."""
+    from convert.pipeline import ConvertOptions, convert_run
+
+    run = make_run(tmp_path, head_hidden=head_hidden)
+    result = convert_run(run, tmp_path / "bundle", ConvertOptions())
+    pearson = result.parity.heatmap_pearson
+    assert set(pearson) == set(LABELS)
+    for label, r in pearson.items():
+        assert r >= 0.95, f"{label}: mean Pearson {r:.3f}"
+    assert result.manifest.head is not None
+    assert len(result.manifest.head.layers) == 1 + len(head_hidden)
 
 
 def test_int8_bundle_has_no_float_ops_and_keeps_accuracy(bundle):
