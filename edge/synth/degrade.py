@@ -64,7 +64,7 @@ def blur_canvas(img: np.ndarray, optics: Optics, ppm: float, motion_angle: float
 
 
 def light_map(optics: Optics, size: tuple[int, int]) -> np.ndarray:
-    """Per-pixel RGB gain (h, w, 3): exposure x white balance x gradient x vignetting."""
+    """Per-pixel BGR gain (h, w, 3) times 255: exposure, white balance, gradient, vignetting."""
     w, h = size
     x = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
     y = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
@@ -72,19 +72,48 @@ def light_map(optics: Optics, size: tuple[int, int]) -> np.ndarray:
     g = 1.0 + optics.gradient * (xx * math.cos(optics.gradient_angle)
                                  + yy * math.sin(optics.gradient_angle)) / 2
     vig = 1.0 - optics.vignette * (xx**2 + yy**2) / 2
-    gain = (g * vig * optics.exposure)[..., None] * np.asarray(optics.white_balance, np.float32)
-    return gain.astype(np.float32)
+    wb_bgr = np.asarray(optics.white_balance[::-1], np.float32)
+    gain = (g * vig * (optics.exposure * 255.0))[..., None] * wb_bgr
+    return np.ascontiguousarray(gain, dtype=np.float32)
 
 
-def finish(rgb: np.ndarray, gain: np.ndarray, optics: Optics, rng: np.random.Generator) -> np.ndarray:
-    """Light, noise, quantise, JPEG: float RGB in [0, 1] -> uint8 BGR as a camera would save it."""
+def sensor_noise(optics: Optics, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Fresh gaussian sensor noise (8-bit units) for one image."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    noise *= np.float32(optics.noise)
+    return noise
+
+
+class NoiseBank:
+    """Per-frame sensor noise for a video: random crops of a few pre-drawn noise fields.
+
+    Drawing 230 k gaussians per frame costs more than everything else in a frame; a random
+    crop of one of several larger fields is statistically the same noise and nearly free.
+    """
+
+    def __init__(self, optics: Optics, size: tuple[int, int], rng: np.random.Generator,
+                 fields: int = 6, pad: int = 24) -> None:
+        w, h = size
+        self._size = size
+        self._pad = pad
+        self._rng = rng
+        self._fields = [sensor_noise(optics, (h + pad, w + pad, 3), rng) for _ in range(fields)]
+
+    def next(self) -> np.ndarray:
+        w, h = self._size
+        f = self._fields[int(self._rng.integers(len(self._fields)))]
+        y, x = (int(v) for v in self._rng.integers(0, self._pad + 1, 2))
+        return f[y : y + h, x : x + w]
+
+
+def finish(bgr: np.ndarray, gain: np.ndarray, noise: np.ndarray, jpeg_quality: int) -> np.ndarray:
+    """Light, noise, quantise, JPEG: float BGR in [0, 1] -> uint8 BGR as a camera would save it."""
     import cv2
 
-    img = rgb * gain * 255.0
-    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(optics.noise)
-    bgr = np.clip(img[..., ::-1], 0, 255).astype(np.uint8)
-    if optics.jpeg_quality:
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, optics.jpeg_quality])
+    img = cv2.multiply(bgr, gain)
+    out = cv2.add(img, noise, dtype=cv2.CV_8U)  # saturating round to uint8
+    if jpeg_quality:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         if ok:
-            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return bgr
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out

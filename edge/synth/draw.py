@@ -59,7 +59,30 @@ def _polyline(mask: np.ndarray, canvas: Canvas, pts_mm: np.ndarray, thickness_mm
     cv2.polylines(mask, [px], False, value, thickness=thick, lineType=cv2.LINE_AA, shift=_SHIFT)
 
 
-def _holes(img: np.ndarray, canvas: Canvas, holes: np.ndarray, look: Look) -> None:
+def _roi(mask: np.ndarray, pad: int) -> tuple[slice, slice] | None:
+    """Rows/columns slices around the non-zero part of ``mask`` (grown by ``pad``)."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0 or h == 0:
+        return None
+    rows = slice(max(0, y - pad), min(mask.shape[0], y + h + pad))
+    cols = slice(max(0, x - pad), min(mask.shape[1], x + w + pad))
+    return rows, cols
+
+
+def _darken(img: np.ndarray, mask: np.ndarray, strength: float, sigma: float) -> None:
+    """``img *= 1 - strength * blur(mask)``, computed only around the mask's content."""
+    import cv2
+
+    roi = _roi(mask, int(3 * sigma) + 2)
+    if roi is None:
+        return
+    m = cv2.GaussianBlur(mask[roi], (0, 0), sigma).astype(np.float32)
+    img[roi] *= (1.0 - (strength / 255.0) * m)[..., None]
+
+
+def _holes(img: np.ndarray, canvas: Canvas, holes: np.ndarray | None, look: Look) -> None:
     import cv2
 
     if holes is None or len(holes) == 0:
@@ -69,20 +92,16 @@ def _holes(img: np.ndarray, canvas: Canvas, holes: np.ndarray, look: Look) -> No
     radius = max(1, int(round(0.2 * canvas.ppm * _ONE)))
     for x, y in px:
         cv2.circle(mask, (int(x), int(y)), radius, 255, -1, cv2.LINE_AA, _SHIFT)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 0.06 * canvas.ppm))
-    img *= (1.0 - 0.55 * (mask.astype(np.float32) / 255.0))[..., None]
+    _darken(img, mask, 0.55, max(0.5, 0.06 * canvas.ppm))
 
 
 def _shadow(img: np.ndarray, canvas: Canvas, strokes: list[Stroke], look: Look) -> None:
-    import cv2
-
     mask = np.zeros(img.shape[:2], np.uint8)
     d = np.array([math.cos(look.light_angle), math.sin(look.light_angle)])
     for st in strokes:
         offset = d * (0.12 + 0.45 * st.lift)
         _polyline(mask, canvas, st.points + offset, st.thickness * (1.15 + 0.3 * st.lift))
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.12 * canvas.ppm))
-    img *= (1.0 - look.shadow * (mask.astype(np.float32) / 255.0))[..., None]
+    _darken(img, mask, look.shadow, max(0.6, 0.12 * canvas.ppm))
 
 
 def _threads(img: np.ndarray, canvas: Canvas, strokes: list[Stroke], look: Look) -> None:
@@ -98,17 +117,21 @@ def _threads(img: np.ndarray, canvas: Canvas, strokes: list[Stroke], look: Look)
             if len(pts) == 2:  # a stitch: highlight its middle, its ends dive into the fabric
                 pts = pts[0] + np.array([[0.2], [0.8]]) * (pts[1] - pts[0])
             _polyline(core, canvas, pts, st.thickness * 0.35)
-    core_f = cv2.GaussianBlur(core, (0, 0), max(0.5, look.thread_mm * 0.2 * canvas.ppm))
-    a = alpha.astype(np.float32) / 255.0
-    # twisted plies: fine diagonal stripes along every thread
-    period = max(0.3, look.thread_mm * 0.9) * canvas.ppm
-    ply_row = np.sin(np.arange(canvas.width + canvas.height, dtype=np.float32) * (2 * math.pi / period))
-    idx = np.arange(canvas.height)[:, None] + np.arange(canvas.width)[None, :]
-    ply = ply_row[idx]
-    shade = 0.62 + 0.5 * (core_f.astype(np.float32) / 255.0) + 0.08 * ply
+    roi = _roi(alpha, 1)
+    if roi is None:
+        return
+    rows, cols = roi
+    a = alpha[roi].astype(np.float32) * np.float32(1 / 255)
+    core_f = cv2.GaussianBlur(core[roi], (0, 0), max(0.5, look.thread_mm * 0.2 * canvas.ppm))
+    # twisted plies: fine diagonal stripes along every thread, sin(x + y) as two outer products
+    k = 2 * math.pi / (max(0.3, look.thread_mm * 0.9) * canvas.ppm)
+    ys = np.arange(rows.start, rows.stop, dtype=np.float32) * np.float32(k)
+    xs = np.arange(cols.start, cols.stop, dtype=np.float32) * np.float32(k)
+    ply = np.outer(np.sin(ys), np.cos(xs)) + np.outer(np.cos(ys), np.sin(xs))
+    shade = 0.62 + core_f.astype(np.float32) * np.float32(0.5 / 255) + 0.08 * ply
     colour = np.asarray(look.thread_rgb, np.float32) * shade[..., None]
-    img *= (1.0 - a)[..., None]
-    img += colour * a[..., None]
+    region = img[roi]
+    region += (colour - region) * a[..., None]
 
 
 def _lint(img: np.ndarray, canvas: Canvas, lint: list[Lint]) -> None:
@@ -134,9 +157,14 @@ def _lint(img: np.ndarray, canvas: Canvas, lint: list[Lint]) -> None:
         region += np.asarray(item.rgb, np.float32) * a
 
 
+LINT_PER_MM2 = 2.0 / 540.0  # about two fibres/specks in a 27 x 20 mm view
+MOTTLE_MM = 7.0  # size of the fabric's low-frequency unevenness
+
+
 def render_canvas(canvas: Canvas, look: Look, seam: SeamDrawing, lint: list[Lint],
-                  rng: np.random.Generator, mottle_cells: int = 5) -> np.ndarray:
+                  rng: np.random.Generator) -> np.ndarray:
     """The scene on ``canvas`` as float32 RGB (values around [0, 1])."""
+    mottle_cells = max(2, round(max(canvas.width, canvas.height) / canvas.ppm / MOTTLE_MM))
     img = fabric_texture(look, canvas.origin, canvas.ppm, (canvas.height, canvas.width), rng,
                          mottle_cells=mottle_cells)
     _holes(img, canvas, seam.holes, look)

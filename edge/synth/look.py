@@ -135,6 +135,8 @@ def _weave_tile(look: Look, rng: np.random.Generator) -> np.ndarray:
     weft_var = rng.uniform(-0.5, 0.5, _TILE_YARNS).astype(np.float32)
     yarn = np.where(over, warp_var[ia.astype(int)], weft_var[ib.astype(int)])
     grey = look.weave_contrast * (shade - 0.5) + look.yarn_var * yarn
+    # fibre grain baked into the tile (it repeats every 16 yarns, invisible under the weave)
+    grey = grey + look.grain * rng.standard_normal(grey.shape, dtype=np.float32)
     return np.dstack([grey, over.astype(np.float32)]).astype(np.float32)
 
 
@@ -159,11 +161,12 @@ def fabric_texture(look: Look, canvas_origin: tuple[float, float], canvas_ppm: f
     m = np.hstack([lin, off[:, None]]).astype(np.float64)
     pattern = cv2.warpAffine(tile, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_WRAP)
-    grey = 1.0 + pattern[..., 0]
+    grey = pattern[..., 0]
+    grey += 1.0
     grey += look.mottle * _noise_field(rng, (h, w), mottle_cells)
-    grey += look.grain * rng.standard_normal((h, w), dtype=np.float32)
     col1 = np.asarray(look.fabric_rgb, dtype=np.float32)
     col2 = np.asarray(look.fabric_rgb2, dtype=np.float32)
-    over = pattern[..., 1:2]
-    base = col2 + (col1 - col2) * over
-    return (base * grey[..., None]).astype(np.float32)
+    base = pattern[..., 1:2] * (col1 - col2)
+    base += col2
+    base *= grey[..., None]
+    return base

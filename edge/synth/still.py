@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.synth.degrade import Optics, blur_canvas, finish, light_map
-from edge.synth.draw import render_canvas, sample_lint
+from edge.synth.degrade import Optics, blur_canvas, finish, light_map, sensor_noise
+from edge.synth.draw import LINT_PER_MM2, render_canvas, sample_lint
 from edge.synth.geometry import (
     BOX_MARGIN,
     CAMERA_ASPECT,
@@ -38,7 +38,8 @@ FOV_MM = (26.0, 29.0)
 MAX_ANGLE = math.radians(18.0)
 MAX_CURVE_SLOPE = math.tan(math.radians(6.0))
 BREAK_GAP_MM = (7.0, 10.0)  # a cut always removes >= 7 mm of thread (largest pitch is 4 mm)
-SUPERSAMPLE = 2
+SUPERSAMPLE = 2  # the output is rendered at 2x and area-averaged down
+CANVAS_OVERSAMPLE = 1.5  # canvas px per output px (along the finer axis)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, br
     optics = Optics.sample(rng)
     camera = sample_camera(rng, size)
     curve = SeamCurve.sample(rng, MAX_CURVE_SLOPE)
-    ppm = SUPERSAMPLE * max(camera.ppm)
+    ppm = CANVAS_OVERSAMPLE * max(camera.ppm)
     corners = camera.corners_mm(pad_px=2)
     canvas = Canvas.covering(corners, ppm, margin_mm=1.0)
     pitch = PITCH_MM[length]
@@ -157,14 +158,16 @@ def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, br
             return None
         shapes.append(shape)
     drawing = draw_seam(curve, holes, look.thread_mm, look.hole_gap, shapes)
-    lint = sample_lint(rng, corners, int(rng.poisson(2.0)), look)
+    view_mm2 = camera.fov_mm**2 / CAMERA_ASPECT
+    lint = sample_lint(rng, corners, int(rng.poisson(LINT_PER_MM2 * view_mm2)), look)
     img = render_canvas(canvas, look, drawing, lint, rng)
     img = blur_canvas(img, optics, ppm)
     m = canvas.warp_to(camera, SUPERSAMPLE)
     big = cv2.warpAffine(img, m, (w * SUPERSAMPLE, h * SUPERSAMPLE), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT)
-    rgb = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
-    bgr = finish(rgb, light_map(optics, size), optics, rng)
+    small = cv2.cvtColor(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+    bgr = finish(small, light_map(optics, size), sensor_noise(optics, small.shape, rng),
+                 optics.jpeg_quality)
     boxes = []
     for sh in shapes:
         x0, y0, x1, y1 = sh.defect.box_px(camera)
