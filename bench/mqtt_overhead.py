@@ -1,0 +1,207 @@
+"""Daemon throughput with and without the MQTT output, side by side in one run.
+
+A real mosquitto on a free loopback port; the real daemon on the same video in both arms; the
+MQTT arm publishes per-frame results (rate limit 100 Hz), stats, state, snapshots off, and a
+defect event every few frames (far more than a real line). Without ``--bundle`` the model is a
+stand-in that costs almost nothing, so decoding and the outputs are nearly all of the frame
+time: the worst case for the MQTT share. Rounds alternate which arm runs first; medians compared.
+
+    python bench/mqtt_overhead.py [--bundle DIR] [--frames 600] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("good", "error", "break", "length")
+
+
+class StandInClassifier:
+    """Reads the 'defect' from the frame's red channel: almost free, so the output dominates."""
+
+    labels = LABELS
+    task = "multilabel"
+    input_size = (32, 24)
+    thresholds = dict.fromkeys(LABELS, 0.5)
+    alarms = {"error": "above", "break": "above", "length": "below"}
+    has_heatmaps = False
+
+    def __init__(self) -> None:
+        from edge.events import ModelInfo
+
+        self.info = ModelInfo("stand-in", "1", "0" * 64)
+
+    def predict(self, rgb: np.ndarray, with_features: bool = True):
+        red = float(rgb[..., 0].mean()) / 255.0
+        scores = np.array([1.0 - red, red, 0.0, 1.0], np.float32)
+        return type("Prediction", (), {"scores": scores, "features": None})()
+
+    def heatmap(self, prediction, label: str) -> np.ndarray:
+        raise ValueError("no heat maps")
+
+    def close(self) -> None:
+        pass
+
+
+class Controller:
+    labels = LABELS
+
+    def trigger(self) -> None: ...
+
+    def request_snapshot(self) -> str | None:
+        return None
+
+    def reload(self) -> None: ...
+
+    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
+        return thresholds
+
+
+def make_video(path: Path, frames: int) -> Path:
+    """640x480 MJPG; every 10th..15th frame of 20 is red (a defect start and end every 20)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 120, (480, 640, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for i in range(frames):
+        frame = np.roll(base, i * 3, axis=1)
+        if 10 <= i % 20 < 16:
+            frame = frame.copy()
+            frame[..., 2] = 255
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen, int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("mosquitto did not start")
+
+
+class CountingOutput:
+    """Forwards to the MQTT output and counts the defect events the daemon published."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.events = 0
+
+    def publish_event(self, event) -> None:
+        self.events += 1
+        self.inner.publish_event(event)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def run_daemon(video: Path, classifier, outputs: list) -> tuple[int, float]:
+    from edge.config import parse_config
+    from edge.daemon import Daemon
+
+    settings = {
+        "source": {"kind": "file", "uri": str(video)},
+        "gpio": {"enabled": False},
+        "snapshots": {"enabled": False},
+        "output": {"stdout": False, "stats_interval_s": 1.0},
+        "pipeline": {"drop": "block", "queue": 4},
+    }
+    daemon = Daemon(
+        parse_config(settings), outputs=outputs, classifier_loader=lambda _m: classifier
+    )
+    summary = daemon.run(threading.Event())
+    return summary.frames, summary.elapsed_s
+
+
+def mqtt_output(port: int, state_dir: Path):
+    from edge.mqtt import make_output
+    from edge.mqtt.config import MqttConfig
+
+    config = MqttConfig(
+        enabled=True,
+        host="127.0.0.1",
+        port=port,
+        device_id="bench",
+        stats_interval_s=1.0,
+        result={"enabled": True, "max_rate_hz": 100.0},
+    )
+    out = make_output(config, Controller(), state_dir)
+    deadline = time.monotonic() + 10
+    while not out.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bundle", default=None, help="a real model bundle instead of the stand-in"
+    )
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("mosquitto") is None:
+        print("mosquitto is not installed", file=sys.stderr)
+        return 2
+    if args.bundle:
+        from edge.runtime import load_classifier
+
+        classifier = load_classifier(args.bundle)
+    else:
+        classifier = StandInClassifier()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_dir = Path(tmp)
+        video = make_video(tmp_dir / "bench.avi", args.frames)
+        broker, port = start_broker(tmp_dir)
+        try:
+            run_daemon(video, classifier, [])  # warm-up: caches, imports, decoder
+            fps_without, fps_with = [], []
+            for r in range(args.rounds):
+                out = CountingOutput(mqtt_output(port, tmp_dir / f"state{r}"))
+                arms = [("without", []), ("with", [out])]
+                for name, outputs in arms if r % 2 == 0 else arms[::-1]:
+                    n, s = run_daemon(video, classifier, outputs)
+                    (fps_without if name == "without" else fps_with).append(n / s)
+                left = out.inner.spool_depth  # before close: what was still unacknowledged
+                out.close()
+        finally:
+            broker.terminate()
+            broker.wait()
+    a, b = statistics.median(fps_without), statistics.median(fps_with)
+    cost = 1.0 - b / a
+    model = args.bundle or "stand-in model (worst case: the outputs are most of the work)"
+    print(f"frames per run: {n} (640x480 MJPG), rounds: {args.rounds}, model: {model}")
+    print(f"defect events per run: {out.events}, results published: <= 100 Hz")
+    print(f"without MQTT: {a:.1f} FPS  (runs: {', '.join(f'{x:.1f}' for x in fps_without)})")
+    print(f"with MQTT:    {b:.1f} FPS  (runs: {', '.join(f'{x:.1f}' for x in fps_with)})")
+    print(f"events unacknowledged when the last run ended: {left}")
+    print(
+        f"ratio with/without: {b / a:.3f}  (MQTT cost {100 * cost:.1f}% of throughput, target < 5%)"
+    )
+    return 0 if cost < 0.05 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
