@@ -37,7 +37,7 @@ HOLE_JITTER = 0.01  # each hole moves at most 1 % of the pitch
 FOV_MM = (26.0, 29.0)
 MAX_ANGLE = math.radians(18.0)
 MAX_CURVE_SLOPE = math.tan(math.radians(6.0))
-BREAK_GAP_MM = (7.0, 10.0)  # a cut always removes >= 7 mm of thread (largest pitch is 4 mm)
+BREAK_GAP_MM = (7.5, 10.5)  # a cut removes 8-10 mm of thread (largest pitch is 4 mm)
 SUPERSAMPLE = 2  # the output is rendered at 2x and area-averaged down
 CANVAS_OVERSAMPLE = 1.5  # canvas px per output px (along the finer axis)
 
@@ -71,6 +71,11 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
+def break_span(rng: np.random.Generator, pitch: float) -> int:
+    """Missing stitches of a cut: 8-10 mm of thread, and never fewer than two stitches."""
+    return max(2, round(rng.uniform(*BREAK_GAP_MM) / pitch))
+
+
 def _inside(box: tuple[float, float, float, float], size: tuple[int, int]) -> bool:
     w, h = size
     mx, my = BOX_MARGIN * w, BOX_MARGIN * h
@@ -81,7 +86,7 @@ def _place(make, span: int, candidates: np.ndarray, taken: list[tuple[int, int]]
            thread, camera: Camera, rng: np.random.Generator) -> DefectShape | None:
     """Try random positions until the defect's box is fully inside the frame with a margin."""
     ok = [k for k in candidates
-          if k + span < len(holes) and all(k + span + 1 < a or k > b + 1 for a, b in taken)]
+          if k + span < len(holes) and all(k + span < a or k > b for a, b in taken)]
     for _ in range(12):
         if not ok:
             return None
@@ -144,7 +149,7 @@ def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, br
     shapes: list[DefectShape] = []
     taken: list[tuple[int, int]] = []
     if brk:
-        span = max(2, math.ceil(rng.uniform(*BREAK_GAP_MM) / pitch))
+        span = break_span(rng, pitch)
         shape = _place(make_cut, span, candidates, taken, curve, holes, look.thread_mm, camera, rng)
         if shape is None:
             return None

@@ -17,7 +17,6 @@ stitching covers at least half of the visible seam) and ``FILE.occurrences.csv``
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +37,11 @@ from edge.synth.geometry import (
 )
 from edge.synth.look import Look
 from edge.synth.still import (
-    BREAK_GAP_MM,
     HOLE_JITTER,
     LABELS,
     MAX_CURVE_SLOPE,
     PITCH_MM,
+    break_span,
     sample_camera,
 )
 
@@ -129,7 +128,7 @@ def _defects(plan: _Plan, curve: SeamCurve, holes: np.ndarray, thread: float,
         shapes.append(make_loop(curve, holes, k, int(rng.integers(1, 3)), thread, rng))
     for u in plan.breaks:
         k = int(np.searchsorted(holes, u))
-        span = max(2, math.ceil(rng.uniform(*BREAK_GAP_MM) / PITCH_MM[True]))
+        span = break_span(rng, PITCH_MM[True])
         shapes.append(make_cut(curve, holes, k, span, thread, rng))
     return shapes
 
