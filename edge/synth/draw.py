@@ -82,26 +82,29 @@ def _darken(img: np.ndarray, mask: np.ndarray, strength: float, sigma: float) ->
     img[roi] *= (1.0 - (strength / 255.0) * m)[..., None]
 
 
-def _holes(img: np.ndarray, canvas: Canvas, holes: np.ndarray | None, look: Look) -> None:
+def _holes(img: np.ndarray, canvas: Canvas, holes: np.ndarray | None, strength: float) -> None:
+    """Needle holes as small dark dips (faint where the thread was pulled out)."""
     import cv2
 
     if holes is None or len(holes) == 0:
         return
     mask = np.zeros(img.shape[:2], np.uint8)
     px = np.round(canvas.to_px(holes) * _ONE).astype(np.int32)
-    radius = max(1, int(round(0.2 * canvas.ppm * _ONE)))
+    radius = max(1, int(round(0.13 * canvas.ppm * _ONE)))
     for x, y in px:
         cv2.circle(mask, (int(x), int(y)), radius, 255, -1, cv2.LINE_AA, _SHIFT)
-    _darken(img, mask, 0.55, max(0.5, 0.06 * canvas.ppm))
+    _darken(img, mask, strength, max(0.5, 0.06 * canvas.ppm))
 
 
 def _shadow(img: np.ndarray, canvas: Canvas, strokes: list[Stroke], look: Look) -> None:
     mask = np.zeros(img.shape[:2], np.uint8)
     d = np.array([math.cos(look.light_angle), math.sin(look.light_angle)])
     for st in strokes:
-        offset = d * (0.12 + 0.45 * st.lift)
-        _polyline(mask, canvas, st.points + offset, st.thickness * (1.15 + 0.3 * st.lift))
-    _darken(img, mask, look.shadow, max(0.6, 0.12 * canvas.ppm))
+        # flat stitches cast a tight shadow that leaves the needle-hole gaps open; a pulled-up
+        # loop or fibre casts a wider, offset one
+        offset = d * (0.08 + 0.45 * st.lift)
+        _polyline(mask, canvas, st.points + offset, st.thickness * (1.0 + 0.4 * st.lift))
+    _darken(img, mask, look.shadow, max(0.6, 0.08 * canvas.ppm))
 
 
 def _threads(img: np.ndarray, canvas: Canvas, strokes: list[Stroke], look: Look) -> None:
@@ -128,8 +131,12 @@ def _threads(img: np.ndarray, canvas: Canvas, strokes: list[Stroke], look: Look)
     ys = np.arange(rows.start, rows.stop, dtype=np.float32) * np.float32(k)
     xs = np.arange(cols.start, cols.stop, dtype=np.float32) * np.float32(k)
     ply = np.outer(np.sin(ys), np.cos(xs)) + np.outer(np.cos(ys), np.sin(xs))
-    shade = 0.62 + core_f.astype(np.float32) * np.float32(0.5 / 255) + 0.08 * ply
+    core_n = core_f.astype(np.float32) * np.float32(1 / 255)
+    shade = 0.6 + 0.35 * core_n + 0.08 * ply
     colour = np.asarray(look.thread_rgb, np.float32) * shade[..., None]
+    # a specular sheen on the middle of every stitch: visible even on black thread, so the
+    # stitch pitch shows whatever the colours
+    colour += (look.sheen * core_n)[..., None]
     region = img[roi]
     region += (colour - region) * a[..., None]
 
@@ -167,7 +174,8 @@ def render_canvas(canvas: Canvas, look: Look, seam: SeamDrawing, lint: list[Lint
     mottle_cells = max(2, round(max(canvas.width, canvas.height) / canvas.ppm / MOTTLE_MM))
     img = fabric_texture(look, canvas.origin, canvas.ppm, (canvas.height, canvas.width), rng,
                          mottle_cells=mottle_cells)
-    _holes(img, canvas, seam.holes, look)
+    _holes(img, canvas, seam.holes, 0.4)
+    _holes(img, canvas, seam.empty_holes, 0.2)
     _shadow(img, canvas, seam.strokes, look)
     _threads(img, canvas, seam.strokes, look)
     _lint(img, canvas, lint)

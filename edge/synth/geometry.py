@@ -159,7 +159,8 @@ class SeamDrawing:
     """Everything drawn for one seam: threads, empty needle holes, defects."""
 
     strokes: list[Stroke] = field(default_factory=list)
-    holes: np.ndarray | None = None  # (n, 2) mm of every needle hole (dark dots)
+    holes: np.ndarray | None = None  # (n, 2) mm of needle holes the thread dives into
+    empty_holes: np.ndarray | None = None  # (n, 2) mm of holes left by pulled-out thread
     defects: list[Defect] = field(default_factory=list)
 
 
@@ -289,5 +290,9 @@ def draw_seam(curve: SeamCurve, holes_u: np.ndarray, thread: float, hole_gap: fl
             continue
         d /= n
         out.strokes.append(Stroke(np.stack([a + d * half_gap, b - d * half_gap]), thread))
-    out.holes = hole_pts
+    empty = np.zeros(len(holes_u), bool)
+    for sh in shapes:
+        if sh.defect.label == "break":
+            empty[sh.first + 1 : sh.first + sh.span] = True
+    out.holes, out.empty_holes = hole_pts[~empty], hole_pts[empty]
     return out

@@ -40,6 +40,7 @@ class Look:
     thread_rgb: tuple[float, float, float]
     thread_mm: float  # thread thickness
     hole_gap: float  # mm of fabric visible where the thread dives into a needle hole
+    sheen: float  # specular highlight on the thread
     light_angle: float  # direction the shadows fall, radians in the seam frame
     shadow: float  # shadow strength
     low_contrast: bool
@@ -68,7 +69,8 @@ class Look:
             grain=float(rng.uniform(0.01, 0.06)),
             thread_rgb=thread,
             thread_mm=float(rng.uniform(0.35, 0.6)),
-            hole_gap=float(rng.uniform(0.35, 0.6)),
+            hole_gap=float(rng.uniform(0.45, 0.75)),
+            sheen=float(rng.uniform(0.1, 0.3)),
             light_angle=float(rng.uniform(0, 2 * math.pi)),
             shadow=float(rng.uniform(0.25, 0.55)),
             low_contrast=low_contrast,
@@ -85,7 +87,7 @@ def _thread_colour(fabric: tuple[float, float, float], low_contrast: bool,
             sign = rng.choice([-1.0, 1.0]) if 0.3 < fv < 0.8 else (1.0 if fv <= 0.3 else -1.0)
             cand = _hsv(fh + rng.normal(0, 0.04), fs * rng.uniform(0.6, 1.3),
                         fv + sign * rng.uniform(0.12, 0.25))
-            if 0.08 <= abs(luminance(cand) - lf) <= 0.22:
+            if 0.1 <= abs(luminance(cand) - lf) <= 0.25:
                 return cand
         else:
             palette = rng.random()
