@@ -83,12 +83,14 @@ class MqttOutput:
         spool: Spool,
         client: Any,
         sw_version: str = "",
+        flush_timeout_s: float = 3.0,
     ) -> None:
         self._config = config
         self._controller = controller
         self._spool = spool
         self._client = client
         self._sw_version = sw_version
+        self._flush_timeout_s = flush_timeout_s  # what is left stays spooled for the next start
         self.topics = Topics(config.prefix, config.device_id)
         self._ha_status_topic = f"{config.discovery.prefix}/status"
         self._handler = CommandHandler(controller, enabled=config.commands.enabled)
@@ -103,6 +105,8 @@ class MqttOutput:
         self._inflight: dict[int, _Inflight] = {}
         self._inflight_lock = threading.Lock()
         self._cursor = 0  # last spool sequence handed to paho (sender thread only)
+        self._spool_dirty = threading.Event()  # new event, acknowledgement or reconnect
+        self._spool_dirty.set()  # a restart replays what the last run left
 
         self._state = _Latest()
         self._last_state: State | None = None  # re-published after every (re)connect
@@ -137,11 +141,12 @@ class MqttOutput:
         return self
 
     def close(self) -> None:
-        """Publish ``stopped``, disconnect cleanly (so no last will), close the spool. Idempotent."""
+        """Flush briefly, publish ``stopped``, disconnect cleanly (no last will). Idempotent."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+        self._drain(self._flush_timeout_s)
         self._stop.set()
         self._wake.set()
         if self._sender.is_alive():
@@ -158,6 +163,13 @@ class MqttOutput:
         self._client.disconnect()
         self._client.loop_stop()
         self._spool.close()
+
+    def _drain(self, timeout_s: float) -> None:
+        """On a clean exit, give spooled events a moment to be acknowledged (if connected)."""
+        deadline = time.monotonic() + timeout_s
+        while self._connected.is_set() and self._spool.depth > 0 and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.02)
 
     def __enter__(self) -> MqttOutput:
         return self
@@ -177,6 +189,7 @@ class MqttOutput:
 
     def publish_event(self, event: DefectEvent) -> None:
         self._spool.append(self.topics.defect(event.label), _json(event.to_dict()))
+        self._spool_dirty.set()
         self._wake.set()
 
     def publish_result(self, result: FrameResult) -> None:
@@ -217,6 +230,7 @@ class MqttOutput:
             self._discovery_due.set()
         with self._inflight_lock:
             self._generation += 1
+        self._spool_dirty.set()
         self._connected.set()
         self._wake.set()
 
@@ -231,6 +245,7 @@ class MqttOutput:
             entry = self._inflight.pop(mid, None)
         if entry is not None:
             self._spool.remove(entry.seq)
+            self._spool_dirty.set()
             self._wake.set()
 
     def _on_message(self, client, userdata, message) -> None:
@@ -278,11 +293,15 @@ class MqttOutput:
 
     def _sweep_acknowledged(self) -> None:
         """Catch acknowledgements that raced with the bookkeeping after ``publish()``."""
+        if not self._inflight:
+            return
         with self._inflight_lock:
             done = [mid for mid, e in self._inflight.items() if e.info.is_published()]
             entries = [self._inflight.pop(mid) for mid in done]
         for entry in entries:
             self._spool.remove(entry.seq)
+        if entries:
+            self._spool_dirty.set()
 
     def _publish_latest(self) -> None:
         topics, client = self.topics, self._client
@@ -333,6 +352,8 @@ class MqttOutput:
         After a reconnect paho itself re-sends what was in flight; new events wait until those
         are acknowledged so the broker sees the spool in order.
         """
+        if not self._spool_dirty.is_set():
+            return
         with self._inflight_lock:
             generation = self._generation
             if any(e.generation != generation for e in self._inflight.values()):
@@ -340,6 +361,7 @@ class MqttOutput:
             room = self._config.max_inflight - len(self._inflight)
         if room <= 0:
             return
+        self._spool_dirty.clear()
         for message in self._spool.after(self._cursor, room):
             if not self._connected.is_set():
                 return
