@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ def _fail(command: str, message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Workstation commands load TensorFlow; keep its C++ start-up chatter out of the user's way.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
         command = None
