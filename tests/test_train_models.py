@@ -73,3 +73,15 @@ def test_weights_file_loads_into_a_from_scratch_arch(tmp_path):
     loaded = build_model(ModelSpec("cnn", (32, 32), 2, weights=str(path)))
     x = np.full((1, 32, 32, 3), 50.0, np.float32)
     assert np.allclose(np.asarray(source(x)), np.asarray(loaded(x)))
+
+
+def test_unreachable_imagenet_weights_become_one_config_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # empty cache: keras must try to download
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.applications.mobilenet_v2.file_utils.get_file", offline)
+    with pytest.raises(ConfigError, match="~/.keras/models"):
+        build_model(ModelSpec("mobilenetv2", (96, 96), 2, weights="imagenet"))

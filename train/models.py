@@ -75,7 +75,16 @@ def build_model(spec: ModelSpec) -> keras.Model:
         "efficientnetb0": _efficientnetb0,
         "resnet50": _resnet50,
     }[spec.arch]
-    fmap = builder(pixels, spec)
+    try:
+        fmap = builder(pixels, spec)
+    except Exception as exc:  # keras raises a bare Exception for a failed download
+        if spec.weights == "none":
+            raise
+        # keras.applications downloads 'imagenet' weights: offline machines land here.
+        raise ConfigError(
+            f"cannot load {spec.arch} weights {spec.weights!r} ({str(exc).splitlines()[0][:120]}); "
+            "put the Keras 'notop' weights file in ~/.keras/models/ or pass --weights FILE"
+        ) from exc
     features = layers.Activation("linear", name="features")(fmap)
     x = layers.GlobalAveragePooling2D(name="gap")(features)
     if spec.dropout > 0:
