@@ -20,8 +20,11 @@ PROBE_TRAIN, PROBE_TEST = 1500, 500
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +97,15 @@ def test_4mm_stitches_are_at_least_1_6x_longer_than_2mm_stitches_in_pixels(sampl
 
 
 def _grey32(samples) -> np.ndarray:
-    return np.array([cv2.resize(cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY), (32, 32),
-                                interpolation=cv2.INTER_AREA).ravel() / 255.0 for s in samples])
+    return np.array(
+        [
+            cv2.resize(
+                cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA
+            ).ravel()
+            / 255.0
+            for s in samples
+        ]
+    )
 
 
 def _linear_probe_accuracy(x: np.ndarray, y: np.ndarray) -> float:
@@ -188,8 +198,21 @@ def test_video_defects_stay_in_view_for_a_run_of_frames_and_are_separated(video)
 
 def test_synth_command_writes_a_data_set_and_a_contact_sheet(tmp_path, capsys):
     sheet = tmp_path / "sheet.png"
-    code = main(["synth", "--out", str(tmp_path / "d"), "--count", "3", "--size", "48x48",
-                 "--workers", "1", "--contact-sheet", str(sheet)])
+    code = main(
+        [
+            "synth",
+            "--out",
+            str(tmp_path / "d"),
+            "--count",
+            "3",
+            "--size",
+            "48x48",
+            "--workers",
+            "1",
+            "--contact-sheet",
+            str(sheet),
+        ]
+    )
     assert code == 0
     assert len(list((tmp_path / "d" / "images").glob("*.png"))) == 3
     assert cv2.imread(str(sheet)) is not None

@@ -23,19 +23,31 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR", help="write DIR/images/*.png, labels.csv, boxes.csv")
+    parser.add_argument(
+        "--out", metavar="DIR", help="write DIR/images/*.png, labels.csv, boxes.csv"
+    )
     parser.add_argument("--count", type=int, default=1000, help="number of stills (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--size", type=parse_size, default=None, metavar="WxH",
-                        help="output size (default 128x128 for stills, 320x240 for video)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes (default: one per CPU core)")
-    parser.add_argument("--video", metavar="FILE",
-                        help="also render an mp4 of a seam moving under the camera")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=None,
+        metavar="WxH",
+        help="output size (default 128x128 for stills, 320x240 for video)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: one per CPU core)"
+    )
+    parser.add_argument(
+        "--video", metavar="FILE", help="also render an mp4 of a seam moving under the camera"
+    )
     parser.add_argument("--frames", type=int, default=450, help="video frames (default 450)")
     parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
-    parser.add_argument("--contact-sheet", metavar="PNG",
-                        help="write a 4x4 contact sheet of the first 16 stills with their labels")
+    parser.add_argument(
+        "--contact-sheet",
+        metavar="PNG",
+        help="write a 4x4 contact sheet of the first 16 stills with their labels",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
         size = args.size or (128, 128)
         start = time.monotonic()
         summary = generate_dataset(args.out, args.count, args.seed, size, args.workers)
-        freq = ", ".join(f"{k} {summary.frequency(k):.0%}" for k in ("good", "error", "break",
-                                                                     "length"))
-        print(f"wrote {len(summary.rows)} images {size[0]}x{size[1]} to {args.out} in "
-              f"{time.monotonic() - start:.1f} s ({freq})")
+        freq = ", ".join(
+            f"{k} {summary.frequency(k):.0%}" for k in ("good", "error", "break", "length")
+        )
+        print(
+            f"wrote {len(summary.rows)} images {size[0]}x{size[1]} to {args.out} in "
+            f"{time.monotonic() - start:.1f} s ({freq})"
+        )
     if args.video:
         from edge.synth.video import render_video
 
@@ -62,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
         start = time.monotonic()
         truth = render_video(args.video, args.frames, args.seed, size, args.fps)
         elapsed = time.monotonic() - start
-        print(f"wrote {args.video}: {args.frames} frames {size[0]}x{size[1]} in {elapsed:.1f} s "
-              f"({args.frames / max(elapsed, 1e-9):.0f} frames/s), "
-              f"{len(truth.occurrences)} occurrences")
+        print(
+            f"wrote {args.video}: {args.frames} frames {size[0]}x{size[1]} in {elapsed:.1f} s "
+            f"({args.frames / max(elapsed, 1e-9):.0f} frames/s), "
+            f"{len(truth.occurrences)} occurrences"
+        )
     if args.contact_sheet:
         import cv2
 
@@ -73,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
         size = args.size if (args.size and not args.video) else (128, 128)
         samples = [render_still(args.seed, i, size) for i in range(16)]
-        if not cv2.imwrite(args.contact_sheet, contact_sheet(samples)):
+        sheet = contact_sheet(samples)
+        if not cv2.imwrite(args.contact_sheet, sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
             raise OSError(f"cannot write {args.contact_sheet}")
         print(f"wrote {args.contact_sheet}")
     return 0

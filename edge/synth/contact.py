@@ -19,8 +19,9 @@ def _caption(labels: dict[str, bool]) -> str:
     return " ".join(parts)
 
 
-def contact_sheet(samples: Sequence[Sample], columns: int = 4, scale: int = 2,
-                  boxes: bool = True) -> np.ndarray:
+def contact_sheet(
+    samples: Sequence[Sample], columns: int = 4, scale: int = 2, boxes: bool = True
+) -> np.ndarray:
     """BGR grid of ``samples`` enlarged ``scale`` times, a caption under each, boxes outlined."""
     import cv2
 
@@ -31,18 +32,31 @@ def contact_sheet(samples: Sequence[Sample], columns: int = 4, scale: int = 2,
     caption_h = 22
     pad = 6
     rows = -(-len(samples) // columns)
-    sheet = np.full((rows * (ch + caption_h + pad) + pad, columns * (cw + pad) + pad, 3), 255,
-                    np.uint8)
+    sheet = np.full(
+        (rows * (ch + caption_h + pad) + pad, columns * (cw + pad) + pad, 3), 255, np.uint8
+    )
     for i, sample in enumerate(samples):
         r, c = divmod(i, columns)
         x, y = pad + c * (cw + pad), pad + r * (ch + caption_h + pad)
         tile = cv2.resize(sample.image, (cw, ch), interpolation=cv2.INTER_NEAREST)
         if boxes:
             for b in sample.boxes:
-                cv2.rectangle(tile, (b.x0 * scale - 2, b.y0 * scale - 2),
-                              (b.x1 * scale + scale + 1, b.y1 * scale + scale + 1),
-                              _BOX_BGR.get(b.label, (0, 255, 0)), 1)
+                cv2.rectangle(
+                    tile,
+                    (b.x0 * scale - 2, b.y0 * scale - 2),
+                    (b.x1 * scale + scale + 1, b.y1 * scale + scale + 1),
+                    _BOX_BGR.get(b.label, (0, 255, 0)),
+                    1,
+                )
         sheet[y : y + ch, x : x + cw] = tile
-        cv2.putText(sheet, _caption(sample.labels), (x + 2, y + ch + 16),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            _caption(sample.labels),
+            (x + 2, y + ch + 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     return sheet

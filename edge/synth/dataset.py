@@ -79,16 +79,23 @@ def write_boxes(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
                 writer.writerow([r.name, b.label, b.x0, b.y0, b.x1, b.y1])
 
 
-def generate_dataset(out: str | os.PathLike, count: int, seed: int,
-                     size: tuple[int, int] = (128, 128), workers: int | None = None,
-                     chunk: int = 32) -> DatasetSummary:
+def generate_dataset(
+    out: str | os.PathLike,
+    count: int,
+    seed: int,
+    size: tuple[int, int] = (128, 128),
+    workers: int | None = None,
+    chunk: int = 32,
+) -> DatasetSummary:
     """Render ``count`` stills into ``out`` and write both CSV files; returns what was written."""
     if count < 1:
         raise ValueError("count must be >= 1")
     root = Path(out)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    jobs = [(str(root), seed, size, list(range(s, min(count, s + chunk))))
-            for s in range(0, count, chunk)]
+    jobs = [
+        (str(root), seed, size, list(range(s, min(count, s + chunk))))
+        for s in range(0, count, chunk)
+    ]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers == 1:
         _init_worker()

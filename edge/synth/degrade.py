@@ -42,7 +42,9 @@ class Optics:
         )
 
 
-def blur_canvas(img: np.ndarray, optics: Optics, ppm: float, motion_angle: float | None = None) -> np.ndarray:
+def blur_canvas(
+    img: np.ndarray, optics: Optics, ppm: float, motion_angle: float | None = None
+) -> np.ndarray:
     """Defocus and motion blur on a canvas of ``ppm`` pixels per mm."""
     import cv2
 
@@ -56,8 +58,15 @@ def blur_canvas(img: np.ndarray, optics: Optics, ppm: float, motion_angle: float
         kernel = np.zeros((k, k), np.float32)
         c = (k - 1) / 2
         dx, dy = math.cos(angle) * length / 2, math.sin(angle) * length / 2
-        cv2.line(kernel, (round((c - dx) * 16), round((c - dy) * 16)),
-                 (round((c + dx) * 16), round((c + dy) * 16)), 1.0, 1, cv2.LINE_AA, 4)
+        cv2.line(
+            kernel,
+            (round((c - dx) * 16), round((c - dy) * 16)),
+            (round((c + dx) * 16), round((c + dy) * 16)),
+            1.0,
+            1,
+            cv2.LINE_AA,
+            4,
+        )
         kernel /= max(kernel.sum(), 1e-6)
         img = cv2.filter2D(img, -1, kernel)
     return img
@@ -69,8 +78,12 @@ def light_map(optics: Optics, size: tuple[int, int]) -> np.ndarray:
     x = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
     y = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
     xx, yy = np.meshgrid(x, y)
-    g = 1.0 + optics.gradient * (xx * math.cos(optics.gradient_angle)
-                                 + yy * math.sin(optics.gradient_angle)) / 2
+    g = (
+        1.0
+        + optics.gradient
+        * (xx * math.cos(optics.gradient_angle) + yy * math.sin(optics.gradient_angle))
+        / 2
+    )
     vig = 1.0 - optics.vignette * (xx**2 + yy**2) / 2
     wb_bgr = np.asarray(optics.white_balance[::-1], np.float32)
     gain = (g * vig * (optics.exposure * 255.0))[..., None] * wb_bgr
@@ -91,8 +104,14 @@ class NoiseBank:
     crop of one of several larger fields is statistically the same noise and nearly free.
     """
 
-    def __init__(self, optics: Optics, size: tuple[int, int], rng: np.random.Generator,
-                 fields: int = 6, pad: int = 24) -> None:
+    def __init__(
+        self,
+        optics: Optics,
+        size: tuple[int, int],
+        rng: np.random.Generator,
+        fields: int = 6,
+        pad: int = 24,
+    ) -> None:
         w, h = size
         self._size = size
         self._pad = pad

@@ -22,7 +22,9 @@ class Lint:
     rgb: tuple[float, float, float]
 
 
-def sample_lint(rng: np.random.Generator, region_mm: np.ndarray, count: int, look: Look) -> list[Lint]:
+def sample_lint(
+    rng: np.random.Generator, region_mm: np.ndarray, count: int, look: Look
+) -> list[Lint]:
     """``count`` small fibres/specks inside the bounding box of ``region_mm`` (n, 2)."""
     lo, hi = region_mm.min(axis=0), region_mm.max(axis=0)
     out: list[Lint] = []
@@ -50,8 +52,9 @@ def sample_lint(rng: np.random.Generator, region_mm: np.ndarray, count: int, loo
     return out
 
 
-def _polyline(mask: np.ndarray, canvas: Canvas, pts_mm: np.ndarray, thickness_mm: float,
-              value: int = 255) -> None:
+def _polyline(
+    mask: np.ndarray, canvas: Canvas, pts_mm: np.ndarray, thickness_mm: float, value: int = 255
+) -> None:
     import cv2
 
     px = np.round(canvas.to_px(pts_mm) * _ONE).astype(np.int32)
@@ -168,12 +171,19 @@ LINT_PER_MM2 = 2.0 / 540.0  # about two fibres/specks in a 27 x 20 mm view
 MOTTLE_MM = 7.0  # size of the fabric's low-frequency unevenness
 
 
-def render_canvas(canvas: Canvas, look: Look, seam: SeamDrawing, lint: list[Lint],
-                  rng: np.random.Generator) -> np.ndarray:
+def render_canvas(
+    canvas: Canvas, look: Look, seam: SeamDrawing, lint: list[Lint], rng: np.random.Generator
+) -> np.ndarray:
     """The scene on ``canvas`` as float32 RGB (values around [0, 1])."""
     mottle_cells = max(2, round(max(canvas.width, canvas.height) / canvas.ppm / MOTTLE_MM))
-    img = fabric_texture(look, canvas.origin, canvas.ppm, (canvas.height, canvas.width), rng,
-                         mottle_cells=mottle_cells)
+    img = fabric_texture(
+        look,
+        canvas.origin,
+        canvas.ppm,
+        (canvas.height, canvas.width),
+        rng,
+        mottle_cells=mottle_cells,
+    )
     _holes(img, canvas, seam.holes, 0.4)
     _holes(img, canvas, seam.empty_holes, 0.2)
     _shadow(img, canvas, seam.strokes, look)

@@ -51,8 +51,15 @@ class Camera:
         """The output image's four corners (padded outward by ``pad_px``) in seam-frame mm."""
         w, h = self.size
         m = self.matrix()
-        px = np.array([[-pad_px, -pad_px], [w + pad_px, -pad_px], [w + pad_px, h + pad_px],
-                       [-pad_px, h + pad_px]], dtype=np.float64)
+        px = np.array(
+            [
+                [-pad_px, -pad_px],
+                [w + pad_px, -pad_px],
+                [w + pad_px, h + pad_px],
+                [-pad_px, h + pad_px],
+            ],
+            dtype=np.float64,
+        )
         return (px - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
 
 
@@ -78,7 +85,9 @@ class Canvas:
     def grid_mm(self) -> tuple[np.ndarray, np.ndarray]:
         """(u, v) mm of every pixel centre, float32, shape (height, width)."""
         u = (self.origin[0] + np.arange(self.width, dtype=np.float32) / self.ppm).astype(np.float32)
-        v = (self.origin[1] + np.arange(self.height, dtype=np.float32) / self.ppm).astype(np.float32)
+        v = (self.origin[1] + np.arange(self.height, dtype=np.float32) / self.ppm).astype(
+            np.float32
+        )
         return np.broadcast_to(u[None, :], (self.height, self.width)), np.broadcast_to(
             v[:, None], (self.height, self.width)
         )
@@ -107,7 +116,9 @@ class SeamCurve:
         n = 2
         wavelengths = tuple(float(x) for x in rng.uniform(35.0, 140.0, n))
         share = rng.dirichlet(np.ones(n)) * rng.uniform(0.0, max_slope)
-        amps = tuple(float(s * lam / (2 * math.pi)) for s, lam in zip(share, wavelengths, strict=True))
+        amps = tuple(
+            float(s * lam / (2 * math.pi)) for s, lam in zip(share, wavelengths, strict=True)
+        )
         phases = tuple(float(x) for x in rng.uniform(0, 2 * math.pi, n))
         return cls(offset, amps, wavelengths, phases)
 
@@ -150,8 +161,12 @@ class Defect:
 
     def box_px(self, camera: Camera) -> tuple[float, float, float, float]:
         px = camera.to_px(self.points)
-        return (float(px[:, 0].min()), float(px[:, 1].min()), float(px[:, 0].max()),
-                float(px[:, 1].max()))
+        return (
+            float(px[:, 0].min()),
+            float(px[:, 1].min()),
+            float(px[:, 0].max()),
+            float(px[:, 1].max()),
+        )
 
 
 @dataclass
@@ -164,8 +179,9 @@ class SeamDrawing:
     defects: list[Defect] = field(default_factory=list)
 
 
-def stitch_holes(u_start: float, u_end: float, pitch_at, rng: np.random.Generator,
-                 jitter: float) -> np.ndarray:
+def stitch_holes(
+    u_start: float, u_end: float, pitch_at, rng: np.random.Generator, jitter: float
+) -> np.ndarray:
     """Needle-hole u positions from ``u_start`` to ``u_end``; ``pitch_at(u)`` gives the pitch.
 
     Each hole is displaced by at most ``jitter`` x pitch (feed irregularity), bounded so the
@@ -187,8 +203,9 @@ def _outline(points: np.ndarray, half: float) -> np.ndarray:
     return (points[:, None, :] + offs[None]).reshape(-1, 2)
 
 
-def loop_stroke(curve: SeamCurve, u_a: float, u_b: float, thread: float,
-                rng: np.random.Generator) -> tuple[Stroke, np.ndarray]:
+def loop_stroke(
+    curve: SeamCurve, u_a: float, u_b: float, thread: float, rng: np.random.Generator
+) -> tuple[Stroke, np.ndarray]:
     """An ``error``: the thread between two holes pulled sideways into an arc or loop.
 
     The thread leaves hole A, bulges 2-4.5 mm off the seam line (the seam itself is < 1 mm
@@ -215,14 +232,19 @@ def loop_stroke(curve: SeamCurve, u_a: float, u_b: float, thread: float,
     return stroke, _outline(pts, thread / 2)
 
 
-def fray(end: np.ndarray, direction: np.ndarray, thread: float,
-         rng: np.random.Generator) -> tuple[list[Stroke], np.ndarray]:
+def fray(
+    end: np.ndarray, direction: np.ndarray, thread: float, rng: np.random.Generator
+) -> tuple[list[Stroke], np.ndarray]:
     """A cut thread end: a short stub then 2-4 thin fibres splaying out, at ``end``."""
     strokes: list[Stroke] = []
     stub_len = rng.uniform(0.3, 1.0)
     bend = rng.uniform(-0.5, 0.5)
-    d_stub = np.array([math.cos(bend) * direction[0] - math.sin(bend) * direction[1],
-                       math.sin(bend) * direction[0] + math.cos(bend) * direction[1]])
+    d_stub = np.array(
+        [
+            math.cos(bend) * direction[0] - math.sin(bend) * direction[1],
+            math.sin(bend) * direction[0] + math.cos(bend) * direction[1],
+        ]
+    )
     stub_end = end + d_stub * stub_len
     strokes.append(Stroke(np.stack([end, stub_end]), thread * 0.85, lift=0.4))
     pts = [end, stub_end]
@@ -250,25 +272,30 @@ class DefectShape:
     defect: Defect
 
 
-def make_loop(curve: SeamCurve, holes: np.ndarray, k: int, span: int, thread: float,
-              rng: np.random.Generator) -> DefectShape:
+def make_loop(
+    curve: SeamCurve, holes: np.ndarray, k: int, span: int, thread: float, rng: np.random.Generator
+) -> DefectShape:
     """An ``error`` replacing ``span`` stitches from hole ``k``."""
     stroke, outline = loop_stroke(curve, holes[k], holes[k + span], thread, rng)
     return DefectShape(k, span, [stroke], Defect("error", outline))
 
 
-def make_cut(curve: SeamCurve, holes: np.ndarray, k: int, span: int, thread: float,
-             rng: np.random.Generator) -> DefectShape:
+def make_cut(
+    curve: SeamCurve, holes: np.ndarray, k: int, span: int, thread: float, rng: np.random.Generator
+) -> DefectShape:
     """A ``break``: ``span`` stitches from hole ``k`` missing, frayed ends at both holes."""
     pts = curve.point(holes[[k, k + span]])
     along = (pts[1] - pts[0]) / np.linalg.norm(pts[1] - pts[0])
     s1, o1 = fray(pts[0], along, thread, rng)
     s2, o2 = fray(pts[1], -along, thread, rng)
-    return DefectShape(k, span, s1 + s2, Defect("break", np.vstack([o1, o2, _outline(pts, thread / 2)])))
+    return DefectShape(
+        k, span, s1 + s2, Defect("break", np.vstack([o1, o2, _outline(pts, thread / 2)]))
+    )
 
 
-def draw_seam(curve: SeamCurve, holes_u: np.ndarray, thread: float, hole_gap: float,
-              shapes: list[DefectShape]) -> SeamDrawing:
+def draw_seam(
+    curve: SeamCurve, holes_u: np.ndarray, thread: float, hole_gap: float, shapes: list[DefectShape]
+) -> SeamDrawing:
     """Straight stitches between consecutive holes, except where a defect replaces them."""
     out = SeamDrawing()
     skip: set[int] = set()

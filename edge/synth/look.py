@@ -52,7 +52,9 @@ class Look:
         s = rng.uniform(0.0, 0.75) if rng.random() < 0.8 else rng.uniform(0.0, 0.12)
         v = rng.uniform(0.25, 0.95)
         fabric = _hsv(h, s, v)
-        fabric2 = _hsv(h + rng.normal(0, 0.03), s * rng.uniform(0.7, 1.2), v * rng.uniform(0.8, 1.1))
+        fabric2 = _hsv(
+            h + rng.normal(0, 0.03), s * rng.uniform(0.7, 1.2), v * rng.uniform(0.8, 1.1)
+        )
         if rng.random() < 0.1:  # two-colour weave (chambray-like)
             fabric2 = _hsv(rng.random(), rng.uniform(0, 0.5), v * rng.uniform(0.6, 1.2))
         low_contrast = bool(rng.random() < 0.35)
@@ -77,23 +79,30 @@ class Look:
         )
 
 
-def _thread_colour(fabric: tuple[float, float, float], low_contrast: bool,
-                   rng: np.random.Generator) -> tuple[float, float, float]:
+def _thread_colour(
+    fabric: tuple[float, float, float], low_contrast: bool, rng: np.random.Generator
+) -> tuple[float, float, float]:
     """A thread colour either clearly contrasting or close to the fabric (but not invisible)."""
     lf = luminance(fabric)
     fh, fs, fv = colorsys.rgb_to_hsv(*fabric)
     for _ in range(64):
         if low_contrast:
             sign = rng.choice([-1.0, 1.0]) if 0.3 < fv < 0.8 else (1.0 if fv <= 0.3 else -1.0)
-            cand = _hsv(fh + rng.normal(0, 0.04), fs * rng.uniform(0.6, 1.3),
-                        fv + sign * rng.uniform(0.12, 0.25))
+            cand = _hsv(
+                fh + rng.normal(0, 0.04),
+                fs * rng.uniform(0.6, 1.3),
+                fv + sign * rng.uniform(0.12, 0.25),
+            )
             if 0.1 <= abs(luminance(cand) - lf) <= 0.25:
                 return cand
         else:
             palette = rng.random()
             if palette < 0.3:  # white / black / grey thread
-                cand = _hsv(0, rng.uniform(0, 0.08), rng.choice([rng.uniform(0.05, 0.2),
-                                                                rng.uniform(0.85, 1.0)]))
+                cand = _hsv(
+                    0,
+                    rng.uniform(0, 0.08),
+                    rng.choice([rng.uniform(0.05, 0.2), rng.uniform(0.85, 1.0)]),
+                )
             else:
                 cand = _hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.0))
             if abs(luminance(cand) - lf) >= 0.28:
@@ -142,9 +151,14 @@ def _weave_tile(look: Look, rng: np.random.Generator) -> np.ndarray:
     return np.dstack([grey, over.astype(np.float32)]).astype(np.float32)
 
 
-def fabric_texture(look: Look, canvas_origin: tuple[float, float], canvas_ppm: float,
-                   shape: tuple[int, int], rng: np.random.Generator,
-                   mottle_cells: int = 5) -> np.ndarray:
+def fabric_texture(
+    look: Look,
+    canvas_origin: tuple[float, float],
+    canvas_ppm: float,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    mottle_cells: int = 5,
+) -> np.ndarray:
     """RGB float32 fabric for a canvas of ``shape`` (h, w) whose pixel (0, 0) is at
     ``canvas_origin`` mm and which has ``canvas_ppm`` pixels per mm.
 
@@ -161,8 +175,9 @@ def fabric_texture(look: Look, canvas_origin: tuple[float, float], canvas_ppm: f
     lin = np.array([[c, s], [-s, c]]) * (k / canvas_ppm)
     off = np.array([[c, s], [-s, c]]) @ np.asarray(canvas_origin) * k
     m = np.hstack([lin, off[:, None]]).astype(np.float64)
-    pattern = cv2.warpAffine(tile, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_WRAP)
+    pattern = cv2.warpAffine(
+        tile, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_WRAP
+    )
     grey = pattern[..., 0]
     grey += 1.0
     grey += look.mottle * _noise_field(rng, (h, w), mottle_cells)

@@ -63,8 +63,12 @@ class Sample:
 
 def make_labels(error: bool, brk: bool, length: bool) -> dict[str, bool]:
     """The seed's four attributes; ``good`` is derived, never sampled."""
-    return {"good": (not error) and (not brk) and length, "error": error, "break": brk,
-            "length": length}
+    return {
+        "good": (not error) and (not brk) and length,
+        "error": error,
+        "break": brk,
+        "length": length,
+    }
 
 
 def image_rng(seed: int, index: int) -> np.random.Generator:
@@ -82,11 +86,23 @@ def _inside(box: tuple[float, float, float, float], size: tuple[int, int]) -> bo
     return box[0] >= mx and box[1] >= my and box[2] <= w - 1 - mx and box[3] <= h - 1 - my
 
 
-def _place(make, span: int, candidates: np.ndarray, taken: list[tuple[int, int]], curve, holes,
-           thread, camera: Camera, rng: np.random.Generator) -> DefectShape | None:
+def _place(
+    make,
+    span: int,
+    candidates: np.ndarray,
+    taken: list[tuple[int, int]],
+    curve,
+    holes,
+    thread,
+    camera: Camera,
+    rng: np.random.Generator,
+) -> DefectShape | None:
     """Try random positions until the defect's box is fully inside the frame with a margin."""
-    ok = [k for k in candidates
-          if k + span < len(holes) and all(k + span < a or k > b for a, b in taken)]
+    ok = [
+        k
+        for k in candidates
+        if k + span < len(holes) and all(k + span < a or k > b for a, b in taken)
+    ]
     for _ in range(12):
         if not ok:
             return None
@@ -127,8 +143,9 @@ def render_still(seed: int, index: int, size: tuple[int, int] = (128, 128)) -> S
     raise RuntimeError(f"could not place the defects of image {index} (seed {seed})")
 
 
-def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, brk: bool,
-                length: bool) -> Sample | None:
+def _try_render(
+    rng: np.random.Generator, size: tuple[int, int], error: bool, brk: bool, length: bool
+) -> Sample | None:
     import cv2
 
     look = Look.sample(rng)
@@ -144,8 +161,9 @@ def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, br
     holes = stitch_holes(u_lo, u_hi, lambda _u: pitch, rng, HOLE_JITTER)
     hole_px = camera.to_px(curve.point(holes))
     w, h = size
-    candidates = np.flatnonzero((hole_px[:, 0] > 0) & (hole_px[:, 0] < w) & (hole_px[:, 1] > 0)
-                                & (hole_px[:, 1] < h))
+    candidates = np.flatnonzero(
+        (hole_px[:, 0] > 0) & (hole_px[:, 0] < w) & (hole_px[:, 1] > 0) & (hole_px[:, 1] < h)
+    )
     shapes: list[DefectShape] = []
     taken: list[tuple[int, int]] = []
     if brk:
@@ -157,8 +175,9 @@ def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, br
         taken.append((shape.first, shape.first + shape.span))
     if error:
         span = int(rng.integers(1, 3)) if length else 1
-        shape = _place(make_loop, span, candidates, taken, curve, holes, look.thread_mm, camera,
-                       rng)
+        shape = _place(
+            make_loop, span, candidates, taken, curve, holes, look.thread_mm, camera, rng
+        )
         if shape is None:
             return None
         shapes.append(shape)
@@ -168,16 +187,29 @@ def _try_render(rng: np.random.Generator, size: tuple[int, int], error: bool, br
     img = render_canvas(canvas, look, drawing, lint, rng)
     img = blur_canvas(img, optics, ppm)
     m = canvas.warp_to(camera, SUPERSAMPLE)
-    big = cv2.warpAffine(img, m, (w * SUPERSAMPLE, h * SUPERSAMPLE), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REFLECT)
+    big = cv2.warpAffine(
+        img,
+        m,
+        (w * SUPERSAMPLE, h * SUPERSAMPLE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
     small = cv2.cvtColor(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
-    bgr = finish(small, light_map(optics, size), sensor_noise(optics, small.shape, rng),
-                 optics.jpeg_quality)
+    bgr = finish(
+        small, light_map(optics, size), sensor_noise(optics, small.shape, rng), optics.jpeg_quality
+    )
     boxes = []
     for sh in shapes:
         x0, y0, x1, y1 = sh.defect.box_px(camera)
-        boxes.append(Box(sh.defect.label, max(0, math.floor(x0)), max(0, math.floor(y0)),
-                         min(w - 1, math.ceil(x1)), min(h - 1, math.ceil(y1))))
+        boxes.append(
+            Box(
+                sh.defect.label,
+                max(0, math.floor(x0)),
+                max(0, math.floor(y0)),
+                min(w - 1, math.ceil(x1)),
+                min(h - 1, math.ceil(y1)),
+            )
+        )
     lengths = stitch_lengths_px(camera, curve, holes)
     pitch_px = (float(lengths.min()), float(lengths.max())) if len(lengths) else (0.0, 0.0)
     return Sample(bgr, make_labels(error, brk, length), boxes, pitch_px)

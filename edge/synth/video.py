@@ -120,8 +120,9 @@ def _plan(rng: np.random.Generator, u_first: float, u_last: float, width: float)
     return plan
 
 
-def _defects(plan: _Plan, curve: SeamCurve, holes: np.ndarray, thread: float,
-             rng: np.random.Generator) -> list[DefectShape]:
+def _defects(
+    plan: _Plan, curve: SeamCurve, holes: np.ndarray, thread: float, rng: np.random.Generator
+) -> list[DefectShape]:
     shapes = []
     for u in plan.errors:
         k = int(np.searchsorted(holes, u))
@@ -137,8 +138,9 @@ def _camera_at(base: Camera, u: float) -> Camera:
     return Camera(base.size, base.fov_mm, base.angle, (u, base.centre[1]))
 
 
-def _truth(base: Camera, centres: np.ndarray, shapes: list[DefectShape], plan: _Plan,
-           curve: SeamCurve) -> tuple[np.ndarray, list[Occurrence]]:
+def _truth(
+    base: Camera, centres: np.ndarray, shapes: list[DefectShape], plan: _Plan, curve: SeamCurve
+) -> tuple[np.ndarray, list[Occurrence]]:
     w, h = base.size
     n = len(centres)
     inside = {}
@@ -148,8 +150,12 @@ def _truth(base: Camera, centres: np.ndarray, shapes: list[DefectShape], plan: _
         flags = np.zeros(n, bool)
         for f, cu in enumerate(centres):
             px = px0 - shift * (cu - base.centre[0])
-            flags[f] = (px[:, 0].min() >= 0 and px[:, 1].min() >= 0 and px[:, 0].max() <= w - 1
-                        and px[:, 1].max() <= h - 1)
+            flags[f] = (
+                px[:, 0].min() >= 0
+                and px[:, 1].min() >= 0
+                and px[:, 0].max() <= w - 1
+                and px[:, 1].max() <= h - 1
+            )
         inside[i] = flags
     long_cover = np.zeros((len(plan.long_pitch), n))
     for f, cu in enumerate(centres):
@@ -164,8 +170,9 @@ def _truth(base: Camera, centres: np.ndarray, shapes: list[DefectShape], plan: _
     events: list[tuple[int, str, np.ndarray]] = []
     for i, sh in enumerate(shapes):
         (error if sh.defect.label == "error" else brk)[:] |= inside[i]
-        events.append((int(np.argmax(inside[i])) if inside[i].any() else n, sh.defect.label,
-                       inside[i]))
+        events.append(
+            (int(np.argmax(inside[i])) if inside[i].any() else n, sh.defect.label, inside[i])
+        )
     wrong_length = long_cover >= 0.5
     for j in range(len(plan.long_pitch)):
         flags = wrong_length[j]
@@ -182,15 +189,21 @@ def _truth(base: Camera, centres: np.ndarray, shapes: list[DefectShape], plan: _
     return labels, occurrences
 
 
-def render_video(path: str | Path, frames: int = 450, seed: int = 0,
-                 size: tuple[int, int] = (320, 240), fps: float = 15.0) -> VideoTruth:
+def render_video(
+    path: str | Path,
+    frames: int = 450,
+    seed: int = 0,
+    size: tuple[int, int] = (320, 240),
+    fps: float = 15.0,
+) -> VideoTruth:
     """Render an mp4 ('mp4v') of a seam sliding under the camera and write its two sidecars."""
     import cv2
 
     if frames < 1:
         raise ValueError("frames must be >= 1")
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed,
-                                                                     spawn_key=(_VIDEO_STREAM,))))
+    rng = np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(_VIDEO_STREAM,)))
+    )
     look = Look.sample(rng)
     o = Optics.sample(rng)
     base = sample_camera(rng, size)
@@ -210,9 +223,12 @@ def render_video(path: str | Path, frames: int = 450, seed: int = 0,
     shapes = _defects(plan, curve, holes, look.thread_mm, rng)
     drawing = draw_seam(curve, holes, look.thread_mm, look.hole_gap, shapes)
     area = (u_hi - u_lo) * canvas.height / ppm
-    lint = sample_lint(rng, np.array([[u_lo, canvas.origin[1]],
-                                      [u_hi, canvas.origin[1] + canvas.height / ppm]]),
-                       int(rng.poisson(LINT_PER_MM2 * area)), look)
+    lint = sample_lint(
+        rng,
+        np.array([[u_lo, canvas.origin[1]], [u_hi, canvas.origin[1] + canvas.height / ppm]]),
+        int(rng.poisson(LINT_PER_MM2 * area)),
+        look,
+    )
     strip = render_canvas(canvas, look, drawing, lint, rng)
     strip = blur_canvas(strip, o, ppm, motion_angle=0.0)  # the fabric moves along the seam
     strip = cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)
@@ -226,8 +242,9 @@ def render_video(path: str | Path, frames: int = 450, seed: int = 0,
     try:
         for cu in centres:
             m = canvas.warp_to(_camera_at(base, float(cu)))
-            bgr = cv2.warpAffine(strip, m, size, flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REFLECT)
+            bgr = cv2.warpAffine(
+                strip, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
             writer.write(finish(bgr, gain, noise.next(), o.jpeg_quality))
     finally:
         writer.release()
@@ -268,12 +285,16 @@ def read_video_truth(path: str | Path) -> VideoTruth:
     except FileNotFoundError as exc:
         raise DataError(f"missing ground truth sidecar {exc.filename}") from None
     try:
-        labels = np.array([[_bool(r[k], f"{truth_csv.name} frame {r['frame']}") for k in LABELS]
-                           for r in rows], dtype=bool).reshape(-1, len(LABELS))
+        labels = np.array(
+            [[_bool(r[k], f"{truth_csv.name} frame {r['frame']}") for k in LABELS] for r in rows],
+            dtype=bool,
+        ).reshape(-1, len(LABELS))
         if [int(r["frame"]) for r in rows] != list(range(len(rows))):
             raise DataError(f"{truth_csv.name}: frames must be 0..{len(rows) - 1} in order")
-        occurrences = tuple(Occurrence(int(r["id"]), r["label"], int(r["first_frame"]),
-                                       int(r["last_frame"])) for r in occ_rows)
+        occurrences = tuple(
+            Occurrence(int(r["id"]), r["label"], int(r["first_frame"]), int(r["last_frame"]))
+            for r in occ_rows
+        )
     except (KeyError, ValueError, TypeError) as exc:
         if isinstance(exc, DataError):
             raise
