@@ -6,7 +6,7 @@ import argparse
 import logging
 import time
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, PiInspectError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except OSError as exc:  # a folder or file we cannot create: one line, no traceback
+        raise PiInspectError(f"cannot write output: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     if not (args.out or args.video or args.contact_sheet):
         raise ConfigError("nothing to do: give --out DIR, --video FILE and/or --contact-sheet PNG")
     if args.out and args.count < 1:

@@ -239,6 +239,8 @@ def render_video(
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
     if not writer.isOpened():
         raise PiInspectError(f"cannot write video {out} (OpenCV has no mp4v encoder?)")
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # small frames: thread hand-offs cost more than they save
     try:
         for cu in centres:
             m = canvas.warp_to(_camera_at(base, float(cu)))
@@ -248,6 +250,7 @@ def render_video(
             writer.write(finish(bgr, gain, noise.next(), o.jpeg_quality))
     finally:
         writer.release()
+        cv2.setNumThreads(threads)
     labels, occurrences = _truth(base, centres, shapes, plan, curve)
     truth = VideoTruth(out, labels, tuple(occurrences), float(fps), tuple(size))
     write_video_truth(truth)
