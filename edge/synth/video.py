@@ -98,7 +98,7 @@ class _Plan:
 def _plan(rng: np.random.Generator, u_first: float, u_last: float, width: float) -> _Plan:
     """Occurrences in a shuffled error/break/length cycle, separated by clean seam."""
     plan = _Plan([], [], [])
-    u = u_first + width * rng.uniform(1.0, 1.3)
+    u = u_first + width * rng.uniform(0.6, 0.9)  # the first frames show clean seam
     order: list[str] = []
     while True:
         if not order:
@@ -218,7 +218,8 @@ def render_video(
     canvas = Canvas.covering(np.vstack([first_corners, last_corners]), ppm, margin_mm=1.0)
     u_lo, u_hi = canvas.origin[0], canvas.origin[0] + canvas.width / ppm
     half_view = base.fov_mm / 2
-    plan = _plan(rng, u_lo + half_view, u_hi - half_view, base.fov_mm)
+    # every occurrence scrolls fully through the view before the video ends
+    plan = _plan(rng, float(centres[0]), float(centres[-1]) - half_view, base.fov_mm)
     holes = stitch_holes(u_lo - 4.0, u_hi + 4.0, plan.pitch_at, rng, HOLE_JITTER)
     shapes = _defects(plan, curve, holes, look.thread_mm, rng)
     drawing = draw_seam(curve, holes, look.thread_mm, look.hole_gap, shapes)
