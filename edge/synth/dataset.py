@@ -103,9 +103,11 @@ def generate_dataset(
     else:
         import multiprocessing as mp
 
-        with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(
-            workers, initializer=_init_worker
-        ) as pool:
+        # never fork: the caller may hold threads (TensorFlow, OpenCV) whose locks a forked
+        # child would inherit; a fresh forkserver/spawn child imports only what it needs
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with ctx.Pool(workers, initializer=_init_worker) as pool:
             parts = pool.map(_render_chunk, jobs, chunksize=1)
     rows = tuple(r for part in parts for r in part)
     write_labels(root / LABELS_CSV, rows)
