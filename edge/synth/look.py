@@ -35,6 +35,7 @@ class Look:
     fabric_rgb: tuple[float, float, float]
     fabric_rgb2: tuple[float, float, float]  # the crossing yarn's colour
     yarn_var: float  # yarn-to-yarn brightness variation
+    waviness: float  # mm the yarns wander off straight lines
     mottle: float  # low-frequency unevenness
     grain: float  # per-pixel fibre noise
     thread_rgb: tuple[float, float, float]
@@ -67,6 +68,7 @@ class Look:
             fabric_rgb=fabric,
             fabric_rgb2=fabric2,
             yarn_var=float(rng.uniform(0.0, 0.15)),
+            waviness=float(rng.uniform(0.0, 0.35)),
             mottle=float(rng.uniform(0.0, 0.12)),
             grain=float(rng.uniform(0.01, 0.06)),
             thread_rgb=thread,
@@ -123,6 +125,7 @@ def _noise_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -
 
 _TILE_YARNS = 16  # the weave tile repeats every 16 yarns (several mm): no visible period
 _TILE_PX_PER_YARN = 8
+WAVE_MM = 5.0  # size of the yarns' gentle waviness
 
 
 def _weave_tile(look: Look, rng: np.random.Generator) -> np.ndarray:
@@ -162,8 +165,8 @@ def fabric_texture(
     """RGB float32 fabric for a canvas of ``shape`` (h, w) whose pixel (0, 0) is at
     ``canvas_origin`` mm and which has ``canvas_ppm`` pixels per mm.
 
-    The weave is one periodic tile mapped onto the canvas by a wrapping affine warp (rotation
-    and scale in mm), which is several times cheaper than evaluating it per pixel.
+    The weave is one periodic tile mapped onto the canvas by a wrapping remap (rotation and
+    scale in mm plus a gentle waviness), several times cheaper than evaluating it per pixel.
     """
     import cv2
 
@@ -171,13 +174,19 @@ def fabric_texture(
     h, w = shape
     c, s = math.cos(look.weave_angle), math.sin(look.weave_angle)
     k = _TILE_PX_PER_YARN / look.weave_pitch  # tile px per mm
-    # canvas px -> mm -> tile px
-    lin = np.array([[c, s], [-s, c]]) * (k / canvas_ppm)
+    # canvas px -> mm -> tile px, with a smooth displacement so yarns are not ruler-straight
+    rot = np.array([[c, s], [-s, c]], dtype=np.float32) * np.float32(k / canvas_ppm)
     off = np.array([[c, s], [-s, c]]) @ np.asarray(canvas_origin) * k
-    m = np.hstack([lin, off[:, None]]).astype(np.float64)
-    pattern = cv2.warpAffine(
-        tile, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_WRAP
-    )
+    cells = max(2, round(max(h, w) / canvas_ppm / WAVE_MM))
+    amp = np.float32(look.waviness * canvas_ppm)
+    xs = np.arange(w, dtype=np.float32)[None, :] + amp * _noise_field(rng, (h, w), cells)
+    ys = np.arange(h, dtype=np.float32)[:, None] + amp * _noise_field(rng, (h, w), cells)
+    map_x = rot[0, 0] * xs + rot[0, 1] * ys + np.float32(off[0])
+    map_y = rot[1, 0] * xs + rot[1, 1] * ys + np.float32(off[1])
+    n = tile.shape[0]
+    map_x %= n  # remap's wrap border is per pixel; keep the maps inside one tile instead
+    map_y %= n
+    pattern = cv2.remap(tile, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
     grey = pattern[..., 0]
     grey += 1.0
     grey += look.mottle * _noise_field(rng, (h, w), mottle_cells)
