@@ -66,6 +66,17 @@ def test_labels_csv_is_the_seed_lookup_table_and_boxes_csv_names_real_images(tmp
     assert {b["name"] for b in boxes} <= {r[0] for r in rows[1:]}
 
 
+def test_labels_csv_reads_back_with_the_data_set_reader(tmp_path):
+    from edge.data.table import read_table
+
+    summary = generate_dataset(tmp_path, 5, seed=6, size=(48, 48), workers=1)
+    data = read_table(tmp_path / "labels.csv")
+    assert list(data.labels) == list(LABELS)
+    assert [Path(p).name for p in data.paths] == [Path(r.name).name for r in summary.rows]
+    expected = [[r.labels[k] for k in LABELS] for r in summary.rows]
+    assert np.array_equal(data.y.astype(bool), np.array(expected))
+
+
 def test_each_attribute_is_true_in_20_to_80_percent_of_images(samples):
     first = samples[:200]
     for label in LABELS:
@@ -147,6 +158,13 @@ def video(tmp_path_factory):
     cv2.setNumThreads(1)
     path = tmp_path_factory.mktemp("video") / "seam.mp4"
     return render_video(path, frames=300, seed=2, size=(160, 120), fps=15)
+
+
+def test_video_is_identical_for_the_same_seed(tmp_path):
+    a = render_video(tmp_path / "a.mp4", frames=30, seed=4, size=(96, 72))
+    b = render_video(tmp_path / "b.mp4", frames=30, seed=4, size=(96, 72))
+    assert np.array_equal(a.labels, b.labels) and a.occurrences == b.occurrences
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
 
 
 def test_video_has_the_asked_frames_and_opencv_decodes_them(video):

@@ -63,16 +63,15 @@ def _init_worker() -> None:
 
 
 def write_labels(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["name", *LABELS])
-        for r in rows:
-            writer.writerow([r.name, *(str(bool(r.labels[k])) for k in LABELS)])
+    """The seed's lookup table, written by the data package's own writer (atomic)."""
+    from edge.data.table import write_table
+
+    write_table(path, [r.name for r in rows], LABELS, [[r.labels[k] for k in LABELS] for r in rows])
 
 
 def write_boxes(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(BOX_COLUMNS)
         for r in rows:
             for b in r.boxes:

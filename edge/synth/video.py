@@ -261,12 +261,12 @@ def render_video(
 def write_video_truth(truth: VideoTruth) -> None:
     truth_csv, occ_csv = sidecar_paths(truth.path)
     with open(truth_csv, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["frame", *LABELS])
         for i, row in enumerate(truth.labels):
             writer.writerow([i, *(str(bool(x)) for x in row)])
     with open(occ_csv, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["id", "label", "first_frame", "last_frame"])
         for o in truth.occurrences:
             writer.writerow([o.id, o.label, o.first_frame, o.last_frame])
