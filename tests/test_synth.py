@@ -12,7 +12,8 @@ import pytest
 
 from edge.cli import main
 from edge.synth.dataset import generate_dataset
-from edge.synth.still import LABELS, render_still
+from edge.synth.geometry import SeamCurve, loop_stroke
+from edge.synth.still import LABELS, PITCH_MM, break_span, render_still
 from edge.synth.video import read_video_truth, render_video, sidecar_paths
 
 PROBE_SIZE = (48, 48)  # rendered size; the probe sees it as 32x32 grey
@@ -105,6 +106,24 @@ def test_4mm_stitches_are_at_least_1_6x_longer_than_2mm_stitches_in_pixels(sampl
     long_ = [s.pitch_px for s in samples if not s.labels["length"]]
     ratio = min(p[0] for p in long_) / max(p[1] for p in short)
     assert ratio >= 1.6, ratio
+
+
+def test_a_break_always_removes_two_or_more_stitches_and_more_than_the_largest_pitch():
+    rng = np.random.default_rng(0)
+    for pitch in PITCH_MM.values():
+        for _ in range(500):
+            span = break_span(rng, pitch)
+            assert span >= 2 and span * pitch >= 1.8 * max(PITCH_MM.values())
+
+
+def test_an_error_loop_reaches_well_off_the_seam_line():
+    rng = np.random.default_rng(1)
+    curve = SeamCurve()  # the straight line v = 0
+    for _ in range(300):
+        thread = rng.uniform(0.35, 0.6)
+        stroke, _outline = loop_stroke(curve, 0.0, float(rng.choice([2.0, 4.0])), thread, rng)
+        reach = np.abs(stroke.points[:, 1]).max()
+        assert reach >= 2.0 - 1e-9 and reach >= 3 * thread, reach
 
 
 def _grey32(samples) -> np.ndarray:

@@ -227,6 +227,10 @@ def loop_stroke(
     wobble = 0.12 * depth * np.sin(2 * math.pi * (rng.uniform(1, 2.5) * s + rng.uniform(0, 1)))
     d_along = length * s - omega * np.sin(2 * math.pi * s)
     d_across = depth * np.sin(math.pi * s) ** power + wobble * np.sin(math.pi * s)
+    # tilt and wobble change how far the loop reaches: rescale so it stands exactly ``depth``
+    # off the seam line, never less
+    reach = float(np.max(np.abs(d_across * float(across @ normal))))
+    d_across *= depth / max(reach, 1e-6)
     pts = a + d_along[:, None] * along + d_across[:, None] * across
     stroke = Stroke(pts, thread * rng.uniform(0.9, 1.1), lift=1.0)
     return stroke, _outline(pts, thread / 2)
