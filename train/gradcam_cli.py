@@ -26,7 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="heat-map images to write (0 = all)")
     parser.add_argument("--montage", type=int, default=24, help="images in montage.png")
     parser.add_argument(
-        "--tolerance", type=float, default=0.0, help="pointing-game slack in input pixels"
+        "--tolerance",
+        type=float,
+        default=None,
+        help="pointing-game slack in input pixels (default: the standard 15 px at 224 px, scaled)",
     )
 
 
@@ -118,12 +121,24 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {"images": n, "out": str(out.absolute())}
     boxes_path = find_boxes(image_set, args.boxes)
     if boxes_path is not None and image_set.dataset is not None:
-        report["pointing_game"] = pointing_game(run_, image_set, boxes_path, images, args.tolerance)
+        tolerance = (
+            standard_tolerance(run_.input_size) if args.tolerance is None else args.tolerance
+        )
+        report["pointing_game_tolerance_px"] = tolerance
+        report["pointing_game"] = pointing_game(run_, image_set, boxes_path, images, tolerance)
         for label, r in report["pointing_game"].items():
-            print(f"pointing game {label}: {r['score']:.1%} ({r['hits']}/{r['trials']})")
+            print(
+                f"pointing game {label}: {r['score']:.1%} ({r['hits']}/{r['trials']}, "
+                f"tolerance {tolerance:.1f} px)"
+            )
     write_json(out / "gradcam.json", report)
     print(json.dumps({"images": n, "out": report["out"]}))
     return 0
+
+
+def standard_tolerance(input_size: tuple[int, int]) -> float:
+    """Zhang et al.'s pointing game allows 15 px on 224 px images: the same share of our width."""
+    return 15.0 / 224.0 * min(input_size)
 
 
 def _alarming(score: float, threshold: float, direction: str) -> bool:
