@@ -9,50 +9,12 @@ for seam images: it never removes the stitch it moves.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import tensorflow as tf
 
-NAMES = ("brightness", "roll", "hflip", "vflip", "rotation", "zoom", "shift", "blur")
+from train.augment_config import NAMES, AugmentConfig
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Which augmentations run, and how strongly. All off is the identity."""
-
-    brightness: bool = True
-    roll: bool = True
-    hflip: bool = False
-    vflip: bool = False
-    rotation: bool = False
-    zoom: bool = False
-    shift: bool = False
-    blur: bool = False
-    brightness_p: float = 0.7
-    rotation_deg: float = 10.0
-    zoom_range: float = 0.1
-    shift_range: float = 0.1
-    blur_p: float = 0.3
-    blur_sigma_max: float = 1.2
-
-    @classmethod
-    def from_names(cls, names: str) -> AugmentConfig:
-        """``"brightness,roll,blur"`` -> only those on; ``"none"`` -> all off."""
-        from edge.errors import ConfigError
-
-        chosen = {n.strip() for n in names.split(",") if n.strip()} - {"none"}
-        unknown = chosen - set(NAMES)
-        if unknown:
-            raise ConfigError(
-                f"unknown augmentation(s) {sorted(unknown)}; choose from {', '.join(NAMES)}"
-            )
-        return cls(**{name: name in chosen for name in NAMES})
-
-    def enabled(self) -> list[str]:
-        return [name for name in NAMES if getattr(self, name)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["NAMES", "AugmentConfig", "augment", "brightness_contrast", "gaussian_blur", "roll_band"]
 
 
 def _coin(p: float, seed) -> tf.Tensor:

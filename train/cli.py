@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from train.augment import NAMES as AUGMENTATIONS
+from train.augment_config import NAMES as AUGMENTATIONS
 
 DEFAULT_AUGMENT = "brightness,roll"
 
@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.augment import AugmentConfig
+    from train.augment_config import AugmentConfig
     from train.fit import TrainConfig, train
     from train.models import parse_hidden
 

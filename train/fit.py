@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.errors import ConfigError, DataError
 from train import runs
-from train.augment import AugmentConfig
+from train.augment_config import AugmentConfig
 from train.models import TRANSFER_ARCHS, ModelSpec
 
 log = logging.getLogger(__name__)

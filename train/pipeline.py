@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.data.table import Dataset
 from edge.errors import DataError
-from train.augment import AugmentConfig
+from train.augment_config import AugmentConfig
 
 log = logging.getLogger(__name__)
 
