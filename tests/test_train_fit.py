@@ -182,3 +182,18 @@ def test_unknown_augmentation_fails_in_one_line_without_training(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "sparkle" in err and "Traceback" not in err
     assert not (tmp_path / "r" / "model.keras").exists()
+
+
+def test_a_renamed_run_directory_still_evaluates_from_its_own_split_copies(
+    multilabel_run, tmp_path
+):
+    import shutil
+
+    data, run = multilabel_run
+    moved = run.parent / "renamed"  # same depth: the splits' relative image names still resolve
+    shutil.copytree(run, moved)
+    info = json.loads((moved / "run.json").read_text())
+    info["splits"] = {k: str(tmp_path / "gone" / Path(v).name) for k, v in info["splits"].items()}
+    (moved / "run.json").write_text(json.dumps(info))
+    assert main(["evaluate", str(moved), "--data", str(data)]) == 0
+    assert (moved / "thresholds.json").is_file()

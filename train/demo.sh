@@ -7,7 +7,7 @@ ROOT=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 DATA=$ROOT/data/seam
 TEST=$ROOT/data/seam_test
 RUN=$ROOT/runs/demo
-EPOCHS=${EPOCHS:-20}
+EPOCHS=${EPOCHS:-12}
 
 [ -f "$DATA/labels.csv" ] || pi-inspect synth --out "$DATA" --count 6000 --seed 1
 [ -f "$TEST/labels.csv" ] || pi-inspect synth --out "$TEST" --count 1000 --seed 2

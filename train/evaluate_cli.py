@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from train.evaluate import evaluate
     from train.inputs import read_labelled
     from train.pipeline import decode
-    from train.runs import EVAL_DIR, load_run
+    from train.runs import EVAL_DIR, load_run, split_path
 
     run_ = load_run(args.run)
     test = read_labelled(args.data, run_.task)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(
             f"{args.data}: labels {list(test.labels)} differ from the run's {run_.labels}"
         )
-    valid = read_labelled(run_.info["splits"]["valid"], run_.task)
+    valid = read_labelled(split_path(run_, "valid"), run_.task)
     test_d = decode(test, run_.input_size)
     valid_d = decode(valid, run_.input_size)
     result = evaluate(

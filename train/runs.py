@@ -134,6 +134,17 @@ def read_thresholds(run_dir: str | os.PathLike) -> dict[str, float]:
     return {str(k): float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
+def split_path(run: Run, name: str) -> Path:
+    """A split CSV recorded in run.json; if the run directory was moved, the copy inside it."""
+    recorded = Path(run.info["splits"][name])
+    if recorded.exists():  # a CSV, or a folder given as --valid
+        return recorded
+    moved = run.path / recorded.name
+    if moved.is_file():
+        return moved
+    raise DataError(f"{run.path}: the {name} split {recorded} is gone")
+
+
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Load RUN/model.keras (uncompiled), run.json and thresholds.json (if evaluated)."""
     import keras
