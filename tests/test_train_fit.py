@@ -197,3 +197,41 @@ def test_a_renamed_run_directory_still_evaluates_from_its_own_split_copies(
     (moved / "run.json").write_text(json.dumps(info))
     assert main(["evaluate", str(moved), "--data", str(data)]) == 0
     assert (moved / "thresholds.json").is_file()
+
+
+def test_pretrained_transfer_arch_trains_frozen_then_fine_tunes(multilabel_run, tmp_path):
+    import keras
+
+    data, _ = multilabel_run
+    weights = tmp_path / "mobilenet_notop.weights.h5"
+    keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None
+    ).save_weights(weights)
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--arch",
+                "mobilenetv2",
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--fine-tune-epochs",
+                "1",
+                "--weights",
+                str(weights),
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # phase 1 (frozen) then phase 2
+    lrs = [float(r.split(",")[rows[0].split(",").index("learning_rate")]) for r in rows[1:]]
+    assert lrs[1] == pytest.approx(lrs[0] / 10)  # fine-tuning at a tenth of the rate
+    assert load_run(run).info["weights"] == str(weights)
