@@ -123,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # libraries' own INFO lines ("Assets written to ...") are noise here
+        for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(_import_command(args.command).run(args) or 0)
     except ModuleNotFoundError as exc:
