@@ -83,9 +83,11 @@ class TriggerConfig(_Section):
 class DecideConfig(_Section):
     """Debounce and hysteresis: raise when k of the last n frames alarm, clear after m clean."""
 
-    n: Annotated[int, Field(ge=1, le=1000)] = 3
-    m: Annotated[int, Field(ge=1, le=1000)] = 3
-    k: Annotated[int, Field(ge=1, le=1000)] = Field(default=2, validate_default=True)
+    # Frames, not seconds: at 15 FPS a defect crossing the view lasts 15-30 frames. 3 of 4 frames
+    # rejects single-frame flicker; 5 clean frames keep one defect whose score dips as one event.
+    n: Annotated[int, Field(ge=1, le=1000)] = 4
+    m: Annotated[int, Field(ge=1, le=1000)] = 5
+    k: Annotated[int, Field(ge=1, le=1000)] = Field(default=3, validate_default=True)
 
     @field_validator("k")
     @classmethod

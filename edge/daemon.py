@@ -30,6 +30,7 @@ from edge.errors import ConfigError, PiInspectError
 from edge.events import DefectEvent, FrameResult, State, Verdict
 from edge.outputs import JsonLinesOutput, Output
 from edge.pipeline import Captured, CaptureWorker, FrameQueue
+from edge.preprocess import prepare
 from edge.signals import Lamps, Signals, TriggerInput
 from edge.snapshots import SnapshotStore
 from edge.sources import FrameSource, make_source
@@ -40,11 +41,20 @@ log = logging.getLogger(__name__)
 ClassifierLoader = Callable[[ModelConfig], Any]
 
 
+def default_num_threads() -> int:
+    """Interpreter threads when the config says none: all cores but one, which is left to the
+    capture thread (decoding and resizing) so the two stages overlap instead of competing."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def load_from_config(model: ModelConfig) -> Any:
     """The default loader: verify and load the configured bundle (None: the demo bundle)."""
     from edge.runtime import load_classifier
 
-    return load_classifier(model.bundle, backend=model.backend, num_threads=model.num_threads)
+    threads = model.num_threads if model.num_threads is not None else default_num_threads()
+    return load_classifier(model.bundle, backend=model.backend, num_threads=threads)
 
 
 class _NullNotifier:
@@ -119,6 +129,7 @@ class Daemon:
         self._event_snapshots: dict[str, str] = {}
         self._pending_triggers = 0
         self._trigger_after = 0.0
+        self._infer_ms = 0.0  # moving average of the inference loop's own work per frame
 
         self._outputs: list[Output] = []
         self._signals: Signals | None = None
@@ -258,8 +269,6 @@ class Daemon:
         return False
 
     def _inspect(self, captured: Captured) -> None:
-        from edge.preprocess import prepare
-
         if not self._should_inspect(captured):
             return
         frame = captured.frame
@@ -271,7 +280,10 @@ class Daemon:
             rgb = captured.prepared
             if rgb is None or captured.size != tuple(clf.input_size):
                 rgb = prepare(frame.image, clf.input_size)
+            t_invoke = time.monotonic()
             try:
+                # Features (for heat maps) only when a snapshot could follow: fetching and
+                # dequantizing them costs time on every ordinary frame.
                 prediction = clf.predict(rgb, with_features=self._snapshots is not None)
             except (ValueError, RuntimeError, PiInspectError) as exc:
                 self._fault_once(f"inference failed: {exc}")
@@ -294,6 +306,15 @@ class Daemon:
         for out in self._outputs:
             out.publish_result(result)
         self._update_state(new_defect=any(e.kind == "start" for e in events))
+        self._balance(t_invoke)
+
+    def _balance(self, t_invoke: float) -> None:
+        """Track this loop's own work per frame (invoke and bookkeeping, without the resize)
+        and every 32 frames let the capture worker move the resize to the less busy thread."""
+        self._infer_ms += 0.05 * ((time.monotonic() - t_invoke) * 1000.0 - self._infer_ms)
+        capture = self._capture
+        if capture is not None and self._summary.frames % 32 == 0:
+            capture.balance_prepare(self._infer_ms)
 
     def _emit(
         self,

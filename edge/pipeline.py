@@ -116,6 +116,24 @@ class CaptureWorker:
         self.fault: str | None = None
         self.finished = threading.Event()  # the file/folder ended (not a failure)
         self.frames_read = 0
+        # Who resizes: the capture thread (True) or the inference loop (False). The daemon
+        # moves it to whichever thread has less of its own work (see ``balance_prepare``).
+        self.prepare_here = True
+        self.read_ms = 0.0  # moving average of source.read() (decode) time
+
+    def balance_prepare(self, infer_ms: float, margin: float = 0.15) -> bool:
+        """Put the resize where it shortens the slower stage; returns the new placement.
+
+        Capture does read (+ resize), inference does invoke (+ resize). With read < invoke the
+        resize belongs in capture (max(read + prep, invoke) is the smaller maximum), otherwise
+        in the inference loop. ``margin`` keeps the placement from flapping on noise.
+        """
+        read = self.read_ms
+        if self.prepare_here and read > infer_ms * (1 + margin):
+            self.prepare_here = False
+        elif not self.prepare_here and read < infer_ms * (1 - margin):
+            self.prepare_here = True
+        return self.prepare_here
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pi-inspect-capture", daemon=True)
@@ -181,12 +199,14 @@ class CaptureWorker:
     def _pump(self, source: FrameSource) -> bool:
         """Read until stop (False) or the natural end of a file/folder (True)."""
         while not self._stop.is_set():
+            t0 = time.monotonic()
             frame = source.read()
+            self.read_ms += 0.05 * ((time.monotonic() - t0) * 1000.0 - self.read_ms)
             self._beat()
             if frame is None:
                 return True
             self.frames_read += 1
-            prepare = self._prepare
+            prepare = self._prepare if self.prepare_here else None
             item = (
                 Captured(frame, *prepare(frame.image)) if prepare else Captured(frame, None, None)
             )
