@@ -125,7 +125,8 @@ class Daemon:
         self._debouncer: Debouncer | None = None
         self._model_fault: str | None = None
         self._next_model_retry = 0.0
-        self._latest: tuple[np.ndarray, Any, dict[str, float], int] | None = None
+        # latest inspected frame: (image, model input, prediction, scores, index)
+        self._latest: tuple[np.ndarray, np.ndarray, Any, dict[str, float], int] | None = None
         self._event_snapshots: dict[str, str] = {}
         self._pending_triggers = 0
         self._trigger_after = 0.0
@@ -161,13 +162,13 @@ class Daemon:
             latest, clf = self._latest, self._classifier
         if latest is None or self._snapshots is None or clf is None:
             return None
-        image, prediction, scores, index = latest
+        image, rgb, prediction, scores, index = latest
         label = (
             max(self._debouncer.rules, key=lambda name: scores[name])
             if self._debouncer and self._debouncer.rules
             else None
         )
-        heat = self._heatmap(clf, prediction, label) if label else None
+        heat = self._heatmap(clf, prediction, rgb, label) if label else None
         meta = {
             "request": "snapshot",
             "frame_index": index,
@@ -282,9 +283,9 @@ class Daemon:
                 rgb = prepare(frame.image, clf.input_size)
             t_invoke = time.monotonic()
             try:
-                # Features (for heat maps) only when a snapshot could follow: fetching and
-                # dequantizing them costs time on every ordinary frame.
-                prediction = clf.predict(rgb, with_features=self._snapshots is not None)
+                # No feature map on ordinary frames (fetching and dequantizing it costs time
+                # on every frame); a snapshot asks for it again on the same input (_heatmap).
+                prediction = clf.predict(rgb, with_features=False)
             except (ValueError, RuntimeError, PiInspectError) as exc:
                 self._fault_once(f"inference failed: {exc}")
                 return
@@ -295,13 +296,13 @@ class Daemon:
             }
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
-            self._latest = (frame.image, prediction, scores, frame.index)
+            self._latest = (frame.image, rgb, prediction, scores, frame.index)
         self._stats.record(latency_ms, done)
         self._summary.frames += 1
         if self._summary.first_inference_s is None:
             self._summary.first_inference_s = done - self._started
         for event in events:
-            self._emit(event, clf, prediction, frame.image, scores)
+            self._emit(event, clf, prediction, frame.image, scores, rgb)
         result = FrameResult(frame.index, frame.timestamp, scores, round(latency_ms, 3), active)
         for out in self._outputs:
             out.publish_result(result)
@@ -323,9 +324,10 @@ class Daemon:
         prediction: Any,
         image: np.ndarray,
         scores: dict[str, float],
+        rgb: np.ndarray | None = None,
     ) -> None:
         if event.kind == "start" and self._snapshots is not None:
-            heat = self._heatmap(clf, prediction, event.label)
+            heat = self._heatmap(clf, prediction, rgb, event.label)
             meta = {
                 "event": event.to_dict(),
                 "scores": scores,
@@ -348,13 +350,23 @@ class Daemon:
         for out in self._outputs:
             out.publish_event(event)
 
-    @staticmethod
-    def _heatmap(clf: Any, prediction: Any, label: str) -> np.ndarray | None:
-        if not getattr(clf, "has_heatmaps", True) or prediction.features is None:
+    def _heatmap(
+        self, clf: Any, prediction: Any, rgb: np.ndarray | None, label: str
+    ) -> np.ndarray | None:
+        """Grad-CAM for ``label``; re-runs the model with its feature map on the same input
+        (the inference loop skips features on ordinary frames; events are rare)."""
+        if not getattr(clf, "has_heatmaps", True) or prediction is None:
             return None
         try:
+            if prediction.features is None:
+                if rgb is None:
+                    return None
+                with self._lock:  # the classifier is not thread-safe
+                    prediction = clf.predict(rgb, with_features=True)
+                if prediction.features is None:
+                    return None
             return clf.heatmap(prediction, label)
-        except (PiInspectError, ValueError) as exc:
+        except (PiInspectError, ValueError, RuntimeError) as exc:
             log.debug("no heat map: %s", exc)
             return None
 

@@ -30,3 +30,35 @@ def test_placement_does_not_flap_on_noise_around_the_balance_point():
     assert w.balance_prepare(infer_ms=1.0) is False
     w.read_ms = 0.95
     assert w.balance_prepare(infer_ms=1.0) is False  # within the margin the other way too
+
+
+def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp_path):
+    import threading
+
+    from daemon_helpers import ERROR_BGR, OK_BGR, ScriptedClassifier, script, write_video
+
+    from edge.config import parse_config
+    from edge.daemon import Daemon
+
+    class Counting(ScriptedClassifier):
+        feature_calls = 0
+
+        def predict(self, rgb, with_features=True):
+            Counting.feature_calls += bool(with_features)
+            return super().predict(rgb, with_features)
+
+    frames = script((OK_BGR, 10), (ERROR_BGR, 6), (OK_BGR, 10), (ERROR_BGR, 6), (OK_BGR, 5))
+    video = write_video(tmp_path / "line.avi", frames)
+    settings = {
+        "source": {"uri": str(video)},
+        "gpio": {"enabled": False},
+        "snapshots": {"dir": str(tmp_path / "snaps")},
+        "output": {"stdout": False},
+    }
+    summary = Daemon(
+        parse_config(settings), outputs=[], classifier_loader=lambda m: Counting()
+    ).run(threading.Event())
+
+    assert summary.frames == len(frames) and len(summary.events) == 2
+    assert Counting.feature_calls == 2  # one per defect start, none for the other 35 frames
+    assert len(list((tmp_path / "snaps").glob("*.heat.jpg"))) == 2
