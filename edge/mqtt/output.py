@@ -104,6 +104,7 @@ class MqttOutput:
         self._generation = 0
         self._inflight: dict[int, _Inflight] = {}
         self._inflight_lock = threading.Lock()
+        self._acked: list[int] = []  # acknowledged spool rows, deleted by the sender in a batch
         self._cursor = 0  # last spool sequence handed to paho (sender thread only)
         self._spool_dirty = threading.Event()  # new event, acknowledgement or reconnect
         self._spool_dirty.set()  # a restart replays what the last run left
@@ -162,6 +163,7 @@ class MqttOutput:
                 log.warning("could not publish 'stopped': %s", exc)
         self._client.disconnect()
         self._client.loop_stop()
+        self._sweep_acknowledged()  # acknowledged rows the sender had not deleted yet
         self._spool.close()
 
     def _drain(self, timeout_s: float) -> None:
@@ -190,7 +192,7 @@ class MqttOutput:
     def publish_event(self, event: DefectEvent) -> None:
         self._spool.append(self.topics.defect(event.label), _json(event.to_dict()))
         self._spool_dirty.set()
-        self._wake.set()
+        self._wake_sender()
 
     def publish_result(self, result: FrameResult) -> None:
         if not self._config.result.enabled:
@@ -200,19 +202,25 @@ class MqttOutput:
             return
         self._last_result_at = now
         self._result.put(result)
-        self._wake.set()
+        self._wake_sender()
 
     def publish_stats(self, stats: Stats) -> None:
         self._stats.put(stats)
-        self._wake.set()
+        if time.monotonic() >= self._next_stats_at:  # else the sender would only put it back
+            self._wake_sender()
 
     def publish_state(self, state: State) -> None:
         self._state.put(state)
-        self._wake.set()
+        self._wake_sender()
 
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None:
         if self._config.snapshot:
             self._snapshot.put(bytes(jpeg))
+            self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        # Event.set() takes a lock and notifies; skip it while a wake-up is already pending.
+        if not self._wake.is_set():
             self._wake.set()
 
     # -- paho callbacks (paho's network thread) ---------------------------------------------
@@ -241,12 +249,14 @@ class MqttOutput:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called with paho's message lock held: no paho calls here, only our own bookkeeping.
+        # The row is deleted by the sender in a batch: the spool lock stays free for
+        # publish_event on the inference thread.
         with self._inflight_lock:
             entry = self._inflight.pop(mid, None)
+            if entry is not None:
+                self._acked.append(entry.seq)
         if entry is not None:
-            self._spool.remove(entry.seq)
-            self._spool_dirty.set()
-            self._wake.set()
+            self._wake_sender()
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self._ha_status_topic:
@@ -282,25 +292,28 @@ class MqttOutput:
         while not self._stop.is_set():
             self._wake.wait(_IDLE_WAKE_S)
             self._wake.clear()
-            if self._stop.is_set() or not self._connected.is_set():
+            if self._stop.is_set():
                 continue
             try:
                 self._sweep_acknowledged()
+                if not self._connected.is_set():
+                    continue
                 self._publish_latest()
                 self._publish_spooled()
             except Exception:  # keep publishing whatever one message did
                 log.exception("MQTT sender error")
 
     def _sweep_acknowledged(self) -> None:
-        """Catch acknowledgements that raced with the bookkeeping after ``publish()``."""
-        if not self._inflight:
+        """Delete acknowledged rows in one batch: those ``on_publish`` reported and those whose
+        acknowledgement raced with the bookkeeping after ``publish()``."""
+        if not self._inflight and not self._acked:
             return
         with self._inflight_lock:
             done = [mid for mid, e in self._inflight.items() if e.info.is_published()]
-            entries = [self._inflight.pop(mid) for mid in done]
-        for entry in entries:
-            self._spool.remove(entry.seq)
-        if entries:
+            seqs = self._acked + [self._inflight.pop(mid).seq for mid in done]
+            self._acked = []
+        if seqs:
+            self._spool.remove_many(seqs)
             self._spool_dirty.set()
 
     def _publish_latest(self) -> None:
