@@ -40,10 +40,14 @@ class Probe:
             print("FIRST", flush=True)
         if self.n == warm:
             marks["rss_warm_kb"] = rss_kb()
+        if self.n % 5000 == 0:
+            marks.setdefault("rss_trace_kb", []).append((self.n, rss_kb()))
         if self.n >= frames:
             marks["rss_end_kb"] = rss_kb()
             stop.set()
-    def publish_event(self, e): pass
+    events = 0
+    def publish_event(self, e):
+        self.events += e.kind == "start"
     def publish_stats(self, s): pass
     def publish_state(self, s): pass
     def publish_snapshot(self, j, e): pass
@@ -60,7 +64,7 @@ if bundle:
     settings["model"] = {"bundle": bundle}
 probe = Probe()
 summary = Daemon(parse_config(settings), outputs=[probe]).run(stop)
-marks.update(frames=probe.n, fps=summary.fps, tensorflow="tensorflow" in sys.modules,
+marks.update(frames=probe.n, fps=summary.fps, events=probe.events, tensorflow="tensorflow" in sys.modules,
              keras="keras" in sys.modules)
 print("RESULT " + json.dumps(marks), flush=True)
 """
@@ -118,6 +122,9 @@ def main() -> int:
     print(
         f"RSS growth over frames {args.warm}..{result['frames']}: {growth:+.2f} MB (target <= 2 MB)"
     )
+    trace = ", ".join(f"{n}: {kb / 1024:.1f}" for n, kb in result.get("rss_trace_kb", []))
+    print(f"RSS trace (frame: MB): {trace}")
+    print(f"defect events during the run: {result['events']}")
     print(f"throughput: {result['fps']:.0f} FPS")
     ok = (
         first <= 1.5

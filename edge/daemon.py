@@ -74,6 +74,7 @@ class RunSummary:
     dropped: int = 0
     elapsed_s: float = 0.0
     first_inference_s: float | None = None  # from run() start
+    model: str = ""  # name, version and hash prefix of the model that ran last
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     events: deque[DefectEvent] = field(default_factory=lambda: deque(maxlen=10_000))  # "end" ones
@@ -401,7 +402,8 @@ class Daemon:
             self._classifier, self._debouncer = clf, debouncer
         self._model_fault = None
         self._set_prepare(clf)
-        log.info("model %s %s (%s) loaded", clf.info.name, clf.info.version, clf.info.sha256[:12])
+        self._summary.model = _describe(clf)
+        log.info("model %s loaded", self._summary.model)
 
     def _set_prepare(self, clf: Any) -> None:
         if self._capture is not None:
@@ -435,9 +437,8 @@ class Daemon:
             old.close()
         if source_changed and not self._injected_source:
             self._restart_capture.set()
-        log.info(
-            "reloaded: model %s %s (%s)", clf.info.name, clf.info.version, clf.info.sha256[:12]
-        )
+        self._summary.model = _describe(clf)
+        log.info("reloaded: model %s", self._summary.model)
         self._update_state()
         return True
 
@@ -592,6 +593,12 @@ class Daemon:
             if self._classifier is not None:
                 self._classifier.close()
                 self._classifier = None
+
+
+def _describe(clf: Any) -> str:
+    info = clf.info
+    w, h = clf.input_size
+    return f"{info.name} {info.version} ({info.sha256[:12]}, {w}x{h} input)"
 
 
 def _config_is_live(config: Config) -> bool:

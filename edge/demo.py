@@ -33,6 +33,8 @@ class Score:
     events: int
     occurrences: int
     matched: int
+    missed: tuple[Occurrence, ...] = ()  # occurrences no event matched
+    false_alarms: tuple[tuple[str, int, int], ...] = ()  # (label, first, last) of unmatched events
 
     @property
     def precision(self) -> float:
@@ -57,6 +59,7 @@ def match_events(events: list[DefectEvent], truth: list[Occurrence], tolerance: 
     (within ``tolerance`` frames); each occurrence and each event is matched at most once."""
     used: set[int] = set()
     matched = 0
+    false_alarms: list[tuple[str, int, int]] = []
     for event in sorted(events, key=lambda e: e.first_frame):
         last = event.last_frame if event.last_frame is not None else event.first_frame
         best, best_overlap = None, None
@@ -69,7 +72,10 @@ def match_events(events: list[DefectEvent], truth: list[Occurrence], tolerance: 
         if best is not None:
             used.add(best)
             matched += 1
-    return Score(len(events), len(truth), matched)
+        else:
+            false_alarms.append((event.label, event.first_frame, last))
+    missed = tuple(occ for i, occ in enumerate(truth) if i not in used)
+    return Score(len(events), len(truth), matched, missed, tuple(false_alarms))
 
 
 class LampView:
@@ -103,22 +109,27 @@ class LampView:
 
 
 class ConsoleOutput:
-    """A human-readable Output for the demo: one line per defect start/end."""
+    """A human-readable Output for the demo: one line per defect start/end, video time included."""
 
-    def __init__(self, view: LampView) -> None:
+    def __init__(self, view: LampView, fps: float) -> None:
         self._view = view
+        self._fps = fps
+
+    def _at(self, frame: int) -> str:
+        return f"{frame / self._fps:5.1f} s"
 
     def publish_event(self, event: DefectEvent) -> None:
         if event.kind == "start":
-            snap = f", snapshot {event.snapshot}" if event.snapshot else ""
+            snap = f"  heat map {event.snapshot}" if event.snapshot else ""
             self._view.say(
-                f"  defect  {event.label:<6} from frame {event.first_frame}"
-                f" (score {event.peak_score:.2f}{snap})"
+                f"  {self._at(event.first_frame)}  DEFECT  {event.label:<6} from frame "
+                f"{event.first_frame:<4} score {event.peak_score:.2f}{snap}"
             )
         else:
             self._view.say(
-                f"  cleared {event.label:<6} frames {event.first_frame}-{event.last_frame}"
-                f", peak {event.peak_score:.2f}, {event.frames} frames"
+                f"  {self._at(event.last_frame or event.first_frame)}  cleared {event.label:<6} "
+                f"frames {event.first_frame}-{event.last_frame}, {event.frames} alarming, "
+                f"peak {event.peak_score:.2f}"
             )
 
     def publish_result(self, result) -> None: ...
@@ -127,7 +138,7 @@ class ConsoleOutput:
 
     def publish_state(self, state) -> None:
         if state.verdict == "fault":
-            self._view.say(f"  fault: {state.fault}")
+            self._view.say(f"  FAULT: {state.fault}")
 
     def publish_snapshot(self, jpeg: bytes, event) -> None: ...
 
@@ -157,6 +168,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import signal
     import tempfile
     import time
@@ -171,10 +183,20 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="pi-inspect-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / "seam.mp4"
+    size = _size(args.size)
     view = LampView(sys.stdout)
-    view.say(f"pi-inspect demo: rendering {args.frames} frames of synthetic seam -> {video}")
-    render_video(video, frames=args.frames, seed=args.seed, size=_size(args.size), fps=args.fps)
+    view.say(
+        f"pi-inspect demo: {args.frames} frames of synthetic seam ({size[0]}x{size[1]}, "
+        f"{args.fps:g} FPS, seed {args.seed}) -> {video}"
+    )
+    render_video(video, frames=args.frames, seed=args.seed, size=size, fps=args.fps)
     truth = read_occurrences(video.with_name(f"{video.stem}.occurrences.csv"))
+    view.say(
+        f"  ground truth: {len(truth)} defects ("
+        + ", ".join(f"{o.label} {o.first_frame}-{o.last_frame}" for o in truth)
+        + ")"
+    )
+    view.say("  LEDs: [G] green = running, OK   [R] red = defect   [A] amber = fault")
     settings: dict = {
         "source": {"kind": "file", "uri": str(video)},
         "gpio": {"pin_factory": "mock", "red_mode": "hold"},
@@ -187,34 +209,44 @@ def run(args: argparse.Namespace) -> int:
     config = parse_config(settings)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    daemon_log = logging.getLogger("edge.daemon")
+    level = daemon_log.level
+    daemon_log.setLevel(logging.WARNING)  # the demo prints its own lines; faults still show
     try:
         daemon = Daemon(
-            config, outputs=[ConsoleOutput(view)], pin_factory=MockFactory(), on_lamps=view.show
+            config,
+            outputs=[ConsoleOutput(view, args.fps)],
+            pin_factory=MockFactory(),
+            on_lamps=view.show,
         )
         summary = daemon.run(stop)
     finally:
         signal.signal(signal.SIGINT, previous)
+        daemon_log.setLevel(level)
     score = match_events(list(summary.events), truth, args.tolerance)
     snapshots = sorted((out_dir / "snapshots").glob("*.heat.jpg"))
-    by_label = ", ".join(
-        f"{label} {sum(o.label == label for o in truth)}"
-        for label in sorted({o.label for o in truth})
-    )
     view.say("")
     view.say("summary")
+    view.say(f"  model       {summary.model or 'none loaded'}")
     view.say(
         f"  frames      {summary.frames} inferred of {summary.frames_read} read, "
         f"{summary.dropped} dropped"
     )
     view.say(
-        f"  speed       {summary.fps:.1f} FPS, latency p50 {summary.latency_p50_ms:.1f} ms, "
+        f"  speed       {summary.fps:.0f} FPS, latency p50 {summary.latency_p50_ms:.1f} ms, "
         f"p95 {summary.latency_p95_ms:.1f} ms"
     )
-    view.say(
-        f"  defects     {score.events} events, {score.occurrences} in the ground truth ({by_label})"
-    )
+    view.say(f"  defects     {score.events} events for {score.occurrences} in the ground truth")
+    for label in sorted({o.label for o in truth} | {e.label for e in summary.events}):
+        n_truth = sum(o.label == label for o in truth)
+        n_events = sum(e.label == label for e in summary.events)
+        view.say(f"    {label:<8}  {n_events} found, {n_truth} true")
     view.say(f"  recall      {score.recall:.3f} ({score.matched}/{score.occurrences})")
     view.say(f"  precision   {score.precision:.3f} ({score.matched}/{score.events})")
+    for occ in score.missed:
+        view.say(f"    missed       {occ.label} frames {occ.first_frame}-{occ.last_frame}")
+    for label, first, last in score.false_alarms:
+        view.say(f"    false alarm  {label} frames {first}-{last}")
     view.say(f"  snapshots   {len(snapshots)} heat maps in {out_dir / 'snapshots'}")
     view.say(f"  wall time   {time.monotonic() - started:.1f} s")
     if summary.faults and summary.frames == 0:

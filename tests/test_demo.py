@@ -53,7 +53,7 @@ def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "demo", "--out", str(tmp_path)],
+        [sys.executable, "-X", "importtime", "-m", "edge.cli", "demo", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -65,4 +65,9 @@ def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent
     assert recall >= 0.95 and precision >= 0.95, out
     assert list((tmp_path / "snapshots").glob("*.heat.jpg"))
     assert "[G]" in out and "[R]" in out  # LED states were shown
-    assert "tensorflow" not in proc.stderr.lower()
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "edge" in imported and not imported & {"tensorflow", "keras"}
