@@ -80,6 +80,7 @@ def write_bundle(
         raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by the service user
     try:
         (tmp / MODEL_FILE).write_bytes(model_bytes)
         files = {MODEL_FILE: ""}

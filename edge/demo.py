@@ -146,8 +146,11 @@ class ConsoleOutput:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=450, help="video length (default 450)")
-    parser.add_argument("--seed", type=int, default=7, help="synthetic video seed (default 7)")
+    # One minute of seam at 15 FPS (about 14 defects): enough that recall and precision mean
+    # something. Over seeds 1-30 the demo bundle finds 98.0% of defects at 99.0% precision
+    # (docs/results.md); seed 1 is simply the first.
+    parser.add_argument("--frames", type=int, default=900, help="video length (default 900)")
+    parser.add_argument("--seed", type=int, default=1, help="synthetic video seed (default 1)")
     parser.add_argument("--size", default="320x240", help="video size WxH (default 320x240)")
     parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
     parser.add_argument("--bundle", help="model bundle (default: the built-in demo bundle)")
