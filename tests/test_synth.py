@@ -260,3 +260,16 @@ def test_synth_command_with_nothing_to_do_fails_in_one_line(capsys):
     assert main(["synth"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing to do" in err[0]
+
+
+def test_fabric_for_a_strip_longer_than_opencv_remap_allows_is_rendered_in_slices():
+    """A long video at camera resolution needs a canvas wider than cv2.remap's SHRT_MAX."""
+    import numpy as np
+
+    from edge.synth.look import Look, fabric_texture
+
+    rng = np.random.default_rng(0)
+    look = Look.sample(rng)
+    strip = fabric_texture(look, (0.0, 0.0), 8.0, (4, 40_000), np.random.default_rng(1))
+    assert strip.shape == (4, 40_000, 3)
+    assert np.isfinite(strip).all() and strip[:, 20_000:].std() > 0

@@ -154,6 +154,9 @@ def _weave_tile(look: Look, rng: np.random.Generator) -> np.ndarray:
     return np.dstack([grey, over.astype(np.float32)]).astype(np.float32)
 
 
+_REMAP_MAX = 16384  # columns per cv2.remap call (it asserts dst.cols < SHRT_MAX)
+
+
 def fabric_texture(
     look: Look,
     canvas_origin: tuple[float, float],
@@ -186,7 +189,15 @@ def fabric_texture(
     n = tile.shape[0]
     map_x %= n  # remap's wrap border is per pixel; keep the maps inside one tile instead
     map_y %= n
-    pattern = cv2.remap(tile, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    # remap takes at most SHRT_MAX columns; a long video strip is remapped in slices
+    pattern = np.concatenate(
+        [
+            cv2.remap(tile, map_x[:, i : i + _REMAP_MAX], map_y[:, i : i + _REMAP_MAX],
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+            for i in range(0, w, _REMAP_MAX)
+        ],
+        axis=1,
+    )
     grey = pattern[..., 0]
     grey += 1.0
     grey += look.mottle * _noise_field(rng, (h, w), mottle_cells)
