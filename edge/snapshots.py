@@ -65,6 +65,17 @@ class SnapshotStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._seq = 0
+        self._warm_up()
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Encode one tiny overlay now: OpenCV sets up its JPEG and colour-map code lazily
+        (about 2 MB), which would otherwise land on the first defect, as a jump in memory and
+        in that frame's latency."""
+        import cv2
+
+        frame = np.zeros((48, 64, 3), np.uint8)
+        cv2.imencode(".jpg", overlay(frame, np.zeros((6, 8), np.float32)))
 
     def save(
         self, frame_bgr: np.ndarray, heat: np.ndarray | None, meta: dict[str, Any], *, tag: str
