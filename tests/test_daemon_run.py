@@ -18,6 +18,7 @@ from daemon_helpers import (
     RecordingOutput,
     ScriptedClassifier,
     script,
+    wait_until,
     write_video,
 )
 from gpiozero.pins.mock import MockFactory
@@ -46,13 +47,6 @@ def run_in_thread(daemon: Daemon, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ subscriber that every event id arrives.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -19,11 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
+from daemon_helpers import wait_until as _wait_until
+
 from edge.events import DefectEvent
 
 LABELS = ("error", "break", "length")
 OUTAGE_S = 20.0  # the figure: the broker is down this long while defects occur
 HERE = Path(__file__).resolve()
+wait_until = functools.partial(_wait_until, timeout=20.0, interval=0.05)
 
 
 def event_id(i: int) -> str:
@@ -97,13 +101,6 @@ def start_child(port: int, state_dir: Path, first: int = 0, count: int = 0) -> s
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def wait_until(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def handed_over(state_dir: Path) -> int:

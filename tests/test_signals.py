@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pytest
+from daemon_helpers import wait_until as _wait_until
 from gpiozero.pins.mock import MockFactory
 
 from edge.config import GpioConfig
 from edge.errors import PiInspectError
 from edge.signals import Lamps, Signals, make_pin_factory
+
+wait_until = functools.partial(_wait_until, timeout=3.0)
 
 GREEN, RED, AMBER, BUZZER, RELAY, ACK = 17, 27, 22, 23, 24, 25
 
@@ -18,13 +22,6 @@ def states(factory: MockFactory, *pins: int) -> tuple[bool, ...]:
     return tuple(bool(factory.pin(p).state) for p in pins)
 
 
-def wait_until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture
