@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -308,6 +309,12 @@ def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    # One line per check: OpenCV's and gpiozero's own warnings would interleave with them, and
+    # each check already turns those failures into its FAIL line with a fix hint.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    warnings.simplefilter("ignore")
     from edge.config import load_config
 
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
