@@ -42,8 +42,8 @@ class Latency:
         return self.pi4_ms / PI5_SPEEDUP
 
 
-def time_model(path: Path, threads: int, runs: int, warmup: int = 20, seed: int = 0) -> tuple[list[float], int]:
-    """Per-invoke wall times (ms) of a .tflite model on random inputs, and its MACs."""
+def time_model(path: Path, threads: int, runs: int, warmup: int = 20, seed: int = 0) -> list[float]:
+    """Per-invoke wall times (ms) of a .tflite model on random inputs."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=threads)
@@ -64,7 +64,7 @@ def time_model(path: Path, threads: int, runs: int, warmup: int = 20, seed: int 
         t0 = time.perf_counter()
         interp.invoke()
         times.append((time.perf_counter() - t0) * 1000.0)
-    return times, count_macs(list_ops(path.read_bytes()))
+    return times
 
 
 def bench_bundle(bundle_dir: Path, threads: int = 1, runs: int = 200, rounds: int = 5) -> list[Latency]:
@@ -75,12 +75,11 @@ def bench_bundle(bundle_dir: Path, threads: int = 1, runs: int = 200, rounds: in
     if ref:
         files["float32"] = ref
     samples: dict[str, list[float]] = {k: [] for k in files}
-    macs: dict[str, int] = {}
+    macs = {kind: count_macs(list_ops((bundle_dir / name).read_bytes())) for kind, name in files.items()}
     per_round = max(1, runs // rounds)
     for r in range(rounds):
         for kind, name in files.items():
-            times, macs[kind] = time_model(bundle_dir / name, threads, per_round, seed=r)
-            samples[kind].extend(times)
+            samples[kind].extend(time_model(bundle_dir / name, threads, per_round, seed=r))
     return [
         Latency(
             kind=kind if kind in PI4_MS else "float32",

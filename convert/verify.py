@@ -106,7 +106,9 @@ def decisions(scores: np.ndarray, task: str, thresholds: np.ndarray) -> np.ndarr
         out = np.zeros_like(scores, dtype=bool)
         out[np.arange(len(scores)), scores.argmax(axis=1)] = True
         return out
-    return scores >= thresholds[None, :]
+    from train.metrics import apply_thresholds  # the rule evaluate uses, so parity agrees with it
+
+    return apply_thresholds(scores, thresholds)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Manifest, verify_bundle
+from edge.bundle import Manifest, default_bundle_dir, verify_bundle
 from edge.errors import BundleError, MissingExtraError
 from edge.events import ModelInfo
 from edge.heatmap import gradcam
@@ -224,8 +224,6 @@ def load_classifier(
     interpreter_factory: InterpreterFactory | None = None,
 ) -> Classifier:
     """Verify a bundle (hashes, schema, size) and load it; ``None`` loads the demo bundle."""
-    from edge.bundle import default_bundle_dir
-
     bundle_dir = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir()
     manifest = verify_bundle(bundle_dir, expected_size=expected_size)
     if interpreter_factory is None:
