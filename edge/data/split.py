@@ -134,7 +134,9 @@ def write_split(
         path = folder / f"{name}.csv"
         if len(part) == 0:
             # an empty table would not read back; drop a stale one from an earlier split
-            log.warning("%s: no images (too few groups for this split)", name)
+            requested = {"train": True, "valid": valid > 0, "test": test > 0}[name]
+            if requested:
+                log.warning("%s: no images (too few groups for this split)", name)
             path.unlink(missing_ok=True)
             continue
         names = [_relative(p, folder) for p in part.paths]
