@@ -235,3 +235,26 @@ def test_pretrained_transfer_arch_trains_frozen_then_fine_tunes(multilabel_run, 
     lrs = [float(r.split(",")[rows[0].split(",").index("learning_rate")]) for r in rows[1:]]
     assert lrs[1] == pytest.approx(lrs[0] / 10)  # fine-tuning at a tenth of the rate
     assert load_run(run).info["weights"] == str(weights)
+
+
+def test_cosine_schedule_decays_the_rate_within_the_run_and_skips_the_plateau_callback(
+    multilabel_run, tmp_path
+):
+    data, _ = multilabel_run
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--arch", "cnn", "--size", "32", "--epochs", "3"]
+    args += ["--batch-size", "8", "--augment", "none", "--schedule", "cosine", "--out", str(run)]
+    assert main(args) == 0
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    lrs = [float(r.split(",")[rows[0].split(",").index("learning_rate")]) for r in rows[1:]]
+    assert len(lrs) == 3 and lrs[0] > lrs[1] > lrs[2]  # decays every epoch, never held flat
+    assert lrs[0] <= 1e-3
+    assert json.loads((run / "run.json").read_text())["config"]["schedule"] == "cosine"
+
+
+def test_unknown_schedule_is_a_config_error(tmp_path):
+    from edge.errors import ConfigError
+    from train.fit import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="--schedule"):
+        train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), schedule="steps"))

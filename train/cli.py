@@ -39,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, dest="learning_rate")
     parser.add_argument(
+        "--schedule",
+        default="plateau",
+        choices=["plateau", "cosine"],
+        help="learning rate: halve on a validation-loss plateau, or cosine decay over the epochs",
+    )
+    parser.add_argument(
         "--fine-tune-epochs",
         type=int,
         default=10,
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        schedule=args.schedule,
         fine_tune_epochs=args.fine_tune_epochs,
         patience=args.patience,
         weighting=args.weighting,

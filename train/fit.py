@@ -22,6 +22,7 @@ from train.models import TRANSFER_ARCHS, ModelSpec
 
 log = logging.getLogger(__name__)
 VALID_FRACTION = 0.15
+SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TrainConfig:
     dropout: float = 0.2
     batch_size: int = 32
     learning_rate: float = 1e-3
+    schedule: str = "plateau"  # plateau (halve on a val-loss plateau) | cosine (decay to 1 % by the end)
     fine_tune_epochs: int = 10
     patience: int = 6
     weighting: str = "balanced"  # balanced | none
@@ -93,7 +95,22 @@ def load_splits(cfg: TrainConfig, run_dir: Path) -> Splits:
     )
 
 
-def _compile(model, task: str, y_train: np.ndarray, cfg: TrainConfig, learning_rate: float):
+def _learning_rate(cfg: TrainConfig, base: float, epochs: int, steps_per_epoch: int):
+    """A float for ``plateau`` (the callback lowers it), a cosine decay over the phase otherwise.
+
+    A fixed epoch budget is spent best by decaying smoothly to a small rate at its very end:
+    the last epochs then polish instead of bouncing, which is what a short demo run needs.
+    """
+    import keras
+
+    if cfg.schedule == "plateau":
+        return base
+    return keras.optimizers.schedules.CosineDecay(
+        base, decay_steps=max(1, epochs * steps_per_epoch), alpha=0.01
+    )
+
+
+def _compile(model, task: str, y_train: np.ndarray, cfg: TrainConfig, learning_rate):
     import keras
 
     from train.losses import WeightedBinaryCrossentropy, positive_weights
@@ -110,18 +127,32 @@ def _compile(model, task: str, y_train: np.ndarray, cfg: TrainConfig, learning_r
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
 
 
-def _callbacks(run_dir: Path, patience: int, append: bool) -> list:
+def _callbacks(run_dir: Path, patience: int, append: bool, plateau: bool = True) -> list:
+    """Checkpoint, early stopping, [plateau LR], and history.csv with the epoch's learning rate."""
     import keras
 
-    return [
+    class LogLearningRate(keras.callbacks.Callback):
+        """Put the rate the epoch trained with into its logs, whatever the schedule."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(
+                    keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+                )
+
+    callbacks = [LogLearningRate()]
+    if plateau:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(1, patience // 2)
+            )
+        )
+    return callbacks + [
         keras.callbacks.ModelCheckpoint(
             str(run_dir / runs.MODEL_FILE), monitor="val_loss", save_best_only=True, verbose=0
         ),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, patience // 2)
         ),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=append),
     ]
@@ -149,6 +180,8 @@ def train(cfg: TrainConfig) -> Path:
     """Train per ``cfg``; returns the run directory holding model.keras, run.json, history, curves."""
     if cfg.weighting not in ("balanced", "none"):
         raise ConfigError(f"--weighting {cfg.weighting!r}: choose balanced or none")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"--schedule {cfg.schedule!r}: choose {' or '.join(SCHEDULES)}")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError("--epochs and --batch-size must be at least 1")
     run_dir = Path(cfg.out).absolute()
@@ -200,14 +233,18 @@ def train(cfg: TrainConfig) -> Path:
     two_phase = spec.arch in TRANSFER_ARCHS and cfg.weights != "none" and base is not None
     if two_phase:
         base.trainable = False
-    _compile(model, task, train_data.y, cfg, cfg.learning_rate)
+    steps = int(np.ceil(len(train_data.y) / cfg.batch_size))
+    plateau = cfg.schedule == "plateau"
+    _compile(
+        model, task, train_data.y, cfg, _learning_rate(cfg, cfg.learning_rate, cfg.epochs, steps)
+    )
     hist = model.fit(
         train_ds,
         validation_data=valid_ds,
         epochs=cfg.epochs,
         verbose=verbose,
         shuffle=False,
-        callbacks=_callbacks(run_dir, cfg.patience, append=False),
+        callbacks=_callbacks(run_dir, cfg.patience, append=False, plateau=plateau),
     )
     done = len(hist.history.get("loss", []))
     if two_phase and cfg.fine_tune_epochs > 0:
@@ -215,7 +252,8 @@ def train(cfg: TrainConfig) -> Path:
             "fine-tuning the whole %s backbone for up to %d epochs", spec.arch, cfg.fine_tune_epochs
         )
         base.trainable = True
-        _compile(model, task, train_data.y, cfg, cfg.learning_rate / 10)
+        rate = _learning_rate(cfg, cfg.learning_rate / 10, cfg.fine_tune_epochs, steps)
+        _compile(model, task, train_data.y, cfg, rate)
         model.fit(
             train_ds,
             validation_data=valid_ds,
@@ -223,7 +261,7 @@ def train(cfg: TrainConfig) -> Path:
             epochs=done + cfg.fine_tune_epochs,
             verbose=verbose,
             shuffle=False,
-            callbacks=_callbacks(run_dir, cfg.patience, append=True),
+            callbacks=_callbacks(run_dir, cfg.patience, append=True, plateau=plateau),
         )
 
     from train.plots import training_curves
