@@ -13,7 +13,8 @@ import pytest
 from edge.cli import main
 from edge.synth.dataset import generate_dataset
 from edge.synth.geometry import SeamCurve, loop_stroke
-from edge.synth.still import LABELS, PITCH_MM, break_span, render_still
+from edge.synth.look import TEXTURE_UNDER_THREAD, Look, luminance, texture_swing
+from edge.synth.still import LABELS, MIN_REGULAR_IN_VIEW, PITCH_MM, break_span, render_still
 from edge.synth.video import read_video_truth, render_video, sidecar_paths
 
 PROBE_SIZE = (48, 48)  # rendered size; the probe sees it as 32x32 grey
@@ -106,6 +107,26 @@ def test_4mm_stitches_are_at_least_1_6x_longer_than_2mm_stitches_in_pixels(sampl
     long_ = [s.pitch_px for s in samples if not s.labels["length"]]
     ratio = min(p[0] for p in long_) / max(p[1] for p in short)
     assert ratio >= 1.6, ratio
+
+
+def test_every_still_shows_at_least_three_intact_stitches_so_its_pitch_can_be_read(samples):
+    assert min(s.regular_in_view for s in samples) >= MIN_REGULAR_IN_VIEW == 3
+    # the rule bites where it should: a 4 mm seam with a cut and a loop sits right at it
+    hard = [s for s in samples if s.labels["error"] and s.labels["break"] and not s.labels["length"]]
+    assert hard and min(s.regular_in_view for s in hard) == MIN_REGULAR_IN_VIEW
+
+
+def test_the_weave_never_swings_more_than_the_thread_stands_out():
+    rng = np.random.default_rng(5)
+    capped = 0
+    for _ in range(2000):
+        look = Look.sample(rng)
+        lf = luminance(look.fabric_rgb)
+        swing = texture_swing(look.fabric_rgb, look.fabric_rgb2, look.weave_contrast, look.yarn_var)
+        limit = TEXTURE_UNDER_THREAD * abs(luminance(look.thread_rgb) - lf)
+        assert swing <= limit + 1e-9
+        capped += swing >= limit - 1e-9
+    assert 0.05 < capped / 2000 < 0.5  # a real constraint on some looks, not on most
 
 
 def test_a_break_always_removes_two_or_more_stitches_and_more_than_the_largest_pitch():

@@ -60,14 +60,19 @@ class Look:
             fabric2 = _hsv(rng.random(), rng.uniform(0, 0.5), v * rng.uniform(0.6, 1.2))
         low_contrast = bool(rng.random() < 0.35)
         thread = _thread_colour(fabric, low_contrast, rng)
+        weave_pitch = float(rng.uniform(0.35, 0.85))
+        weave_angle = float(rng.normal(0, 0.06) + (math.pi / 4 if rng.random() < 0.08 else 0))
+        weave_contrast, yarn_var, fabric2 = _texture_under_thread(
+            fabric, fabric2, thread, float(rng.uniform(0.1, 0.35)), float(rng.uniform(0.0, 0.15))
+        )
         return cls(
             weave=weave,
-            weave_pitch=float(rng.uniform(0.35, 0.85)),
-            weave_angle=float(rng.normal(0, 0.06) + (math.pi / 4 if rng.random() < 0.08 else 0)),
-            weave_contrast=float(rng.uniform(0.1, 0.35)),
+            weave_pitch=weave_pitch,
+            weave_angle=weave_angle,
+            weave_contrast=weave_contrast,
             fabric_rgb=fabric,
             fabric_rgb2=fabric2,
-            yarn_var=float(rng.uniform(0.0, 0.15)),
+            yarn_var=yarn_var,
             waviness=float(rng.uniform(0.0, 0.35)),
             mottle=float(rng.uniform(0.0, 0.12)),
             grain=float(rng.uniform(0.01, 0.06)),
@@ -79,6 +84,41 @@ class Look:
             shadow=float(rng.uniform(0.25, 0.55)),
             low_contrast=low_contrast,
         )
+
+
+# The weave's own light-dark swing stays below this share of the thread's contrast: a faint
+# thread is hard to see, but a person can still follow it (and count its stitches) through the
+# weave. Without it a low-contrast thread on a bold twill vanished and ``length`` became a guess.
+TEXTURE_UNDER_THREAD = 0.8
+
+
+def texture_swing(
+    fabric: tuple[float, float, float],
+    fabric2: tuple[float, float, float],
+    weave_contrast: float,
+    yarn_var: float,
+) -> float:
+    """Peak-to-peak luminance of the weave: its shading plus the two yarn colours' difference."""
+    lf = luminance(fabric)
+    return lf * (weave_contrast + yarn_var) + abs(luminance(fabric2) - lf)
+
+
+def _texture_under_thread(
+    fabric: tuple[float, float, float],
+    fabric2: tuple[float, float, float],
+    thread: tuple[float, float, float],
+    weave_contrast: float,
+    yarn_var: float,
+) -> tuple[float, float, tuple[float, float, float]]:
+    """Tone the weave down (shading, yarn variation and the crossing yarn's colour alike) until
+    the thread stands out of it; returns (weave_contrast, yarn_var, fabric2)."""
+    swing = texture_swing(fabric, fabric2, weave_contrast, yarn_var)
+    limit = TEXTURE_UNDER_THREAD * abs(luminance(thread) - luminance(fabric))
+    if swing <= limit or swing <= 0:
+        return weave_contrast, yarn_var, fabric2
+    k = limit / swing
+    toned = tuple(float(a + k * (b - a)) for a, b in zip(fabric, fabric2, strict=True))
+    return weave_contrast * k, yarn_var * k, toned  # type: ignore[return-value]
 
 
 def _thread_colour(

@@ -37,6 +37,10 @@ HOLE_JITTER = 0.01  # each hole moves at most 1 % of the pitch
 FOV_MM = (26.0, 29.0)
 MAX_ANGLE = math.radians(18.0)
 MAX_CURVE_SLOPE = math.tan(math.radians(6.0))
+# The rule a person labelling ``length`` works by: the frame must show at least three intact
+# stitches of the seam's pitch. A 4 mm seam with a cut and a loop in one 26 mm view can leave
+# only two; such a frame is re-sampled rather than labelled by a guess.
+MIN_REGULAR_IN_VIEW = 3
 BREAK_GAP_MM = (7.5, 10.5)  # a cut removes 8-10 mm of thread (largest pitch is 4 mm)
 SUPERSAMPLE = 2  # the output is rendered at 2x and area-averaged down
 CANVAS_OVERSAMPLE = 1.5  # canvas px per output px (along the finer axis)
@@ -59,6 +63,7 @@ class Sample:
     labels: dict[str, bool]
     boxes: list[Box] = field(default_factory=list)
     pitch_px: tuple[float, float] = (0.0, 0.0)  # shortest and longest stitch in output px
+    regular_in_view: int = 0  # intact stitches (no defect) with both holes in the frame
 
 
 def make_labels(error: bool, brk: bool, length: bool) -> dict[str, bool]:
@@ -122,6 +127,19 @@ def stitch_lengths_px(camera: Camera, curve: SeamCurve, holes: np.ndarray) -> np
     return np.linalg.norm(np.diff(px, axis=0), axis=1)[both]
 
 
+def regular_stitches_in_view(
+    camera: Camera, curve: SeamCurve, holes: np.ndarray, shapes: list[DefectShape]
+) -> int:
+    """How many intact stitches (part of no defect) have both their holes inside the frame."""
+    px = camera.to_px(curve.point(holes))
+    w, h = camera.size
+    inside = (px[:, 0] >= 0) & (px[:, 0] <= w - 1) & (px[:, 1] >= 0) & (px[:, 1] <= h - 1)
+    intact = inside[:-1] & inside[1:]
+    for sh in shapes:
+        intact[sh.first : sh.first + sh.span] = False
+    return int(intact.sum())
+
+
 def sample_camera(rng: np.random.Generator, size: tuple[int, int]) -> Camera:
     fov = rng.uniform(*FOV_MM)
     angle = rng.uniform(-MAX_ANGLE, MAX_ANGLE)
@@ -181,6 +199,9 @@ def _try_render(
         if shape is None:
             return None
         shapes.append(shape)
+    regular = regular_stitches_in_view(camera, curve, holes, shapes)
+    if regular < MIN_REGULAR_IN_VIEW:
+        return None
     drawing = draw_seam(curve, holes, look.thread_mm, look.hole_gap, shapes)
     view_mm2 = camera.fov_mm**2 / CAMERA_ASPECT
     lint = sample_lint(rng, corners, int(rng.poisson(LINT_PER_MM2 * view_mm2)), look)
@@ -212,4 +233,4 @@ def _try_render(
         )
     lengths = stitch_lengths_px(camera, curve, holes)
     pitch_px = (float(lengths.min()), float(lengths.max())) if len(lengths) else (0.0, 0.0)
-    return Sample(bgr, make_labels(error, brk, length), boxes, pitch_px)
+    return Sample(bgr, make_labels(error, brk, length), boxes, pitch_px, regular)
