@@ -9,13 +9,13 @@ ROOT=${1:-$REPO}
 DATA=$ROOT/data/seam
 TEST=$ROOT/data/seam_test
 RUN=$ROOT/runs/demo
-EPOCHS=${EPOCHS:-24}
+EPOCHS=${EPOCHS:-14}
 
-[ -f "$DATA/labels.csv" ] || pi-inspect synth --out "$DATA" --count 6000 --seed 1
+[ -f "$DATA/labels.csv" ] || pi-inspect synth --out "$DATA" --count 8000 --seed 1
 [ -f "$TEST/labels.csv" ] || pi-inspect synth --out "$TEST" --count 1000 --seed 2
 
 time pi-inspect train --data "$DATA" --arch cnn --size 96 --epochs "$EPOCHS" --out "$RUN" \
-    --augment brightness,hflip,vflip,blur --seed 0
+    --augment brightness,hflip,vflip --schedule cosine --patience 15 --seed 0
 pi-inspect evaluate "$RUN" --data "$TEST" --robustness
 pi-inspect gradcam "$RUN" "$TEST" --out "$RUN/gradcam" --limit 48
 pi-inspect convert "$RUN" --out "$REPO/edge/assets/demo_bundle" --calib "$DATA" --test "$TEST" \
