@@ -257,6 +257,18 @@ def _looks_like_camera_or_url(uri: str) -> bool:
     return uri.isdigit() or uri.startswith("/dev/") or "://" in uri or uri == "picamera2"
 
 
+def with_overrides(config: Config, source: str | None = None, bundle: str | None = None) -> Config:
+    """``config`` with the command line's ``--source`` / ``--bundle`` applied (validated again)."""
+    if not source and not bundle:
+        return config
+    data = config.model_dump()
+    if source:
+        data["source"]["uri"] = source
+    if bundle:
+        data["model"]["bundle"] = bundle
+    return parse_config(data)
+
+
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Read and validate a TOML config file; ``None`` gives the defaults."""
     if path is None:

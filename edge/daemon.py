@@ -93,6 +93,7 @@ class Daemon:
         config: Config,
         *,
         config_path: str | Path | None = None,
+        overrides: Callable[[Config], Config] | None = None,
         source: FrameSource | None = None,
         source_factory: Callable[[], FrameSource] | None = None,
         outputs: Sequence[Output] | None = None,
@@ -104,6 +105,8 @@ class Daemon:
     ) -> None:
         self._config = config
         self._config_path = Path(config_path) if config_path is not None else None
+        # Re-applied to the re-read file on reload, so --source/--bundle survive a SIGHUP.
+        self._overrides = overrides
         if source is not None and source_factory is not None:
             raise ValueError("pass source or source_factory, not both")
         self._injected_source = source is not None or source_factory is not None
@@ -414,6 +417,8 @@ class Daemon:
         if self._config_path is not None:
             try:
                 config = load_config(self._config_path)
+                if self._overrides is not None:
+                    config = self._overrides(config)
             except ConfigError as exc:
                 log.error("reload refused: %s: %s", exc, "; ".join(exc.problems))
                 return False

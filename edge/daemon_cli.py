@@ -43,21 +43,17 @@ def install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.config import load_config, parse_config
+    from functools import partial
+
+    from edge.config import load_config, with_overrides
     from edge.daemon import Daemon
     from edge.sdnotify import Notifier
 
-    config = load_config(args.config)
-    if args.source or args.bundle:
-        data = config.model_dump()
-        if args.source:
-            data["source"]["uri"] = args.source
-        if args.bundle:
-            data["model"]["bundle"] = args.bundle
-        config = parse_config(data)
+    overrides = partial(with_overrides, source=args.source, bundle=args.bundle)
+    config = overrides(load_config(args.config))
     stop = threading.Event()
     with Notifier.from_env() as notifier:
-        daemon = Daemon(config, config_path=args.config, notifier=notifier)
+        daemon = Daemon(config, config_path=args.config, overrides=overrides, notifier=notifier)
         previous = install_signal_handlers(stop, daemon.request_reload)
         try:
             daemon.run(stop)

@@ -264,6 +264,43 @@ def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path,
     assert loaded[0].closed  # the old interpreter was released
 
 
+def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, factory):
+    from functools import partial
+
+    from edge.config import load_config, with_overrides
+
+    video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
+    path = tmp_path / "pi.toml"
+    path.write_text(
+        f'[source]\nuri = "{video}"\nloop = true\n[gpio]\npin_factory = "mock"\n'
+        f'[snapshots]\nenabled = false\n[output]\nstdout = false\n[model]\nbundle = "from-file"\n'
+    )
+    overrides = partial(with_overrides, bundle=str(tmp_path / "from-cli"))
+    bundles = []
+
+    def loader(model_config):
+        bundles.append(Path(model_config.bundle).name)
+        return ScriptedClassifier(sha=str(len(bundles)) * 64)
+
+    out = RecordingOutput()
+    daemon = Daemon(
+        overrides(load_config(path)),
+        config_path=path,
+        overrides=overrides,
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=loader,
+    )
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: len(out.results) > 2)
+    daemon.request_reload()
+    assert wait_until(lambda: out.states[-1].model.sha256 == "2" * 64)
+    stop.set()
+    thread.join(10)
+    assert bundles == ["from-cli", "from-cli"]
+
+
 def test_on_demand_trigger_inspects_only_after_it_is_asked(tmp_path: Path, factory):
     source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
     out = RecordingOutput()
