@@ -6,6 +6,9 @@ Layout of the models directory::
     MODELS/current  -> <name>-<sha12>     what the daemon loads (config: model.bundle)
     MODELS/previous -> <name>-<sha12>     what ``--rollback`` goes back to
 
+After a deploy, bundles beyond the ``--keep`` most recently deployed are deleted (``current``
+and ``previous`` never are), so a Pi's SD card does not fill up one model at a time.
+
 The copy is verified against its manifest *where it landed*, before ``current`` moves, and the
 link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon never
 sees a half-copied or corrupt model. For ``user@host:/path`` targets the bundle goes over scp
@@ -26,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.bundle import verify_bundle
+from edge.bundle import MANIFEST, verify_bundle
 from edge.errors import BundleError, PiInspectError
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 CURRENT = "current"
 PREVIOUS = "previous"
 DEFAULT_SERVICE = "pi-inspect"
+DEFAULT_KEEP = 3  # current, previous and one more to roll forward to
 DEFAULT_REMOTE_COMMAND = "sudo -n /opt/pi-inspect/venv/bin/pi-inspect"
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 _REMOTE = re.compile(r"^(?P<host>[^/:]+):(?P<path>.+)$")  # [user@]host:/path, no slash before ':'
@@ -158,6 +162,30 @@ def rollback(models: Path) -> Switch:
     return Switch(current=previous, previous=current)
 
 
+def prune(models: Path, keep: int) -> list[str]:
+    """Delete bundle directories beyond the ``keep`` most recently deployed; returns their names.
+
+    ``current`` and ``previous`` always stay, whatever ``keep`` says; ``keep`` < 1 prunes nothing.
+    Only directories holding a manifest count as bundles, so nothing else in MODELS is touched.
+    """
+    if keep < 1:
+        return []
+    pinned = {_link_target(models / CURRENT), _link_target(models / PREVIOUS)} - {None}
+    bundles = [
+        p
+        for p in models.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+    ]
+    bundles.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    room = max(0, keep - len(pinned))
+    others = [p for p in bundles if p.name not in pinned]
+    removed = []
+    for old in others[room:]:
+        shutil.rmtree(old)
+        removed.append(old.name)
+    return removed
+
+
 def systemctl_reload(service: str) -> Reloader:
     """Reload a running service (SIGHUP via ExecReload); a stopped one stays stopped."""
 
@@ -179,14 +207,21 @@ def deploy_local(
     *,
     reload: Reloader | None = None,
     copy: Copier = _copy_tree,
+    keep: int = DEFAULT_KEEP,
 ) -> Switch:
-    """Install, verify and switch to ``bundle`` in the local ``models`` directory, then reload."""
+    """Install, verify and switch to ``bundle`` in the local ``models`` directory, reload, prune.
+
+    Pruning comes last: until the reload, the daemon still runs ``previous``, which is kept.
+    """
     if not models.is_dir():
         raise DeployError(f"models directory {models} does not exist (install.sh creates it)")
     name, reused = install_bundle(bundle, models, copy=copy)
+    os.utime(models / name)  # "most recently deployed" is what pruning keeps
     result = switch_to(models, name)
     if reload is not None and not result.reused:
         reload()
+    for old in prune(models, keep):
+        log.info("pruned old bundle %s", old)
     return Switch(result.current, result.previous, reused=reused or result.reused)
 
 
@@ -234,9 +269,11 @@ def deploy_remote(
     remote_command: str = DEFAULT_REMOTE_COMMAND,
     ssh: str = "ssh",
     scp: str = "scp",
+    keep: int = DEFAULT_KEEP,
 ) -> str:
     """Copy the bundle to a staging dir on the Pi and run ``deploy --local`` there."""
-    flags = ["--local", "--service", service] + ([] if reload else ["--no-reload"])
+    flags = ["--local", "--service", service, "--keep", str(keep)]
+    flags += [] if reload else ["--no-reload"]
     if rollback:
         remote = f"{remote_command} deploy {shlex.join([*flags, '--rollback', target.path])}"
         return _run([ssh, *SSH_OPTIONS, target.host, remote], f"rollback on {target.host}")
@@ -281,6 +318,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--service", default=DEFAULT_SERVICE, help="systemd service to reload")
     parser.add_argument(
+        "--keep",
+        type=int,
+        default=DEFAULT_KEEP,
+        metavar="N",
+        help=f"keep the N most recently deployed bundles, current and previous always (default "
+        f"{DEFAULT_KEEP}; 0 keeps all)",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help="TARGET is a local path even if it looks like host:path",
@@ -308,6 +353,7 @@ def run(args: argparse.Namespace) -> int:
             reload=not args.no_reload,
             service=args.service,
             remote_command=args.remote_command,
+            keep=args.keep,
         )
         print(out.strip())
         return 0
@@ -317,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         result = rollback_local(models, reload=reload)
         print(f"rolled back: current -> {result.current}, previous -> {result.previous}")
         return 0
-    result = deploy_local(bundle, models, reload=reload)
+    result = deploy_local(bundle, models, reload=reload, keep=args.keep)
     note = " (already deployed)" if result.reused else ""
     print(f"deployed: current -> {result.current}{note}, previous -> {result.previous}")
     return 0

@@ -79,6 +79,30 @@ def test_deploy_switches_current_keeps_previous_and_reloads(tmp_path, models):
     )
 
 
+def bundle_dirs(models: Path) -> set[str]:
+    return {p.name for p in models.iterdir() if p.is_dir() and not p.is_symlink()}
+
+
+def test_deploy_prunes_all_but_the_most_recent_bundles(tmp_path, models):
+    (models / "notes").mkdir()  # not a bundle: never touched
+    names = [deploy_local(make_bundle(tmp_path, "seam", i), models).current for i in range(5)]
+    assert bundle_dirs(models) == {"notes", *names[-3:]}
+    assert current(models) == names[4] and os.readlink(models / "previous") == names[3]
+
+
+def test_pruning_never_removes_current_or_previous(tmp_path, models):
+    names = [deploy_local(make_bundle(tmp_path, "seam", i), models).current for i in range(3)]
+    rollback_local(models)  # current -> names[1], previous -> names[2]
+    newer = deploy_local(make_bundle(tmp_path, "seam", 9), models, keep=1).current
+    assert bundle_dirs(models) == {newer, names[1]}
+    assert os.readlink(models / "previous") == names[1]
+
+
+def test_keep_zero_keeps_every_bundle(tmp_path, models):
+    names = [deploy_local(make_bundle(tmp_path, "seam", i), models, keep=0).current for i in range(5)]
+    assert bundle_dirs(models) == set(names)
+
+
 def test_corrupt_copy_is_refused_and_the_running_model_stays(tmp_path, models):
     a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
     good = deploy_local(a, models)
