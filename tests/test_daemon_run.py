@@ -229,13 +229,19 @@ def test_bad_bundle_on_reload_is_refused_and_the_old_model_keeps_running(tmp_pat
     assert True not in [s.state for s in factory.pin(AMBER).states]  # amber never came on
 
 
-def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, factory):
+def looping_video_config(tmp_path: Path, extra: str = "") -> Path:
+    """A config file that loops a short OK video, with mock pins and no snapshots/stdout."""
     video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
     path = tmp_path / "pi.toml"
     path.write_text(
         f'[source]\nuri = "{video}"\nloop = true\n[gpio]\npin_factory = "mock"\n'
-        f"[snapshots]\nenabled = false\n[output]\nstdout = false\n"
+        f"[snapshots]\nenabled = false\n[output]\nstdout = false\n{extra}"
     )
+    return path
+
+
+def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, factory):
+    path = looping_video_config(tmp_path)
     from edge.config import load_config
 
     loaded = []
@@ -269,12 +275,7 @@ def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, fa
 
     from edge.config import load_config, with_overrides
 
-    video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
-    path = tmp_path / "pi.toml"
-    path.write_text(
-        f'[source]\nuri = "{video}"\nloop = true\n[gpio]\npin_factory = "mock"\n'
-        f'[snapshots]\nenabled = false\n[output]\nstdout = false\n[model]\nbundle = "from-file"\n'
-    )
+    path = looping_video_config(tmp_path, '[model]\nbundle = "from-file"\n')
     overrides = partial(with_overrides, bundle=str(tmp_path / "from-cli"))
     bundles = []
 
