@@ -240,10 +240,23 @@ def looping_video_config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, factory):
-    path = looping_video_config(tmp_path)
+def file_daemon(path: Path, out, factory, loader, overrides=None) -> Daemon:
+    """A daemon started from (and reloading) the config file at ``path``."""
     from edge.config import load_config
 
+    config = load_config(path)
+    return Daemon(
+        overrides(config) if overrides is not None else config,
+        config_path=path,
+        overrides=overrides,
+        outputs=[out],
+        pin_factory=factory,
+        classifier_loader=loader,
+    )
+
+
+def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, factory):
+    path = looping_video_config(tmp_path)
     loaded = []
 
     def loader(model_config):
@@ -251,13 +264,7 @@ def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path,
         return loaded[-1]
 
     out = RecordingOutput()
-    daemon = Daemon(
-        load_config(path),
-        config_path=path,
-        outputs=[out],
-        pin_factory=factory,
-        classifier_loader=loader,
-    )
+    daemon = file_daemon(path, out, factory, loader)
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
     assert wait_until(lambda: len(out.results) > 2)
@@ -273,7 +280,7 @@ def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path,
 def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, factory):
     from functools import partial
 
-    from edge.config import load_config, with_overrides
+    from edge.config import with_overrides
 
     path = looping_video_config(tmp_path, '[model]\nbundle = "from-file"\n')
     overrides = partial(with_overrides, bundle=str(tmp_path / "from-cli"))
@@ -284,14 +291,7 @@ def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, fa
         return ScriptedClassifier(sha=str(len(bundles)) * 64)
 
     out = RecordingOutput()
-    daemon = Daemon(
-        overrides(load_config(path)),
-        config_path=path,
-        overrides=overrides,
-        outputs=[out],
-        pin_factory=factory,
-        classifier_loader=loader,
-    )
+    daemon = file_daemon(path, out, factory, loader, overrides)
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
     assert wait_until(lambda: len(out.results) > 2)
