@@ -136,11 +136,13 @@ def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 
 
 def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertResult:
     from convert.bundle_writer import head_spec, write_bundle
+    from convert.fold import fold_pooled_batchnorm
     from convert.quantize import convert_model
     from convert.verify import check_integer_only, check_parity, list_ops, parity_report
 
     run_dir = Path(run_dir)
     model, info, thresholds = load_run(run_dir)
+    model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
     task = info["task"]
     size = tuple(int(v) for v in info["input_size"])

@@ -1,0 +1,118 @@
+"""Fold the BatchNorm that follows a max pool back into the conv before it, for conversion.
+
+The ``cnn`` trains its pooled blocks as conv -> max pool -> BatchNorm -> ReLU (fast on a CPU,
+see ``train.models._cnn``). Converted as is, int8 quantizes the raw conv output, whose channels
+span scales 4-6x apart, then adds a MUL and an ADD per block. For a channel whose BatchNorm
+scale ``a`` is positive, ``a * max(z) + c == max(a * z + c)``, so the BatchNorm folds exactly
+into the conv's weights and bias and the block converts as the classic conv+bias+ReLU -> pool:
+one quantization point per block, on normalised values.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def pooled_batchnorms(model) -> list[tuple[str, str]]:
+    """(conv, batchnorm) layer name pairs laid out conv -> MaxPooling2D -> BatchNormalization."""
+    from keras import layers
+
+    pairs = []
+    for layer in model.layers:
+        if not isinstance(layer, layers.BatchNormalization):
+            continue
+        pool = _only_parent(layer)
+        if not isinstance(pool, layers.MaxPooling2D):
+            continue
+        conv = _only_parent(pool)
+        if isinstance(conv, layers.Conv2D) and conv.activation.__name__ == "linear":
+            pairs.append((conv.name, layer.name))
+    return pairs
+
+
+def _only_parent(layer):
+    """The single layer feeding ``layer`` (None for zero or several inputs)."""
+    nodes = layer._inbound_nodes
+    if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
+        return None
+    return nodes[0].parent_nodes[0].operation
+
+
+def _affine(bn) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNorm in inference mode as ``a * x + c`` per channel."""
+    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in _bn_weights(bn))
+    a = gamma / np.sqrt(var + bn.epsilon)
+    return a, beta - a * mean
+
+
+def _bn_weights(bn) -> list[np.ndarray]:
+    weights = dict(zip([w.path.split("/")[-1] for w in bn.weights], bn.get_weights(), strict=True))
+    ones = np.ones_like(weights["moving_mean"])
+    return [
+        weights.get("gamma", ones),
+        weights.get("beta", np.zeros_like(ones)),
+        weights["moving_mean"],
+        weights["moving_variance"],
+    ]
+
+
+def _pass_through_class():
+    from keras import layers
+
+    class PassThrough(layers.Layer):
+        """Stands where a folded BatchNorm was (takes its call arguments, returns the input)."""
+
+        def call(self, inputs, training=None, mask=None):
+            return inputs
+
+    return PassThrough
+
+
+def _PassThrough(name: str):  # noqa: N802 - a layer factory
+    return _pass_through_class()(name=name)
+
+
+def fold_pooled_batchnorm(model):
+    """An equivalent model with every foldable pooled BatchNorm folded into its conv.
+
+    Returns ``model`` itself when there is nothing to fold, or when a BatchNorm has a scale
+    <= 0 (max pooling does not commute with a flip; that block then converts unfolded).
+    """
+    import keras
+
+    foldable = {}
+    for conv_name, bn_name in pooled_batchnorms(model):
+        a, c = _affine(model.get_layer(bn_name))
+        if np.any(a <= 0):
+            log.warning("%s has a BatchNorm scale <= 0; converting it unfolded", bn_name)
+            continue
+        foldable[conv_name] = (bn_name, a, c)
+    if not foldable:
+        return model
+    folded_bns = {bn for bn, _, _ in foldable.values()}
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in foldable:
+            config["use_bias"] = True
+            return layer.__class__.from_config(config)
+        if layer.name in folded_bns:
+            return _PassThrough(name=layer.name)
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        target = folded.get_layer(layer.name)
+        if layer.name in foldable:
+            _, a, c = foldable[layer.name]
+            kernel = np.asarray(layer.get_weights()[0], np.float64)
+            bias = np.asarray(layer.get_weights()[1], np.float64) if layer.use_bias else 0.0
+            target.set_weights([(kernel * a).astype(np.float32), (a * bias + c).astype(np.float32)])
+        elif layer.name not in folded_bns and layer.weights:
+            target.set_weights(layer.get_weights())
+    log.info("folded %d pooled BatchNorm layer(s) into their convs", len(foldable))
+    return folded

@@ -1,0 +1,73 @@
+"""convert.fold: the pool-first BatchNorm folds into its conv without changing the function."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from convert.fold import fold_pooled_batchnorm, pooled_batchnorms
+from train.models import ModelSpec, build_model
+
+
+def _cnn_with_trained_looking_batchnorms(seed: int = 0) -> keras.Model:
+    """A 32 px cnn whose BatchNorms have non-trivial scales, shifts and running statistics."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(ModelSpec("cnn", (32, 32), 3, dropout=0.0))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.get_weights()[0].shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.3, 3.0, n),  # gamma > 0
+                    rng.normal(0, 0.5, n),  # beta
+                    rng.normal(0, 2.0, n),  # moving mean
+                    rng.uniform(0.5, 20.0, n),  # moving variance
+                ]
+            )
+    return model
+
+
+def _pixels(n: int = 8) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (n, 32, 32, 3)).astype("float32")
+
+
+def test_the_cnn_has_three_pooled_batchnorms_to_fold():
+    model = build_model(ModelSpec("cnn", (32, 32), 3))
+    assert pooled_batchnorms(model) == [(f"block{i}_conv", f"block{i}_bn") for i in range(3)]
+
+
+def test_folding_keeps_scores_and_feature_maps():
+    model = _cnn_with_trained_looking_batchnorms()
+    folded = fold_pooled_batchnorm(model)
+    assert folded is not model
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in folded.layers
+        if layer.name.startswith(("block0", "block1", "block2"))
+    )
+    x = _pixels()
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    before = keras.Model(model.input, model.get_layer("features").output).predict(x, verbose=0)
+    after = keras.Model(folded.input, folded.get_layer("features").output).predict(x, verbose=0)
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_a_negative_batchnorm_scale_leaves_that_block_unfolded():
+    model = _cnn_with_trained_looking_batchnorms()
+    bn = model.get_layer("block1_bn")
+    gamma, beta, mean, var = bn.get_weights()
+    gamma[0] = -1.0  # max pooling does not commute with a sign flip
+    bn.set_weights([gamma, beta, mean, var])
+    folded = fold_pooled_batchnorm(model)
+    assert isinstance(folded.get_layer("block1_bn"), keras.layers.BatchNormalization)
+    assert not isinstance(folded.get_layer("block0_bn"), keras.layers.BatchNormalization)
+    x = _pixels()
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "mobilenetv2"])
+def test_archs_without_pooled_batchnorms_are_returned_unchanged(arch):
+    model = build_model(ModelSpec(arch, (32, 32), 3))
+    assert fold_pooled_batchnorm(model) is model
