@@ -102,6 +102,10 @@ def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "accu
     Candidates are the midpoints between consecutive distinct scores (plus 0.5); among equally
     good thresholds the one closest to 0.5 wins, so a perfectly separated label gets the
     threshold in the middle of its gap that is nearest to the untuned default.
+
+    For ``accuracy`` the threshold then moves back toward 0.5 as far as the validation split
+    cannot tell the difference (``_within_noise``): a threshold that one or two borderline
+    images pull off the default is fitted to noise.
     """
     truth = np.asarray(truth, dtype=bool)
     scores = np.asarray(scores, dtype=float)
@@ -121,7 +125,23 @@ def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "accu
     value = _objective(truth, pred, objective)
     best = np.flatnonzero(np.isclose(value, value.max()))
     pick = best[np.argmin(np.abs(candidates[best] - 0.5))]
+    if objective == "accuracy":
+        errors = np.round((1.0 - value) * truth.size)
+        pick = _within_noise(candidates, errors, pick)
     return float(candidates[pick])
+
+
+def _within_noise(candidates: np.ndarray, errors: np.ndarray, best: int) -> int:
+    """The candidate nearest 0.5 whose error count is within noise of the fewest errors.
+
+    The smallest count m on a validation split is itself a Poisson count with standard
+    deviation sqrt(m): thresholds within that of it are indistinguishable, and the one nearest
+    the untuned 0.5 is the least fitted to the split's few borderline images. A perfectly
+    separated label (m = 0) keeps its gap. On the six demo-recipe runs of docs/results.md this
+    never cost a held-out error and saved one in four of the 24 run-label pairs.
+    """
+    ok = np.flatnonzero(errors <= errors[best] + np.sqrt(errors[best]))
+    return int(ok[np.argmin(np.abs(candidates[ok] - 0.5))])
 
 
 def tune_thresholds(
