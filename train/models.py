@@ -124,10 +124,11 @@ def _cnn(pixels, spec: ModelSpec):
     32: at full resolution it took ~40 % of the training time, and three colour channels do not
     need 32 detectors (measured: 31 s -> 19 s per 5 100 images at 96 px on 2 cores).
 
-    The pooled blocks run conv -> max pool -> BatchNorm -> ReLU: pooling first is the same
-    max (ReLU commutes with it) but BatchNorm and ReLU then touch a quarter of the pixels, and
-    at 96 px those memory-bound passes were most of the step. Measured 1.6x the training
-    throughput of conv -> BN -> ReLU -> pool (bench/train_step.py). Strided convs instead of
+    The pooled blocks run conv -> max pool -> BatchNorm -> ReLU. Max pooling commutes with
+    ReLU and with a positive per-channel scale, so this is the usual conv -> BN -> ReLU -> pool
+    block (``convert.fold`` folds it back for int8), but BatchNorm and ReLU touch a quarter of
+    the pixels; at 96 px those memory-bound passes were most of the step. Measured 1.2-1.6x the
+    training throughput (bench/train_step.py, docs/benchmarks.md). Strided convs instead of
     pools were faster still but never started learning: a 1 px thread needs the max.
     """
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(pixels)
