@@ -60,20 +60,15 @@ def _bn_weights(bn) -> list[np.ndarray]:
     ]
 
 
-def _pass_through_class():
+def _pass_through(name: str):
+    """A layer standing where a folded BatchNorm was: takes its call arguments, returns input."""
     from keras import layers
 
     class PassThrough(layers.Layer):
-        """Stands where a folded BatchNorm was (takes its call arguments, returns the input)."""
-
         def call(self, inputs, training=None, mask=None):
             return inputs
 
-    return PassThrough
-
-
-def _PassThrough(name: str):  # noqa: N802 - a layer factory
-    return _pass_through_class()(name=name)
+    return PassThrough(name=name)
 
 
 def fold_pooled_batchnorm(model):
@@ -101,7 +96,7 @@ def fold_pooled_batchnorm(model):
             config["use_bias"] = True
             return layer.__class__.from_config(config)
         if layer.name in folded_bns:
-            return _PassThrough(name=layer.name)
+            return _pass_through(layer.name)
         return layer.__class__.from_config(config)
 
     folded = keras.models.clone_model(model, clone_function=clone)

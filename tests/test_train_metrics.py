@@ -55,20 +55,24 @@ def test_tuned_threshold_prefers_the_value_nearest_one_half_on_ties():
     assert M.tune_threshold(truth, scores) == pytest.approx(0.5)
 
 
+def _demo_length_validation() -> tuple[np.ndarray, np.ndarray]:
+    """The session-4 demo run's borderline length scores on its validation split, in small."""
+    truth = np.array([0] * 50 + [1] * 50, dtype=bool)
+    neg = np.concatenate([np.linspace(0.01, 0.2, 49), [0.272]])
+    scores = np.concatenate([neg, [0.239, 0.288, 0.353, 0.472], np.linspace(0.6, 0.99, 46)])
+    return truth, scores
+
+
 def test_threshold_moves_back_toward_one_half_within_the_error_count_noise():
     # the demo run's length label: 0.28 makes 1 error (sqrt 1 = 1 of noise), 0.32 makes 2 and is
     # nearer 0.5; 0.41 makes 3 and is out
-    truth = np.array([0] * 50 + [1, 1, 1, 1] + [1] * 46, dtype=bool)
-    neg = np.concatenate([np.linspace(0.01, 0.2, 49), [0.272]])
-    scores = np.concatenate([neg, [0.239, 0.288, 0.353, 0.472], np.linspace(0.6, 0.99, 46)])
+    truth, scores = _demo_length_validation()
     t = M.tune_threshold(truth, scores, "accuracy")
     assert 0.288 < t <= 0.353
 
 
 def test_noise_tolerance_applies_to_accuracy_only():
-    truth = np.array([0] * 50 + [1, 1, 1, 1] + [1] * 46, dtype=bool)
-    neg = np.concatenate([np.linspace(0.01, 0.2, 49), [0.272]])
-    scores = np.concatenate([neg, [0.239, 0.288, 0.353, 0.472], np.linspace(0.6, 0.99, 46)])
+    truth, scores = _demo_length_validation()
     t = M.tune_threshold(truth, scores, "balanced")
     assert 0.272 < t <= 0.288
 
