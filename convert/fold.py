@@ -43,21 +43,14 @@ def _only_parent(layer):
 
 
 def _affine(bn) -> tuple[np.ndarray, np.ndarray]:
-    """BatchNorm in inference mode as ``a * x + c`` per channel."""
-    gamma, beta, mean, var = (np.asarray(w, np.float64) for w in _bn_weights(bn))
-    a = gamma / np.sqrt(var + bn.epsilon)
-    return a, beta - a * mean
+    """BatchNorm in inference mode as ``a * x + c`` per channel (no gamma/beta: 1 and 0)."""
 
+    def values(variable, default: float) -> np.ndarray | float:
+        return default if variable is None else np.asarray(variable.numpy(), np.float64)
 
-def _bn_weights(bn) -> list[np.ndarray]:
-    weights = dict(zip([w.path.split("/")[-1] for w in bn.weights], bn.get_weights(), strict=True))
-    ones = np.ones_like(weights["moving_mean"])
-    return [
-        weights.get("gamma", ones),
-        weights.get("beta", np.zeros_like(ones)),
-        weights["moving_mean"],
-        weights["moving_variance"],
-    ]
+    mean = values(bn.moving_mean, 0.0)
+    a = values(bn.gamma, 1.0) / np.sqrt(values(bn.moving_variance, 1.0) + bn.epsilon)
+    return a, values(bn.beta, 0.0) - a * mean
 
 
 def _pass_through(name: str):

@@ -126,7 +126,7 @@ def tune_threshold(truth: np.ndarray, scores: np.ndarray, objective: str = "accu
     best = np.flatnonzero(np.isclose(value, value.max()))
     pick = best[np.argmin(np.abs(candidates[best] - 0.5))]
     if objective == "accuracy":
-        errors = np.round((1.0 - value) * truth.size)
+        errors = np.sum(pred != truth[None, :], axis=1)
         pick = _within_noise(candidates, errors, pick)
     return float(candidates[pick])
 
