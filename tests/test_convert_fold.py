@@ -71,3 +71,27 @@ def test_a_negative_batchnorm_scale_leaves_that_block_unfolded():
 def test_archs_without_pooled_batchnorms_are_returned_unchanged(arch):
     model = build_model(ModelSpec(arch, (32, 32), 3))
     assert fold_pooled_batchnorm(model) is model
+
+
+def test_pooled_convs_quantize_only_the_non_negative_range_they_pass_on():
+    """The ReLU moves ahead of the pool, so int8 spends no codes on negatives ReLU would drop.
+
+    Left after the pool, the converter calibrated the raw, signed conv output; on the demo
+    model that wasted a third of the codes and cut heat-map agreement from 0.98 to 0.90.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from convert.quantize import convert_model
+
+    folded = fold_pooled_batchnorm(_cnn_with_trained_looking_batchnorms())
+    assert [folded.get_layer(f"block{i}_conv").activation.__name__ for i in range(3)] == [
+        "relu"
+    ] * 3
+    interp = Interpreter(model_content=convert_model(folded, "int8", _pixels(16)))
+    interp.allocate_tensors()
+    ops = interp._get_ops_details()
+    conv_outputs = {op["outputs"][0] for op in ops if op["op_name"] == "CONV_2D"}
+    pooled = [op["inputs"][0] for op in ops if op["op_name"] == "MAX_POOL_2D"]
+    assert len(pooled) == 3 and set(pooled) <= conv_outputs
+    zero_points = [interp._get_tensor_details(i, 0)["quantization"][1] for i in pooled]
+    assert zero_points == [-128, -128, -128]
