@@ -62,7 +62,9 @@ def load_run(run_dir: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
 
     run = _load(run_dir)
     if not run.thresholds:
-        log.warning("%s has no thresholds.json (run `pi-inspect evaluate` first); using 0.5", run_dir)
+        log.warning(
+            "%s has no thresholds.json (run `pi-inspect evaluate` first); using 0.5", run_dir
+        )
     return run.model, run.info, dict(run.thresholds)
 
 
@@ -106,8 +108,15 @@ def converted_scores(bundle_dir: Path, images: np.ndarray, interpreter_factory=N
         return np.stack([p.scores for p in preds]), features, clf.manifest
 
 
-def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 64) -> dict[str, float]:
-    """Mean Pearson correlation of on-device heat maps against Keras Grad-CAM per alarm label."""
+def heatmap_agreement(
+    model, manifest: Manifest, images, features, limit: int | None = None
+) -> dict[str, float]:
+    """Mean Pearson correlation of on-device heat maps against Keras Grad-CAM per alarm label.
+
+    Averaged over every test image (or the first ``limit``), as #4's bar reads: on the demo
+    model the first 64 images alone overstated ``error`` by 0.03 (0.983 against 0.948 over all
+    1 000). A pair where either map is all zero has no correlation and is left out.
+    """
     from convert.verify import pearson
     from edge.heatmap import gradcam
     from train.gradcam import gradcam as keras_gradcam
@@ -115,7 +124,7 @@ def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 
     labels, alarms = list(manifest.labels), manifest.alarms
 
     out: dict[str, float] = {}
-    n = min(limit, len(images))
+    n = len(images) if limit is None else min(limit, len(images))
     for label in labels:
         polarity = alarms.get(label)
         if polarity is None:
@@ -136,6 +145,7 @@ def heatmap_agreement(model, manifest: Manifest, images, features, limit: int = 
 
 def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertResult:
     from convert.bundle_writer import head_spec, write_bundle
+    from convert.equalize import equalize_activations
     from convert.fold import fold_pooled_batchnorm
     from convert.quantize import convert_model
     from convert.verify import check_integer_only, check_parity, list_ops, parity_report
@@ -153,14 +163,23 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     test_path = opts.test or _default_split(info, "valid", "test")
     calib, _ = _images(calib_path, labels, size, opts.calib_count, seed)
     test_x, test_y = _images(test_path, labels, size, opts.test_count, seed + 1)
-    log.info("calibrating on %d images from %s; parity on %d from %s",
-             len(calib), calib_path, len(test_x), test_path)
+    log.info(
+        "calibrating on %d images from %s; parity on %d from %s",
+        len(calib),
+        calib_path,
+        len(test_x),
+        test_path,
+    )
+    if opts.quant == "int8":
+        equalize_activations(model, calib)  # same function; int8 codes spread over channels
 
     model_bytes = convert_model(model, opts.quant, calib, opts.io_type)
     ops = list_ops(model_bytes)
     if opts.quant == "int8":
         check_integer_only(ops)
-    float_bytes = convert_model(model, "float32") if opts.reference and opts.quant != "float32" else None
+    float_bytes = (
+        convert_model(model, "float32") if opts.reference and opts.quant != "float32" else None
+    )
 
     head = head_spec(model)
     float_scores = model.predict(test_x.astype(np.float32), batch_size=64, verbose=0)
@@ -182,8 +201,9 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         probe = Path(tmp) / "bundle"
         write_bundle(probe, model_bytes=model_bytes, float_bytes=None, parity=None, **common)
         conv_scores, features, probe_manifest = converted_scores(probe, test_x)
-        report = parity_report(labels, task, test_y, float_scores, conv_scores,
-                               common["thresholds"], opts.tolerance)
+        report = parity_report(
+            labels, task, test_y, float_scores, conv_scores, common["thresholds"], opts.tolerance
+        )
         if opts.heatmap_check and features is not None:
             try:
                 report.heatmap_pearson = heatmap_agreement(model, probe_manifest, test_x, features)
@@ -191,7 +211,11 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
                 log.warning("Keras Grad-CAM not available; heat-map agreement not measured")
     check_parity(report, opts.allow_drop)
     manifest = write_bundle(
-        out_dir, model_bytes=model_bytes, float_bytes=float_bytes, parity=report.to_dict(),
-        force=opts.force, **common,
+        out_dir,
+        model_bytes=model_bytes,
+        float_bytes=float_bytes,
+        parity=report.to_dict(),
+        force=opts.force,
+        **common,
     )
     return ConvertResult(manifest=manifest, bundle_dir=Path(out_dir), ops=ops, parity=report)

@@ -95,3 +95,55 @@ def test_pooled_convs_quantize_only_the_non_negative_range_they_pass_on():
     assert len(pooled) == 3 and set(pooled) <= conv_outputs
     zero_points = [interp._get_tensor_details(i, 0)["quantization"][1] for i in pooled]
     assert zero_points == [-128, -128, -128]
+
+
+def _log_range_spread(model, x) -> float:
+    """Spread of the live feature channels' maxima, in log units (0: all channels alike)."""
+    fmap = keras.Model(model.input, model.get_layer("features").output).predict(x, verbose=0)
+    peaks = fmap.max(axis=(0, 1, 2))
+    return float(np.ptp(np.log(peaks[peaks > 0])))
+
+
+@pytest.mark.parametrize("hidden", [(), (16,)])
+def test_equalising_activations_keeps_scores_and_grad_cam_maps(hidden):
+    from convert.equalize import equalize_activations, links
+    from train.gradcam import gradcam
+
+    model = _cnn_with_trained_looking_batchnorms()
+    if hidden:  # same trunk, a hidden dense layer in the head
+        keras.utils.set_random_seed(0)
+        other = build_model(ModelSpec("cnn", (32, 32), 3, dropout=0.0, head_hidden=hidden))
+        for layer in model.layers:
+            if layer.name in [o.name for o in other.layers] and layer.name != "logits":
+                other.get_layer(layer.name).set_weights(layer.get_weights())
+        model = other
+    folded = fold_pooled_batchnorm(model)
+    x = _pixels(16)
+    scores, maps, spread = (
+        folded.predict(x, verbose=0),
+        gradcam(folded, x, 1),
+        _log_range_spread(folded, x),
+    )
+    assert len(links(folded)) == 5
+    assert equalize_activations(folded, x) == 5
+    np.testing.assert_allclose(folded.predict(x, verbose=0), scores, atol=1e-5)
+    np.testing.assert_allclose(gradcam(folded, x, 1), maps, atol=1e-4)
+    # the feature channels' ranges move closer together (square-root rule: half the log spread)
+    assert _log_range_spread(folded, x) == pytest.approx(spread / 2, rel=0.05)
+
+
+def test_equalising_leaves_mobilenet_relu6_chains_alone():
+    from convert.equalize import links
+
+    assert links(build_model(ModelSpec("mobilenetv2", (32, 32), 3))) == []
+
+
+def test_equalising_the_residual_net_keeps_its_scores():
+    from convert.equalize import equalize_activations
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelSpec("resnet", (32, 32), 3))
+    x = _pixels(8)
+    before = model.predict(x, verbose=0)
+    assert equalize_activations(model, x) > 0
+    np.testing.assert_allclose(model.predict(x, verbose=0), before, atol=1e-5)
