@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convert.fold import only_child, only_parent
+
 log = logging.getLogger(__name__)
 
 POWER = 0.5
-MAX_SCALE = 16.0
+MAX_SCALE = 16.0  # a near-dead channel is not blown up to the tensor's range
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,6 @@ class Link:
 
     producer: str
     consumer: str
-
-
-def _parents(layer) -> list:
-    nodes = layer._inbound_nodes
-    return [] if len(nodes) != 1 else [p.operation for p in nodes[0].parent_nodes]
-
-
-def _children(layer) -> list:
-    return [node.operation for node in layer._outbound_nodes]
 
 
 def _commutes(layer) -> bool:
@@ -99,8 +92,8 @@ def links(model) -> list[Link]:
         if not _consumer(consumer):
             continue
         pooled, layer = False, consumer
-        while len(parents := _parents(layer)) == 1 and len(_children(parents[0])) == 1:
-            layer = parents[0]
+        while (parent := only_parent(layer)) is not None and only_child(parent) is not None:
+            layer = parent
             if _producer(layer):
                 if pooled == (type(consumer).__name__ == "Dense"):
                     found.append(Link(layer.name, consumer.name))

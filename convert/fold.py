@@ -32,16 +32,16 @@ def pooled_batchnorms(model) -> list[tuple[str, str]]:
     for layer in model.layers:
         if not isinstance(layer, layers.BatchNormalization):
             continue
-        pool = _only_parent(layer)
+        pool = only_parent(layer)
         if not isinstance(pool, layers.MaxPooling2D):
             continue
-        conv = _only_parent(pool)
+        conv = only_parent(pool)
         if isinstance(conv, layers.Conv2D) and conv.activation.__name__ == "linear":
             pairs.append((conv.name, layer.name))
     return pairs
 
 
-def _only_child(layer):
+def only_child(layer):
     """The single layer ``layer`` feeds (None for zero or several consumers)."""
     nodes = layer._outbound_nodes
     return nodes[0].operation if len(nodes) == 1 else None
@@ -61,7 +61,7 @@ def _plain_relu(layer) -> bool:
     return isinstance(layer, layers.Activation) and layer.get_config()["activation"] == "relu"
 
 
-def _only_parent(layer):
+def only_parent(layer):
     """The single layer feeding ``layer`` (None for zero or several inputs)."""
     nodes = layer._inbound_nodes
     if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
@@ -112,7 +112,7 @@ def fold_pooled_batchnorm(model):
     relus = {
         conv: child.name
         for conv, (bn, _, _) in foldable.items()
-        if (child := _only_child(model.get_layer(bn))) is not None and _plain_relu(child)
+        if (child := only_child(model.get_layer(bn))) is not None and _plain_relu(child)
     }
     gone = folded_bns | set(relus.values())
 
