@@ -54,7 +54,7 @@ def _commutes(layer) -> bool:
         return layer.get_config()["activation"] in ("relu", "linear")
     if isinstance(layer, (layers.MaxPooling2D, layers.AveragePooling2D, layers.Dropout)):
         return True
-    if isinstance(layer, (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)):
+    if _global(layer):
         return not layer.get_config().get("keepdims")
     return type(layer).__name__ == "PassThrough"  # convert.fold's stand-in for a folded layer
 

@@ -41,12 +41,6 @@ def pooled_batchnorms(model) -> list[tuple[str, str]]:
     return pairs
 
 
-def only_child(layer):
-    """The single layer ``layer`` feeds (None for zero or several consumers)."""
-    nodes = layer._outbound_nodes
-    return nodes[0].operation if len(nodes) == 1 else None
-
-
 def _plain_relu(layer) -> bool:
     """A max(x, 0) layer: ``ReLU()`` with default arguments or ``Activation("relu")``."""
     from keras import layers
@@ -67,6 +61,12 @@ def only_parent(layer):
     if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
         return None
     return nodes[0].parent_nodes[0].operation
+
+
+def only_child(layer):
+    """The single layer ``layer`` feeds (None for zero or several consumers)."""
+    nodes = layer._outbound_nodes
+    return nodes[0].operation if len(nodes) == 1 else None
 
 
 def _affine(bn) -> tuple[np.ndarray, np.ndarray]:
