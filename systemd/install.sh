@@ -3,11 +3,15 @@
 # Trixie (Python 3.13). Idempotent: run it again to upgrade; config and models are kept.
 #
 #   sudo systemd/install.sh [--dry-run] [--os bookworm|trixie] [--tflite-runtime]
-#                           [--source PATH | --version X]
+#                           [--source PATH | --version X] [--emulated]
 #   sudo systemd/install.sh --uninstall [--purge] [--dry-run]
 #
 # --dry-run prints every step (prefixed "DRY-RUN:") and changes nothing.
 # ROOT=/some/dir installs below that directory instead of / (image building, tests).
+# --emulated (or PI_INSPECT_EMULATED=1): a plain Debian arm64 root under qemu, as in the CI's
+#   Pi check (tests/pi/run.sh). Skips, and says so, only what cannot exist there: apt
+#   packages Debian lacks (python3-picamera2 is in the Raspberry Pi archive only) and
+#   systemctl (no systemd runs in the root). Everything else runs as on a Pi.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +30,8 @@ UNIT_DEST="$ROOT/etc/systemd/system/$SERVICE.service"
 APT_PACKAGES=(python3-venv python3-picamera2 python3-lgpio)
 
 DRY_RUN=0
+EMULATED=0
+[ "${PI_INSPECT_EMULATED:-0}" = 1 ] && EMULATED=1
 OS=""
 TFLITE=0
 SOURCE=""
@@ -55,7 +61,7 @@ run() {
     [ "$DRY_RUN" -eq 1 ] || "$@"
 }
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     while [ $# -gt 0 ]; do
@@ -64,6 +70,7 @@ parse_args() {
             --os) [ $# -ge 2 ] || die "--os needs bookworm or trixie"; OS="$2"; shift ;;
             --os=*) OS="${1#--os=}" ;;
             --tflite-runtime) TFLITE=1 ;;
+            --emulated) EMULATED=1 ;;
             --source) [ $# -ge 2 ] || die "--source needs a path"; SOURCE="$2"; shift ;;
             --version) [ $# -ge 2 ] || die "--version needs a version"; VERSION="$2"; shift ;;
             --uninstall) UNINSTALL=1 ;;
@@ -110,12 +117,27 @@ pip_target() {
 exists_user() { getent passwd "$1" >/dev/null 2>&1; }
 exists_group() { getent group "$1" >/dev/null 2>&1; }
 
+# True when apt knows an installable version of package $1.
+apt_has() { apt-cache policy "$1" 2>/dev/null | grep -q '^ *Candidate: [^(]'; }
+
 install_packages() {
     note "apt packages: ${APT_PACKAGES[*]}"
     run apt-get update
+    local packages=("${APT_PACKAGES[@]}") pkg
+    if [ "$EMULATED" -eq 1 ]; then
+        packages=()
+        for pkg in "${APT_PACKAGES[@]}"; do
+            if apt_has "$pkg"; then
+                packages+=("$pkg")
+            else
+                echo "emulated: skipping apt package $pkg (not in this root's archives;" \
+                    "the Raspberry Pi archive has it)"
+            fi
+        done
+    fi
     # --no-install-recommends keeps picamera2's GUI preview stack off a headless Pi.
     run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        "${APT_PACKAGES[@]}"
+        "${packages[@]}"
 }
 
 create_user() {
@@ -177,6 +199,10 @@ install_config() {
 install_unit() {
     note "systemd unit $UNIT_DEST"
     run install -D -m 0644 "$HERE/$SERVICE.service" "$UNIT_DEST"
+    if [ "$EMULATED" -eq 1 ]; then
+        echo "emulated: skipping systemctl daemon-reload, enable and restart (no systemd runs here)"
+        return
+    fi
     run systemctl daemon-reload
     run systemctl enable "$SERVICE"
     # restart, not start: a re-run (upgrade) must load the new code and unit.
@@ -211,7 +237,7 @@ main() {
         return
     fi
     detect_os
-    note "installing $SERVICE on $OS (Python $PYTHON_VERSION)$([ "$TFLITE" -eq 1 ] && echo ', tflite-runtime')"
+    note "installing $SERVICE on $OS (Python $PYTHON_VERSION)$([ "$TFLITE" -eq 1 ] && echo ', tflite-runtime')$([ "$EMULATED" -eq 1 ] && echo ', emulated root')"
     install_packages
     create_user
     create_venv

@@ -228,3 +228,37 @@ def test_example_config_passes_check_config(capsys):
 
     assert main(["check-config", str(REPO / "systemd" / "config.example.toml")]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+def test_emulated_mode_skips_only_what_a_plain_debian_root_lacks_and_says_so(sandbox):
+    # apt-cache knows python3-venv and python3-lgpio; python3-picamera2 has no candidate.
+    sandbox._stub(
+        "apt-cache",
+        'if [ "$2" = python3-picamera2 ]; then echo "  Candidate: (none)"; '
+        'else echo "  Candidate: 1.0-1"; fi',
+    )
+    proc = sandbox.run("--dry-run", "--os", "bookworm", "--emulated")
+    assert proc.returncode == 0, proc.stderr
+    steps = dry_steps(proc.stdout)
+    assert (
+        "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        "python3-venv python3-lgpio"
+    ) in steps
+    assert "skipping apt package python3-picamera2" in proc.stdout
+    assert "skipping systemctl" in proc.stdout
+    assert not any(s.startswith("systemctl") for s in steps)
+    # The rest is the normal install: venv, the numpy<2 constraint, config, the unit file.
+    assert "python3 -m venv --system-site-packages /opt/pi-inspect/venv" in steps
+    assert any("constraints-bookworm.txt" in s for s in steps)
+    assert steps[-1].endswith("/etc/systemd/system/pi-inspect.service")
+    assert sandbox.calls() == []
+
+
+def test_emulated_mode_can_come_from_the_environment(sandbox):
+    sandbox._stub("apt-cache", 'echo "  Candidate: 1.0-1"')
+    plain = sandbox.run("--dry-run", "--os", "trixie")
+    emulated = sandbox.run("--dry-run", "--os", "trixie", PI_INSPECT_EMULATED="1")
+    assert "emulated" not in plain.stdout
+    assert "systemctl restart pi-inspect" in dry_steps(plain.stdout)
+    assert "emulated root" in emulated.stdout
+    assert not any(s.startswith("systemctl") for s in dry_steps(emulated.stdout))
