@@ -4,8 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use for real: a mosquitto broker and its clients.
+# System packages the tests use for real: a mosquitto broker and its clients. The Pi check
+# (last step) builds Debian arm64 roots with mmdebstrap and runs them with qemu-user-static
+# through binfmt_misc (binfmt-support registers the handler).
 apt_packages=(mosquitto mosquitto-clients systemd chromium)
+PI_CHECK="${PI_INSPECT_PI:-run}"
+if [ "$PI_CHECK" != skip ]; then
+    apt_packages+=(mmdebstrap qemu-user-static binfmt-support)
+fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -35,3 +41,14 @@ $PY -m ruff check .
 
 echo "== pytest"
 $PY -m pytest -q "$@"
+
+# The Raspberry Pi's software stack: Raspberry Pi OS's Debian base (arm64 Bookworm and Trixie)
+# under qemu as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5); see tests/pi/run.sh. Roots are
+# cached in /var/cache/pi-inspect/pi-roots. Needs root. PI_INSPECT_PI_MATRIX=all runs all four
+# combinations (default: two); PI_INSPECT_PI=skip skips the check, and says so.
+if [ "$PI_CHECK" = skip ]; then
+    echo "== Pi check SKIPPED (PI_INSPECT_PI=skip): the arm64 Raspberry Pi stack was not tested"
+else
+    echo "== Pi check (tests/pi/matrix.sh, ${PI_INSPECT_PI_MATRIX:-ci})"
+    bash tests/pi/matrix.sh
+fi

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The Pi check over several release/cpu combinations (tests/run.sh's last step).
+#
+#   sudo tests/pi/matrix.sh [--write-docs]
+#
+# PI_INSPECT_PI_MATRIX picks the combinations:
+#   ci (default)  bookworm/cortex-a72 and trixie/cortex-a76: both releases, both cpus
+#   all           the four combinations
+#   "bookworm:cortex-a76 trixie:cortex-a72 ..."   any list
+# PI_INSPECT_PI_BREAK=numpy2 (the default) also runs the Bookworm check with numpy 2 forced
+# into the venv and requires it to FAIL: a check that cannot fail proves nothing.
+# PI_INSPECT_PI_BREAK=none skips that.
+# --write-docs puts the rows into the "Tested on" table of docs/service.md (between its
+# pi-tested-on markers; rows of combinations not run are kept).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CHECKOUT="$(cd "$HERE/../.." && pwd)"
+WRITE_DOCS=0
+[ "${1:-}" = --write-docs ] && WRITE_DOCS=1
+
+case "${PI_INSPECT_PI_MATRIX:-ci}" in
+    ci) combos=(bookworm:cortex-a72 trixie:cortex-a76) ;;
+    all) combos=(bookworm:cortex-a72 bookworm:cortex-a76 trixie:cortex-a72 trixie:cortex-a76) ;;
+    *) read -r -a combos <<< "$PI_INSPECT_PI_MATRIX" ;;
+esac
+
+rows="$(mktemp)"
+trap 'rm -f "$rows"' EXIT
+failed=()
+for combo in "${combos[@]}"; do
+    start=$SECONDS
+    PI_INSPECT_PI_ROWS="$rows" bash "$HERE/run.sh" "${combo%%:*}" "${combo#*:}" || failed+=("$combo")
+    echo "== $combo took $((SECONDS - start)) s"
+done
+
+breakage="${PI_INSPECT_PI_BREAK:-numpy2}"
+if [ "$breakage" != none ]; then
+    start=$SECONDS
+    echo "== the check must fail on a broken install: bookworm cortex-a72 --break $breakage"
+    if PI_FAIL_FAST=1 bash "$HERE/run.sh" bookworm cortex-a72 --break "$breakage"; then
+        echo "pi check: error: the deliberately broken install ($breakage) passed" >&2
+        failed+=("break-$breakage")
+    else
+        echo "== as required, the broken install ($breakage) failed ($((SECONDS - start)) s)"
+    fi
+fi
+
+echo
+echo "Tested on:"
+cat "$rows"
+if [ "$WRITE_DOCS" -eq 1 ]; then
+    python3 - "$CHECKOUT/docs/service.md" "$rows" <<'PY'
+import sys
+from pathlib import Path
+
+doc, new = Path(sys.argv[1]), Path(sys.argv[2]).read_text().splitlines()
+begin, end = "<!-- pi-tested-on:begin -->", "<!-- pi-tested-on:end -->"
+text = doc.read_text()
+head, rest = text.split(begin)
+body, tail = rest.split(end)
+lines = body.strip("\n").splitlines()
+header, rows = lines[:2], lines[2:]
+key = lambda row: tuple(c.strip() for c in row.strip("|").split("|"))[::5][:2]
+merged = {key(r): r for r in rows}
+merged.update({key(r): r for r in new if r.startswith("|")})
+body = "\n".join(header + [merged[k] for k in sorted(merged)])
+doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+print(f"wrote {len(new)} row(s) into {doc}")
+PY
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "pi check: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "pi check: all passed (${combos[*]})"

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The Raspberry Pi's software stack on this machine: a Debian arm64 root (Raspberry Pi OS's
+# base) run under qemu-user with an explicit Pi cpu model and the Pi's cpu files.
+#
+#   sudo tests/pi/run.sh RELEASE CPU [--break numpy2|cpuinfo|cpu-max]
+#     RELEASE  bookworm (Pi OS 12, Python 3.11) | trixie (Pi OS 13, Python 3.13)
+#     CPU      cortex-a72 (Pi 4) | cortex-a76 (Pi 5)
+#
+# In the root it runs systemd/install.sh --emulated (and on Bookworm the tflite-runtime
+# install), pi-inspect doctor, pi-inspect demo (event recall and precision must be 1.0), a set
+# of edge tests, and compares the demo bundle's scores on rendered stills with this host's
+# (x86) scores within 0.02; on Bookworm also under the legacy tflite-runtime backend.
+# --break makes a known-bad setup on purpose, to show the check fails on it:
+#   numpy2   pip installs numpy 2 into the Bookworm venv past the numpy<2 constraint
+#   cpuinfo  leaves the x86 host's /proc/cpuinfo and /sys/devices/system/cpu in the root
+#   cpu-max  leaves qemu's default 'max' cpu (no QEMU_CPU)
+#
+# Needs root (mmdebstrap, chroot, mounts), mmdebstrap, qemu-user-static and binfmt_misc.
+# Roots are cached in $PI_INSPECT_PI_CACHE (default /var/cache/pi-inspect/pi-roots, see
+# tests/pi/roots.sh); the first run per release builds them (about 10 minutes each).
+# PI_INSPECT_PI_ROWS=FILE appends this combination's "Tested on" row to FILE.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CHECKOUT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/pi/roots.sh
+source "$HERE/roots.sh"
+
+die() { echo "pi check: error: $*" >&2; exit 2; }
+
+# ---- inside a private mount namespace: mount, chroot, run (re-invoked by enter_root) -------
+if [ "${1:-}" = --in-namespace ]; then
+    shift
+    root="$1" cpu_dir="$2" qemu_cpu="$3" lower="$4" work="$5"
+    shift 5
+    if [ -n "$lower" ]; then  # the cached layer stays read-only: writes go to $work/upper
+        mkdir -p "$work/upper" "$work/ovl" "$root"
+        mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/upper,workdir=$work/ovl" "$root"
+    fi
+    mount -t proc proc "$root/proc"
+    mount --rbind /sys "$root/sys"
+    mount --rbind /dev "$root/dev"
+    if [ -n "$cpu_dir" ]; then
+        mount --bind "$cpu_dir/cpuinfo" "$root/proc/cpuinfo"
+        mount --bind "$cpu_dir/cpu" "$root/sys/devices/system/cpu"
+    fi
+    cat /etc/resolv.conf > "$root/etc/resolv.conf"  # pip and apt reach their archives
+    # Copy this checkout (tracked and untracked, not ignored files) to /src/pi-inspect.
+    rm -rf "$root/src/pi-inspect" && mkdir -p "$root/src/pi-inspect"
+    git -C "$CHECKOUT" ls-files -z -co --exclude-standard \
+        | (cd "$CHECKOUT" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) \
+        | tar -C "$CHECKOUT" --null -T - -cf - | tar -C "$root/src/pi-inspect" -xf -
+    if [ -d "$work/stills" ]; then
+        mkdir -p "$root/var/tmp/pi-check" && cp -a "$work/stills" "$root/var/tmp/pi-check/"
+    fi
+    env_vars=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+        LANG=C.UTF-8 TERM=dumb PI_RELEASE="$PI_RELEASE" PI_CPU="$PI_CPU"
+        PI_CPU_PART="$PI_CPU_PART" PI_BREAK="$PI_BREAK" PI_TESTS="${PI_TESTS:-}"
+        PI_FAIL_FAST="${PI_FAIL_FAST:-0}")
+    [ -n "$qemu_cpu" ] && env_vars+=(QEMU_CPU="$qemu_cpu")  # qemu-user reads it at every exec
+    exec env -i "${env_vars[@]}" chroot "$root" "$@"
+fi
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+
+PI_RELEASE="" PI_CPU="" PI_BREAK=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --break) [ $# -ge 2 ] || die "--break needs numpy2, cpuinfo or cpu-max"; PI_BREAK="$2"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        *) if [ -z "$PI_RELEASE" ]; then PI_RELEASE="$1"; elif [ -z "$PI_CPU" ]; then PI_CPU="$1"
+           else die "unexpected argument $1"; fi ;;
+    esac
+    shift
+done
+case "$PI_RELEASE" in bookworm|trixie) ;; *) die "RELEASE must be bookworm or trixie (see --help)" ;; esac
+case "$PI_CPU" in
+    cortex-a72) PI_CPU_PART=0xd08 BOARD="Pi 4" ;;
+    cortex-a76) PI_CPU_PART=0xd0b BOARD="Pi 5" ;;
+    *) die "CPU must be cortex-a72 (Pi 4) or cortex-a76 (Pi 5)" ;;
+esac
+case "$PI_BREAK" in
+    ""|cpuinfo|cpu-max) ;;
+    numpy2) [ "$PI_RELEASE" = bookworm ] || die "--break numpy2 is a Bookworm problem" ;;
+    *) die "--break takes numpy2, cpuinfo or cpu-max" ;;
+esac
+export PI_RELEASE PI_CPU PI_CPU_PART PI_BREAK
+
+# ---- the host: tools, binfmt_misc, x86 reference ----------------------------------------
+SKIP_HINT="(a developer without root can skip this check: PI_INSPECT_PI=skip bash tests/run.sh)"
+[ "$(id -u)" -eq 0 ] || die "needs root for mmdebstrap, chroot and mounts $SKIP_HINT"
+for tool in mmdebstrap qemu-aarch64-static unshare chroot flock git; do
+    command -v "$tool" >/dev/null \
+        || die "$tool is missing: apt-get install mmdebstrap qemu-user-static binfmt-support $SKIP_HINT"
+done
+BINFMT=/proc/sys/fs/binfmt_misc
+if [ ! -e "$BINFMT/status" ]; then
+    mount -t binfmt_misc binfmt_misc "$BINFMT" || die "cannot mount binfmt_misc at $BINFMT $SKIP_HINT"
+fi
+if [ ! -e "$BINFMT/qemu-aarch64" ]; then
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+fi
+[ -e "$BINFMT/qemu-aarch64" ] \
+    || die "no qemu-aarch64 handler in binfmt_misc (apt-get install qemu-user-static binfmt-support) $SKIP_HINT"
+grep -q '^flags:.*F' "$BINFMT/qemu-aarch64" \
+    || die "the qemu-aarch64 binfmt handler lacks the F (fix binary) flag, so a chroot cannot find it"
+HOST_PY="${PYTHON:-python3}"
+PYTHONPATH="$CHECKOUT${PYTHONPATH:+:$PYTHONPATH}" "$HOST_PY" -c 'import ai_edge_litert, cv2' 2>/dev/null \
+    || die "the host needs the edge extra for the x86 reference scores: pip install -e '.[edge]'"
+
+started=$SECONDS
+echo "== pi check: Raspberry Pi OS $PI_RELEASE on $PI_CPU ($BOARD)${PI_BREAK:+, BROKEN ON PURPOSE: $PI_BREAK}"
+
+# enter_root ROOT LOWER WORK CMD...: run CMD in ROOT (an overlay on LOWER when LOWER is set).
+enter_root() {
+    local root="$1" lower="$2" work="$3" cpu_dir="$work/cpu" qemu_cpu="$PI_CPU"
+    shift 3
+    [ "$PI_BREAK" = cpuinfo ] && cpu_dir=""
+    [ "$PI_BREAK" = cpu-max ] && qemu_cpu=""
+    unshare --mount --propagation private \
+        bash "$HERE/run.sh" --in-namespace "$root" "$cpu_dir" "$qemu_cpu" "$lower" "$work" "$@"
+}
+
+WORK="$(mktemp -d /var/tmp/pi-inspect-pi.XXXXXX)"
+trap 'rm -rf --one-file-system "$WORK"' EXIT
+"$HOST_PY" "$HERE/cpufiles.py" "$PI_CPU" "$WORK/cpu"
+
+build_installed() {
+    local base="$1" dest="$2" tmp
+    [ -d "$dest" ] && return 0
+    pi_clean_partial "$PI_RELEASE"
+    tmp="$PI_CACHE/.building-installed-$PI_RELEASE-$$"
+    echo "== first install into a copy of $base (pip under qemu, minutes): $dest"
+    cp -a --reflink=auto "$base" "$tmp"
+    if ! enter_root "$tmp" "" "$WORK" bash /src/pi-inspect/tests/pi/inside.sh install; then
+        rm -rf --one-file-system "$tmp"
+        echo "pi check: error: the first install into the $PI_RELEASE root failed (above)" >&2
+        return 1
+    fi
+    rm -rf "$tmp/src/pi-inspect" "$tmp/root/.cache"
+    mv -T "$tmp" "$dest"
+}
+
+build_layers() {
+    local base
+    base="$(pi_base_root "$PI_RELEASE")" || return 1
+    build_installed "$base" "$PI_CACHE/installed-$PI_RELEASE-$(pi_installed_key "$PI_RELEASE" "$CHECKOUT")"
+}
+pi_locked "$PI_RELEASE" build_layers || exit 1
+INSTALLED="$PI_CACHE/installed-$PI_RELEASE-$(pi_installed_key "$PI_RELEASE" "$CHECKOUT")"
+built=$((SECONDS - started))
+
+echo "== x86 reference scores on this host"
+PYTHONPATH="$CHECKOUT${PYTHONPATH:+:$PYTHONPATH}" "$HOST_PY" "$HERE/scores.py" write "$WORK/stills" 2>/dev/null
+
+rc=0
+enter_root "$WORK/merged" "$INSTALLED" "$WORK" bash /src/pi-inspect/tests/pi/inside.sh check || rc=$?
+
+row="$("$HOST_PY" "$HERE/row.py" "$WORK/upper/var/tmp/pi-check" "$PI_RELEASE" "$PI_CPU" "$rc" || true)"
+echo
+echo "$row"
+[ -z "${PI_INSPECT_PI_ROWS:-}" ] || echo "$row" >> "$PI_INSPECT_PI_ROWS"
+echo "== pi check: $PI_RELEASE/$PI_CPU $([ "$rc" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s (roots ready after ${built} s)"
+exit "$rc"
