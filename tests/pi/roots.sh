@@ -19,8 +19,10 @@ PI_ROOT_FORMAT=1  # bump when the way a base root is made changes
 # has no python3-picamera2, python3-simplejpeg or python3-libcamera; it has the rest of
 # picamera2's dependencies, and python3-bottleneck stands in for simplejpeg: a small C
 # extension built against Debian's numpy, which a pip numpy of another major version breaks.
-PI_BASE_PACKAGES=(ca-certificates python3 python3-venv python3-numpy python3-bottleneck
-    python3-pil python3-piexif python3-prctl)
+# No ca-certificates: pip brings its own CA bundle, apt uses signed http, and configuring it
+# under qemu costs minutes.
+PI_BASE_PACKAGES=(python3 python3-venv python3-numpy python3-bottleneck python3-pil
+    python3-piexif python3-prctl)
 
 pi_hash() { sha256sum | cut -c1-12; }
 

@@ -57,6 +57,17 @@ if [ "${1:-}" = --in-namespace ]; then
         PI_CPU_PART="$PI_CPU_PART" PI_BREAK="$PI_BREAK" PI_TESTS="${PI_TESTS:-}"
         PI_FAIL_FAST="${PI_FAIL_FAST:-0}")
     [ -n "$qemu_cpu" ] && env_vars+=(QEMU_CPU="$qemu_cpu")  # qemu-user reads it at every exec
+    # The host's way out to PyPI: proxies, index, and a CA bundle (a TLS-inspecting network
+    # needs its own CA, which pip's built-in bundle lacks) are handed into the root.
+    for var in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL \
+        PIP_DEFAULT_TIMEOUT; do
+        [ -n "${!var:-}" ] && env_vars+=("$var=${!var}")
+    done
+    ca="${PIP_CERT:-${SSL_CERT_FILE:-${REQUESTS_CA_BUNDLE:-}}}"
+    if [ -n "$ca" ] && [ -f "$ca" ]; then
+        cp "$ca" "$root/etc/host-ca-bundle.crt"
+        env_vars+=(PIP_CERT=/etc/host-ca-bundle.crt SSL_CERT_FILE=/etc/host-ca-bundle.crt)
+    fi
     exec env -i "${env_vars[@]}" chroot "$root" "$@"
 fi
 
@@ -113,7 +124,8 @@ echo "== pi check: Raspberry Pi OS $PI_RELEASE on $PI_CPU ($BOARD)${PI_BREAK:+, 
 
 # enter_root ROOT LOWER WORK CMD...: run CMD in ROOT (an overlay on LOWER when LOWER is set).
 enter_root() {
-    local root="$1" lower="$2" work="$3" cpu_dir="$work/cpu" qemu_cpu="$PI_CPU"
+    local root="$1" lower="$2" work="$3"
+    local cpu_dir="$work/cpu" qemu_cpu="$PI_CPU"
     shift 3
     [ "$PI_BREAK" = cpuinfo ] && cpu_dir=""
     [ "$PI_BREAK" = cpu-max ] && qemu_cpu=""
