@@ -24,6 +24,21 @@ case "${PI_INSPECT_PI_MATRIX:-ci}" in
     *) read -r -a combos <<< "$PI_INSPECT_PI_MATRIX" ;;
 esac
 
+# Build the releases' roots side by side first (a cold machine: mmdebstrap and pip under qemu
+# are mostly single-threaded, so two builds use two cores); warm, this finds them at once.
+releases=()
+for combo in "${combos[@]}"; do
+    [[ " ${releases[*]} " == *" ${combo%%:*} "* ]] || releases+=("${combo%%:*}")
+done
+pids=()
+for release in "${releases[@]}"; do
+    cpu=cortex-a72
+    for combo in "${combos[@]}"; do [ "${combo%%:*}" = "$release" ] && cpu="${combo#*:}" && break; done
+    bash "$HERE/run.sh" "$release" "$cpu" --build-only > >(sed "s/^/[$release build] /") 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed build fails its checks below
+
 rows="$(mktemp)"
 trap 'rm -f "$rows"' EXIT
 failed=()

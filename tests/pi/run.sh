@@ -2,7 +2,7 @@
 # The Raspberry Pi's software stack on this machine: a Debian arm64 root (Raspberry Pi OS's
 # base) run under qemu-user with an explicit Pi cpu model and the Pi's cpu files.
 #
-#   sudo tests/pi/run.sh RELEASE CPU [--break numpy2|cpuinfo|cpu-max]
+#   sudo tests/pi/run.sh RELEASE CPU [--break numpy2|cpuinfo|cpu-max] [--build-only]
 #     RELEASE  bookworm (Pi OS 12, Python 3.11) | trixie (Pi OS 13, Python 3.13)
 #     CPU      cortex-a72 (Pi 4) | cortex-a76 (Pi 5)
 #
@@ -18,6 +18,7 @@
 # Needs root (mmdebstrap, chroot, mounts), mmdebstrap, qemu-user-static and binfmt_misc.
 # Roots are cached in $PI_INSPECT_PI_CACHE (default /var/cache/pi-inspect/pi-roots, see
 # tests/pi/roots.sh); the first run per release builds them (about 10 minutes each).
+# --build-only builds (or finds) the cached roots and stops.
 # PI_INSPECT_PI_ROWS=FILE appends this combination's "Tested on" row to FILE.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -71,11 +72,12 @@ if [ "${1:-}" = --in-namespace ]; then
     exec env -i "${env_vars[@]}" chroot "$root" "$@"
 fi
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
-PI_RELEASE="" PI_CPU="" PI_BREAK=""
+PI_RELEASE="" PI_CPU="" PI_BREAK="" BUILD_ONLY=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --build-only) BUILD_ONLY=1 ;;
         --break) [ $# -ge 2 ] || die "--break needs numpy2, cpuinfo or cpu-max"; PI_BREAK="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
@@ -161,6 +163,10 @@ build_layers() {
 pi_locked "$PI_RELEASE" build_layers || exit 1
 INSTALLED="$PI_CACHE/installed-$PI_RELEASE-$(pi_installed_key "$PI_RELEASE" "$CHECKOUT")"
 built=$((SECONDS - started))
+if [ "$BUILD_ONLY" -eq 1 ]; then
+    echo "== pi check: $PI_RELEASE roots ready in $built s (--build-only)"
+    exit 0
+fi
 
 echo "== x86 reference scores on this host"
 PYTHONPATH="$CHECKOUT${PYTHONPATH:+:$PYTHONPATH}" "$HOST_PY" "$HERE/scores.py" write "$WORK/stills" 2>/dev/null
