@@ -29,23 +29,23 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     # edge: runs on the Pi
-    "demo": Command("edge.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
-    "run": Command("edge.daemon_cli", "run the inspection daemon from a TOML config", "edge"),
-    "check-config": Command("edge.config_cli", "validate a config file and print every problem", "edge"),
-    "doctor": Command("edge.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
-    "deploy": Command("edge.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
-    "synth": Command("edge.synth.cli", "render synthetic seam images (and a video) with ground truth", "edge"),
-    "frames": Command("edge.data.frames_cli", "extract frames from a recorded video", "edge"),
-    "split": Command("edge.data.split_cli", "split a lookup table into train/valid/test without leakage", "edge"),
-    "label": Command("edge.label.cli", "label video frames in the browser", "edge"),
+    "demo": Command("edge.commands.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
+    "run": Command("edge.commands.run", "run the inspection daemon from a TOML config", "edge"),
+    "check-config": Command("edge.commands.check_config", "validate a config file and print every problem", "edge"),
+    "doctor": Command("edge.commands.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
+    "deploy": Command("edge.commands.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
+    "synth": Command("edge.commands.synth", "render synthetic seam images (and a video) with ground truth", "edge"),
+    "frames": Command("edge.commands.frames", "extract frames from a recorded video", "edge"),
+    "split": Command("edge.commands.split", "split a lookup table into train/valid/test without leakage", "edge"),
+    "label": Command("edge.commands.label", "label video frames in the browser", "edge"),
     # workstation: training and conversion
-    "train": Command("train.cli", "train a classifier from a lookup table or class folders", "train"),
-    "evaluate": Command("train.evaluate_cli", "evaluate a training run on a test set", "train"),
-    "gradcam": Command("train.gradcam_cli", "Grad-CAM heat maps for a training run", "train"),
-    "embed": Command("train.embed_cli", "image embeddings from a run's headless model", "train"),
-    "similar": Command("train.similar_cli", "nearest images to a query by embedding", "train"),
-    "convert": Command("convert.cli", "convert a run to a verified int8 TFLite model bundle", "train"),
-    "bench": Command("convert.bench_cli", "latency of a bundle's int8 and float32 models", "edge"),
+    "train": Command("train.commands.train", "train a classifier from a lookup table or class folders", "train"),
+    "evaluate": Command("train.commands.evaluate", "evaluate a training run on a test set", "train"),
+    "gradcam": Command("train.commands.gradcam", "Grad-CAM heat maps for a training run", "train"),
+    "embed": Command("train.commands.embed", "image embeddings from a run's headless model", "train"),
+    "similar": Command("train.commands.similar", "nearest images to a query by embedding", "train"),
+    "convert": Command("convert.commands.convert", "convert a run to a verified int8 TFLite model bundle", "train"),
+    "bench": Command("convert.commands.bench", "latency of a bundle's int8 and float32 models", "edge"),
 }
 
 # Third-party top-level modules and the extra that brings each one.

@@ -6,10 +6,8 @@ broker address, a command runner) so tests drive both outcomes without the hardw
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
-import os
 import shutil
 import subprocess
 import sys
@@ -254,16 +252,6 @@ def _run_command(cmd: Sequence[str]) -> tuple[int, str]:
     return proc.returncode, proc.stdout
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", "-c", default=None, help=f"config file (default: {DEFAULT_CONFIG} if present)"
-    )
-    parser.add_argument("--service", default="pi-inspect", help="systemd service to check")
-    parser.add_argument(
-        "--skip", action="append", default=[], help="skip a check by name (repeatable)"
-    )
-
-
 def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
     """The checks for ``config``, in order, each ready to run."""
     from edge.sources import make_source
@@ -306,26 +294,3 @@ def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
         ),
         ("service", lambda: check_service(service, _run_command)),
     ]
-
-
-def run(args: argparse.Namespace) -> int:
-    import warnings
-
-    # One line per check: OpenCV's and gpiozero's own warnings would interleave with them, and
-    # each check already turns those failures into its FAIL line with a fix hint.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    warnings.simplefilter("ignore")
-    from edge.config import load_config
-
-    path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
-    config = load_config(path)
-    print(f"pi-inspect doctor ({path or 'built-in defaults'})")
-    failed = 0
-    skip = set(args.skip)
-    for name, check in collect(config, args.service):
-        if name in skip:
-            continue
-        result = check()
-        print(result.line(), flush=True)
-        failed += not result.ok
-    return 1 if failed else 0

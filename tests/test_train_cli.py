@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-MODULES = ["train.cli", "train.evaluate_cli", "train.gradcam_cli", "train.embed_cli", "train.similar_cli"]
+MODULES = ["train.commands.train", "train.commands.evaluate", "train.commands.gradcam", "train.commands.embed", "train.commands.similar"]
 
 
 @pytest.mark.parametrize("module", MODULES)
