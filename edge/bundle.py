@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.errors import BundleError
+from edge.data.meanings import LabelMeaning, directions, from_alarms, parse_meanings
+from edge.errors import BundleError, DataError
 from edge.events import ModelInfo
 
 SCHEMA_VERSION = 1
@@ -124,6 +125,9 @@ class Manifest:
     input_name: str = "pixels"
     outputs: dict[str, str] = field(default_factory=lambda: {"scores": "scores"})
     head: HeadSpec | None = None
+    # per label: when it alarms and what it means (the data set's declaration; from ``alarms``
+    # for a bundle without one)
+    meanings: dict[str, LabelMeaning] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -174,6 +178,14 @@ def parse_manifest(d: dict[str, Any], where: str = "bundle") -> Manifest:
             raise BundleError(f"{where}: threshold/alarm for unknown label {label!r}")
     if any(v not in ("above", "below") for v in alarms.values()):
         raise BundleError(f"{where}: alarms must be 'above' or 'below'")
+    if d.get("meanings"):
+        try:
+            meanings = parse_meanings(d["meanings"], labels, f"{where}: manifest meanings")
+        except DataError as exc:
+            raise BundleError(str(exc)) from None
+        alarms = directions(meanings)  # the declaration decides; ``alarms`` is its summary
+    else:
+        meanings = from_alarms(labels, alarms)
     head = HeadSpec.from_dict(d["heatmap"]) if d.get("heatmap") else None
     return Manifest(
         name=str(d.get("name", "model")),
@@ -193,6 +205,7 @@ def parse_manifest(d: dict[str, Any], where: str = "bundle") -> Manifest:
         input_name=str(d.get("input_name", "pixels")),
         outputs={str(k): str(v) for k, v in d.get("outputs", {"scores": "scores"}).items()},
         head=head,
+        meanings=meanings,
         raw=d,
     )
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge.config import Config, ModelConfig, load_config
+from edge.data.meanings import LabelMeaning
 from edge.decide import Debouncer, make_rules
 from edge.errors import ConfigError, PiInspectError
 from edge.events import DefectEvent, FrameResult, State, Verdict
@@ -153,6 +154,11 @@ class Daemon:
     def labels(self) -> tuple[str, ...]:
         with self._lock:
             return tuple(self._classifier.labels) if self._classifier is not None else ()
+
+    @property
+    def meanings(self) -> dict[str, LabelMeaning]:
+        with self._lock:
+            return dict(self._classifier.meanings) if self._classifier is not None else {}
 
     def trigger(self) -> None:
         """Inspect the next ``trigger.frames`` frames captured from now on."""
@@ -376,7 +382,9 @@ class Daemon:
 
     # -- model -------------------------------------------------------------------------------
     def _build_debouncer(self, clf: Any, config: Config) -> Debouncer:
-        rules = make_rules(clf.labels, clf.thresholds, clf.alarms, config.model.thresholds)
+        rules = make_rules(
+            clf.labels, clf.thresholds, clf.alarms, config.model.thresholds, clf.meanings
+        )
         d = config.decide
         return Debouncer(rules, k=d.k, n=d.n, m=d.m, model_sha256=clf.info.sha256)
 
@@ -478,6 +486,7 @@ class Daemon:
         fault = self._current_fault()
         with self._lock:
             active = self._debouncer.active if self._debouncer is not None else ()
+            conditions = self._debouncer.active_conditions if self._debouncer is not None else ()
             info = self._classifier.info if self._classifier is not None else None
         verdict: Verdict = "fault" if fault else ("defect" if active else "ok")
         if not fault and (self._capture is None or not self._capture.online):
@@ -492,7 +501,7 @@ class Daemon:
             info,
         ):
             return
-        self._state = State(verdict, active, info, time.time(), fault)
+        self._state = State(verdict, active, info, time.time(), fault, conditions)
         for out in self._outputs:
             out.publish_state(self._state)
 

@@ -28,6 +28,8 @@ class DefectEvent:
     last_frame: int | None = None
     snapshot: str | None = None  # file name of the heat-map snapshot, if one was saved
     model_sha256: str | None = None
+    condition: str | None = None  # the alarm condition that holds: "length absent"
+    meaning: str | None = None  # what the label means, as the data set declared it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +48,8 @@ class FrameResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
+        if "conditions" in d:
+            d["conditions"] = list(self.conditions)
         return d
 
 
@@ -85,8 +89,11 @@ class State:
     model: ModelInfo | None
     since: float  # unix time the verdict last changed
     fault: str | None = None  # one line, when verdict == "fault"
+    conditions: tuple[str, ...] = ()  # the active labels' alarm conditions: "length absent"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
+        if "conditions" in d:
+            d["conditions"] = list(self.conditions)
         return d

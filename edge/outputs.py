@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Protocol, TextIO, runtime_checkable
 
+from edge.data.meanings import LabelMeaning
 from edge.events import DefectEvent, FrameResult, State, Stats
 
 
@@ -36,6 +37,10 @@ class Controller(Protocol):
 
     @property
     def labels(self) -> tuple[str, ...]: ...
+
+    @property
+    def meanings(self) -> dict[str, LabelMeaning]:
+        """Per label: when it alarms and what it means (the model's declaration)."""
 
     def trigger(self) -> None:
         """Inspect the next frame now (on-demand trigger mode)."""

@@ -210,6 +210,12 @@ class RecordingController:
     def labels(self) -> tuple[str, ...]:
         return self._labels
 
+    @property
+    def meanings(self) -> dict:
+        from edge.data.meanings import default_meanings
+
+        return default_meanings(self._labels)
+
     def trigger(self) -> None:
         self.calls.append(("trigger", None))
 

@@ -355,7 +355,11 @@ class MqttOutput:
     def _publish_discovery(self) -> None:
         labels = tuple(self._controller.labels)
         for topic, payload in discovery_messages(
-            self.topics, self._config.discovery.prefix, labels, self._sw_version
+            self.topics,
+            self._config.discovery.prefix,
+            labels,
+            self._sw_version,
+            self._controller.meanings,
         ):
             self._client.publish(topic, _json(payload), qos=1, retain=True)
 
