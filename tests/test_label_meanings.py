@@ -254,3 +254,35 @@ def test_defect_column_named_length_declared_present_alarms_on_a_high_score(trai
     for s in scores:
         assert (("length" in _alarming(rules, {**dict.fromkeys(run.labels, 0.0), "length": float(s)}))
                 == (s > cut))
+
+
+def test_labelling_tool_declares_the_labels_it_is_given(tmp_path):
+    import argparse
+
+    from edge.commands.label import _declare
+    from edge.errors import ConfigError
+
+    args = argparse.Namespace(out=tmp_path / "labelled", absent="pitch_ok", never="good",
+                              meaning=["pitch_ok=stitch pitch is 2 mm"])
+    _declare(args, ("good", "error", "pitch_ok"))
+    assert read_declaration(tmp_path / "labelled" / "dataset.toml") == {
+        "good": LabelMeaning("never", ""),
+        "error": LabelMeaning("present", ""),
+        "pitch_ok": LabelMeaning("absent", "stitch pitch is 2 mm"),
+    }
+    args.absent = "pitch_ok"
+    assert _declare(args, ("good", "error", "pitch_ok")).endswith("(kept)")  # never overwritten
+    with pytest.raises(ConfigError, match="unknown label"):
+        _declare(argparse.Namespace(out=tmp_path / "x", absent="lenght", never="", meaning=[]),
+                 ("good", "length"))
+
+
+def test_split_keeps_the_declaration_beside_its_tables(tmp_path):
+    from edge.cli import main
+    from edge.synth.dataset import generate_dataset
+
+    generate_dataset(tmp_path / "seams", 24, seed=2, size=(32, 32), workers=1)
+    assert main(["split", str(tmp_path / "seams"), "--out", str(tmp_path / "split")]) == 0
+    found, where = meanings_for(tmp_path / "split" / "train.csv",
+                                ["good", "error", "break", "length"])
+    assert where == tmp_path / "split" / "dataset.toml" and found["length"].alarm == "absent"

@@ -17,11 +17,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.data.meanings import meanings_for, write_declaration
     from edge.data.split import write_split
     from edge.data.table import read_dataset, read_table
 
     ds = read_dataset(args.data)
+    meanings, declared = meanings_for(args.data, ds.labels)  # checked before writing anything
     written = write_split(ds, args.out, valid=args.valid, test=args.test, seed=args.seed)
+    if declared is not None:  # the split tables keep the data set's label meanings
+        print(f"label meanings: {write_declaration(args.out, meanings)}")
     for name, path in written.items():
         part = read_table(path, task=ds.task)
         positives = ", ".join(

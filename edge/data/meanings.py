@@ -167,9 +167,9 @@ def render_declaration(meanings: Mapping[str, LabelMeaning]) -> str:
 
 
 def write_declaration(path: str | os.PathLike, meanings: Mapping[str, LabelMeaning]) -> Path:
-    """Write ``dataset.toml`` (a data folder gets it inside; a file path is used as given)."""
+    """Write ``dataset.toml`` (a data folder gets it inside; a ``.toml`` path is used as given)."""
     target = Path(path)
-    if target.is_dir():
+    if target.suffix != ".toml":
         target = target / DECLARATION
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
