@@ -236,6 +236,11 @@ def test_renamed_pitch_column_declared_absent_alarms_exactly_like_length(trained
         decided += "length" in got_a
     assert 0 < decided < len(scores_a)
 
+    assert main(["evaluate", str(runs["renamed"]), "--data", str(root / "renamed")]) == 0
+    metrics = json.loads((runs["renamed"] / "eval" / "metrics.json").read_text())
+    assert metrics["alarms"]["pitch_ok"]["condition"] == "pitch_ok absent"
+    assert "good" not in metrics["alarms"]
+
 
 def test_defect_column_named_length_declared_present_alarms_on_a_high_score(trained):
     from edge.data.images import load_images
@@ -286,3 +291,16 @@ def test_split_keeps_the_declaration_beside_its_tables(tmp_path):
     found, where = meanings_for(tmp_path / "split" / "train.csv",
                                 ["good", "error", "break", "length"])
     assert where == tmp_path / "split" / "dataset.toml" and found["length"].alarm == "absent"
+
+
+def test_evaluate_scores_the_alarm_condition_not_the_label():
+    from train.metrics import alarm_metrics
+
+    truth = np.array([[True, True], [True, False], [False, False], [True, True]])
+    pred = np.array([[True, True], [True, True], [False, False], [True, False]])
+    meanings = {"ok": LabelMeaning("never"), "pitch_ok": LabelMeaning("absent", "2 mm")}
+    got = alarm_metrics(truth, pred, ["ok", "pitch_ok"], meanings)
+    assert list(got) == ["pitch_ok"] and got["pitch_ok"]["condition"] == "pitch_ok absent"
+    # absent: truth rows 1, 2 (support 2); predicted absent: rows 2, 3 -> one right of each
+    assert got["pitch_ok"]["support"] == 2
+    assert got["pitch_ok"]["precision"] == 0.5 and got["pitch_ok"]["recall"] == 0.5
