@@ -26,13 +26,17 @@ special anywhere.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 from edge.errors import DataError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (pyproject: tomli for < 3.11)
+    import tomli as tomllib
 
 DECLARATION = "dataset.toml"
 ALARMS = ("present", "absent", "never")
