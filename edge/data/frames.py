@@ -124,7 +124,9 @@ def extract_frames(
     start: int = 0,
     max_frames: int | None = None,
 ) -> list[Path]:
-    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``.
+    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``, the
+    index zero-padded to five digits (or as many as the video's frame count needs) so the names
+    sort in frame order.
 
     Also records them in ``out_dir/frames.csv`` (``name,source,frame``). A missing or
     unopenable video raises SourceError; a truncated or corrupt one yields the frames that
@@ -136,9 +138,10 @@ def extract_frames(
     rows: list[tuple[str, str, int]] = []
     with VideoFrames(video) as reader:
         stem = reader.path.stem
+        digits = max(5, len(str(reader.expected or 0)))
         folder.mkdir(parents=True, exist_ok=True)
         for index, frame in reader.frames(every=every, start=start, limit=max_frames):
-            path = folder / f"{stem}_{index}.png"
+            path = folder / f"{stem}_{index:0{digits}d}.png"
             write_png(path, frame)
             written.append(path)
             rows.append((path.name, stem, index))
