@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet() -> None:
+    """Keep libraries' chatter out of the user's way (``-v`` shows it): TensorFlow's C++ start-up
+    and converter logs (CUDA probing, oneDNN notices, absl, ``fully_quantize: 0 ...``), absl's
+    Python warnings, and gpiozero's pin-factory fallback warnings on a machine without GPIO."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    warnings.filterwarnings("ignore", message=r"Falling back from ", module=r"gpiozero\.")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
 def _fail(command: str, message: str, code: int) -> int:
     print(f"pi-inspect {command}: error: {message}", file=sys.stderr)
     return code
@@ -102,8 +114,8 @@ def _fail(command: str, message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Workstation commands load TensorFlow; keep its C++ start-up chatter out of the user's way.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not any(a in ("-v", "--verbose") for a in argv):
+        quiet()
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
         command = None
@@ -124,9 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:  # libraries' own INFO lines ("Assets written to ...") are noise here
-        for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+        for noisy in ("tensorflow", "h5py", "matplotlib", "PIL"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("absl").setLevel(logging.ERROR)
     try:
+        if COMMANDS[args.command].extra == "train":  # TensorFlow, imported without its chatter
+            importlib.import_module("train.quiet").import_tensorflow()
         return int(_import_command(args.command).run(args) or 0)
     except ModuleNotFoundError as exc:
         hint = _missing_extra(exc, args.command)
