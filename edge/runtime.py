@@ -296,6 +296,13 @@ def run_golden(clf: Classifier) -> float | None:
             "on this machine; re-convert to add one",
             bundle_dir,
         )
+        w, h = clf.input_size
+        try:  # still prove the model runs at all
+            scores = clf.predict(np.zeros((h, w, 3), np.uint8), with_features=False).scores
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"bundle {bundle_dir}: the model does not run ({_first(exc)})") from None
+        if not np.isfinite(scores).all():
+            raise BundleError(f"bundle {bundle_dir}: the model gives non-finite scores")
         return None
     inputs = golden_inputs(bundle_dir, manifest)
     worst = 0.0
