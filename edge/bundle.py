@@ -16,6 +16,7 @@ import json
 import math
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,12 +52,12 @@ def decode_array(d: Any, what: str = "head weights") -> np.ndarray:
     if not isinstance(d, dict):
         raise BundleError(f"{what} are not an object with shape, dtype and b64")
     if d.get("dtype") != "float32":
-        raise BundleError(f"{what} have dtype {d.get('dtype')!r}, expected float32")
+        raise BundleError(f"{what} have dtype {_show(d.get('dtype'))}, expected float32")
     shape_in, b64 = d.get("shape"), d.get("b64")
     if not isinstance(b64, str) or not isinstance(shape_in, list) or not 1 <= len(shape_in) <= 4:
         raise BundleError(f"{what} need a 'shape' list of 1 to 4 sizes and a 'b64' string")
     if not all(_is_int(s) and 0 < s <= MAX_DIM for s in shape_in):
-        raise BundleError(f"{what}: shape {shape_in!r} must hold whole numbers 1..{MAX_DIM}")
+        raise BundleError(f"{what}: shape {_show(shape_in)} must hold whole numbers 1..{MAX_DIM}")
     shape = tuple(shape_in)
     want = math.prod(shape)
     try:
@@ -108,7 +109,7 @@ class HeadSpec:
         if not isinstance(d, dict):
             raise BundleError("heat-map head is not an object")
         if d.get("pool") != "gap":
-            raise BundleError(f"heat-map head pool {d.get('pool')!r} is not supported (only 'gap')")
+            raise BundleError(f"heat-map head pool {_show(d.get('pool'))} is not supported (only 'gap')")
         raw_layers = d.get("layers")
         if not isinstance(raw_layers, list) or not raw_layers:
             raise BundleError("heat-map head has no dense layer")
@@ -193,6 +194,12 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LABEL_FORBIDDEN = frozenset("/#+\\\0")
 
 
+def _show(value: object, width: int = 60) -> str:
+    """``repr`` of a value from the manifest, cut short: a reason stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -238,7 +245,7 @@ def check_labels(labels: object, where: str) -> tuple[str, ...]:
         problem = label_problem(label)
         if problem is not None:
             raise BundleError(
-                f"{where}: label {label!r} {problem}; a label must be usable as an MQTT topic "
+                f"{where}: label {_show(label)} {problem}; a label must be usable as an MQTT topic "
                 f"level and a file name (no '/', '#', '+', '\\', NUL, leading '$')"
             )
     if len(set(labels)) != len(labels):
@@ -258,7 +265,7 @@ def _plain_file(name: object, where: str) -> str:
         or not _printable(name)
         or len(name) > 200
     ):
-        raise BundleError(f"{where}: file name {name!r} must be a plain file name inside the bundle")
+        raise BundleError(f"{where}: file name {_show(name)} must be a plain file name inside the bundle")
     return name
 
 
@@ -281,7 +288,7 @@ def _text(d: dict[str, Any], key: str, default: str, where: str) -> str:
 def _side(inp: dict[str, Any], key: str, where: str) -> int:
     value = inp.get(key)
     if not _is_int(value) or not 1 <= value <= MAX_INPUT_SIDE:
-        raise BundleError(f"{where}: input '{key}' must be a whole number 1..{MAX_INPUT_SIDE}, not {value!r:.40}")
+        raise BundleError(f"{where}: input '{key}' must be a whole number 1..{MAX_INPUT_SIDE}, not {_show(value)}")
     return value
 
 
@@ -290,7 +297,7 @@ def _golden(d: Any, files: dict[str, str], n_labels: int, where: str) -> Golden:
         raise BundleError(f"{where}: golden set is not an object")
     file = _plain_file(d.get("file"), f"{where}: golden set")
     if file not in files:
-        raise BundleError(f"{where}: golden set file {file!r} has no sha256 in 'files'")
+        raise BundleError(f"{where}: golden set file {_show(file)} has no sha256 in 'files'")
     rows = d.get("scores")
     if (
         not isinstance(rows, list)
@@ -315,18 +322,18 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
     version = d.get("schema_version")
     if not _is_int(version) or version not in SUPPORTED_SCHEMAS:
         raise BundleError(
-            f"{where}: unknown manifest schema_version {version!r:.40} "
+            f"{where}: unknown manifest schema_version {_show(version)} "
             f"(this pi-inspect reads {sorted(SUPPORTED_SCHEMAS)}); upgrade pi-inspect or re-convert"
         )
     labels = check_labels(_require(d, "labels", list, where), where)
     task = _require(d, "task", str, where)
     if task not in ("multilabel", "multiclass"):
-        raise BundleError(f"{where}: unknown task {task!r:.40}")
+        raise BundleError(f"{where}: unknown task {_show(task)}")
     inp = _require(d, "input", dict, where)
     width, height = _side(inp, "width", where), _side(inp, "height", where)
     dtype = inp.get("dtype", "uint8")
     if dtype not in INPUT_DTYPES:
-        raise BundleError(f"{where}: input dtype {dtype!r:.40} is not one of {', '.join(INPUT_DTYPES)}")
+        raise BundleError(f"{where}: input dtype {_show(dtype)} is not one of {', '.join(INPUT_DTYPES)}")
     raw_files = _require(d, "files", dict, where)
     if len(raw_files) > MAX_FILES:
         raise BundleError(f"{where}: manifest lists more than {MAX_FILES} files")
@@ -334,32 +341,35 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
     for name, digest in raw_files.items():
         _plain_file(name, where)
         if not isinstance(digest, str) or not _SHA256.match(digest):
-            raise BundleError(f"{where}: sha256 of {name!r} is not 64 lowercase hex digits")
+            raise BundleError(f"{where}: sha256 of {_show(name)} is not 64 lowercase hex digits")
         files[name] = digest
     model_file = _plain_file(_require(d, "model", str, where), where)
     if model_file not in files:
-        raise BundleError(f"{where}: model file {model_file!r} has no sha256 in 'files'")
+        raise BundleError(f"{where}: model file {_show(model_file)} has no sha256 in 'files'")
     reference = d.get("reference_model")
     if reference is not None:
         _plain_file(reference, f"{where}: reference_model")
         if reference not in files:
-            raise BundleError(f"{where}: reference_model {reference!r} has no sha256 in 'files'")
+            raise BundleError(f"{where}: reference_model {_show(reference)} has no sha256 in 'files'")
     raw_thresholds = d.get("thresholds", {})
     raw_alarms = d.get("alarms", {})
     if not isinstance(raw_thresholds, dict) or not isinstance(raw_alarms, dict):
         raise BundleError(f"{where}: thresholds and alarms must be objects keyed by label")
     for label in [*raw_thresholds, *raw_alarms]:
         if label not in labels:
-            raise BundleError(f"{where}: threshold/alarm for unknown label {label!r:.60}")
+            raise BundleError(f"{where}: threshold/alarm for unknown label {_show(label)}")
     for label, value in raw_thresholds.items():
         if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise BundleError(f"{where}: threshold of {label!r} is {value!r:.40}; it must be a number in [0, 1]")
+            raise BundleError(f"{where}: threshold of {_show(label)} is {_show(value)}; it must be a number in [0, 1]")
     if any(v not in ("above", "below") for v in raw_alarms.values()):
         raise BundleError(f"{where}: alarms must be 'above' or 'below'")
     outputs = d.get("outputs", {"scores": "scores"})
     if (
         not isinstance(outputs, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in outputs.items())
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(v) <= 200 and _printable(v)
+            for k, v in outputs.items()
+        )
         or "scores" not in outputs
     ):
         raise BundleError(f"{where}: outputs must map 'scores' (and 'features') to tensor names")
@@ -420,7 +430,8 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
     except BundleError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
-        raise BundleError(f"{where}: malformed manifest ({type(exc).__name__}: {str(exc)[:120]})") from None
+        detail = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise BundleError(f"{where}: malformed manifest ({type(exc).__name__}: {detail})") from None
     return dataclasses.replace(manifest, content_sha256=hashlib.sha256(raw).hexdigest())
 
 
@@ -482,8 +493,9 @@ def golden_inputs(bundle_dir: str | Path, manifest: Manifest) -> np.ndarray:
             inputs = npz["inputs"]
     except BundleError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise BundleError(f"{where} is unreadable ({str(exc)[:120]})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise BundleError(f"{where} is unreadable ({detail})") from None
     if inputs.dtype != np.uint8 or inputs.shape != want:
         raise BundleError(f"{where}: 'inputs' is {inputs.dtype} {inputs.shape}, the manifest needs uint8 {want}")
     return inputs

@@ -5,18 +5,21 @@ Every bundle here is real (the demo model under its own manifest): deploy loads 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
-from bundle_helpers import make_bundle
+from bundle_helpers import make_bundle, write_raw_manifest
 
 from edge.cli import main
 from edge.deploy import (
     DeployError,
     RemoteTarget,
+    check_in_child,
     deploy_local,
     deploy_remote,
     parse_target,
@@ -276,4 +279,136 @@ def test_remote_deploy_reports_the_remote_refusal_in_one_line(tmp_path, models):
             scp=scp,
         )
     assert "\n" not in str(info.value)
+    assert not (models / "current").exists()
+
+
+# --- a bundle is checked for what it is, not only its hashes ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory) -> tuple[Path, str]:
+    """A models directory whose ``current`` is a good bundle; refused deploys must leave it."""
+    root = tmp_path_factory.mktemp("running")
+    models = root / "models"
+    models.mkdir()
+    return models, deploy_local(make_bundle(root, "seam", "good"), models).current
+
+
+def _model_bytes(change):
+    def edit_files(bundle: Path) -> None:
+        model = bundle / "model.tflite"
+        model.write_bytes(change(model.read_bytes()))
+
+    return edit_files
+
+
+def _set(path: str, value):
+    def edit(data: dict) -> None:
+        *parents, key = path.split(".")
+        node = data
+        for p in parents:
+            node = node[p]
+        node[key] = value
+
+    return edit
+
+
+def _without_golden_and_head(data: dict) -> None:
+    data["golden"], data["heatmap"] = None, None
+    data["files"].pop("golden.npz")
+
+
+def _fewer_labels(data: dict) -> None:
+    _without_golden_and_head(data)
+    data["labels"] = ["good", "error", "break"]
+    data["thresholds"].pop("length")
+    data["alarms"].pop("length")
+
+
+def _golden_off(data: dict) -> None:
+    data["golden"]["scores"][0][2] = 0.5  # the model gives 0.996 here
+
+
+def _symlinked_model(bundle: Path) -> None:
+    outside = bundle.parent / "elsewhere.tflite"
+    (bundle / "model.tflite").rename(outside)
+    (bundle / "model.tflite").symlink_to(outside)  # same bytes, same hash, outside the bundle
+
+
+BROKEN = {
+    # the model file itself (hashes match: convert or a copy wrote the wrong bytes)
+    "random model": (None, _model_bytes(lambda b: bytes(np.random.default_rng(0).integers(0, 256, len(b), dtype=np.uint8))), "cannot load the model"),
+    "truncated model": (None, _model_bytes(lambda b: b[: len(b) // 2]), "cannot load the model"),
+    "empty model": (None, _model_bytes(lambda b: b""), "cannot load the model"),
+    # the manifest does not describe the model
+    "input size": (_set("input.width", 64), None, "does not match the manifest's 64x96"),
+    "label count": (_fewer_labels, None, "gives 4 scores for 3 labels"),
+    "signature": (_set("signature", "serving_other"), None, "no signature 'serving_other'"),
+    "output name": (_set("outputs.scores", "logits"), None, "no output named 'logits'"),
+    "golden set": (_golden_off, None, "golden set mismatch: input 0 scores 'break' 0.996"),
+    # values that would silently disable detection
+    "NaN threshold": (_set("thresholds.error", float("nan")), None, "threshold of 'error' is nan"),
+    "threshold above 1": (_set("thresholds.error", 1.5), None, "must be a number in \\[0, 1\\]"),
+    "threshold below 0": (_set("thresholds.error", -0.1), None, "must be a number in \\[0, 1\\]"),
+    # labels that cannot be MQTT topic levels or file names
+    "label with #": (_set("labels", ["good", "err#", "break", "length"]), None, "contains '#'"),
+    "label with +": (_set("labels", ["good", "error", "a+b", "length"]), None, "contains '\\+'"),
+    "label with /": (_set("labels", ["good", "error", "break", "len/gth"]), None, "contains '/'"),
+    "label with $": (_set("labels", ["$SYS", "error", "break", "length"]), None, "starts with '\\$'"),
+    "empty label": (_set("labels", ["", "error", "break", "length"]), None, "is empty"),
+    "NUL in label": (_set("labels", ["go\0od", "error", "break", "length"]), None, "contains '\\\\x00'"),
+    # files outside the bundle
+    "model ../": (_set("model", "../model.tflite"), None, "must be a plain file name inside the bundle"),
+    "reference absolute": (_set("reference_model", "/etc/passwd"), None, "must be a plain file name"),
+    "symlinked model": (None, _symlinked_model, "is a symbolic link"),
+}
+
+
+@pytest.mark.parametrize("fault", list(BROKEN))
+def test_deploy_refuses_a_broken_bundle_and_current_stays(tmp_path, running, fault):
+    models, good = running
+    edit, files, reason = BROKEN[fault]
+    bundle = make_bundle(tmp_path, "seam", "broken", edit=edit)
+    if files is not None:
+        files(bundle)
+        write_raw_manifest(bundle, json.loads((bundle / "manifest.json").read_text()))
+    before = sorted(p.name for p in models.iterdir())
+    reloads = Reloads()
+    with pytest.raises(BundleError, match=reason) as info:
+        deploy_local(bundle, models, reload=reloads)
+    assert "\n" not in str(info.value)
+    assert current(models) == good
+    assert reloads.count == 0
+    assert sorted(p.name for p in models.iterdir()) == before  # no half-installed copy
+
+
+def test_a_retuned_manifest_with_the_same_model_deploys_as_a_new_bundle(tmp_path, models):
+    first = deploy_local(make_bundle(tmp_path, "seam", 1), models)
+    retuned = make_bundle(tmp_path / "retuned", "seam", 1, edit=_set("thresholds.error", 0.7))
+    second = deploy_local(retuned, models)
+    assert not second.reused and second.current != first.current
+    assert json.loads((models / "current" / "manifest.json").read_text())["thresholds"]["error"] == 0.7
+
+
+def test_a_model_that_kills_the_runtime_is_refused_in_one_line(tmp_path):
+    crash = tmp_path / "python"  # the check's interpreter dies of SIGSEGV, as a bad model can make it
+    crash.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crash.chmod(0o755)
+    with pytest.raises(BundleError, match="the runtime crashed loading the model \\(SIGSEGV\\)"):
+        check_in_child(make_bundle(tmp_path), python=str(crash))
+
+
+def test_a_model_that_hangs_the_runtime_is_refused_after_the_timeout(tmp_path):
+    hang = tmp_path / "python"
+    hang.write_text("#!/bin/sh\nexec sleep 30\n")
+    hang.chmod(0o755)
+    with pytest.raises(BundleError, match="did not finish within 0.5 s"):
+        check_in_child(make_bundle(tmp_path), python=str(hang), timeout_s=0.5)
+
+
+def test_cli_refuses_a_model_the_runtime_cannot_load_in_one_line(tmp_path, models, capsys):
+    bundle = make_bundle(tmp_path, edit=_set("signature", "nope"))
+    assert main(["deploy", "--no-reload", str(bundle), str(models)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no signature 'nope'" in err
     assert not (models / "current").exists()
