@@ -191,3 +191,33 @@ def test_the_demo_bundle_passes_its_own_golden_set():
     assert manifest["golden"]["file"] == "golden.npz" and len(manifest["golden"]["scores"]) == 6
     with load_classifier(num_threads=1) as clf:
         assert run_golden(clf) <= clf.manifest.golden.tolerance
+
+
+# --- convert: labels refused before any work, golden inputs chosen to cover every output -------
+
+
+@pytest.mark.parametrize("label", ["a#b", "a+b", "a/b", "$SYS", "", " padded", "nul\0", "..", "x" * 65])
+def test_convert_refuses_labels_that_cannot_be_topic_levels_or_file_names(label):
+    from convert.bundle_writer import check_label_names
+    from edge.errors import ConversionError
+
+    with pytest.raises(ConversionError, match="must be usable as an MQTT topic level") as info:
+        check_label_names(["good", label])
+    assert "\n" not in str(info.value)
+
+
+def test_convert_accepts_ordinary_labels():
+    from convert.bundle_writer import check_label_names
+
+    check_label_names(["good", "error", "break", "length", "Naht gerissen", "faden-2.5mm"])
+
+
+def test_golden_inputs_cover_the_top_and_bottom_of_every_label():
+    import numpy as np
+
+    from convert.bundle_writer import pick_golden
+
+    scores = np.array([[0.5, 0.5], [0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.0, 0.2]])
+    # label 0: highest 1, lowest 4; label 1: highest 2, lowest 1 (taken); then the first ones
+    assert pick_golden(scores, count=6) == [1, 4, 2, 0, 3]
+    assert pick_golden(scores, count=2) == [1, 4]
