@@ -101,8 +101,8 @@ def parse_meanings(
             )
             continue
         meaning = entry.get("meaning", "")
-        if not isinstance(meaning, str):
-            problems.append(f"labels.{label}.meaning: must be text")
+        if not isinstance(meaning, str) or len(meaning) > 200 or not meaning.isprintable():
+            problems.append(f"labels.{label}.meaning: must be one line of text (200 characters)")
             continue
         out[str(label)] = LabelMeaning(str(alarm), meaning.strip())
     if labels is not None:
