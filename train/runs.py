@@ -19,6 +19,7 @@ from typing import Any
 
 from edge.data.meanings import LabelMeaning, from_alarms, parse_meanings
 from edge.errors import DataError
+from edge.files import follow_umask
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -101,6 +102,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    follow_umask(fd)  # mkstemp makes it 0600; the output is an ordinary file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=False, default=str)
