@@ -80,6 +80,22 @@ def _import_command(name: str):
     return importlib.import_module(COMMANDS[name].module)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in one style, ``(default: X)``, added from the parser itself; an
+    option whose default is computed (None) says in its help what it is, in the same style."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "(default:" in text or default in (None, "", []) or default is False:
+            return text
+        if default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; subcommand options are added only for ``only`` (lazy imports)."""
     parser = argparse.ArgumentParser(
@@ -90,7 +106,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(
+            name,
+            help=cmd.help,
+            description=cmd.help,
+            formatter_class=HelpFormatter,
+        )
         if name == only:
             _import_command(name).configure(p)
     return parser

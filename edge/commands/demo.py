@@ -15,10 +15,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # One minute of seam at 15 FPS (about 14 defects): enough that recall and precision mean
     # something. Over seeds 1-30 the demo bundle finds 98.0% of defects at 99.0% precision
     # (docs/results.md); seed 1 is simply the first.
-    parser.add_argument("--frames", type=int, default=900, help="video length (default 900)")
-    parser.add_argument("--seed", type=int, default=1, help="synthetic video seed (default 1)")
-    parser.add_argument("--size", default="320x240", help="video size WxH (default 320x240)")
-    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
+    parser.add_argument("--frames", type=int, default=900, help="video length")
+    parser.add_argument("--seed", type=int, default=1, help="synthetic video seed")
+    parser.add_argument("--size", default="320x240", help="video size WxH")
+    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate")
     parser.add_argument("--bundle", help="model bundle (default: the built-in demo bundle)")
     parser.add_argument(
         "--out",

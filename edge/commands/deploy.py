@@ -45,15 +45,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--service",
         default=DEFAULT_SERVICE,
-        help=f"systemd service to reload (default: {DEFAULT_SERVICE})",
+        help="systemd service to reload",
     )
     parser.add_argument(
         "--keep",
         type=int,
         default=DEFAULT_KEEP,
         metavar="N",
-        help=f"keep the N most recently deployed bundles, current and previous always (default "
-        f"{DEFAULT_KEEP}; 0 keeps all)",
+        help="keep the N most recently deployed bundles, current and previous always (0 keeps all)",
     )
     parser.add_argument(
         "--local",
@@ -63,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--remote-command",
         default=DEFAULT_REMOTE_COMMAND,
-        help=f"how the Pi runs pi-inspect (default: {DEFAULT_REMOTE_COMMAND!r})",
+        help="how the Pi runs pi-inspect",
     )
 
 

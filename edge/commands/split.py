@@ -11,9 +11,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "data", type=Path, help="lookup table CSV, folder with labels.csv, or class folders"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for train/valid/test.csv")
-    parser.add_argument("--valid", type=float, default=0.2, help="validation fraction (0.2)")
-    parser.add_argument("--test", type=float, default=0.1, help="test fraction (0.1)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--valid", type=float, default=0.2, help="validation fraction")
+    parser.add_argument("--test", type=float, default=0.1, help="test fraction")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 
 def run(args: argparse.Namespace) -> int:

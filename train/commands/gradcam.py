@@ -21,7 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "images", metavar="IMAGES", help="image file/folder, or a labelled data set"
     )
-    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for heat maps and montage.png"
+    )
     parser.add_argument("--boxes", help="boxes.csv for the pointing game (default: beside IMAGES)")
     parser.add_argument("--limit", type=int, default=0, help="heat-map images to write (0 = all)")
     parser.add_argument("--montage", type=int, default=24, help="images in montage.png")
