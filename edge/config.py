@@ -40,7 +40,9 @@ class SourceConfig(_Section):
     loop: bool = False  # video file / image folder: start again at the end
     width: Annotated[int, Field(ge=16, le=8192)] | None = None  # camera request, if set
     height: Annotated[int, Field(ge=16, le=8192)] | None = None
+    # camera: the frame rate asked for; video file: the playback rate (demos, dry runs)
     fps: Annotated[float, Field(gt=0, le=240)] | None = None
+    realtime: bool = False  # video file: play at its own frame rate (not as fast as it decodes)
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,6 +25,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class Pacer:
+    """Plays a file at a frame rate (demos, dry runs): each ``wait()`` returns no earlier than
+    one frame period after the previous one. A late frame is not made up for by rushing the next
+    ones more than one period. Clock and sleep are injected (tests run without waiting)."""
+
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.period = 1.0 / fps
+        self._clock, self._sleep = clock, sleep
+        self._due: float | None = None
+
+    def wait(self) -> None:
+        now = self._clock()
+        if self._due is not None and self._due > now:
+            self._sleep(self._due - now)
+            now = self._due
+        self._due = now + self.period
 
 
 @dataclass(frozen=True)
@@ -58,9 +82,18 @@ class OpenCVSource:
         width: int | None = None,
         height: int | None = None,
         fps: float | None = None,
+        realtime: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``fps`` asks a camera for a frame rate; for a file it is the playback rate. A file
+        with ``realtime`` plays at its own frame rate unless ``fps`` is given; otherwise as
+        fast as frames decode."""
         self.target = target
         self.live = live
+        self._realtime = realtime and not live
+        self._clock, self._sleep = clock, sleep
+        self._pacer: Pacer | None = Pacer(fps, clock, sleep) if fps and not live else None
         self.loop = loop and not live
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self._size = (width, height)
@@ -75,6 +108,11 @@ class OpenCVSource:
         import cv2
 
         self.close()
+        if not self.live and Path(str(self.target)).is_dir():
+            raise SourceError(
+                f'source.kind = "file" but {self.target} is a folder: set kind = "folder" '
+                f'(or "auto") to read the images in it'
+            )
         if not self.live and not Path(str(self.target)).is_file():
             raise SourceError(f"video file not found: {self.target}")
         cap = cv2.VideoCapture(self.target)
@@ -91,6 +129,12 @@ class OpenCVSource:
         if self.live:
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a backlog
         self._length = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not self.live else 0
+        if self._realtime and self._pacer is None:
+            own = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if 0.0 < own <= 1000.0:
+                self._pacer = Pacer(own, self._clock, self._sleep)
+            else:
+                log.warning("%s has no frame rate in its header; playing as fast as it decodes", self.name)
         self._position = 0
         self._cap = cap
 
@@ -99,6 +143,8 @@ class OpenCVSource:
             raise SourceError(f"{self.name} is not open")
         ok, image = self._cap.read()
         if ok and image is not None and image.size:
+            if self._pacer is not None:
+                self._pacer.wait()
             frame = Frame(self._index, time.time(), image)
             self._index += 1
             self._position += 1
@@ -150,6 +196,11 @@ class FolderSource:
         self._read_in_pass = 0
 
     def open(self) -> None:
+        if self.folder.is_file():
+            raise SourceError(
+                f'source.kind = "folder" but {self.folder} is a file: set kind = "file" '
+                f'(or "auto") to play it'
+            )
         if not self.folder.is_dir():
             raise SourceError(f"image folder not found: {self.folder}")
         files = sorted(
@@ -268,4 +319,6 @@ def make_source(config: SourceConfig) -> FrameSource:
         )
     if kind == "stream":
         return OpenCVSource(config.uri, live=True)
-    return OpenCVSource(config.uri, live=False, loop=config.loop)
+    return OpenCVSource(
+        config.uri, live=False, loop=config.loop, fps=config.fps, realtime=config.realtime
+    )

@@ -27,6 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "at the end unless --keep)",
     )
     parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play the video at its frame rate, as a camera would deliver it (default: as fast "
+        "as the model runs)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary folder (default: remove it)"
     )
     parser.add_argument("--tolerance", type=int, default=3, help="frames of slack when matching")
@@ -87,7 +93,7 @@ def _demo(args: argparse.Namespace, out_dir: Path, started: float) -> int:
     )
     view.say("  LEDs: [G] green = running, OK   [R] red = an alarm condition holds   [A] amber = fault")
     settings: dict = {
-        "source": {"kind": "file", "uri": str(video)},
+        "source": {"kind": "file", "uri": str(video), "realtime": args.realtime},
         "gpio": {"pin_factory": "mock", "red_mode": "hold"},
         "snapshots": {"dir": str(out_dir / "snapshots")},
         "output": {"stdout": False, "stats_interval_s": 5.0},
