@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("edge.commands.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
     "run": Command("edge.commands.run", "run the inspection daemon from a TOML config", "edge"),
     "check-config": Command("edge.commands.check_config", "validate a config file and print every problem", "edge"),
+    "config": Command("edge.commands.config", "print a complete commented config, or the reference of every key", "edge"),
     "doctor": Command("edge.commands.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
     "deploy": Command("edge.commands.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
     "synth": Command("edge.commands.synth", "render synthetic seam images (and a video) with ground truth", "edge"),

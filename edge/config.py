@@ -46,6 +46,14 @@ class SourceConfig(_Section):
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
 
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _camera_index(cls, value: Any) -> Any:
+        """``uri = 0`` (a TOML integer) is camera index 0, as ``uri = "0"`` is."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        return value
+
     @field_validator("reconnect_max_s")
     @classmethod
     def _max_not_below_min(cls, value: float, info) -> float:
@@ -176,19 +184,14 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _pins_unique(self) -> Config:
-        used: dict[int, str] = {}
-        pins = [(f"gpio.{name}", getattr(self.gpio, name)) for name in _GPIO_PIN_KEYS]
-        pins.append(("trigger.pin", self.trigger.pin if self.trigger.mode == "gpio" else None))
-        for key, pin in pins:
-            if pin is None or (not self.gpio.enabled and key.startswith("gpio.")):
-                continue
-            if pin in used:
-                raise PydanticCustomError(
-                    "pin_conflict",
-                    "{key}: pin {pin} is already used by {other}",
-                    {"key": key, "pin": pin, "other": used[pin]},
-                )
-            used[pin] = key
+        conflicts = pin_conflicts(self.gpio.model_dump(), self.trigger.model_dump())
+        if conflicts:
+            key, pin, other = conflicts[0]
+            raise PydanticCustomError(
+                "pin_conflict",
+                "{key}: pin {pin} is already used by {other}",
+                {"key": key, "pin": pin, "other": other},
+            )
         return self
 
     def resolved_state_dir(self) -> Path:
@@ -208,12 +211,53 @@ class Config(_Section):
 _GPIO_PIN_KEYS = ("green", "red", "amber", "buzzer", "relay", "ack_button")
 
 
+def pin_conflicts(gpio: Any, trigger: Any) -> list[tuple[str, int, str]]:
+    """``(key, pin, other key)`` for every pin used twice. Works on the sections as written
+    (dicts, defaults filled in), so a conflict is reported alongside other problems, not only
+    once they are fixed."""
+    gpio = gpio if isinstance(gpio, dict) else {}
+    trigger = trigger if isinstance(trigger, dict) else {}
+    defaults = GpioConfig()
+    enabled = gpio.get("enabled", True) is not False
+    pins = [(f"gpio.{k}", gpio.get(k, getattr(defaults, k))) for k in _GPIO_PIN_KEYS if enabled]
+    if trigger.get("mode") == "gpio":
+        pins.append(("trigger.pin", trigger.get("pin")))
+    used: dict[int, str] = {}
+    found = []
+    for key, pin in pins:
+        if not isinstance(pin, int) or isinstance(pin, bool):
+            continue
+        if pin in used:
+            found.append((key, pin, used[pin]))
+        else:
+            used[pin] = key
+    return found
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys the section at ``loc`` (without its last part) accepts."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))
+
+
+def _suggestion(loc: tuple) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(part) for part in err.get("loc", ()))
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid"))
     if kind == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _suggestion(tuple(err.get("loc", ())))
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if not loc:
@@ -232,6 +276,11 @@ def parse_config(data: dict[str, Any]) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         problems = problems_of(exc)
+        # cross-field checks run only on valid sections; check pins on the data as written too
+        for key, pin, other in pin_conflicts(data.get("gpio"), data.get("trigger")):
+            line = f"{key}: pin {pin} is already used by {other}"
+            if not any(line in p for p in problems):
+                problems.append(line)
         noun = "problem" if len(problems) == 1 else "problems"
         raise ConfigError(f"invalid config: {len(problems)} {noun}", problems) from None
 
