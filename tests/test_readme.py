@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,9 @@ def _run_label(argv: list[str], cwd: Path, env: dict) -> None:
             if line.startswith("open http://127.0.0.1:"):
                 break
         assert any(x.startswith("open http://") for x in lines), "".join(lines)
+        url = lines[-1].split()[1]
+        with urllib.request.urlopen(url, timeout=30) as page:  # it serves the labelling page
+            assert page.status == 200
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
