@@ -119,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
             tiles.append(blended)
             captions.append(f"{stem}\n" + (",".join(labels[j] for j in active) or "no alarm"))
     if tiles:
-        montage(tiles, captions, out / "montage.png")
+        meanings = run_.meanings
+        legend = {
+            (meanings[labels[j]].condition(labels[j]) or labels[j]): colour_for(labels[j], j)
+            for j in heat_labels
+        }
+        montage(tiles, captions, out / "montage.png", legend=legend)
     report: dict = {"images": n, "out": str(out.absolute())}
     boxes_path = find_boxes(image_set, args.boxes)
     if boxes_path is not None and image_set.dataset is not None:
