@@ -96,3 +96,19 @@ def test_alarmed_frames_on_a_true_defect_count_per_label():
     assert (score.alarmed_on_defect, score.alarmed_frames) == (5, 15)
     assert score.frame_precision == pytest.approx(1 / 3)
     assert match_events([], truth, 3).frame_precision == 1.0
+
+
+@pytest.mark.skipif(_demo_available() is not None, reason=str(_demo_available()))
+@pytest.mark.parametrize("keep", [False, True])
+def test_demo_removes_its_temporary_folder_unless_keep(tmp_path: Path, keep: bool):
+    import os
+    import subprocess
+
+    args = [sys.executable, "-m", "edge.cli", "demo", "--frames", "30", *(["--keep"] * keep)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    left = list(tmp_path.glob("pi-inspect-demo-*"))
+    assert len(left) == int(keep), left
+    if keep:
+        assert (left[0] / "seam.mp4").is_file() and f"kept {left[0]}" in proc.stdout

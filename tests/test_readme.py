@@ -44,6 +44,7 @@ NOT_RUN = {
     "bash": "tests/run.sh is what runs this test",
     "mosquitto_sub": "a subscriber on another machine",
 }
+CHATTER = ("cuInit", "oneDNN", "absl::InitializeLog", "fully_quantize", "Falling back from")
 EXPECTED = {"demo", "synth", "split", "train", "evaluate", "gradcam", "embed", "similar",
             "convert", "bench", "deploy", "frames", "label"}
 
@@ -124,6 +125,8 @@ def test_every_readme_command_runs_as_written_in_an_empty_folder(tmp_path):
         proc = subprocess.run(argv, cwd=work, env=env, text=True, capture_output=True,
                               timeout=900)
         assert proc.returncode == 0, f"{scaled(command)}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        for chatter in CHATTER:  # quiet by default: no library noise on the way
+            assert chatter not in proc.stderr, f"{scaled(command)}: {proc.stderr[-3000:]}"
     assert set(ran) == EXPECTED
     # what the commands promised: a bundle deployed, meanings carried, the demo tidied up
     assert (work / "deployed/var/lib/pi-inspect/models/current/manifest.json").is_file()
