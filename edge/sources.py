@@ -240,23 +240,9 @@ class PiCamera2Source:
                 log.debug("picamera2 close: %s", exc)
 
 
-def resolve_kind(config: SourceConfig) -> str:
-    """``auto`` -> usb, picamera2, stream, folder or file, judged from ``uri``."""
-    if config.kind != "auto":
-        return config.kind
-    uri = config.uri
-    if uri.isdigit() or uri.startswith("/dev/video"):
-        return "usb"
-    if uri == "picamera2":
-        return "picamera2"
-    if "://" in uri:
-        return "stream"
-    return "folder" if Path(uri).is_dir() else "file"
-
-
 def make_source(config: SourceConfig) -> FrameSource:
     """Build (but do not open) the source a config describes."""
-    kind = resolve_kind(config)
+    kind = config.resolved().name
     if kind == "picamera2":
         return PiCamera2Source(config.width, config.height)
     if kind == "folder":
