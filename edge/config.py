@@ -157,10 +157,11 @@ class SnapshotConfig(Section):
 
 
 class OutputConfig(Section):
-    """stdout JSON lines (journald-friendly)."""
+    """stdout JSON lines (journald-friendly), and how often every output gets stats."""
 
     stdout: bool = True
     results: bool = False  # also one line per inferred frame (noisy)
+    # The one stats interval: stdout, MQTT and any other output get the same stats line.
     stats_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 

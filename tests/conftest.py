@@ -223,3 +223,30 @@ class RecordingReceiver:
 @pytest.fixture
 def recording_receiver() -> RecordingReceiver:
     return RecordingReceiver()
+
+
+@pytest.fixture
+def pins():
+    """gpiozero's MockFactory: real pin state, no hardware."""
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+
+
+@pytest.fixture
+def make_daemon(pins):
+    """Builds the test daemon: ``make_daemon(config, **parts)``. Unless given, its model is the
+    scripted classifier (tests/daemon_helpers.py), its pins are ``pins`` and it has no outputs."""
+    from daemon_helpers import ScriptedClassifier
+
+    from edge.daemon import Daemon
+
+    def make(config, **parts):
+        parts.setdefault("classifier_loader", lambda _model: ScriptedClassifier())
+        parts.setdefault("pin_factory", pins)
+        parts.setdefault("outputs", [])
+        return Daemon(config, **parts)
+
+    return make

@@ -48,13 +48,12 @@ def test_the_model_input_is_resized_once_wherever_the_resize_runs():
     assert p.model_input(in_loop, (16, 16))[0].shape == (16, 16, 3)
 
 
-def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp_path):
+def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp_path, make_daemon):
     import threading
 
     from daemon_helpers import ERROR_BGR, OK_BGR, ScriptedClassifier, script, write_video
 
     from edge.config import parse_config
-    from edge.daemon import Daemon
 
     class Counting(ScriptedClassifier):
         feature_calls = 0
@@ -71,9 +70,8 @@ def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp
         "snapshots": {"dir": str(tmp_path / "snaps")},
         "output": {"stdout": False},
     }
-    summary = Daemon(
-        parse_config(settings), outputs=[], classifier_loader=lambda m: Counting()
-    ).run(threading.Event())
+    daemon = make_daemon(parse_config(settings), classifier_loader=lambda m: Counting())
+    summary = daemon.run(threading.Event())
 
     assert summary.frames == len(frames) and len(summary.events) == 2
     assert Counting.feature_calls == 2  # one per defect start, none for the other 35 frames

@@ -147,10 +147,10 @@ def test_source_that_dies_mid_run_is_reopened_with_backoff_and_comes_back():
     )
     worker.start()
     deadline = time.monotonic() + 10
-    while source._index < 15 and time.monotonic() < deadline:
+    while source.index < 15 and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    assert source._index >= 15  # frames flowed again after the failure
+    assert source.index >= 15  # frames flowed again after the failure
     assert source.opens == 4  # first open, two refusals, the reopen that worked
     assert statuses[0] == (True, None)
     assert statuses[1] == (False, "camera offline: camera unplugged")
