@@ -183,8 +183,12 @@ class CaptureWorker:
                         self.finished.set()
                         return
                     delay = self._backoff[0]
-                except (SourceError, OSError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any source failure is a camera fault
+                    # (OpenCV raises OverflowError, cv2.error, ...): the thread must not die,
+                    # or the station stays "starting" for ever.
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    if not isinstance(exc, (SourceError, OSError, ValueError)):
+                        reason = f"{type(exc).__name__}: {reason}"
                     log.warning("camera offline: %s (retrying in %.1f s)", reason, delay)
                     self._status(False, f"camera offline: {reason}")
                 if source is not None:
