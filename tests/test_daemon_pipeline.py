@@ -104,3 +104,41 @@ def test_an_unexpected_error_opening_the_source_is_a_camera_fault_that_is_retrie
         assert w.fault is not None and w.fault.startswith("camera offline: OverflowError")
     finally:
         w.stop()
+
+
+def test_a_camera_fault_logs_one_line_when_it_starts_and_one_when_it_ends(caplog):
+    import logging
+    import time
+
+    opens: list[int] = []
+    plugged = []
+
+    class Camera(OverflowingCamera):
+        def open(self) -> None:
+            self._opens.append(1)
+            if not plugged:
+                raise OSError("no such device /dev/video0")
+
+    w = CaptureWorker(
+        lambda: Camera(opens),
+        FrameQueue(2, drop_oldest=True),
+        backoff_min_s=0.01,
+        backoff_max_s=0.01,
+    )
+    with caplog.at_level(logging.INFO, logger="edge.pipeline"):
+        w.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(opens) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            plugged.append(True)
+            while not w.online and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            w.stop()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(opens) >= 5
+    assert [line.split(" (")[0] for line in lines] == [
+        "camera offline: no such device /dev/video0",
+        "camera online again",
+    ], lines
