@@ -158,7 +158,7 @@ def test_config_refuses_what_the_daemon_could_not_use(tmp_path: Path, capsys, to
 def test_check_config_and_run_refuse_paths_that_cannot_work_on_this_machine(
     tmp_path: Path, capsys, toml, problem
 ):
-    """Validators do no I/O; the pre-flight does, and both check-config and run call it."""
+    """Validators do no I/O; the pre-flight does, and check-config, run and doctor call it."""
     file = tmp_path / "a-file"
     file.write_text("x")
     state = tmp_path / "state"
@@ -169,7 +169,12 @@ def test_check_config_and_run_refuse_paths_that_cannot_work_on_this_machine(
         body = f'state_dir = "{state}"\n' + body
     path.write_text(body)
     load_config(path)  # valid as a config: the problem is on this machine
-    for command in (["check-config", str(path)], ["run", "--config", str(path)]):
+    commands = (
+        ["check-config", str(path)],
+        ["run", "--config", str(path)],
+        ["doctor", "-c", str(path)],
+    )
+    for command in commands:
         assert main(command) == 2, command
         err = capsys.readouterr().err
         assert problem.format(**values) in err, err
