@@ -21,6 +21,7 @@ from edge.daemon.loop import Loop, RunSummary
 from edge.daemon.model import ClassifierLoader, ModelSlot, load_from_config
 from edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from edge.daemon.status import Faults, Status
+from edge.errors import PiInspectError
 from edge.outputs import JsonLinesOutput
 from edge.pipeline import Preparer
 from edge.signals import Lamps, Signals, TriggerInput
@@ -148,17 +149,28 @@ class Daemon:
         config = self.config
         outputs = self._outputs if self._outputs is not None else open_outputs(config)
         self._dispatcher.open(outputs, open_snapshots(config))
-        gpio = config.gpio
-        signals = (
-            Signals(gpio, self._pin_factory, on_change=self._on_lamps) if gpio.enabled else None
-        )
+        signals, trigger_input = self._open_gpio(config)
         self.status.drive(signals)
-        trigger_input = None
-        if config.trigger.mode == "gpio":
-            trigger_input = TriggerInput(
-                config.trigger, self.trigger, self._pin_factory, factory_name=gpio.pin_factory
-            )
         return self._loop.run(stop, closers=[trigger_input] if trigger_input else [])
+
+    def _open_gpio(self, config: Config) -> tuple[Signals | None, TriggerInput | None]:
+        """LEDs and trigger input. Without GPIO the station still inspects and reports: the
+        ``gpio`` fault is in its state (there is no LED to show it on); a restart retries."""
+        gpio = config.gpio
+        signals = trigger_input = None
+        try:
+            if gpio.enabled:
+                signals = Signals(gpio, self._pin_factory, on_change=self._on_lamps)
+            if config.trigger.mode == "gpio":
+                trigger_input = TriggerInput(
+                    config.trigger, self.trigger, self._pin_factory, factory_name=gpio.pin_factory
+                )
+        except PiInspectError as exc:
+            self.status.faults.set("gpio", f"no GPIO: {str(exc).splitlines()[0]}")
+            if signals is not None:
+                signals.close()
+            return None, None
+        return signals, trigger_input
 
 
 def build(

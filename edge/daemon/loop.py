@@ -87,6 +87,7 @@ class Loop:
         self._stats = StatsWindow()
         self._started = clock()
         self._ready_sent = False
+        self._status_sent: str | None = None
 
     # -- running ------------------------------------------------------------------------------
     def run(self, stop: threading.Event, closers: Sequence[object] = ()) -> RunSummary:
@@ -139,9 +140,20 @@ class Loop:
                 self._preparer.record_infer(inspection.work_ms + max(0.0, dispatch_ms))
         self._check_camera()
         self._show(new_defect)
-        if not self._ready_sent and self._slot.classifier is not None and self._online():
+        self._tell_service_manager()
+
+    def _tell_service_manager(self) -> None:
+        """READY=1 as soon as the loop runs, faults included: systemd would otherwise kill a
+        station whose camera is unplugged at boot. STATUS= says what is wrong, when it changes."""
+        status = self._status.faults.message()
+        if status is None:
+            status = "inspecting" if self._online() else "starting: opening the camera"
+        if not self._ready_sent:
             self._ready_sent = True
-            self._notifier.ready(status="inspecting")
+            self._notifier.ready(status=status)
+        elif status != self._status_sent:
+            self._notifier.status(status)
+        self._status_sent = status
 
     def _count(self, latency_ms: float, t0: float) -> None:
         done = self._clock()
@@ -161,10 +173,11 @@ class Loop:
 
     def _check_camera(self) -> None:
         capture, faults = self._capture, self._status.faults
+        # The capture worker logs the camera's own start and end lines.
         if capture is not None and not capture.online and capture.fault:
-            faults.set(CAMERA_FAULT, capture.fault)
+            faults.set(CAMERA_FAULT, capture.fault, logged=True)
         elif CAMERA_FAULT in faults:
-            faults.clear(CAMERA_FAULT)
+            faults.clear(CAMERA_FAULT, logged=True)
 
     def _show(self, new_defect: bool = False) -> None:
         state = self._status.update(

@@ -32,22 +32,24 @@ class Faults:
         self._active: dict[str, str] = {}
         self._on_start = on_start
 
-    def set(self, name: str, message: str) -> None:
-        """Raise fault ``name`` (or update its message); logs only when it starts."""
+    def set(self, name: str, message: str, *, logged: bool = False) -> None:
+        """Raise fault ``name`` (or update its message); logs only when it starts, unless the
+        part that found it has ``logged`` that line itself."""
         message = message.splitlines()[0] if message else name
         with self._lock:
             started = name not in self._active
             self._active[name] = message
         if started:
-            log.warning("fault: %s", message)
+            if not logged:
+                log.warning("fault: %s", message)
             if self._on_start is not None:
                 self._on_start(message)
 
-    def clear(self, name: str) -> None:
-        """End fault ``name``, if it is set; logs only when it ends."""
+    def clear(self, name: str, *, logged: bool = False) -> None:
+        """End fault ``name``, if it is set; logs only when it ends (unless ``logged``)."""
         with self._lock:
             message = self._active.pop(name, None)
-        if message is not None:
+        if message is not None and not logged:
             log.info("fault cleared: %s", message)
 
     def active(self) -> dict[str, str]:
