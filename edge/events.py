@@ -64,9 +64,7 @@ class Stats:
     dropped_frames: int
     uptime_s: float
     camera_online: bool
-    spool_depth: int = 0
-    spool_dropped: int = 0
-    cpu_temp_c: float | None = None
+    cpu_temp_c: float | None = None  # the SoC temperature, where the kernel exposes it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +76,17 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
+    labels: tuple[str, ...] = ()  # every label the model scores, in output order
+    # (label, alarm, meaning) per label as the data set declared it; alarm: present/absent/never
+    meanings: tuple[tuple[str, str, str], ...] = ()
+
+    def condition(self, label: str) -> str:
+        """The alarm condition of ``label`` in words (``"length absent"``); the label itself
+        where nothing is declared."""
+        for name, alarm, _ in self.meanings:
+            if name == label and alarm in ("present", "absent"):
+                return f"{label} {alarm}"
+        return label
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,11 @@ class State:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
-        if "conditions" in d:
-            d["conditions"] = list(self.conditions)
+        d["conditions"] = list(self.conditions)
+        if d["model"] is not None:
+            d["model"]["labels"] = list(self.model.labels)
+            d["model"]["meanings"] = {
+                label: {"alarm": alarm, "meaning": meaning}
+                for label, alarm, meaning in self.model.meanings
+            }
         return d
