@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from edge.config_checks import pin_conflicts, suggestion
 from edge.errors import ConfigError
 from edge.mqtt.config import MqttConfig
 from edge.section import Section
@@ -247,7 +248,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _pins_unique(self) -> Config:
-        conflicts = pin_conflicts(self.gpio.model_dump(), self.trigger.model_dump())
+        conflicts = pin_conflicts(self.gpio.model_dump(), self.trigger.model_dump(), _PINS)
         if conflicts:
             key, pin, other = conflicts[0]
             raise PydanticCustomError(
@@ -272,47 +273,7 @@ class Config(Section):
 
 
 _GPIO_PIN_KEYS = ("green", "red", "amber", "buzzer", "relay", "ack_button")
-
-
-def pin_conflicts(gpio: Any, trigger: Any) -> list[tuple[str, int, str]]:
-    """``(key, pin, other key)`` for every pin used twice. Works on the sections as written
-    (dicts, defaults filled in), so a conflict is reported alongside other problems, not only
-    once they are fixed."""
-    gpio = gpio if isinstance(gpio, dict) else {}
-    trigger = trigger if isinstance(trigger, dict) else {}
-    defaults = GpioConfig()
-    enabled = gpio.get("enabled", True) is not False
-    pins = [(f"gpio.{k}", gpio.get(k, getattr(defaults, k))) for k in _GPIO_PIN_KEYS if enabled]
-    if trigger.get("mode") == "gpio":
-        pins.append(("trigger.pin", trigger.get("pin")))
-    used: dict[int, str] = {}
-    found = []
-    for key, pin in pins:
-        if not isinstance(pin, int) or isinstance(pin, bool):
-            continue
-        if pin in used:
-            found.append((key, pin, used[pin]))
-        else:
-            used[pin] = key
-    return found
-
-
-def _known_keys(loc: tuple) -> list[str]:
-    """The keys the section at ``loc`` (without its last part) accepts."""
-    model: Any = Config
-    for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        model = field.annotation
-    return list(getattr(model, "model_fields", {}))
-
-
-def _suggestion(loc: tuple) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+_PINS = {k: getattr(GpioConfig(), k) for k in _GPIO_PIN_KEYS}  # the pin keys and defaults
 
 
 def _format_error(err: dict[str, Any]) -> str:
@@ -320,7 +281,7 @@ def _format_error(err: dict[str, Any]) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid"))
     if kind == "extra_forbidden":
-        msg = "unknown key" + _suggestion(tuple(err.get("loc", ())))
+        msg = "unknown key" + suggestion(tuple(err.get("loc", ())), Config)
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if not loc:
@@ -365,7 +326,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             problems = ["(top level): nested too deeply"]
         # cross-field checks run only on valid sections; check pins on the data as written too
         if isinstance(data, dict):
-            for key, pin, other in pin_conflicts(data.get("gpio"), data.get("trigger")):
+            for key, pin, other in pin_conflicts(data.get("gpio"), data.get("trigger"), _PINS):
                 line = f"{key}: pin {pin} is already used by {other}"
                 if not any(line in p for p in problems):
                     problems.append(line)

@@ -79,7 +79,6 @@ MEANINGS = {
     "mqtt.reconnect_min_s": "first wait before reconnecting to the broker",
     "mqtt.reconnect_max_s": "longest wait between reconnect attempts",
     "mqtt.max_inflight": "QoS 1 messages in flight at once",
-    "mqtt.stats_interval_s": "seconds between stats messages",
     "mqtt.result.enabled": "publish per-frame results (rate-limited)",
     "mqtt.result.max_rate_hz": "most result messages per second",
     "mqtt.commands.enabled": "accept commands under cmd/ (trigger, snapshot, reload, thresholds)",

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.data.meanings import LabelMeaning, directions, from_alarms, parse_meanings
-from edge.errors import BundleError, DataError
+from edge.data.meanings import LabelMeaning, declared_meanings
+from edge.errors import BundleError
 from edge.events import ModelInfo
 
 SCHEMA_VERSION = 1
@@ -158,9 +158,7 @@ class Manifest:
     reference_model: str | None = None
     golden: Golden | None = field(default=None, compare=False)
     content_sha256: str = ""  # sha256 of manifest.json, which names every file's sha256
-    # per label: when it alarms and what it means (the data set's declaration; from ``alarms``
-    # for a bundle without one)
-    meanings: dict[str, LabelMeaning] = field(default_factory=dict)
+    meanings: dict[str, LabelMeaning] = field(default_factory=dict)  # as the data declared
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -361,15 +359,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
             raise BundleError(f"{where}: threshold of {_show(label)} is {_show(value)}; it must be a number in [0, 1]")
     if any(v not in ("above", "below") for v in raw_alarms.values()):
         raise BundleError(f"{where}: alarms must be 'above' or 'below'")
-    alarms = dict(raw_alarms)
-    if d.get("meanings") is not None:
-        try:
-            meanings = parse_meanings(d["meanings"], labels, f"{where}: manifest meanings")
-        except DataError as exc:
-            raise BundleError(str(exc)) from None
-        alarms = directions(meanings)  # the declaration decides; ``alarms`` is its summary
-    else:
-        meanings = from_alarms(labels, alarms)
+    meanings, alarms = declared_meanings(d.get("meanings"), labels, raw_alarms, where, BundleError)
     outputs = d.get("outputs", {"scores": "scores"})
     if (
         not isinstance(outputs, dict)
@@ -405,7 +395,6 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         outputs=dict(outputs),
         head=head,
         reference_model=reference,
-        golden=golden,
-        meanings=meanings,
+        golden=golden, meanings=meanings,
         raw=d,
     )

@@ -118,6 +118,20 @@ def parse_meanings(
     return out
 
 
+def declared_meanings(
+    raw: object, labels: Sequence[str], alarms: Mapping[str, str], where: str, error: type = DataError
+) -> tuple[dict[str, LabelMeaning], dict[str, str]]:
+    """A manifest's meanings and the alarm directions they imply; without ``meanings`` they
+    follow from ``alarms``. A bad declaration raises ``error`` (one line)."""
+    if raw is None:
+        return from_alarms(labels, alarms), dict(alarms)
+    try:
+        meanings = parse_meanings(raw, labels, f"{where}: manifest meanings")
+    except DataError as exc:
+        raise error(str(exc)) from None
+    return meanings, directions(meanings)
+
+
 def declaration_path(data: str | os.PathLike) -> Path:
     """Where a data set's declaration lives: inside a data folder, beside a CSV table."""
     path = Path(data)
