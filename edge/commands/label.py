@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     keys = assign_keys(labels, args.keys)
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port number")
-    declared = _declare(args, labels)
     frames = open_frames(args.source)
     try:
+        declared = _declare(args, labels)  # once the source opened: nothing written before
         store_type = TableStore if args.mode == "multilabel" else ClassFolderStore
         session = LabelSession(frames, store_type(args.out, labels), keys, args.mode)
         try:
