@@ -30,11 +30,11 @@ from edge.errors import ConfigError, PiInspectError
 from edge.events import DefectEvent, FrameResult, State, Verdict
 from edge.outputs import JsonLinesOutput, Output
 from edge.pipeline import Captured, CaptureWorker, FrameQueue
-from edge.preprocess import prepare
 from edge.signals import Lamps, Signals, TriggerInput
 from edge.snapshots import SnapshotStore
-from edge.sources import FrameSource, make_source
+from edge.sources import Frame, FrameSource, make_source
 from edge.stats import StatsWindow
+from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,11 @@ class Daemon:
             t0 = self._clock()
             rgb = captured.prepared
             if rgb is None or captured.size != tuple(clf.input_size):
-                rgb = prepare(frame.image, clf.input_size)
+                try:
+                    rgb = frame.prepare(tuple(clf.input_size))
+                except ValueError as exc:  # a corrupt JPEG frame or a region off the frame
+                    self._fault_once(f"frame {frame.index} skipped: {exc}")
+                    return
             t_invoke = time.monotonic()
             try:
                 # No feature map on ordinary frames (fetching and dequantizing it costs time
@@ -407,6 +411,12 @@ class Daemon:
         self._set_prepare(clf)
         self._summary.model = _describe(clf)
         log.info("model %s loaded", self._summary.model)
+        warn_if_view_differs(clf, self._config.source)
+
+    def _model_size(self) -> tuple[int, int] | None:
+        with self._lock:
+            clf = self._classifier
+        return tuple(clf.input_size) if clf is not None else None
 
     def _set_prepare(self, clf: Any) -> None:
         if self._capture is not None:
@@ -444,6 +454,7 @@ class Daemon:
             self._restart_capture.set()
         self._summary.model = _describe(clf)
         log.info("reloaded: model %s", self._summary.model)
+        warn_if_view_differs(clf, config.source)
         self._update_state()
         return True
 
@@ -544,7 +555,9 @@ class Daemon:
 
     def _start_capture(self) -> None:
         config = self._config
-        factory = self._source_factory or (lambda: make_source(config.source))
+        factory = self._source_factory or (
+            lambda: make_source(config.source, model_size=self._model_size())
+        )
         drop = config.pipeline.drop
         if drop == "auto":
             live = self._injected_live
@@ -614,13 +627,13 @@ def _config_is_live(config: Config) -> bool:
 
 def _preparer(
     size: tuple[int, int],
-) -> Callable[[np.ndarray], tuple[tuple[int, int], np.ndarray, float]]:
-    """The capture thread's half of the work: resize + colour for the current model size."""
-    from edge.preprocess import prepare
+) -> Callable[[Frame], tuple[tuple[int, int], np.ndarray, float]]:
+    """The capture thread's half of the work: decode (only as far as needed), region, resize
+    and colour for the current model size."""
 
-    def run(image: np.ndarray) -> tuple[tuple[int, int], np.ndarray, float]:
+    def run(frame: Frame) -> tuple[tuple[int, int], np.ndarray, float]:
         t0 = time.monotonic()
-        rgb = prepare(image, size)
+        rgb = frame.prepare(size)
         return size, rgb, (time.monotonic() - t0) * 1000.0
 
     return run

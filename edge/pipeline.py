@@ -24,8 +24,9 @@ from edge.sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
-# image -> (model input size (w, h), prepared RGB, milliseconds it took)
-Prepare = Callable[[np.ndarray], tuple[tuple[int, int], np.ndarray, float]]
+# frame -> (model input size (w, h), prepared RGB, milliseconds it took); a frame decodes only
+# what that size needs (edge.view.Frame.prepare)
+Prepare = Callable[[Frame], tuple[tuple[int, int], np.ndarray, float]]
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,11 @@ class CaptureWorker:
                 return True
             self.frames_read += 1
             prepare = self._prepare if self.prepare_here else None
-            item = (
-                Captured(frame, *prepare(frame.image)) if prepare else Captured(frame, None, None)
-            )
+            try:
+                item = Captured(frame, *prepare(frame)) if prepare else Captured(frame, None, None)
+            except ValueError as exc:  # a corrupt frame (JPEG data) or a region off the frame
+                log.warning("skipping frame %d: %s", frame.index, exc)
+                continue
             if not self._queue.put(item, self._stop):
                 return False
             self._beat()

@@ -14,12 +14,15 @@ only when asked.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 Roi = tuple[float, float, float, float]
 
@@ -192,3 +195,44 @@ class Frame:
         from edge.preprocess import prepare
 
         return prepare(self.region(model_size), model_size)
+
+
+def trained_view(classifier: Any) -> View | None:
+    """The view a bundle's model was trained on (manifest ``view``); None if not recorded."""
+    raw = getattr(getattr(classifier, "manifest", None), "raw", None) or {}
+    if "view" not in raw:
+        return None
+    return View.from_dict(raw["view"])
+
+
+def describe(view: View) -> str:
+    roi = "whole frame" if view.roi is None else f"roi {list(view.roi)}"
+    flips = "".join(f", {name}" for name in ("hflip", "vflip") if getattr(view, name))
+    return f"{roi}, rotate {view.rotate}{flips}"
+
+
+def same_view(a: View, b: View) -> bool:
+    if (a.rotate, a.hflip, a.vflip) != (b.rotate, b.hflip, b.vflip):
+        return False
+    if a.roi is None or b.roi is None:
+        return a.roi is None and b.roi is None
+    if a.fractional != b.fractional:
+        return False
+    return all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a.roi, b.roi, strict=True))
+
+
+def warn_if_view_differs(classifier: Any, source: Any) -> str | None:
+    """Log (and return) a warning when the station looks at other pixels than the model was
+    trained on; a bundle that records no view is not compared."""
+    trained = trained_view(classifier)
+    if trained is None:
+        return None
+    station = View.of(source)
+    if same_view(trained, station):
+        return None
+    message = (
+        f"the station's view ({describe(station)}) differs from the one the model was trained "
+        f"on ({describe(trained)}): set source.roi/rotate/hflip/vflip to match, or retrain"
+    )
+    log.warning("%s", message)
+    return message
