@@ -236,3 +236,11 @@ def warn_if_view_differs(classifier: Any, source: Any) -> str | None:
     )
     log.warning("%s", message)
     return message
+
+
+def station_view(config_path: Any) -> View:
+    """The view a station's config file describes (``--station-config`` of frames/label/train),
+    so training data is cut the way the station cuts its frames."""
+    from edge.config import load_config
+
+    return View.of(load_config(config_path).source)
