@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.config import Config, ModelConfig, load_config
 from edge.decide import Debouncer, make_rules
-from edge.errors import ConfigError, PiInspectError
+from edge.errors import ConfigError, PiInspectError, SourceError
 from edge.events import DefectEvent, FrameResult, State, Verdict
 from edge.outputs import JsonLinesOutput, Output
 from edge.pipeline import Captured, CaptureWorker, FrameQueue
@@ -286,7 +286,7 @@ class Daemon:
             if rgb is None or captured.size != tuple(clf.input_size):
                 try:
                     rgb = frame.prepare(tuple(clf.input_size))
-                except ValueError as exc:  # a corrupt JPEG frame or a region off the frame
+                except (ValueError, SourceError) as exc:  # a corrupt frame or a region off it
                     self._fault_once(f"frame {frame.index} skipped: {exc}")
                     return
             t_invoke = time.monotonic()

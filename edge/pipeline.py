@@ -121,6 +121,7 @@ class CaptureWorker:
         # moves it to whichever thread has less of its own work (see ``balance_prepare``).
         self.prepare_here = True
         self.read_ms = 0.0  # moving average of source.read() (decode) time
+        self._skipped = ""  # the last reason a frame was skipped (logged once)
 
     def balance_prepare(self, infer_ms: float, margin: float = 0.15) -> bool:
         """Put the resize where it shortens the slower stage; returns the new placement.
@@ -210,8 +211,10 @@ class CaptureWorker:
             prepare = self._prepare if self.prepare_here else None
             try:
                 item = Captured(frame, *prepare(frame)) if prepare else Captured(frame, None, None)
-            except ValueError as exc:  # a corrupt frame (JPEG data) or a region off the frame
-                log.warning("skipping frame %d: %s", frame.index, exc)
+            except ValueError as exc:  # a corrupt JPEG frame: skip it, say so once per kind
+                if str(exc) != self._skipped:
+                    self._skipped = str(exc)
+                    log.warning("skipping frame %d: %s", frame.index, exc)
                 continue
             if not self._queue.put(item, self._stop):
                 return False

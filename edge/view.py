@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.errors import SourceError
+
 log = logging.getLogger(__name__)
 
 Roi = tuple[float, float, float, float]
@@ -87,7 +89,7 @@ class View:
         x0, y0 = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
         x1, y1 = min(max(x + w, 0.0), 1.0), min(max(y + h, 0.0), 1.0)
         if x1 - x0 <= 0 or y1 - y0 <= 0:
-            raise ValueError(f"source.roi {list(self.roi)} lies outside the {width}x{height} frame")
+            raise RegionError(f"source.roi {list(self.roi)} lies outside the {width}x{height} frame")
         return (x0, y0, x1 - x0, y1 - y0)
 
     def needed(self, model_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
@@ -124,6 +126,10 @@ class View:
 
 
 IDENTITY = View()
+
+
+class RegionError(SourceError):
+    """The configured region does not meet the frame: a camera fault until the config changes."""
 
 
 class Pixels(Protocol):

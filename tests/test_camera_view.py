@@ -98,3 +98,27 @@ def test_bundle_without_a_recorded_view_is_not_compared():
 
     assert trained_view(Bare()) is None
     assert warn_if_view_differs(Bare(), parse_config({"source": {"rotate": 90}}).source) is None
+
+
+def test_a_region_outside_the_frame_is_a_camera_fault_not_a_crash(tmp_path):
+    from daemon_helpers import wait_until
+
+    from edge.pipeline import CaptureWorker, FrameQueue
+    from edge.sources import FolderSource
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), halves())
+    view = View(roi=(500, 400, 64, 64))  # the images are 64x48
+
+    def prepare(frame):
+        return (16, 16), frame.prepare((16, 16)), 0.0
+
+    worker = CaptureWorker(
+        lambda: FolderSource(tmp_path, view=view), FrameQueue(2, drop_oldest=False),
+        prepare=prepare, backoff_min_s=0.05, backoff_max_s=0.05,
+    )
+    worker.start()
+    try:
+        assert wait_until(lambda: worker.fault is not None, timeout=10)
+    finally:
+        worker.stop()
+    assert "lies outside the 64x48 frame" in worker.fault and not worker.online
