@@ -129,8 +129,9 @@ class Daemon:
         self._debouncer: Debouncer | None = None
         self._model_fault: str | None = None
         self._next_model_retry = 0.0
-        # latest inspected frame: (image, model input, prediction, scores, index)
-        self._latest: tuple[np.ndarray, np.ndarray, Any, dict[str, float], int] | None = None
+        # latest inspected frame: (frame, model input, prediction, scores, index)
+        # (the frame decodes its full image only if a snapshot asks for it)
+        self._latest: tuple[Frame, np.ndarray, Any, dict[str, float], int] | None = None
         self._event_snapshots: dict[str, str] = {}
         self._pending_triggers = 0
         self._trigger_after = 0.0
@@ -166,7 +167,7 @@ class Daemon:
             latest, clf = self._latest, self._classifier
         if latest is None or self._snapshots is None or clf is None:
             return None
-        image, rgb, prediction, scores, index = latest
+        frame, rgb, prediction, scores, index = latest
         label = (
             max(self._debouncer.rules, key=lambda name: scores[name])
             if self._debouncer and self._debouncer.rules
@@ -179,7 +180,7 @@ class Daemon:
             "scores": scores,
             "model_sha256": clf.info.sha256,
         }
-        return self._snapshots.save(image, heat, meta, tag="request").name
+        return self._snapshots.save(frame.image, heat, meta, tag="request").name
 
     def reload(self) -> bool:
         """Reload config (if from a file) and bundle; anything bad is refused, the old one runs."""
@@ -304,7 +305,7 @@ class Daemon:
             }
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
-            self._latest = (frame.image, rgb, prediction, scores, frame.index)
+            self._latest = (frame, rgb, prediction, scores, frame.index)
         self._stats.record(latency_ms, done)
         self._summary.frames += 1
         if self._summary.first_inference_s is None:
