@@ -9,11 +9,20 @@ valid config: the defaults run the built-in demo bundle on USB camera 0.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from edge.controls import ControlsConfig
@@ -24,8 +33,34 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 (the edge extra brings tomli there)
     import tomli as tomllib
 
-Pin = Annotated[int, Field(ge=0, le=40)]
+# BCM numbers of the 40-pin header's GPIOs: 0-27 on every Pi with that header (28+ are not wired).
+Pin = Annotated[int, Field(ge=0, le=27)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
+MAX_USB_INDEX = 255  # /dev/video0 .. /dev/video255 (V4L2's minor range)
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
+
+
+def path_text(value: str) -> str:
+    """String rules for a path (no I/O): non-empty, a valid file name on Linux, ``~`` or
+    ``~user`` only as the first component. Whether it exists is ``edge.preflight``'s business."""
+    if not value:
+        raise ValueError("must not be empty (leave the key out for the default)")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeError:
+        raise ValueError("is not a valid file name (unencodable characters)") from None
+    if len(encoded) >= 4096:
+        raise ValueError("is longer than the 4095 bytes a path may have")
+    if any(len(part) > 255 for part in encoded.split(b"/")):
+        raise ValueError("has a component longer than the 255 bytes a file name may have")
+    if value.startswith("~"):
+        user = value[1:].split("/", 1)[0]
+        if user and not _USER.fullmatch(user):
+            raise ValueError(f"'~{user}' is not a user name")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(path_text)]
 
 
 class _Section(BaseModel):
@@ -37,7 +72,7 @@ class SourceConfig(_Section):
 
     kind: Literal["auto", "usb", "picamera2", "stream", "file", "folder"] = "auto"
     # USB index ("0") or /dev/videoN, rtsp:// or http(s):// URL, video file, image folder.
-    uri: str = "0"
+    uri: str = Field(default="0", min_length=1)
     loop: bool = False  # video file / image folder: start again at the end
     width: Annotated[int, Field(ge=16, le=8192)] | None = None  # camera request, if set
     height: Annotated[int, Field(ge=16, le=8192)] | None = None
@@ -78,11 +113,24 @@ class SourceConfig(_Section):
             raise PydanticCustomError("order", "must be >= reconnect_min_s ({low})", {"low": low})
         return value
 
+    @field_validator("uri")
+    @classmethod
+    def _usb_index_in_range(cls, uri: str, info) -> str:
+        """A camera index OpenCV cannot take would kill the capture thread, not fail an open."""
+        usb = info.data.get("kind") in ("auto", "usb") and uri.isdigit()
+        if usb and (not uri.isascii() or len(uri) > 3 or int(uri) > MAX_USB_INDEX):
+            raise PydanticCustomError(
+                "usb_index",
+                "camera index {uri} is not in 0-{top}",
+                {"uri": uri if len(uri) <= 12 else uri[:12] + "...", "top": MAX_USB_INDEX},
+            )
+        return uri
+
 
 class ModelConfig(_Section):
     """Which bundle to run and how; thresholds here override the bundle's."""
 
-    bundle: str | None = None  # None: the built-in demo bundle
+    bundle: PathText | None = None  # None: the built-in demo bundle
     backend: Literal["auto", "litert", "tflite_runtime"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=16)] | None = None
     thresholds: dict[str, Score] = Field(default_factory=dict)
@@ -145,7 +193,7 @@ class SnapshotConfig(_Section):
     """Heat-map snapshots on a defect, with retention so they never fill the disk."""
 
     enabled: bool = True
-    dir: str = "snapshots"  # relative to state_dir
+    dir: PathText = "snapshots"  # relative to state_dir
     max_count: Annotated[int, Field(ge=1, le=1_000_000)] = 300
     max_bytes: Annotated[int, Field(ge=10_000)] = 200_000_000
     max_age_s: Annotated[float, Field(gt=0)] = 14 * 86400.0
@@ -187,7 +235,7 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - disappears once edge.m
 class Config(_Section):
     """The whole daemon configuration."""
 
-    state_dir: str | None = None  # None: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
+    state_dir: PathText | None = None  # None: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
     source: SourceConfig = SourceConfig()
     model: ModelConfig = ModelConfig()
     trigger: TriggerConfig = TriggerConfig()
@@ -250,21 +298,46 @@ def problems_of(error: ValidationError) -> list[str]:
     return [_format_error(e) for e in error.errors(include_url=False)]
 
 
+def _nul_problems(data: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Every string (key or value) holding a NUL byte: no file name, host or topic may."""
+    found: list[str] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, path)]
+    while stack:  # iterative: nesting depth is the caller's data, not our stack
+        value, at = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = str(key)
+                if "\0" in name:
+                    found.append(f"{'.'.join((*at, repr(name)))}: key contains a NUL byte")
+                else:
+                    stack.append((item, (*at, name)))
+        elif isinstance(value, list):
+            stack.extend((item, (*at, str(i))) for i, item in enumerate(value))
+        elif isinstance(value, str) and "\0" in value:
+            found.append(f"{'.'.join(at) or '(top level)'}: contains a NUL byte")
+    return sorted(found)
+
+
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate a TOML-shaped dict. Raises ConfigError listing every problem."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = problems_of(exc)
-        noun = "problem" if len(problems) == 1 else "problems"
-        raise ConfigError(f"invalid config: {len(problems)} {noun}", problems) from None
+    problems = _nul_problems(data)
+    if not problems:
+        try:
+            return Config.model_validate(data)
+        except ValidationError as exc:
+            problems = problems_of(exc)
+        except RecursionError:
+            problems = ["(top level): nested too deeply"]
+    noun = "problem" if len(problems) == 1 else "problems"
+    raise ConfigError(f"invalid config: {len(problems)} {noun}", problems) from None
 
 
 def _resolve_relative(config: Config, base: Path) -> Config:
     """Paths in a config file are relative to the file, not to the daemon's working directory."""
 
     def rel(value: str | None) -> str | None:
-        if value is None or not value or Path(value).expanduser().is_absolute():
+        # "~" and "~user" are expanded when used (edge.preflight checks the user exists).
+        if value is None or not value or value.startswith("~") or Path(value).is_absolute():
             return value
         return str(base / value)
 
@@ -308,4 +381,8 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid config: {file} is not valid TOML", [f"{file}: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(
+            f"invalid config: {file} is not valid TOML", [f"{file}: nested too deeply"]
+        ) from None
     return _resolve_relative(parse_config(data), file.resolve().parent)

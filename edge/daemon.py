@@ -147,6 +147,8 @@ class Daemon:
         self._summary = RunSummary()
         self._state: State | None = None
         self._ready_sent = False
+        self._status_sent: str | None = None
+        self._gpio_fault: str | None = None
         self._camera_seen: tuple[bool, str | None] = (False, None)
 
     # -- Controller protocol (thread-safe) ---------------------------------------------------
@@ -249,14 +251,23 @@ class Daemon:
         if item is not None:
             self._inspect(item)
         self._check_camera()
-        if (
-            not self._ready_sent
-            and self._classifier is not None
-            and self._capture is not None
-            and self._capture.online
-        ):
+        # READY=1 as soon as the loop runs, faults included: systemd would otherwise kill a
+        # station whose camera is unplugged at boot. STATUS= says what is wrong.
+        status = self._status_text()
+        if not self._ready_sent:
             self._ready_sent = True
-            self._notifier.ready(status="inspecting")
+            self._notifier.ready(status=status)
+        elif status != self._status_sent:
+            self._notifier.status(status)
+        self._status_sent = status
+
+    def _status_text(self) -> str:
+        fault = self._current_fault()
+        if fault:
+            return fault
+        if self._capture is None or not self._capture.online:
+            return "starting: opening the camera"
+        return "inspecting"
 
     def _capture_healthy(self) -> bool:
         capture = self._capture
@@ -466,7 +477,7 @@ class Daemon:
             self._summary.faults.append(message)
 
     def _current_fault(self) -> str | None:
-        faults = [f for f in (self._model_fault, self._camera_fault()) if f]
+        faults = [f for f in (self._model_fault, self._camera_fault(), self._gpio_fault) if f]
         return "; ".join(faults) if faults else None
 
     def _camera_fault(self) -> str | None:
@@ -533,13 +544,23 @@ class Daemon:
             )
 
     def _open_signals(self) -> None:
+        """LEDs and trigger input; without GPIO the station still inspects and reports, and
+        shows the fault in state (there is no LED to show it on)."""
         gpio = self._config.gpio
-        if gpio.enabled:
-            self._signals = Signals(gpio, self._pin_factory, on_change=self._on_lamps)
-        if self._config.trigger.mode == "gpio":
-            self._trigger_input = TriggerInput(
-                self._config.trigger, self.trigger, self._pin_factory, factory_name=gpio.pin_factory
-            )
+        try:
+            if gpio.enabled:
+                self._signals = Signals(gpio, self._pin_factory, on_change=self._on_lamps)
+            if self._config.trigger.mode == "gpio":
+                self._trigger_input = TriggerInput(
+                    self._config.trigger,
+                    self.trigger,
+                    self._pin_factory,
+                    factory_name=gpio.pin_factory,
+                )
+        except PiInspectError as exc:
+            self._gpio_fault = f"no GPIO: {str(exc).splitlines()[0]}"
+            log.error("%s (inspection goes on without LEDs; restart to retry)", self._gpio_fault)
+            self._summary.faults.append(self._gpio_fault)
 
     def _open_snapshots(self) -> None:
         snap = self._config.snapshots

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import urllib.error
 import urllib.request
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from edge.errors import SourceError
+from edge.view import IDENTITY, Frame, View
 
 # cv2.IMREAD_REDUCED_COLOR_2/_4/_8; looked up lazily so importing this module stays cheap.
 SCALES = (8, 4, 2)
@@ -215,3 +217,53 @@ class _Prefixed:
         if self._prefix:
             return self._take(n)
         return self._rest.read1(n)
+
+
+class MjpegStreamSource:
+    """An HTTP ``multipart/x-mixed-replace`` MJPEG stream, read by edge.jpeg's small reader;
+    a URL that serves something else (HLS, a video file) goes to OpenCV instead."""
+
+    live = True
+
+    def __init__(self, url: str, *, view: View = IDENTITY, timeout_s: float = 5.0) -> None:
+        self.name = url
+        self.url = url
+        self.view = view
+        self._timeout = timeout_s
+        self._reader: MjpegReader | None = None
+        self._fallback: Any = None
+        self._index = 0
+
+    def open(self) -> None:
+        self.close()
+        reader = MjpegReader(self.url, timeout_s=self._timeout)
+        if reader.is_mjpeg:
+            self._reader = reader
+            return
+        reader.close()
+        from edge.sources import OpenCVSource  # a stream OpenCV/FFmpeg decodes (HLS, mp4)
+
+        self._fallback = OpenCVSource(self.url, live=True, view=self.view)
+        self._fallback.open()
+
+    def read(self) -> Any:
+        if self._fallback is not None:
+            return self._fallback.read()
+        if self._reader is None:
+            raise SourceError(f"{self.name} is not open")
+        data = self._reader.read()
+        try:
+            pixels = JpegPixels.of(data)
+        except ValueError:
+            raise SourceError(f"{self.name} sent a part that is not a JPEG") from None
+        frame = Frame(self._index, time.time(), pixels=pixels, view=self.view)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._fallback is not None:
+            self._fallback.close()
+            self._fallback = None

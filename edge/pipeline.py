@@ -180,15 +180,25 @@ class CaptureWorker:
                 try:
                     source = self._factory()
                     source.open()
+                    if self.fault is not None:
+                        log.info("camera online again (%s)", getattr(source, "name", "source"))
                     self._status(True, None)
                     if self._pump(source):
                         self.finished.set()
                         return
                     delay = self._backoff[0]
-                except (SourceError, OSError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any source failure is a camera fault
+                    # (OpenCV raises OverflowError, cv2.error, ...): the thread must not die,
+                    # or the station stays "starting" for ever.
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    log.warning("camera offline: %s (retrying in %.1f s)", reason, delay)
-                    self._status(False, f"camera offline: {reason}")
+                    if not isinstance(exc, (SourceError, OSError, ValueError)):
+                        reason = f"{type(exc).__name__}: {reason}"
+                    fault = f"camera offline: {reason}"
+                    if fault != self.fault:  # one line when it starts, not one per retry
+                        log.warning("%s (retrying every %.1f-%.0f s)", fault, *self._backoff)
+                    else:
+                        log.debug("%s (retrying in %.1f s)", fault, delay)
+                    self._status(False, fault)
                 if source is not None:
                     source.close()
                     source = None

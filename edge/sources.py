@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.controls import ControlsConfig, apply_v4l2, lock_v4l2_exposure
 from edge.errors import SourceError
-from edge.jpeg import JpegPixels, MjpegReader, jpeg_size
+from edge.jpeg import JpegPixels, MjpegStreamSource, jpeg_size
 from edge.view import IDENTITY, Frame, View
 
 if TYPE_CHECKING:
@@ -36,6 +36,23 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 MJPG = int.from_bytes(b"MJPG", "little")
+
+# Warnings about a file, each given once per run: the capture thread builds a new source on every
+# reopen, so a warning kept per source object would repeat for ever. Bounded like any memory.
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_MAX = 10_000
+
+
+def warn_once(kind: str, path: object, message: str, *args: object) -> None:
+    """``log.warning(message, *args)`` the first time ``kind`` is said of ``path`` in this run."""
+    key = (kind, str(path))
+    if key in _WARNED:
+        log.debug(message, *args)
+        return
+    if len(_WARNED) < _WARNED_MAX:
+        _WARNED.add(key)
+    log.warning(message, *args)
+
 
 
 class FrameSource(Protocol):
@@ -90,7 +107,6 @@ class OpenCVSource:
         self._position = 0  # frames read from the current pass over a file
         self._index = 0  # frames read in total (continues across loops)
         self._length = 0
-        self._warned_truncated = False
 
     def _capture(self, raw: bool) -> Any:
         import cv2
@@ -194,9 +210,10 @@ class OpenCVSource:
         return None
 
     def _warn_if_truncated(self) -> None:
-        if self._length > 0 and self._position < self._length - 1 and not self._warned_truncated:
-            self._warned_truncated = True
-            log.warning(
+        if self._length > 0 and self._position < self._length - 1:
+            warn_once(
+                "truncated",
+                self.target,
                 "%s ended at frame %d of %d: the file looks truncated",
                 self.name,
                 self._position,
@@ -217,57 +234,10 @@ class OpenCVSource:
         self.close()
 
 
-class MjpegStreamSource:
-    """An HTTP ``multipart/x-mixed-replace`` MJPEG stream, read by edge.jpeg's small reader;
-    a URL that serves something else (HLS, a video file) goes to OpenCV instead."""
-
-    live = True
-
-    def __init__(self, url: str, *, view: View = IDENTITY, timeout_s: float = 5.0) -> None:
-        self.name = url
-        self.url = url
-        self.view = view
-        self._timeout = timeout_s
-        self._reader: MjpegReader | None = None
-        self._fallback: OpenCVSource | None = None
-        self._index = 0
-
-    def open(self) -> None:
-        self.close()
-        reader = MjpegReader(self.url, timeout_s=self._timeout)
-        if reader.is_mjpeg:
-            self._reader = reader
-            return
-        reader.close()
-        self._fallback = OpenCVSource(self.url, live=True, view=self.view)
-        self._fallback.open()
-
-    def read(self) -> Frame | None:
-        if self._fallback is not None:
-            return self._fallback.read()
-        if self._reader is None:
-            raise SourceError(f"{self.name} is not open")
-        data = self._reader.read()
-        try:
-            pixels = JpegPixels.of(data)
-        except ValueError:
-            raise SourceError(f"{self.name} sent a part that is not a JPEG") from None
-        frame = Frame(self._index, time.time(), pixels=pixels, view=self.view)
-        self._index += 1
-        return frame
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        if self._fallback is not None:
-            self._fallback.close()
-            self._fallback = None
-
-
 class FolderSource:
-    """The images of a folder in name order; corrupt files are skipped with one warning each.
-    JPEG files stay compressed until the model (reduced scale) or a snapshot needs pixels."""
+    """The images of a folder in name order; corrupt files are skipped with one warning each
+    per run (not per reopen). JPEG files stay compressed until the model (reduced scale) or a
+    snapshot needs pixels."""
 
     live = False
 
@@ -279,7 +249,6 @@ class FolderSource:
         self._files: list[Path] = []
         self._next = 0
         self._index = 0
-        self._bad: set[Path] = set()
         self._read_in_pass = 0
 
     def open(self) -> None:
@@ -313,9 +282,7 @@ class FolderSource:
             else:
                 pixels, image = None, cv2.imread(str(path), cv2.IMREAD_COLOR)
             if pixels is None and (image is None or image.size == 0):
-                if path not in self._bad:
-                    self._bad.add(path)
-                    log.warning("skipping unreadable image %s", path)
+                warn_once("unreadable", path, "skipping unreadable image %s", path)
                 continue
             frame = Frame(self._index, time.time(), image, pixels=pixels, view=self.view)
             self._index += 1

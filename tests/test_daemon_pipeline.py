@@ -62,3 +62,83 @@ def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp
     assert summary.frames == len(frames) and len(summary.events) == 2
     assert Counting.feature_calls == 2  # one per defect start, none for the other 35 frames
     assert len(list((tmp_path / "snaps").glob("*.heat.jpg"))) == 2
+
+
+class OverflowingCamera:
+    """What OpenCV does with a camera index beyond a C int: OverflowError from open()."""
+
+    live = True
+    name = "camera 99999999999999999999"
+
+    def __init__(self, opens: list[int]) -> None:
+        self._opens = opens
+
+    def open(self) -> None:
+        self._opens.append(1)
+        raise OverflowError("Python int too large to convert to C int")
+
+    def read(self):
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_error_opening_the_source_is_a_camera_fault_that_is_retried():
+    import time
+
+    opens: list[int] = []
+    w = CaptureWorker(
+        lambda: OverflowingCamera(opens),
+        FrameQueue(2, drop_oldest=True),
+        backoff_min_s=0.01,
+        backoff_max_s=0.02,
+    )
+    w.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(opens) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(opens) >= 3  # the capture thread lives on and retries
+        assert not w.online
+        assert w.fault is not None and w.fault.startswith("camera offline: OverflowError")
+    finally:
+        w.stop()
+
+
+def test_a_camera_fault_logs_one_line_when_it_starts_and_one_when_it_ends(caplog):
+    import logging
+    import time
+
+    opens: list[int] = []
+    plugged = []
+
+    class Camera(OverflowingCamera):
+        def open(self) -> None:
+            self._opens.append(1)
+            if not plugged:
+                raise OSError("no such device /dev/video0")
+
+    w = CaptureWorker(
+        lambda: Camera(opens),
+        FrameQueue(2, drop_oldest=True),
+        backoff_min_s=0.01,
+        backoff_max_s=0.01,
+    )
+    with caplog.at_level(logging.INFO, logger="edge.pipeline"):
+        w.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(opens) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            plugged.append(True)
+            while not w.online and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            w.stop()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(opens) >= 5
+    assert [line.split(" (")[0] for line in lines] == [
+        "camera offline: no such device /dev/video0",
+        "camera online again",
+    ], lines

@@ -372,3 +372,19 @@ def test_watchdog_pings_stop_when_the_capture_thread_hangs(tmp_path: Path, facto
     assert pings_then > 0  # healthy at first
     assert pings_later == pings_then  # no more pings once the heartbeat went stale
     assert not thread.is_alive()
+
+
+def test_without_gpio_the_station_inspects_and_reports_the_fault_instead_of_exiting(
+    tmp_path: Path,
+):
+    """A pin factory that cannot work here (RPi.GPIO missing, not a Pi, a busy pin) used to end
+    the daemon, and systemd's start limit then left the line with no inspection at all."""
+    video = write_video(tmp_path / "v.mp4", script((OK_BGR, 10), (ERROR_BGR, 8), (OK_BGR, 10)))
+    out = RecordingOutput()
+    cfg = config(tmp_path, str(video), gpio={"red_mode": "hold", "pin_factory": "rpigpio"})
+    daemon = Daemon(cfg, outputs=[out], classifier_loader=lambda m: ScriptedClassifier())
+    summary = daemon.run(threading.Event())
+    faults = {s.fault for s in out.states if s.fault}
+    assert any(f.startswith("no GPIO: gpio pin factory 'rpigpio' is not usable") for f in faults)
+    assert summary.frames == 28
+    assert [e.kind for e in out.events] == ["start", "end"]

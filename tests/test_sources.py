@@ -173,3 +173,29 @@ def _frame(i: int):
     from edge.sources import Frame
 
     return Frame(i, 0.0, np.zeros((2, 2, 3), np.uint8))
+
+
+def test_a_corrupt_image_is_warned_about_once_per_run_across_reopens(tmp_path: Path, caplog):
+    """A folder of only corrupt images fails, the capture thread reopens it (a new source each
+    time) with backoff: the same file must not fill the journal with the same line."""
+    (tmp_path / "only.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    opened: list[FolderSource] = []
+
+    def factory() -> FolderSource:
+        opened.append(FolderSource(tmp_path, loop=True))
+        return opened[-1]
+
+    worker = CaptureWorker(
+        factory, FrameQueue(2, drop_oldest=True), backoff_min_s=0.01, backoff_max_s=0.01
+    )
+    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(opened) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            worker.stop()
+    assert len(opened) >= 4
+    warnings = [r.message for r in caplog.records if "unreadable" in r.message]
+    assert warnings == [f"skipping unreadable image {tmp_path / 'only.jpg'}"]
