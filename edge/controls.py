@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
+
+from edge.section import Section
 
 log = logging.getLogger(__name__)
 
 AwbMode = Literal["auto", "incandescent", "tungsten", "fluorescent", "indoor", "daylight", "cloudy"]
 
 
-class ControlsConfig(BaseModel):
+class ControlsConfig(Section):
     """Unset keys leave the camera's own automatic behaviour alone."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     exposure_us: Annotated[int, Field(ge=1, le=10_000_000)] | None = None  # fixed exposure time
     analogue_gain: Annotated[float, Field(ge=1.0, le=64.0)] | None = None  # picamera2 only

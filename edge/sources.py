@@ -305,24 +305,10 @@ def _jpeg_file(path: Path) -> JpegPixels | None:
         return None
 
 
-def resolve_kind(config: SourceConfig) -> str:
-    """``auto`` -> usb, picamera2, stream, folder or file, judged from ``uri``."""
-    if config.kind != "auto":
-        return config.kind
-    uri = config.uri
-    if uri.isdigit() or uri.startswith("/dev/video"):
-        return "usb"
-    if uri == "picamera2":
-        return "picamera2"
-    if "://" in uri:
-        return "stream"
-    return "folder" if Path(uri).is_dir() else "file"
-
-
 def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None) -> FrameSource:
     """Build (but do not open) the source a config describes; ``model_size`` (w, h) lets a camera
     with a second, small stream (picamera2's lores) size it for the model."""
-    kind = resolve_kind(config)
+    kind = config.resolved().name
     view = View.of(config)
     if kind == "picamera2":
         from edge.picamera import PiCamera2Source

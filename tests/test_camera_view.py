@@ -103,18 +103,17 @@ def test_bundle_without_a_recorded_view_is_not_compared():
 def test_a_region_outside_the_frame_is_a_camera_fault_not_a_crash(tmp_path):
     from daemon_helpers import wait_until
 
-    from edge.pipeline import CaptureWorker, FrameQueue
+    from edge.pipeline import CaptureWorker, FrameQueue, Preparer
     from edge.sources import FolderSource
 
     cv2.imwrite(str(tmp_path / "a.jpg"), halves())
     view = View(roi=(500, 400, 64, 64))  # the images are 64x48
 
-    def prepare(frame):
-        return (16, 16), frame.prepare((16, 16)), 0.0
-
+    preparer = Preparer()
+    preparer.set_size((16, 16))  # the region is cut in the capture thread
     worker = CaptureWorker(
         lambda: FolderSource(tmp_path, view=view), FrameQueue(2, drop_oldest=False),
-        prepare=prepare, backoff_min_s=0.05, backoff_max_s=0.05,
+        preparer=preparer, backoff_min_s=0.05, backoff_max_s=0.05,
     )
     worker.start()
     try:
