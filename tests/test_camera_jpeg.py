@@ -207,3 +207,13 @@ def test_http_mjpeg_stream_gives_every_part_then_reports_the_end(mjpeg_server):
 def test_stream_that_cannot_be_reached_raises_source_error():
     with pytest.raises(SourceError, match="cannot open"):
         MjpegStreamSource("http://127.0.0.1:9/none.mjpg", timeout_s=1.0).open()
+
+
+def test_region_and_rotation_on_compressed_mjpg_avi_frames(tmp_path):
+    path = write_mjpg(tmp_path / "m.avi", 2)
+    config = SourceConfig(kind="file", uri=str(path), roi=[0.5, 0.0, 0.5, 1.0], rotate=270)
+    source = make_source(config)
+    frame = read_all(source)[0]
+    assert source.raw and isinstance(frame.pixels, JpegPixels)
+    assert frame.prepare((24, 32)).mean() > 200 and frame.pixels.scale == 8
+    assert frame.image.shape == (320, 480, 3)

@@ -121,3 +121,13 @@ def test_a_region_outside_the_frame_is_a_camera_fault_not_a_crash(tmp_path):
     finally:
         worker.stop()
     assert "lies outside the 64x48 frame" in worker.fault and not worker.online
+
+
+def test_label_frames_are_cut_to_the_station_view(tmp_path):
+    from edge.label.sources import ViewedFrames, open_frames
+
+    cv2.imwrite(str(tmp_path / "a.png"), halves())
+    frames = ViewedFrames(open_frames(tmp_path), View(roi=(32, 0, 32, 48), rotate=180))
+    image = frames.read(0)
+    assert len(frames) == 1 and image.shape == (48, 32, 3) and image.mean() > 200
+    frames.close()
