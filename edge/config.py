@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -25,7 +24,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from edge.controls import ControlsConfig
 from edge.errors import ConfigError
+from edge.mqtt.config import MqttConfig
+from edge.section import Section
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,11 +64,7 @@ def path_text(value: str) -> str:
 PathText = Annotated[str, AfterValidator(path_text)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class SourceConfig(_Section):
+class SourceConfig(Section):
     """Where frames come from."""
 
     kind: Literal["auto", "usb", "picamera2", "stream", "file", "folder"] = "auto"
@@ -78,6 +76,31 @@ class SourceConfig(_Section):
     fps: Annotated[float, Field(gt=0, le=240)] | None = None
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # What the station inspects (edge/view.py): [x, y, w, h] in pixels (ints) or fractions of
+    # the frame (floats), then flips, then a clockwise rotation; all before the resize.
+    roi: Annotated[list[int | float], Field(min_length=4, max_length=4)] | None = None
+    rotate: Literal[0, 90, 180, 270] = 0
+    hflip: bool = False
+    vflip: bool = False
+    # USB cameras: "auto" asks for MJPG and decodes only what the model needs, else YUYV.
+    fourcc: Literal["auto", "MJPG", "YUYV"] = "auto"
+    camera_num: Annotated[int, Field(ge=0, le=7)] = 0  # picamera2: which camera port
+    controls: ControlsConfig = ControlsConfig()
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_valid(cls, value: list | None) -> list | None:
+        if value is None:
+            return value
+        x, y, w, h = value
+        if any(isinstance(v, float) for v in value):
+            if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+                raise PydanticCustomError("roi", "fractions: 0 <= x, y < 1 and 0 < w, h <= 1")
+            if x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
+                raise PydanticCustomError("roi", "fractions: x + w and y + h must be <= 1")
+        elif x < 0 or y < 0 or w < 8 or h < 8:
+            raise PydanticCustomError("roi", "pixels: x, y >= 0 and w, h >= 8")
+        return value
 
     @field_validator("reconnect_max_s")
     @classmethod
@@ -100,8 +123,39 @@ class SourceConfig(_Section):
             )
         return uri
 
+    def resolved(self) -> SourceKind:
+        """What ``kind`` (``auto`` judged from ``uri``) means; the one place that decides it.
 
-class ModelConfig(_Section):
+        Looks at the disk only to tell a folder from a file, and only for an ``auto`` path.
+        """
+        kind = self.kind
+        if kind == "auto":
+            uri = self.uri
+            if uri.isdigit() or uri.startswith("/dev/"):  # /dev/videoN, /dev/v4l/by-id/...
+                kind = "usb"
+            elif uri == "picamera2":
+                kind = "picamera2"
+            elif "://" in uri:
+                kind = "stream"
+            else:
+                kind = "folder" if Path(uri).is_dir() else "file"
+        return SourceKind(kind, live=kind in _LIVE_KINDS, is_path=kind in ("file", "folder"))
+
+
+_LIVE_KINDS = ("usb", "picamera2", "stream")
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A resolved source: its kind, whether it is live (a camera or stream: drop old frames,
+    never ends) and whether ``uri`` is a path (a file or folder: relative to the config file)."""
+
+    name: str  # usb, picamera2, stream, file or folder
+    live: bool
+    is_path: bool
+
+
+class ModelConfig(Section):
     """Which bundle to run and how; thresholds here override the bundle's."""
 
     bundle: PathText | None = None  # None: the built-in demo bundle
@@ -111,7 +165,7 @@ class ModelConfig(_Section):
     retry_s: Annotated[float, Field(gt=0, le=3600)] = 15.0  # retry a missing bundle this often
 
 
-class TriggerConfig(_Section):
+class TriggerConfig(Section):
     """When to inspect: every frame, on a GPIO edge, or when asked (MQTT)."""
 
     mode: Literal["continuous", "gpio", "demand"] = "continuous"
@@ -128,7 +182,7 @@ class TriggerConfig(_Section):
         return value
 
 
-class DecideConfig(_Section):
+class DecideConfig(Section):
     """Debounce and hysteresis: raise when k of the last n frames alarm, clear after m clean."""
 
     # Frames, not seconds: at 15 FPS a defect crossing the view lasts 15-30 frames. 3 of 4 frames
@@ -146,7 +200,7 @@ class DecideConfig(_Section):
         return value
 
 
-class GpioConfig(_Section):
+class GpioConfig(Section):
     """LEDs, buzzer, relay and acknowledge button (BCM pin numbers)."""
 
     enabled: bool = True
@@ -163,7 +217,7 @@ class GpioConfig(_Section):
     beep_s: Annotated[float, Field(gt=0, le=10)] = 0.3
 
 
-class SnapshotConfig(_Section):
+class SnapshotConfig(Section):
     """Heat-map snapshots on a defect, with retention so they never fill the disk."""
 
     enabled: bool = True
@@ -174,15 +228,16 @@ class SnapshotConfig(_Section):
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 85
 
 
-class OutputConfig(_Section):
-    """stdout JSON lines (journald-friendly)."""
+class OutputConfig(Section):
+    """stdout JSON lines (journald-friendly), and how often every output gets stats."""
 
     stdout: bool = True
     results: bool = False  # also one line per inferred frame (noisy)
+    # The one stats interval: stdout, MQTT and any other output get the same stats line.
     stats_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(Section):
     """Capture -> bounded queue -> inference."""
 
     queue: Annotated[int, Field(ge=1, le=64)] = 2
@@ -192,21 +247,7 @@ class PipelineConfig(_Section):
     heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
 
 
-# --- [mqtt]: owned by the MQTT engineer (edge/mqtt/config.py). ---------------------------------
-# Until edge.mqtt lands, a placeholder that only knows `enabled = false` keeps the key reserved.
-try:
-    from edge.mqtt.config import MqttConfig
-except ModuleNotFoundError as _exc:  # pragma: no cover - disappears once edge.mqtt exists
-    if not (_exc.name or "").startswith("edge.mqtt"):
-        raise
-
-    class MqttConfig(_Section):  # type: ignore[no-redef]
-        """Placeholder until edge.mqtt exists: MQTT cannot be enabled yet."""
-
-        enabled: Literal[False] = False
-
-
-class Config(_Section):
+class Config(Section):
     """The whole daemon configuration."""
 
     state_dir: PathText | None = None  # None: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
@@ -316,18 +357,12 @@ def _resolve_relative(config: Config, base: Path) -> Config:
         return str(base / value)
 
     source = config.source
-    if source.kind in ("file", "folder") or (
-        source.kind == "auto" and not _looks_like_camera_or_url(source.uri)
-    ):
+    if source.resolved().is_path:
         source = source.model_copy(update={"uri": rel(source.uri)})
     model = config.model.model_copy(update={"bundle": rel(config.model.bundle)})
     return config.model_copy(
         update={"source": source, "model": model, "state_dir": rel(config.state_dir)}
     )
-
-
-def _looks_like_camera_or_url(uri: str) -> bool:
-    return uri.isdigit() or uri.startswith("/dev/") or "://" in uri or uri == "picamera2"
 
 
 def with_overrides(config: Config, source: str | None = None, bundle: str | None = None) -> Config:

@@ -88,7 +88,6 @@ FULL: dict[str, Any] = {
         "reconnect_min_s": 1,
         "reconnect_max_s": 30,
         "max_inflight": 20,
-        "stats_interval_s": 30.0,
         "snapshot": True,
         "result": {"enabled": True, "max_rate_hz": 2.0},
         "commands": {"enabled": True},

@@ -38,7 +38,7 @@ class GatedSource:
     def __init__(self) -> None:
         self.hang = threading.Event()
         self.release = threading.Event()
-        self._index = 0
+        self.index = 0
 
     def open(self) -> None:
         pass
@@ -47,9 +47,9 @@ class GatedSource:
         if self.hang.is_set():
             self.release.wait()
         time.sleep(0.005)
-        self._index += 1
+        self.index += 1
         image = np.full((24, 32, 3), (255, 0, 0), np.uint8)
-        return Frame(index=self._index, timestamp=time.time(), image=image)
+        return Frame(index=self.index, timestamp=time.time(), image=image)
 
     def close(self) -> None:
         pass
