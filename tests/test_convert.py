@@ -206,3 +206,15 @@ def test_convert_refuses_an_existing_out_before_it_starts(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "no-run"), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"{out} exists; choose another --out or pass --force" in err and "no-run" not in err
+
+
+def test_the_view_a_run_was_trained_on_is_recorded_in_the_manifest(run_dir, tmp_path):
+    from convert.pipeline import ConvertOptions, convert_run
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    info = json.loads((run / "run.json").read_text())
+    info["view"] = {"roi": [0.1, 0.0, 0.5, 1.0], "rotate": 90, "hflip": False, "vflip": True}
+    (run / "run.json").write_text(json.dumps(info))
+    result = convert_run(run, tmp_path / "bundle", ConvertOptions())
+    assert read_manifest(result.bundle_dir).raw["view"] == info["view"]
