@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from edge.console.config import ConsoleConfig
 from edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -171,6 +172,7 @@ class Config(_Section):
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
     mqtt: MqttConfig = MqttConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _pins_unique(self) -> Config:

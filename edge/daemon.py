@@ -12,6 +12,7 @@ bundle shows amber and is retried, and a bad bundle on reload is refused while t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -28,7 +29,7 @@ from edge.config import Config, ModelConfig, load_config
 from edge.decide import Debouncer, make_rules
 from edge.errors import ConfigError, PiInspectError
 from edge.events import DefectEvent, FrameResult, State, Verdict
-from edge.outputs import JsonLinesOutput, Output
+from edge.outputs import FrameTap, JsonLinesOutput, LiveFrame, Output
 from edge.pipeline import Captured, CaptureWorker, FrameQueue
 from edge.preprocess import prepare
 from edge.signals import Lamps, Signals, TriggerInput
@@ -122,6 +123,7 @@ class Daemon:
         self._lock = threading.RLock()  # classifier, debouncer, latest frame
         self._reload_lock = threading.Lock()
         self._reload_requested = threading.Event()
+        self._state_dirty = threading.Event()  # lamps or thresholds changed off the loop
         self._restart_capture = threading.Event()
         self.stop_event = threading.Event()
 
@@ -137,6 +139,7 @@ class Daemon:
         self._infer_ms = 0.0  # moving average of the inference loop's own work per frame
 
         self._outputs: list[Output] = []
+        self._taps: list[FrameTap] = []
         self._signals: Signals | None = None
         self._trigger_input: TriggerInput | None = None
         self._snapshots: SnapshotStore | None = None
@@ -199,7 +202,13 @@ class Daemon:
             if self._debouncer is None:
                 raise PiInspectError("no model loaded")
             self._debouncer.set_thresholds(thresholds)
+            self._state_dirty.set()
             return {label: rule.threshold for label, rule in self._debouncer.rules.items()}
+
+    def acknowledge(self) -> None:
+        """Release a latched red LED, relay and buzzer (as the acknowledge button does)."""
+        if self._signals is not None:
+            self._signals.acknowledge()
 
     # -- run ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> RunSummary:
@@ -236,6 +245,9 @@ class Daemon:
         if self._reload_requested.is_set():
             self._reload_requested.clear()
             self.reload()
+        if self._state_dirty.is_set():
+            self._state_dirty.clear()
+            self._update_state()
         if self._restart_capture.is_set():
             self._restart_capture.clear()
             self._stop_capture()
@@ -275,6 +287,7 @@ class Daemon:
 
     def _inspect(self, captured: Captured) -> None:
         if not self._should_inspect(captured):
+            self._offer_live(captured.frame)
             return
         frame = captured.frame
         with self._lock:
@@ -301,6 +314,7 @@ class Daemon:
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
             self._latest = (frame.image, rgb, prediction, scores, frame.index)
+        self._offer_live(frame, scores, clf, prediction, rgb)
         self._stats.record(latency_ms, done)
         self._summary.frames += 1
         if self._summary.first_inference_s is None:
@@ -312,6 +326,37 @@ class Daemon:
             out.publish_result(result)
         self._update_state(new_defect=any(e.kind == "start" for e in events))
         self._balance(t_invoke)
+
+    def _offer_live(
+        self,
+        frame: Any,
+        scores: dict[str, float] | None = None,
+        clf: Any = None,
+        prediction: Any = None,
+        rgb: np.ndarray | None = None,
+    ) -> None:
+        """Hand the frame to live viewers, only while one watches (the tap decides, cheaply)."""
+        for tap in self._taps:
+            if not tap.wants_frame():
+                continue
+            heat, label = None, None
+            if scores and clf is not None and tap.wants_heat():
+                label = self._top_alarm(scores)
+                heat = self._heatmap(clf, prediction, rgb, label) if label else None
+            tap.offer_frame(LiveFrame(frame.image, frame.index, frame.timestamp, scores, heat, label))
+
+    def _top_alarm(self, scores: dict[str, float]) -> str | None:
+        """The label closest to (or furthest past) alarming: the heat map worth showing."""
+        with self._lock:
+            rules = dict(self._debouncer.rules) if self._debouncer is not None else {}
+
+        def margin(label: str) -> float:
+            rule = rules[label]
+            gap = scores[label] - rule.threshold
+            return gap if rule.direction == "above" else -gap
+
+        known = [label for label in rules if label in scores]
+        return max(known, key=margin) if known else None
 
     def _balance(self, t_invoke: float) -> None:
         """Track this loop's own work per frame (invoke and bookkeeping, without the resize)
@@ -479,11 +524,15 @@ class Daemon:
         with self._lock:
             active = self._debouncer.active if self._debouncer is not None else ()
             info = self._classifier.info if self._classifier is not None else None
+            rules = dict(self._debouncer.rules) if self._debouncer is not None else {}
         verdict: Verdict = "fault" if fault else ("defect" if active else "ok")
         if not fault and (self._capture is None or not self._capture.online):
             verdict = "starting"
         if self._signals is not None and verdict != "starting":
             self._signals.show(fault=fault is not None, defect=bool(active), new_defect=new_defect)
+        thresholds = {label: rule.threshold for label, rule in rules.items()}
+        alarms = {label: rule.direction for label, rule in rules.items()}
+        lamps = dataclasses.asdict(self._signals.lamps) if self._signals is not None else {}
         old = self._state
         if old is not None and (old.verdict, old.active, old.fault, old.model) == (
             verdict,
@@ -491,8 +540,14 @@ class Daemon:
             fault,
             info,
         ):
-            return
-        self._state = State(verdict, active, info, time.time(), fault)
+            if (old.thresholds, old.alarms, old.lamps) == (thresholds, alarms, lamps):
+                return
+            verdict_since = old.since  # the verdict did not change, only what comes with it
+        else:
+            verdict_since = time.time()
+        self._state = State(
+            verdict, active, info, verdict_since, fault, thresholds, alarms, lamps
+        )
         for out in self._outputs:
             out.publish_state(self._state)
 
@@ -510,24 +565,41 @@ class Daemon:
     def _open_outputs(self) -> None:
         if self._given_outputs is not None:
             self._outputs = list(self._given_outputs)
-            return
+        else:
+            self._outputs = self._configured_outputs()
+        taps = (getattr(out, "frame_tap", None) for out in self._outputs)
+        self._taps = [tap for tap in taps if tap is not None]
+
+    def _configured_outputs(self) -> list[Output]:
+        outputs: list[Output] = []
         if self._config.output.stdout:
-            self._outputs.append(JsonLinesOutput(sys.stdout, results=self._config.output.results))
+            outputs.append(JsonLinesOutput(sys.stdout, results=self._config.output.results))
         if getattr(self._config.mqtt, "enabled", False):
             from edge.mqtt import make_output
 
-            self._outputs.append(
-                make_output(self._config.mqtt, self, self._config.resolved_state_dir())
-            )
+            outputs.append(make_output(self._config.mqtt, self, self._config.resolved_state_dir()))
+        if self._config.console.enabled:
+            from edge.console import start_console
+
+            console = start_console(self._config, self)
+            if console is not None:
+                outputs.append(console)
+        return outputs
 
     def _open_signals(self) -> None:
         gpio = self._config.gpio
         if gpio.enabled:
-            self._signals = Signals(gpio, self._pin_factory, on_change=self._on_lamps)
+            self._signals = Signals(gpio, self._pin_factory, on_change=self._lamps_changed)
         if self._config.trigger.mode == "gpio":
             self._trigger_input = TriggerInput(
                 self._config.trigger, self.trigger, self._pin_factory, factory_name=gpio.pin_factory
             )
+
+    def _lamps_changed(self, lamps: Lamps) -> None:
+        """Any thread (the loop, the acknowledge button, a command): the state follows."""
+        self._state_dirty.set()
+        if self._on_lamps is not None:
+            self._on_lamps(lamps)
 
     def _open_snapshots(self) -> None:
         snap = self._config.snapshots

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Protocol, TextIO, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 from edge.events import DefectEvent, FrameResult, State, Stats
 
@@ -48,6 +49,36 @@ class Controller(Protocol):
 
     def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
         """Override per-label thresholds; returns the thresholds now in force."""
+
+    def acknowledge(self) -> None:
+        """The operator has seen the alarm: release a latched red LED, relay and buzzer."""
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A captured frame offered to a live viewer, with the model's output if it was inspected."""
+
+    image: Any  # BGR uint8 array as captured (not copied: the capture thread never reuses it)
+    index: int
+    timestamp: float  # unix time of capture
+    scores: dict[str, float] | None = None  # None: not inspected (trigger mode, no model)
+    heat: Any = None  # float32 [h, w] in [0, 1] for ``heat_label``, only when asked for
+    heat_label: str | None = None
+
+
+class FrameTap(Protocol):
+    """What an output that shows live frames offers (as its ``frame_tap`` attribute).
+
+    The daemon asks ``wants_frame()`` for every captured frame (it must be cheap: true only
+    while someone watches and the next frame of the viewer's rate is due) and only then builds a
+    ``LiveFrame``; a heat map (an extra model run) only when ``wants_heat()`` says so.
+    """
+
+    def wants_frame(self) -> bool: ...
+
+    def wants_heat(self) -> bool: ...
+
+    def offer_frame(self, frame: LiveFrame) -> None: ...
 
 
 class JsonLinesOutput:
