@@ -57,7 +57,9 @@ def console_config(state_dir: Path, host: str = "127.0.0.1", **console: Any):
         state_dir.mkdir(parents=True, exist_ok=True)
         creds.write_text(TOKEN + "\n")
         section["credentials"] = str(creds)
-    return parse_config({"state_dir": str(state_dir), "gpio": {"enabled": False}, "console": section})
+    return parse_config(
+        {"state_dir": str(state_dir), "gpio": {"enabled": False}, "console": section}
+    )
 
 
 @contextmanager

@@ -111,7 +111,7 @@ def test_no_request_reaches_a_file_outside_snapshots_and_review_items(tmp_path):
         ):
             status, _, body = request(server.url + path)
             assert status == 404, path
-            assert b"{}" != body
+            assert body != b"{}"
 
 
 def test_every_response_carries_the_security_headers(tmp_path):

@@ -212,9 +212,7 @@ def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
     shoot(page, "console_phone.png")
 
 
-def test_off_loopback_the_page_asks_for_the_token_and_refuses_actions_without_it(
-    browser, tmp_path
-):
+def test_off_loopback_the_page_asks_for_the_token_and_refuses_actions_without_it(browser, tmp_path):
     with running_console(tmp_path, host="127.0.0.2") as (_, server):
         context = browser.new_context()
         page = context.new_page()
@@ -231,5 +229,7 @@ def test_off_loopback_the_page_asks_for_the_token_and_refuses_actions_without_it
         page.wait_for_selector("body[data-ready=true]")
         page.wait_for_selector("#ack:not([disabled])")
         page.click("#ack")
-        page.wait_for_function("() => document.querySelector('#msg').textContent === 'acknowledged'")
+        page.wait_for_function(
+            "() => document.querySelector('#msg').textContent === 'acknowledged'"
+        )
         context.close()
