@@ -225,6 +225,9 @@ class RecordingController:
         self.thresholds.update(thresholds)
         return dict(self.thresholds)
 
+    def acknowledge(self) -> None:
+        self.calls.append(("acknowledge", None))
+
 
 @pytest.fixture
 def recording_controller() -> RecordingController:

@@ -10,38 +10,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conftest import RecordingController as _Recording
+
 from edge.config import parse_config
 from edge.console import build_console
 
 TOKEN = "s3cret-console-token-0123"
 
 
-class RecordingController:
-    """The Controller protocol, recording every call (the daemon stands behind it in e2e tests)."""
-
-    labels = ("good", "error", "break", "length")
+class RecordingController(_Recording):
+    """conftest's recording controller with the demo model's labels."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.thresholds = {"error": 0.5, "break": 0.5, "length": 0.5}
-
-    def trigger(self) -> None:
-        self.calls.append(("trigger", None))
-
-    def request_snapshot(self) -> str | None:
-        self.calls.append(("snapshot", None))
-        return None
-
-    def reload(self) -> None:
-        self.calls.append(("reload", None))
-
-    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
-        self.calls.append(("thresholds", thresholds))
-        self.thresholds.update(thresholds)
-        return dict(self.thresholds)
-
-    def acknowledge(self) -> None:
-        self.calls.append(("acknowledge", None))
+        super().__init__(("good", "error", "break", "length"))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
