@@ -174,7 +174,7 @@ def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
         "(f) => !['', f].includes(document.querySelector('#live-img').dataset.frame)",
         arg=first_frame,
     )
-    assert live_image_bytes(page) != first_image
+    assert wait_until(lambda: live_image_bytes(page) != first_image, timeout=30)
 
     # an event appears, with its heat-map snapshot
     page.wait_for_function(

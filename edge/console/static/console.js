@@ -74,6 +74,7 @@ async function liveLoop() {
         const blob = await response.blob();
         const url = URL.createObjectURL(blob);
         img.src = url;
+        await img.decode().catch(() => {});  // the frame number below is the frame shown
         if (ui.liveUrl) URL.revokeObjectURL(ui.liveUrl);
         ui.liveUrl = url;
         ui.seq = Number(response.headers.get("X-Frame-Seq")) || ui.seq;
