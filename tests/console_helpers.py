@@ -1,28 +1,36 @@
-"""Helpers for the console tests: a console on a free port, HTTP requests, a recording controller."""
+"""Helpers for the console tests: a console on a free port, HTTP requests, a recording receiver."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conftest import RecordingController as _Recording
+from conftest import RecordingReceiver
 
 from edge.config import parse_config
 from edge.console import build_console
+from edge.events import ModelInfo, State
 
 TOKEN = "s3cret-console-token-0123"
 
 
-class RecordingController(_Recording):
-    """conftest's recording controller with the demo model's labels."""
+LABELS = ("good", "error", "break", "length")
 
-    def __init__(self) -> None:
-        super().__init__(("good", "error", "break", "length"))
+
+def receiver() -> RecordingReceiver:
+    """conftest's recording receiver with the demo model's labels."""
+    return RecordingReceiver(LABELS)
+
+
+def model_state(**fields: Any) -> State:
+    """A state naming the demo model's labels (actions validate thresholds against them)."""
+    return State("ok", (), ModelInfo("seam", "3", "ab" * 32, LABELS), time.time(), **fields)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -44,9 +52,12 @@ def console_config(state_dir: Path, host: str = "127.0.0.1", **console: Any):
 
 
 @contextmanager
-def running_console(state_dir: Path, controller: Any = None, host: str = "127.0.0.1", **console):
+def running_console(state_dir: Path, recording: Any = None, host: str = "127.0.0.1", **console):
+    """A started console whose commands go to ``recording`` (a recording receiver)."""
     config = console_config(state_dir, host, **console)
-    output, server = build_console(config, controller or RecordingController())
+    output, server = build_console(config)
+    output.subscribe(recording if recording is not None else receiver())
+    output.publish_state(model_state())
     server.start()
     try:
         yield output, server

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from console_helpers import TOKEN, RecordingController, action, request, running_console
+from console_helpers import TOKEN, action, receiver, request, running_console
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import parse_config
@@ -52,8 +52,8 @@ def test_the_review_folder_keeps_at_most_max_count_items(tmp_path):
 
 
 def test_actions_need_the_action_header_and_the_consoles_own_origin(tmp_path):
-    controller = RecordingController()
-    with running_console(tmp_path, controller) as (_, server):
+    daemon = receiver()
+    with running_console(tmp_path, daemon) as (_, server):
         base = server.url
         status, _, _ = request(f"{base}/api/action/trigger", data={}, method="POST")
         assert status == 403  # a cross-site form cannot add the header
@@ -61,7 +61,7 @@ def test_actions_need_the_action_header_and_the_consoles_own_origin(tmp_path):
         assert status == 403
         status, _, body = action(base, "trigger", Origin=base)
         assert status == 200 and json.loads(body)["ok"]
-        assert controller.calls == [("trigger", None)]
+        assert daemon.calls == [("trigger", None)]
 
 
 def test_a_loopback_console_refuses_a_host_name_it_does_not_own(tmp_path):
@@ -72,16 +72,16 @@ def test_a_loopback_console_refuses_a_host_name_it_does_not_own(tmp_path):
 
 
 def test_off_loopback_an_action_without_the_token_is_refused(tmp_path):
-    controller = RecordingController()
-    with running_console(tmp_path, controller, host="127.0.0.2") as (_, server):
+    daemon = receiver()
+    with running_console(tmp_path, daemon, host="127.0.0.2") as (_, server):
         base = server.url
         assert action(base, "acknowledge")[0] == 401
         assert request(f"{base}/api/overview")[0] == 401  # viewing too, unless allowed
         assert request(f"{base}/metrics")[0] == 401
         assert action(base, "acknowledge", Authorization="Bearer wrong-token-000000")[0] == 401
-        assert controller.calls == []
+        assert daemon.calls == []
         assert action(base, "acknowledge", Authorization=f"Bearer {TOKEN}")[0] == 200
-        assert controller.calls == [("acknowledge", None)]
+        assert daemon.calls == [("acknowledge", None)]
         headers = {"X-Pi-Inspect": "1", "Content-Type": "application/json"}
         status, got, _ = request(
             f"{base}/api/login", data={"token": TOKEN}, headers=headers, method="POST"
@@ -125,20 +125,20 @@ def test_every_response_carries_the_security_headers(tmp_path):
 
 
 def test_a_threshold_change_says_it_does_not_outlast_a_restart(tmp_path):
-    controller = RecordingController()
-    with running_console(tmp_path, controller) as (_, server):
+    daemon = receiver()
+    with running_console(tmp_path, daemon) as (_, server):
         status, _, body = action(server.url, "thresholds", {"error": 0.7})
         reply = json.loads(body)
         assert status == 200 and reply["result"]["persistent"] is False
         assert "restart" in reply["result"]["lasts"]
         assert action(server.url, "thresholds", {"nope": 0.7})[0] == 400
         assert action(server.url, "reload")[0] == 400  # not an action of the page
-        assert controller.calls == [("thresholds", {"error": 0.7})]
+        assert daemon.calls == [("thresholds", {"error": 0.7})]
 
 
 def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
     with running_console(tmp_path) as (console, server):
-        model = ModelInfo("seam", "3", "ab" * 32)
+        model = ModelInfo("seam", "3", "ab" * 32, ("good", "error", "break"))
         console.publish_state(
             State("defect", ("error",), model, time.time(), lamps={"red": True, "green": False})
         )
@@ -148,7 +148,7 @@ def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
             )
         console.publish_event(DefectEvent("e2", "start", "break", time.time(), None, 0.8, 3, 20))
         console.publish_state(State("fault", (), model, time.time(), fault="camera unplugged"))
-        console.publish_stats(Stats(14.5, 3.0, 5.0, 1200, 7, 80.0, True, spool_depth=4))
+        console.publish_stats(Stats(14.5, 3.0, 5.0, 1200, 7, 80.0, True, cpu_temp_c=51.5))
         status, headers, body = request(f"{server.url}/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     samples = {
@@ -164,6 +164,17 @@ def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
     assert samples[("pi_inspect_fps", ())] == 14.5
     assert samples[("pi_inspect_latency_p95_seconds", ())] == pytest.approx(0.005)
     assert samples[("pi_inspect_dropped_frames_total", ())] == 7
-    assert samples[("pi_inspect_spool_depth", ())] == 4
+    assert samples[("pi_inspect_cpu_temperature_celsius", ())] == 51.5
     info = (("name", "seam"), ("sha256", "ab" * 32), ("version", "3"))
     assert samples[("pi_inspect_model_info", info)] == 1
+
+
+def test_the_spool_depth_is_read_from_the_spool_file_without_writing_it(tmp_path):
+    from edge.mqtt.spool import Spool, read_depth
+
+    path = tmp_path / "spool.sqlite3"
+    assert read_depth(path) is None and not path.exists()  # nothing created
+    with Spool(path, max_events=10) as spool:
+        spool.append("t", b"1")
+        spool.append("t", b"2")
+        assert read_depth(path) == 2

@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edge.config import Config
     from edge.console.output import ConsoleOutput
-    from edge.outputs import Controller
 
 __all__ = ["build_console", "start_console"]
 
 log = logging.getLogger(__name__)
 
 
-def build_console(
-    config: Config, controller: Controller, *, port: int | None = None
-) -> tuple[ConsoleOutput, Any]:
+def build_console(config: Config, *, port: int | None = None) -> tuple[ConsoleOutput, Any]:
     """The console's output and its (not yet started) server, wired from ``config``."""
     from edge.console.actions import Actions
     from edge.console.config import is_loopback
@@ -49,8 +46,8 @@ def build_console(
         review_dir = config.resolved_state_dir() / review_dir
     review = ReviewStore(review_dir, max_count=c.review_max_count)
     snapshot_dir = config.snapshot_dir() if config.snapshots.enabled else None
-    console = ConsoleOutput(LiveView(c.fps), events_kept=c.events_kept)
-    actions = Actions(controller, console, review, snapshot_dir)
+    console = ConsoleOutput(LiveView(c.fps), events_kept=c.events_kept, spool_depth=_spool(config))
+    actions = Actions(console, review, snapshot_dir)
     app = create_app(
         console,
         guard,
@@ -66,19 +63,29 @@ def build_console(
     return console, server
 
 
-def start_console(config: Config, controller: Controller) -> ConsoleOutput | None:
+def start_console(config: Config) -> ConsoleOutput | None:
     """Build and start the console; a console that cannot start is one log line, never the end
     of inspection (the daemon runs on without it)."""
     from edge.errors import PiInspectError
 
     try:
-        console, server = build_console(config, controller)
+        console, server = build_console(config)
         server.start()
     except (PiInspectError, OSError) as exc:
         log.error("console not started: %s", exc)
         return None
     log.info("console on %s", server.url)
     return console
+
+
+def _spool(config: Config) -> Any:
+    """How to read the MQTT spool's depth (None without MQTT)."""
+    if not config.mqtt.enabled:
+        return lambda: None
+    from edge.mqtt.spool import read_depth
+
+    path = config.mqtt.spool_path(config.resolved_state_dir())
+    return lambda: read_depth(path)
 
 
 def _roi(config: Config) -> tuple[float, float, float, float] | None:

@@ -1,7 +1,7 @@
 """What the operator may do from the page: the daemon's commands, and keeping a wrong verdict.
 
-Commands go through the same validated handler MQTT commands use (``CommandHandler``): one
-schema, one place that runs them on the controller. A threshold change says plainly that it does
+Commands are validated by the same code as MQTT's ``cmd/<verb>`` (``edge.mqtt.commands``) and
+go to the daemon through the one receiver its dispatcher handed the console. A threshold change says plainly that it does
 not last: the daemon keeps it until it restarts or reloads its config.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from edge.console.output import ConsoleOutput
 from edge.console.review import ReviewStore
-from edge.mqtt.commands import CommandHandler
-from edge.outputs import Controller
+from edge.mqtt.commands import answer
+from edge.outputs import Reply
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,10 @@ class Actions:
 
     def __init__(
         self,
-        controller: Controller,
         console: ConsoleOutput,
         review: ReviewStore,
         snapshot_dir: Path | None,
     ) -> None:
-        self._handler = CommandHandler(controller)
         self._console = console
         self._review = review
         self._snapshot_dir = snapshot_dir
@@ -49,7 +47,10 @@ class Actions:
     def run(self, verb: str, body: bytes) -> dict[str, Any]:
         if verb not in VERBS:
             return {"ok": False, "error": f"unknown action; known: {', '.join(VERBS)}"}
-        reply = self._handler.handle(verb, body).to_dict()
+        receiver = self._console.receiver
+        if receiver is None:
+            return {"ok": False, "error": "the daemon is not connected yet"}
+        reply = answer(verb, body, self._console.labels(), _safe(receiver)).to_dict()
         if verb == "thresholds" and reply["ok"]:
             reply["result"].update(persistent=False, lasts=THRESHOLDS_LAST)
         log.info("console action %s: %s", verb, "ok" if reply["ok"] else reply["error"])
@@ -127,3 +128,16 @@ class Actions:
             sidecar = {}
         meta = {"source": "event", "event": event, "note": note, "snapshot": sidecar}
         return self._review.add(frame, heat, meta)
+
+
+def _safe(receiver):
+    """The receiver never raises by contract; a reply all the same if it does."""
+
+    def receive(command):
+        try:
+            return receiver(command)
+        except Exception as exc:  # the request thread answers, whatever happened
+            log.warning("console command %s failed: %s", command.verb, exc)
+            return Reply(command.verb, False, str(exc).splitlines()[0] if str(exc) else "failed")
+
+    return receive

@@ -27,7 +27,7 @@ class ConsoleCollector(Collector):
         self._console = console
 
     def collect(self) -> Iterator[Metric]:
-        state, stats, counts, faults = self._console.counters()
+        state, stats, counts, faults, spool_depth = self._console.counters()
         events = CounterMetricFamily(
             "pi_inspect_defect_events", "Defects raised since start, per label", labels=["label"]
         )
@@ -72,10 +72,11 @@ class ConsoleCollector(Collector):
                 "95th percentile latency",
                 stats.latency_p95_ms / 1000.0,
             ),
-            "pi_inspect_spool_depth": ("Events waiting in the MQTT spool", stats.spool_depth),
             "pi_inspect_camera_online": ("1 while the camera delivers", float(stats.camera_online)),
             "pi_inspect_uptime_seconds": ("Seconds since the daemon started", stats.uptime_s),
         }
+        if spool_depth is not None:
+            gauges["pi_inspect_spool_depth"] = ("Events waiting in the MQTT spool", spool_depth)
         if stats.cpu_temp_c is not None:
             gauges["pi_inspect_cpu_temperature_celsius"] = ("SoC temperature", stats.cpu_temp_c)
         for name, (doc, value) in gauges.items():
@@ -83,9 +84,6 @@ class ConsoleCollector(Collector):
         yield CounterMetricFamily("pi_inspect_frames", "Frames inferred", stats.frames)
         yield CounterMetricFamily(
             "pi_inspect_dropped_frames", "Frames dropped", stats.dropped_frames
-        )
-        yield CounterMetricFamily(
-            "pi_inspect_spool_dropped", "Events the full spool dropped", stats.spool_dropped
         )
 
 

@@ -7,7 +7,6 @@ and faults are totals since start (the Prometheus counters).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import OrderedDict, deque
@@ -16,18 +15,9 @@ from typing import Any
 
 from edge.console.live import LiveView
 from edge.events import DefectEvent, FrameResult, State, Stats
+from edge.outputs import Receiver
 
-CPU_TEMP_PATH = "/sys/class/thermal/thermal_zone0/temp"
 HISTORY = 120  # stats lines kept for the charts
-
-
-def read_cpu_temp_c(path: str = CPU_TEMP_PATH) -> float | None:
-    """The SoC temperature in degrees Celsius where the kernel exposes it, else None."""
-    try:
-        with open(path) as fh:
-            return round(int(fh.read().strip()) / 1000.0, 1)
-    except (OSError, ValueError):
-        return None
 
 
 class ConsoleOutput:
@@ -38,12 +28,13 @@ class ConsoleOutput:
         live: LiveView,
         *,
         events_kept: int = 500,
-        cpu_temp: Callable[[], float | None] = read_cpu_temp_c,
+        spool_depth: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.frame_tap = live
         self._lock = threading.Lock()
         self._events_kept = events_kept
-        self._cpu_temp = cpu_temp
+        self._spool_depth = spool_depth
+        self.receiver: Receiver | None = None  # how actions reach the daemon
         self._on_close: Callable[[], None] | None = None
         self._state: State | None = None
         self._stats: Stats | None = None
@@ -52,6 +43,7 @@ class ConsoleOutput:
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()  # oldest first
         self._counts: dict[str, int] = {}
         self._faults = 0
+        self._spool: tuple[float, int | None] = (-1e18, None)  # (read at, depth)
         self._closed = False
 
     # -- Output protocol -----------------------------------------------------------------------
@@ -63,18 +55,17 @@ class ConsoleOutput:
             self._state = state
 
     def publish_stats(self, stats: Stats) -> None:
-        temp = stats.cpu_temp_c if stats.cpu_temp_c is not None else self._cpu_temp()
         point = {
             "t": time.time(),
             "fps": stats.fps,
             "latency_ms": stats.latency_p50_ms,
             "latency_p95_ms": stats.latency_p95_ms,
             "dropped": stats.dropped_frames,
-            "spool_depth": stats.spool_depth,
-            "cpu_temp_c": temp,
+            "spool_depth": None,  # read by the page's request, never on the inference loop
+            "cpu_temp_c": stats.cpu_temp_c,
         }
         with self._lock:
-            self._stats = dataclasses.replace(stats, cpu_temp_c=temp)
+            self._stats = stats
             self._history.append(point)
 
     def publish_result(self, result: FrameResult) -> None:
@@ -95,6 +86,10 @@ class ConsoleOutput:
             snapshot = event.snapshot or record.get("snapshot")
             record.update(event.to_dict(), snapshot=snapshot)
 
+    def subscribe(self, receiver: Receiver) -> None:
+        """The daemon's dispatcher hands over the one way commands go back."""
+        self.receiver = receiver
+
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None:
         pass  # the file name comes with the event; the page fetches the file by that name
 
@@ -113,8 +108,10 @@ class ConsoleOutput:
     # -- what the page and /metrics read -------------------------------------------------------
     def overview(self) -> dict[str, Any]:
         """The page's poll: state, the latest scores, the latest stats and their history."""
+        self.spool_depth()
         with self._lock:
-            state, stats, history = self._state, self._stats, list(self._history)
+            state, stats = self._state, self._stats
+            history = [dict(point) for point in self._history]
         result = self._result
         return {
             "state": state.to_dict() if state is not None else None,
@@ -141,7 +138,28 @@ class ConsoleOutput:
             record = self._events.get(event_id)
             return dict(record) if record is not None else None
 
-    def counters(self) -> tuple[State | None, Stats | None, dict[str, int], int]:
-        """State, stats, events per label and faults since start (for /metrics)."""
+    def counters(self) -> tuple[State | None, Stats | None, dict[str, int], int, int | None]:
+        """State, stats, events per label, faults since start and the MQTT spool's depth at
+        the last stats line (for /metrics)."""
+        spool = self.spool_depth()
         with self._lock:
-            return self._state, self._stats, dict(self._counts), self._faults
+            return self._state, self._stats, dict(self._counts), self._faults, spool
+
+    def spool_depth(self) -> int | None:
+        """The MQTT spool's depth, read at most once a second (a request thread reads it)."""
+        now = time.monotonic()
+        with self._lock:
+            read_at, depth = self._spool
+        if now - read_at >= 1.0:
+            depth = self._spool_depth()
+            with self._lock:
+                self._spool = (now, depth)
+                if self._history and self._history[-1]["spool_depth"] is None:
+                    self._history[-1]["spool_depth"] = depth
+        return depth
+
+    def labels(self) -> tuple[str, ...]:
+        """The running model's labels (from the last state); none before a model loads."""
+        with self._lock:
+            state = self._state
+        return tuple(state.model.labels) if state is not None and state.model else ()
