@@ -134,3 +134,16 @@ class _Slow(ScriptedClassifier):
     def predict(self, rgb, with_features=True):
         threading.Event().wait(0.005)
         return super().predict(rgb, with_features)
+
+
+def test_the_heat_map_shown_is_of_the_label_nearest_to_alarming():
+    from edge.config import Config
+    from edge.daemon.model import ModelSlot
+    from edge.daemon.status import Faults
+
+    slot = ModelSlot(lambda _m: ScriptedClassifier(), Faults())
+    assert slot.try_load(Config())
+    good = {"good": 0.9, "error": 0.1, "break": 0.2, "length": 0.95}
+    assert slot.top_alarm_label(good) == "break"  # not length: it alarms below 0.5
+    assert slot.top_alarm_label({**good, "length": 0.1}) == "length"
+    assert slot.top_alarm_label({**good, "error": 0.8}) == "error"

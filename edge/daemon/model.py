@@ -137,10 +137,19 @@ class ModelSlot:
             return dict(self.debouncer.rules) if self.debouncer is not None else {}
 
     def top_alarm_label(self, scores: dict[str, float]) -> str | None:
-        """The alarm label with the highest score (the heat map a requested snapshot shows)."""
+        """The alarm label nearest to (or furthest past) its threshold, in its alarm direction:
+        the heat map a requested snapshot or a live viewer shows. (The highest score would pick
+        ``length`` on every good frame: it alarms below its threshold.)"""
         with self.lock:
-            rules = self.debouncer.rules if self.debouncer is not None else {}
-            return max(rules, key=lambda name: scores[name]) if rules else None
+            rules = dict(self.debouncer.rules) if self.debouncer is not None else {}
+
+        def margin(name: str) -> float:
+            rule = rules[name]
+            gap = scores[name] - rule.threshold
+            return gap if rule.direction == "above" else -gap
+
+        known = [name for name in rules if name in scores]
+        return max(known, key=margin) if known else None
 
     def heatmap(
         self, clf: Classifier, prediction: Prediction, rgb: np.ndarray, label: str
