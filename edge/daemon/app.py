@@ -32,8 +32,8 @@ from edge.sources import FrameSource, make_source
 class Daemon:
     """One inspection station. Build it, then call ``run(stop_event)``.
 
-    ``trigger``, ``request_snapshot``, ``reload``, ``request_reload`` and ``set_thresholds``
-    are thread-safe; outputs reach them only as commands through the dispatcher.
+    ``trigger``, ``request_snapshot``, ``reload``, ``request_reload``, ``set_thresholds`` and
+    ``acknowledge`` are thread-safe; outputs reach them only as commands through the dispatcher.
     """
 
     def __init__(
