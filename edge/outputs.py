@@ -79,6 +79,7 @@ class LiveFrame:
     scores: dict[str, float] | None = None  # None: not inspected (trigger mode, no model)
     heat: Any = None  # float32 [h, w] in [0, 1] for ``heat_label``, only when asked for
     heat_label: str | None = None
+    roi: tuple[float, float, float, float] | None = None  # the inspected region, as fractions
 
 
 class FrameTap(Protocol):

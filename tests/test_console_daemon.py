@@ -46,10 +46,10 @@ class TapOutput(RecordingOutput):
         self.frame_tap = tap
 
 
-def run(tmp_path, colours, *outputs, **sections):
+def run(tmp_path, colours, *outputs, source=None, **sections):
     video = write_video(tmp_path / "v.avi", colours)
     settings = {
-        "source": {"uri": str(video)},
+        "source": {"uri": str(video), **(source or {})},
         "gpio": {"red_mode": "hold", "latch": True},
         "snapshots": {"dir": str(tmp_path / "snaps")},
         "output": {"stdout": False},
@@ -147,3 +147,16 @@ def test_the_heat_map_shown_is_of_the_label_nearest_to_alarming():
     assert slot.top_alarm_label(good) == "break"  # not length: it alarms below 0.5
     assert slot.top_alarm_label({**good, "length": 0.1}) == "length"
     assert slot.top_alarm_label({**good, "error": 0.8}) == "error"
+
+
+def test_the_viewer_sees_the_whole_frame_with_the_region_outlined_or_the_region_with_its_heat_map(
+    tmp_path,
+):
+    region = {"roi": [0.25, 0.25, 0.5, 0.5]}
+    plain, heat = Tap(watching=True), Tap(watching=True, heat=True)
+    run(tmp_path, script((OK_BGR, 3)), TapOutput(plain), source=region)
+    run(tmp_path, script((OK_BGR, 3)), TapOutput(heat), source=region)
+    assert all(f.roi == (0.25, 0.25, 0.5, 0.5) for f in plain.frames)
+    assert plain.frames[0].image.shape[:2] == (24, 32)  # the camera's whole frame
+    assert all(f.roi is None and f.heat is not None for f in heat.frames)
+    assert heat.frames[0].image.shape[:2] == (12, 16)  # what the model saw, at full resolution

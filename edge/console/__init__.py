@@ -54,7 +54,6 @@ def build_console(config: Config, *, port: int | None = None) -> tuple[ConsoleOu
         actions,
         snapshot_dir=snapshot_dir,
         review=review,
-        roi=_roi(config),
         fps=c.fps,
     )
     server = ConsoleServer(app, c.host, c.port if port is None else port)
@@ -86,17 +85,3 @@ def _spool(config: Config) -> Any:
 
     path = config.mqtt.spool_path(config.resolved_state_dir())
     return lambda: read_depth(path)
-
-
-def _roi(config: Config) -> tuple[float, float, float, float] | None:
-    """The region of interest as fractions (x, y, w, h) if the source config has one."""
-    roi = getattr(config.source, "roi", None)
-    if roi is None:
-        return None
-    try:
-        values = tuple(float(v) for v in roi)
-    except (TypeError, ValueError):
-        return None
-    if len(values) != 4 or not all(0.0 <= v <= 1.0 for v in values):
-        return None  # pixel regions are drawn once the frame size is known: not yet
-    return values  # type: ignore[return-value]

@@ -123,6 +123,12 @@ def _encode(frame: LiveFrame, heat: bool, quality: int) -> bytes:
         image = cv2.resize(
             image, (MAX_WIDTH, round(h * MAX_WIDTH / w)), interpolation=cv2.INTER_AREA
         )
+        h, w = image.shape[:2]
+    if frame.roi is not None:  # outline the inspected region (on a copy: the frame is shared)
+        x, y, rw, rh = frame.roi
+        image = image.copy() if image is frame.image else image
+        corner = (round((x + rw) * w) - 1, round((y + rh) * h) - 1)
+        cv2.rectangle(image, (round(x * w), round(y * h)), corner, (0, 200, 255), 2)
     ok, jpeg = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
     if not ok:
         raise OSError("cannot encode the live frame as JPEG")

@@ -44,7 +44,6 @@ def create_app(
     *,
     snapshot_dir: Path | None,
     review: ReviewStore,
-    roi: tuple[float, float, float, float] | None = None,
     fps: float = 5.0,
 ) -> Flask:
     """The WSGI app; everything it touches is passed in."""
@@ -93,7 +92,7 @@ def create_app(
 
     @app.get("/", endpoint="index")
     def index() -> str:
-        return render_template("index.html", fps=fps, roi=",".join(map(str, roi or ())))
+        return render_template("index.html", fps=fps)
 
     @app.get("/static/<name>", endpoint="asset")
     def asset(name: str) -> Response:

@@ -135,8 +135,13 @@ class Dispatcher:
                     if label
                     else None
                 )
+            if heat is None and frame.view.roi is not None:
+                # the whole camera frame, the inspected region outlined
+                image, roi = frame.pixels.full(), frame.view.fractions(frame.pixels.size)
+            else:  # the inspected view itself (the heat map covers it)
+                image, roi = frame.image, None
             tap.offer_frame(
-                LiveFrame(frame.image, frame.index, frame.timestamp, scores, heat, label)
+                LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi)
             )
 
     def state(self, state: State | None) -> None:

@@ -26,6 +26,7 @@ from edge.events import DefectEvent
 from edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from edge.sources import FrameSource
 from edge.stats import StatsWindow, read_cpu_temp_c
+from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,7 @@ class Loop:
             self._restart_capture.set()
         self._summary.model = self._slot.description
         log.info("reloaded: model %s", self._summary.model)
+        warn_if_view_differs(clf, config.source)
         self._show()
         return True
 

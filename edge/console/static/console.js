@@ -97,15 +97,6 @@ async function liveLoop() {
   }
 }
 
-function placeRoi() {
-  const parts = (body.dataset.roi || "").split(",").map(Number);
-  if (parts.length !== 4 || parts.some(Number.isNaN)) return;
-  const roi = $("#roi");
-  const [x, y, w, h] = parts;
-  Object.assign(roi.style, { left: `${x * 100}%`, top: `${y * 100}%`, width: `${w * 100}%`, height: `${h * 100}%` });
-  roi.hidden = false;
-}
-
 // -- state, scores, stats -------------------------------------------------------------------
 function renderState(state) {
   const verdict = $("#verdict");
@@ -334,5 +325,4 @@ async function poll(fn, period) {
 }
 
 wire();
-placeRoi();
 start();
