@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ValidationError,
     field_validator,
@@ -24,7 +25,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from edge.config_checks import pin_conflicts, suggestion
+from edge.config_checks import add_pin_problems, camera_index, pin_conflicts, suggestion
+from edge.console.config import ConsoleConfig
 from edge.controls import ControlsConfig
 from edge.errors import ConfigError
 from edge.mqtt.config import MqttConfig
@@ -70,11 +72,10 @@ class SourceConfig(Section):
 
     kind: Literal["auto", "usb", "picamera2", "stream", "file", "folder"] = "auto"
     # USB index ("0") or /dev/videoN, rtsp:// or http(s):// URL, video file, image folder.
-    uri: str = Field(default="0", min_length=1)
+    uri: Annotated[str, BeforeValidator(camera_index)] = Field(default="0", min_length=1)
     loop: bool = False  # video file / image folder: start again at the end
     width: Annotated[int, Field(ge=16, le=8192)] | None = None  # camera request, if set
     height: Annotated[int, Field(ge=16, le=8192)] | None = None
-    # camera: the frame rate asked for; video file: the playback rate (demos, dry runs)
     fps: Annotated[float, Field(gt=0, le=240)] | None = None
     realtime: bool = False  # video file: play at its own frame rate (not as fast as it decodes)
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
@@ -103,14 +104,6 @@ class SourceConfig(Section):
                 raise PydanticCustomError("roi", "fractions: x + w and y + h must be <= 1")
         elif x < 0 or y < 0 or w < 8 or h < 8:
             raise PydanticCustomError("roi", "pixels: x, y >= 0 and w, h >= 8")
-        return value
-
-    @field_validator("uri", mode="before")
-    @classmethod
-    def _camera_index(cls, value: Any) -> Any:
-        """``uri = 0`` (a TOML integer) is camera index 0, as ``uri = "0"`` is."""
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return str(value)
         return value
 
     @field_validator("reconnect_max_s")
@@ -271,6 +264,7 @@ class Config(Section):
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
     mqtt: MqttConfig = MqttConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _pins_unique(self) -> Config:
@@ -350,12 +344,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             problems = problems_of(exc)
         except RecursionError:
             problems = ["(top level): nested too deeply"]
-        # cross-field checks run only on valid sections; check pins on the data as written too
-        if isinstance(data, dict):
-            for key, pin, other in pin_conflicts(data.get("gpio"), data.get("trigger"), _PINS):
-                line = f"{key}: pin {pin} is already used by {other}"
-                if not any(line in p for p in problems):
-                    problems.append(line)
+        add_pin_problems(problems, data, _PINS)  # cross-field checks skip invalid sections
     noun = "problem" if len(problems) == 1 else "problems"
     raise ConfigError(f"invalid config: {len(problems)} {noun}", problems) from None
 

@@ -32,6 +32,23 @@ def pin_conflicts(
     return conflicts
 
 
+def add_pin_problems(problems: list[str], data: Any, pins: Mapping[str, int | None]) -> None:
+    """Add the pin conflicts of the data as written to ``problems`` (each once)."""
+    if not isinstance(data, dict):
+        return
+    for key, pin, other in pin_conflicts(data.get("gpio"), data.get("trigger"), pins):
+        line = f"{key}: pin {pin} is already used by {other}"
+        if not any(line in p for p in problems):
+            problems.append(line)
+
+
+def camera_index(value: Any) -> Any:
+    """``uri = 0`` (a TOML integer) is camera index 0, as ``uri = "0"`` is."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    return value
+
+
 def known_keys(loc: tuple, root: Any) -> list[str]:
     """The keys the section at ``loc`` (without its last part) of model ``root`` accepts."""
     model: Any = root

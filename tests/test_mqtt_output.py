@@ -98,9 +98,7 @@ def test_state_is_retained_and_republished_after_a_broker_restart(
         assert json.loads(after.messages[0][1]) == state.to_dict()
 
 
-def test_per_frame_results_are_rate_limited(
-    mosquitto_broker, mqtt_subscribe, tmp_path: Path
-):
+def test_per_frame_results_are_rate_limited(mosquitto_broker, mqtt_subscribe, tmp_path: Path):
     sub = mqtt_subscribe(mosquitto_broker, ["pi-inspect/line1/result", "pi-inspect/line1/stats"])
     config = config_for(mosquitto_broker, result={"enabled": True, "max_rate_hz": 0.5})
     with make_output(config, tmp_path) as out:
@@ -160,9 +158,7 @@ def test_discovery_is_republished_when_home_assistant_comes_online(
         assert sub.wait_for(lambda m: len(m) == seen + 7)  # 6 again, plus the status message
 
 
-def test_discovery_can_be_switched_off(
-    mosquitto_broker, mqtt_subscribe, tmp_path: Path
-):
+def test_discovery_can_be_switched_off(mosquitto_broker, mqtt_subscribe, tmp_path: Path):
     sub = mqtt_subscribe(mosquitto_broker, ["homeassistant/#", "pi-inspect/line1/stats"])
     config = config_for(mosquitto_broker, discovery={"enabled": False})
     with make_output(config, tmp_path) as out:

@@ -3,7 +3,7 @@
 Anything on the network may arrive here, so validation is total: a payload that is not exactly
 what a verb accepts gets an ``ok: false`` reply and never reaches the daemon. Payloads:
 
-- ``snapshot``, ``trigger``, ``reload``: empty, or the JSON object ``{}``.
+- ``snapshot``, ``trigger``, ``reload``, ``acknowledge``: empty, or the JSON object ``{}``.
 - ``thresholds``: a JSON object ``{"<label>": <number in [0, 1]>, ...}``, at least one known
   label, no unknown label, no duplicate key, no NaN/Infinity, no booleans.
 """
