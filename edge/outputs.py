@@ -73,13 +73,14 @@ class CommandSource(Protocol):
 class LiveFrame:
     """A captured frame offered to a live viewer, with the model's output if it was inspected."""
 
-    image: Any  # BGR uint8 array as captured (not copied: the capture thread never reuses it)
+    image: Any  # BGR uint8 array as captured (not copied), or None when ``jpeg`` holds it
     index: int
     timestamp: float  # unix time of capture
     scores: dict[str, float] | None = None  # None: not inspected (trigger mode, no model)
     heat: Any = None  # float32 [h, w] in [0, 1] for ``heat_label``, only when asked for
     heat_label: str | None = None
     roi: tuple[float, float, float, float] | None = None  # the inspected region, as fractions
+    jpeg: bytes | None = None  # the camera's own JPEG of ``image`` (sent as is: no re-encoding)
 
 
 class FrameTap(Protocol):

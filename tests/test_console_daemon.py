@@ -160,3 +160,12 @@ def test_the_viewer_sees_the_whole_frame_with_the_region_outlined_or_the_region_
     assert plain.frames[0].image.shape[:2] == (24, 32)  # the camera's whole frame
     assert all(f.roi is None and f.heat is not None for f in heat.frames)
     assert heat.frames[0].image.shape[:2] == (12, 16)  # what the model saw, at full resolution
+
+
+def test_a_jpeg_cameras_frames_reach_the_viewer_as_they_came(tmp_path):
+    tap = Tap(watching=True)
+    run(tmp_path, script((OK_BGR, 3)), TapOutput(tap))  # an MJPG AVI: compressed frames
+    assert tap.frames and all(f.jpeg[:2] == b"\xff\xd8" and f.image is None for f in tap.frames)
+    heat = Tap(watching=True, heat=True)
+    run(tmp_path, script((OK_BGR, 3)), TapOutput(heat))
+    assert all(f.jpeg is None and f.image is not None for f in heat.frames)

@@ -90,9 +90,13 @@ class Actions:
         frame = self._console.frame_tap.latest()
         if frame is None or frame.scores is None:
             raise NotKept("no inspected live frame yet: open the live view first")
-        ok, jpeg = cv2.imencode(".jpg", frame.image, [int(cv2.IMWRITE_JPEG_QUALITY), 95])
-        if not ok:
-            raise OSError("cannot encode the frame")
+        if frame.jpeg is not None:  # the camera's own JPEG: kept as it came
+            jpeg_bytes = frame.jpeg
+        else:
+            ok, jpeg = cv2.imencode(".jpg", frame.image, [int(cv2.IMWRITE_JPEG_QUALITY), 95])
+            if not ok:
+                raise OSError("cannot encode the frame")
+            jpeg_bytes = jpeg.tobytes()
         heat = None
         if frame.heat is not None:
             from edge.snapshots import overlay
@@ -109,7 +113,7 @@ class Actions:
             "note": note,
             **{k: state.get(k) for k in ("verdict", "active", "thresholds", "alarms", "model")},
         }
-        return self._review.add(jpeg.tobytes(), heat, meta)
+        return self._review.add(jpeg_bytes, heat, meta)
 
     def _keep_event(self, event_id: str, note: str | None) -> str:
         event = self._console.event(event_id)

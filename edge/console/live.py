@@ -115,6 +115,8 @@ def _encode(frame: LiveFrame, heat: bool, quality: int) -> bytes:
 
     from edge.snapshots import overlay
 
+    if frame.jpeg is not None:
+        return frame.jpeg
     image: Any = frame.image
     if heat and frame.heat is not None:
         image = overlay(image, frame.heat)

@@ -135,13 +135,17 @@ class Dispatcher:
                     if label
                     else None
                 )
-            if heat is None and frame.view.roi is not None:
+            jpeg = None
+            if heat is None and frame.view.identity and hasattr(frame.pixels, "data"):
+                # a JPEG camera's frame as it came: nothing to decode or encode
+                image, roi, jpeg = None, None, frame.pixels.data.tobytes()
+            elif heat is None and frame.view.roi is not None:
                 # the whole camera frame, the inspected region outlined
                 image, roi = frame.pixels.full(), frame.view.fractions(frame.pixels.size)
             else:  # the inspected view itself (the heat map covers it)
                 image, roi = frame.image, None
             tap.offer_frame(
-                LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi)
+                LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi, jpeg)
             )
 
     def state(self, state: State | None) -> None:
