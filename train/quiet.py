@@ -2,7 +2,7 @@
 
 ``TF_CPP_MIN_LOG_LEVEL`` (set by the CLI) hides most of it, but not what absl prints before its
 logging is initialised ("All log messages before absl::InitializeLog() ...", "Could not find
-cuda drivers ...") nor the converter's ``fully_quantize: 0, inference_type: 6 ...`` lines. The
+cuda drivers ...", "failed call to cuInit" when the devices are first probed) nor the converter's ``fully_quantize: 0, inference_type: 6 ...`` lines. The
 CLI imports TensorFlow and runs the converter with descriptor 2 pointed at /dev/null unless
 ``-v`` was given; Python exceptions still carry every error message.
 """
@@ -46,4 +46,5 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules:
         return
     with stderr_silenced(not verbose()):
-        importlib.import_module("tensorflow")
+        tf = importlib.import_module("tensorflow")
+        tf.config.list_physical_devices()  # probes CUDA now ("failed call to cuInit" where none)
