@@ -179,7 +179,8 @@ class Daemon:
             "scores": scores,
             "model_sha256": clf.info.sha256,
         }
-        return self._snapshots.save(image, heat, meta, tag="request").name
+        saved = self._snapshots.save(image, heat, meta, tag="request")
+        return saved.name if saved is not None else None
 
     def reload(self) -> bool:
         """Reload config (if from a file) and bundle; anything bad is refused, the old one runs."""
@@ -339,11 +340,8 @@ class Daemon:
                 "model": clf.info.name,
                 "model_version": clf.info.version,
             }
-            try:
-                saved = self._snapshots.save(image, heat, meta, tag=event.label)
-            except OSError as exc:
-                log.warning("snapshot not saved: %s", exc)
-            else:
+            saved = self._snapshots.save(image, heat, meta, tag=event.label)
+            if saved is not None:  # else the store's health says why (a fault while it lasts)
                 event = replace(event, snapshot=saved.name)
                 self._event_snapshots[event.event_id] = saved.name
                 for out in self._outputs:
@@ -538,6 +536,7 @@ class Daemon:
             max_count=snap.max_count,
             max_bytes=snap.max_bytes,
             max_age_s=snap.max_age_s,
+            min_free_bytes=snap.min_free_bytes,
             jpeg_quality=snap.jpeg_quality,
         )
         self._snapshots.prune()

@@ -239,11 +239,12 @@ def recording_controller() -> RecordingController:
 class Tmpfs:
     """A tmpfs mounted at ``path``; ``fill()`` takes every free byte, ``read_only()`` remounts."""
 
-    def __init__(self, path: Path, size: str) -> None:
+    def __init__(self, path: Path, size: str, options: str = "") -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
+        opts = f"size={size},mode=0755" + (f",{options}" if options else "")
         subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
             check=True,
             capture_output=True,
         )
@@ -280,14 +281,15 @@ class Tmpfs:
 
 @pytest.fixture
 def make_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Tmpfs]]:
-    """Factory: ``make_tmpfs("2m")`` -> a mounted tmpfs of that size (root only, else skip)."""
+    """Factory: ``make_tmpfs("2m", options="nr_inodes=8")`` -> a mounted tmpfs of that size
+    (root only, else skip)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root (the fault is injected with a real filesystem)")
     mounts: list[Tmpfs] = []
 
-    def make(size: str = "2m", name: str = "fs") -> Tmpfs:
+    def make(size: str = "2m", name: str = "fs", options: str = "") -> Tmpfs:
         try:
-            fs = Tmpfs(tmp_path / f"{name}{len(mounts)}", size)
+            fs = Tmpfs(tmp_path / f"{name}{len(mounts)}", size, options)
         except subprocess.CalledProcessError as exc:
             pytest.skip(f"cannot mount a tmpfs here: {exc.stderr.decode().strip()}")
         mounts.append(fs)
