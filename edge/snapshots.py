@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.health import Health
+
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jpg", ".heat.jpg", ".json")
@@ -47,15 +49,6 @@ def overlay(frame_bgr: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.
         cv2.resize(heat8, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLORMAP_JET
     )
     return cv2.addWeighted(frame_bgr, 1.0 - alpha, coloured, alpha, 0.0)
-
-
-@dataclass(frozen=True)
-class SnapshotHealth:
-    """What the store's owner reports: a fault line while snapshots are not saved, and counts."""
-
-    fault: str | None
-    saved: int  # snapshots saved since start
-    skipped: int  # snapshots not saved (no space, read-only or failing disk) since start
 
 
 class SnapshotStore:
@@ -154,13 +147,16 @@ class SnapshotStore:
         self._skipped += 1
         return None
 
-    def health(self) -> SnapshotHealth:
-        """The fault line and counts. A fault clears when a save works, or here when the
-        directory takes writes again with room for the snapshot that was skipped."""
+    def health(self) -> Health:
+        """Fault ``snapshots`` and the counts. A fault clears when a save works, or here when
+        the directory takes writes again with room for the snapshot that was skipped."""
         with self._lock:
             if self._fault is not None and self._writable_with_room():
                 self._fault = None
-            return SnapshotHealth(self._fault, self._saved, self._skipped)
+            return Health(
+                faults={"snapshots": self._fault},
+                stats={"snapshots_saved": self._saved, "snapshots_skipped": self._skipped},
+            )
 
     def _writable_with_room(self) -> bool:
         try:

@@ -23,6 +23,10 @@ def save(store: SnapshotStore, seed: int):
     return store.save(noise(seed), HEAT, {"seed": seed}, tag="error")
 
 
+def fault(store: SnapshotStore) -> str | None:
+    return store.health().faults["snapshots"]
+
+
 def temporary_files(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.name.startswith(".")]
 
@@ -44,8 +48,11 @@ def test_a_full_disk_stops_snapshots_cleanly_and_they_resume_when_space_returns(
     results = [save(store, i) for i in range(40)]
     assert results[0] is not None and results[-1] is None
     health = store.health()
-    assert health.fault.startswith("snapshots stopped: disk full")
-    assert health.saved == sum(r is not None for r in results) and health.skipped > 0
+    assert health.faults["snapshots"].startswith("snapshots stopped: disk full")
+    assert (
+        health.stats["snapshots_saved"] == sum(r is not None for r in results)
+        and health.stats["snapshots_skipped"] > 0
+    )
     assert temporary_files(store.directory) == []
     assert incomplete_snapshots(store.directory) == []
 
@@ -53,7 +60,7 @@ def test_a_full_disk_stops_snapshots_cleanly_and_they_resume_when_space_returns(
     for sidecar in oldest:  # an operator makes room
         for suffix in SUFFIXES:
             Path(str(sidecar)[: -len(".json")] + suffix).unlink()
-    assert store.health().fault is None
+    assert fault(store) is None
     assert save(store, 99) is not None
 
 
@@ -65,7 +72,7 @@ def test_a_write_that_fails_mid_snapshot_removes_what_it_wrote_and_its_temporary
     store = SnapshotStore(fs.path / "snapshots", min_free_bytes=0)
     assert save(store, 0) is not None
     assert save(store, 1) is None
-    assert "No space left on device" in store.health().fault
+    assert "No space left on device" in fault(store)
     assert temporary_files(store.directory) == []
     assert incomplete_snapshots(store.directory) == []
     assert len(list(store.directory.iterdir())) == 3  # the first snapshot, whole
@@ -78,7 +85,7 @@ def test_retention_keeps_min_free_bytes_free_and_pauses_when_other_files_take_it
     for i in range(30):
         assert save(store, i) is not None  # the oldest go to make room
         assert fs.free_bytes() >= keep
-    assert store.health().fault is None
+    assert fault(store) is None
     before = frames(store.directory)
     filler = fs.fill()  # something else fills the disk: the oldest snapshots yield to the new one
     newest = save(store, 100)
@@ -87,11 +94,11 @@ def test_retention_keeps_min_free_bytes_free_and_pauses_when_other_files_take_it
     assert after[-1] == newest.name and after[:-1] == before[len(before) - len(after) + 1 :]
     more = fs.fill("more")  # and again: not enough snapshots left to make room, so they pause
     assert save(store, 101) is None
-    assert store.health().fault.startswith("snapshots paused:")
+    assert fault(store).startswith("snapshots paused:")
     assert frames(store.directory) == [] and temporary_files(store.directory) == []
     filler.unlink()
     more.unlink()
-    assert store.health().fault is None
+    assert fault(store) is None
     assert save(store, 102) is not None
 
 
@@ -101,12 +108,12 @@ def test_a_read_only_disk_stops_snapshots_until_it_is_writable(make_tmpfs):
     assert save(store, 0) is not None
     fs.read_only()
     assert save(store, 1) is None
-    assert "Read-only file system" in store.health().fault
+    assert "Read-only file system" in fault(store)
     store.prune()  # never raises on a read-only disk either
     fs.read_only(False)
-    assert store.health().fault is None
+    assert fault(store) is None
     assert save(store, 2) is not None
-    assert store.health().saved == 2 and store.health().skipped == 1
+    assert store.health().stats == {"snapshots_saved": 2, "snapshots_skipped": 1}
 
 
 def test_temporary_files_left_by_a_crash_are_removed_at_start(tmp_path: Path):
