@@ -124,19 +124,27 @@ def test_valid_thresholds_reach_the_controller_exactly(thresholds, pad):
     assert reply.result["thresholds"] == controller.thresholds
 
 
-def test_commands_without_arguments_accept_empty_or_empty_object():
+def test_commands_without_arguments_accept_only_the_empty_object():
     for verb in NO_ARG_VERBS:
-        for payload in (b"", b"{}", b" { } \n"):
+        for payload in (b"{}", b" { } \n"):
             controller = RecordingController(LABELS)
             reply = CommandHandler(controller).handle(verb, payload)
             assert reply.ok and controller.calls == [(verb, None)]
-    reply = CommandHandler(RecordingController(LABELS)).handle("snapshot", b"")
+    reply = CommandHandler(RecordingController(LABELS)).handle("snapshot", b"{}")
     assert reply.result == {"snapshot": "snap-0001.jpg"}
+
+
+def test_an_empty_payload_is_not_a_command():
+    for verb in COMMAND_VERBS:
+        for payload in (b"", b" \n"):
+            controller = RecordingController(LABELS)
+            reply = CommandHandler(controller).handle(verb, payload)
+            assert not reply.ok and controller.calls == []
 
 
 def test_disabled_handler_runs_nothing():
     controller = RecordingController(LABELS)
-    reply = CommandHandler(controller, enabled=False).handle("trigger", b"")
+    reply = CommandHandler(controller, enabled=False).handle("trigger", b"{}")
     assert reply.ok is False and controller.calls == []
 
 

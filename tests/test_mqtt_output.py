@@ -189,7 +189,7 @@ def test_commands_switched_off_are_ignored(
     config = config_for(mosquitto_broker, commands={"enabled": False})
     with make_output(config, recording_controller, tmp_path) as out:
         assert sub.wait_for(lambda m: out.connected)
-        sub.client.publish("pi-inspect/line1/cmd/trigger", b"", qos=1)
+        sub.client.publish("pi-inspect/line1/cmd/trigger", b"{}", qos=1)
         out.publish_stats(stats())
         assert sub.wait_for(lambda m: sub.payloads("pi-inspect/line1/stats"))
     assert recording_controller.calls == []

@@ -3,7 +3,8 @@
 Anything on the network may arrive here, so validation is total: a payload that is not exactly
 what a verb accepts gets an ``ok: false`` reply and the controller is never called. Payloads:
 
-- ``snapshot``, ``trigger``, ``reload``: empty, or the JSON object ``{}``.
+- ``snapshot``, ``trigger``, ``reload``: the JSON object ``{}``. An empty payload is never a
+  command (it is how a retained message is cleared); a retained command is never run.
 - ``thresholds``: a JSON object ``{"<label>": <number in [0, 1]>, ...}``, at least one known
   label, no unknown label, no duplicate key, no NaN/Infinity, no booleans.
 """
@@ -60,7 +61,7 @@ def _parse_json(payload: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidCommand("payload is not UTF-8") from None
     if not text.strip():
-        return {}
+        raise InvalidCommand("empty payload is not a command (send {})")
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from edge.events import DefectEvent, FrameResult, State, Stats
+from edge.health import Health
 from edge.mqtt.commands import CommandHandler
 from edge.mqtt.config import MqttConfig
 from edge.mqtt.discovery import discovery_messages
+from edge.mqtt.link import Link
 from edge.mqtt.spool import Spool
 from edge.mqtt.topics import ONLINE, STOPPED, Topics
 from edge.outputs import Controller
@@ -98,6 +100,9 @@ class MqttOutput:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._connected = threading.Event()
+        self._link = Link(
+            config.host, config.port, (config.reconnect_min_s, config.reconnect_max_s)
+        )
         self._close_lock = threading.Lock()
         self._closed = False
 
@@ -127,6 +132,7 @@ class MqttOutput:
         )
 
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -187,6 +193,20 @@ class MqttOutput:
     def spool_depth(self) -> int:
         return self._spool.depth
 
+    def health(self) -> Health:
+        """Fault ``spool`` while events cannot be written to disk; spool counts and whether the
+        broker is connected. Polled by the daemon; never raises."""
+        spool = self._spool.health()
+        return Health(
+            faults={"spool": spool.fault},
+            stats={
+                "spool_depth": spool.depth,
+                "spool_dropped": spool.dropped,
+                "spool_unpersisted": spool.unpersisted,
+                "mqtt_connected": self._connected.is_set(),
+            },
+        )
+
     # -- Output protocol (called from the inference loop: must not block) -------------------
 
     def publish_event(self, event: DefectEvent) -> None:
@@ -227,9 +247,9 @@ class MqttOutput:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT broker %s refused the connection: %s", self._config.host, reason_code)
+            self._link.down(f"refused: {reason_code}")
             return
-        log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
+        self._link.up()
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         if self._config.commands.enabled:
             client.subscribe(self.topics.command_filter, qos=1)
@@ -242,10 +262,15 @@ class MqttOutput:
         self._connected.set()
         self._wake.set()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._link.down()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
-        if not self._stop.is_set():
-            log.warning("MQTT disconnected (%s); events are kept in the spool", reason_code)
+        if self._stop.is_set():
+            self._link.closed()
+        else:
+            self._link.down(str(reason_code))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # Called with paho's message lock held: no paho calls here, only our own bookkeeping.
@@ -267,10 +292,28 @@ class MqttOutput:
         verb = self.topics.command_verb(message.topic)
         if verb is None or not self._config.commands.enabled:
             return
+        if message.retain:  # an old command kept by the broker, not one sent now
+            self._clear_retained(message.topic, verb)
+            return
+        if not message.payload:  # how a retained message is cleared: not a command
+            return
         try:
             self._commands.put_nowait((verb, bytes(message.payload)))
         except queue.Full:
             self._reply({"command": verb, "ok": False, "error": "busy", "result": {}})
+
+    def _clear_retained(self, topic: str, verb: str) -> None:
+        """Never run a retained command (it would run again on every reconnect, and an old
+        threshold would override a newer one after a broker restart); clear it on the broker."""
+        log.warning(
+            "ignored a retained %s command on %s (commands run only when sent); cleared it",
+            verb,
+            topic,
+        )
+        self._client.publish(topic, b"", qos=1, retain=True)
+        self._reply(
+            {"command": verb, "ok": False, "error": "retained command ignored", "result": {}}
+        )
 
     # -- commands thread --------------------------------------------------------------------
 
