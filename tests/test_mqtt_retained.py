@@ -88,6 +88,7 @@ def test_an_outage_is_logged_once_and_health_shows_the_real_spool_depth(
             "spool_depth": 0,
             "spool_dropped": 0,
             "spool_unpersisted": 0,
+            "spool_moved_aside": None,
             "mqtt_connected": True,
         }
         broker.stop()

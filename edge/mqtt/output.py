@@ -203,6 +203,7 @@ class MqttOutput:
                 "spool_depth": spool.depth,
                 "spool_dropped": spool.dropped,
                 "spool_unpersisted": spool.unpersisted,
+                "spool_moved_aside": spool.moved_aside,
                 "mqtt_connected": self._connected.is_set(),
             },
         )
