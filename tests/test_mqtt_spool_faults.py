@@ -46,7 +46,6 @@ def test_unreadable_spool_is_moved_aside_and_a_fresh_one_takes_events(tmp_path: 
         path.write_bytes(data[: len(data) // 2])
     else:
         path.mkdir()
-        (path / "inside").write_text("kept")
     original = path.read_bytes() if path.is_file() else None
 
     with Spool(path, max_events=100) as spool:
@@ -57,11 +56,23 @@ def test_unreadable_spool_is_moved_aside_and_a_fresh_one_takes_events(tmp_path: 
         if original is not None:
             assert kept.read_bytes() == original  # kept for inspection, byte for byte
         else:
-            assert (kept / "inside").read_text() == "kept"
+            assert kept.is_dir()
         spool.append("t/a", b"1")
         spool.append("t/b", b"2")
         assert [m.payload for m in spool.after(0, 10)] == [b"1", b"2"]
     assert rows(path) == [("t/a", b"1"), ("t/b", b"2")]  # the fresh file holds them
+
+
+def test_a_spool_path_that_is_a_directory_holding_files_is_never_moved(tmp_path: Path):
+    path = tmp_path / "state"  # e.g. spool.path set to the state dir by mistake
+    path.mkdir()
+    (path / "snapshot.jpg").write_bytes(b"kept")
+    with Spool(path, max_events=100) as spool:
+        assert "a directory that holds files" in spool.health().fault
+        spool.append("t", b"1")
+        assert [m.payload for m in spool.after(0, 10)] == [b"1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    assert (path / "snapshot.jpg").read_bytes() == b"kept"
 
 
 def test_a_spool_path_that_is_a_device_is_never_moved_and_events_stay_in_memory():

@@ -5,8 +5,9 @@ published, and the row is deleted only when the broker acknowledges it (QoS 1 PU
 carry a sequence number, so a replay after a restart -- even after SIGKILL -- is in the
 original order. The spool is bounded: when full the oldest rows are dropped and counted.
 
-Storage faults never reach the caller. A spool file that cannot be read (garbage, truncated, a
-directory) is renamed ``<name>.corrupt-<time>`` (kept for inspection) and a fresh one is made.
+Storage faults never reach the caller. A spool file that cannot be read (garbage, truncated, an
+empty directory) is renamed ``<name>.corrupt-<time>`` (kept for inspection) and a fresh one is
+made; a device or a directory holding files is never moved (the path is wrong, not the file).
 When the file cannot be opened or written at all (read-only or full disk, I/O error), events are
 kept in memory -- bounded by the same ``max_events`` -- and are published from there just the
 same; the disk is tried again every ``retry_s`` and what memory holds is written to it as soon
@@ -137,7 +138,9 @@ class Spool:
         except FileNotFoundError:
             mode = None
         if mode is not None and stat.S_ISDIR(mode):
-            raise _Unreadable("it is a directory")
+            if any(self.path.iterdir()):  # a path mistaken for the state dir: never moved
+                raise OSError("a directory that holds files")
+            raise _Unreadable("an empty directory")
         if mode is not None and not stat.S_ISREG(mode):  # /dev/null, a FIFO: never moved
             raise OSError("not a regular file")
         db = sqlite3.connect(
