@@ -215,11 +215,11 @@ def test_a_full_two_megabyte_state_dir_for_60_s_keeps_inspecting_and_publishing(
             assert child.alive(), child.log()[-3000:]
             counts.append(len(child.records("event")))
             time.sleep(5.0)
-        assert fs.free_bytes() < 64 * 1024  # the disk really was full
         assert counts[-1] > counts[len(counts) // 2] > counts[0]  # events kept coming
         assert temporary_files(fs.path) == []
         faults = " ".join(s["fault"] or "" for s in child.records("state"))
-        assert "snapshots stopped" in faults, faults
+        assert "snapshots stopped: disk full" in faults, faults  # the disk really filled up
+        assert fs.free_bytes() < 512 * 1024
         printed = {key(e) for e in child.records("event")}
         assert sub.wait_for(lambda m: printed <= received(sub), timeout=30), (
             f"{len(printed - received(sub))} of {len(printed)} printed events not received"
