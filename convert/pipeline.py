@@ -102,7 +102,9 @@ def converted_scores(bundle_dir: Path, images: np.ndarray, interpreter_factory=N
     """Scores (and feature maps) of a bundle's model through the edge runtime."""
     from edge.runtime import load_classifier
 
-    with load_classifier(bundle_dir, interpreter_factory=interpreter_factory) as clf:
+    with load_classifier(
+        bundle_dir, interpreter_factory=interpreter_factory, check_golden=False
+    ) as clf:
         preds = [clf.predict(img) for img in images]
         features = [p.features for p in preds] if clf.has_heatmaps else None
         return np.stack([p.scores for p in preds]), features, clf.manifest
@@ -154,6 +156,9 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
+    from convert.bundle_writer import check_label_names, pick_golden
+
+    check_label_names(labels)  # before minutes of conversion, not after
     task = info["task"]
     size = tuple(int(v) for v in info["input_size"])
     alarms = dict(info.get("alarms") or {})
@@ -216,6 +221,7 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         float_bytes=float_bytes,
         parity=report.to_dict(),
         force=opts.force,
+        golden=test_x[pick_golden(conv_scores)],
         **common,
     )
     return ConvertResult(manifest=manifest, bundle_dir=Path(out_dir), ops=ops, parity=report)

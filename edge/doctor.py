@@ -206,11 +206,23 @@ def check_bundle(bundle: str | Path | None) -> Check:
         return Check(
             "bundle", False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
         )
+    from edge.errors import MissingExtraError
+    from edge.runtime import load_classifier
+
     resolved = path.resolve().name
+    try:  # what the daemon does: load it and run its golden set
+        with load_classifier(path, num_threads=1) as clf:
+            golden = "golden set passed" if clf.manifest.golden is not None else "no golden set"
+    except MissingExtraError:
+        golden = "not loaded: no runtime"
+    except BundleError as exc:
+        return Check(
+            "bundle", False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
+        )
     return Check(
         "bundle",
         True,
-        f"{resolved}: {manifest.name} {manifest.version} sha256 {manifest.sha256[:12]}",
+        f"{resolved}: {manifest.name} {manifest.version} sha256 {manifest.sha256[:12]}, {golden}",
     )
 
 

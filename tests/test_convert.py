@@ -63,12 +63,25 @@ def test_manifest_carries_contract_fields(bundle):
     assert m.labels == tuple(LABELS)
     assert m.input_size == (SIZE, SIZE)
     assert m.input_dtype == "uint8" and m.quantization == "int8"
-    assert set(m.files) == {"model.tflite", "model_float32.tflite"}
+    assert set(m.files) == {"model.tflite", "model_float32.tflite", "golden.npz"}
+    assert m.golden is not None and 1 <= len(m.golden.scores) <= 6
     assert raw["parity"]["labels"] == LABELS
     assert raw["heatmap"]["layers"][-1]["name"] == "logits"
     assert m.head is not None and m.head.layers[-1].kernel.shape == (m.head.layers[-1].kernel.shape[0], 2)
     for key in ("source_run", "created", "thresholds", "alarms", "outputs"):
         assert key in raw
+
+
+def test_golden_set_records_what_the_edge_runtime_computes(bundle):
+    from edge.bundle import golden_inputs
+    from edge.runtime import load_classifier, run_golden
+
+    m = read_manifest(bundle.bundle_dir)
+    inputs = golden_inputs(bundle.bundle_dir, m)
+    assert inputs.shape == (len(m.golden.scores), SIZE, SIZE, 3)
+    assert len({x.tobytes() for x in inputs}) == len(inputs)  # distinct images
+    with load_classifier(bundle.bundle_dir) as clf:
+        assert run_golden(clf) <= 1e-6  # same runtime, same machine: the same scores
 
 
 def test_float_op_left_in_int8_model_is_refused(run_dir):
