@@ -115,7 +115,7 @@ def heatmap_agreement(
 ) -> dict[str, float]:
     """Mean Pearson correlation of on-device heat maps against Keras Grad-CAM per alarm label.
 
-    Averaged over every test image (or the first ``limit``), as #4's bar reads: on the demo
+    Averaged over every test image (or the first ``limit``), never a sample of them: on the demo
     model the first 64 images alone overstated ``error`` by 0.03 (0.983 against 0.948 over all
     1 000). A pair where either map is all zero has no correlation and is left out.
     """

@@ -63,7 +63,7 @@ MODULE_EXTRAS: dict[str, str] = {
 }
 
 
-def _missing_extra(exc: ModuleNotFoundError, command: str) -> MissingExtraError | None:
+def missing_extra(exc: ModuleNotFoundError, command: str) -> MissingExtraError | None:
     """Turn an ImportError of a known optional dependency into a one-line hint."""
     top = (exc.name or "").split(".")[0]
     extra = MODULE_EXTRAS.get(top)
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(only=command)
     except ModuleNotFoundError as exc:
-        hint = _missing_extra(exc, command or "")
+        hint = missing_extra(exc, command or "")
         if hint is None:
             raise
         return _fail(command or "", str(hint), 2)
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_import_command(args.command).run(args) or 0)
     except ModuleNotFoundError as exc:
-        hint = _missing_extra(exc, args.command)
+        hint = missing_extra(exc, args.command)
         if hint is None:
             raise
         return _fail(args.command, str(hint), 2)

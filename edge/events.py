@@ -60,9 +60,7 @@ class Stats:
     dropped_frames: int
     uptime_s: float
     camera_online: bool
-    spool_depth: int = 0
-    spool_dropped: int = 0
-    cpu_temp_c: float | None = None
+    cpu_temp_c: float | None = None  # the SoC temperature, where the kernel exposes it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +72,7 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
+    labels: tuple[str, ...] = ()  # every label the model scores, in output order
 
 
 @dataclass(frozen=True)
@@ -89,4 +88,6 @@ class State:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
+        if d["model"] is not None:
+            d["model"]["labels"] = list(self.model.labels)
         return d

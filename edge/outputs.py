@@ -1,7 +1,11 @@
-"""Where daemon results go: a small output interface (Frigate's communicator idea).
+"""Where daemon results go, and how commands come back (Frigate's communicator idea).
 
-The daemon calls every configured ``Output``; each decides what to do with it. Outputs must not
-block the inference loop for long: one that talks to the network queues and returns.
+The daemon's dispatcher calls every configured ``Output``; each decides what to do with it.
+Outputs must not block the inference loop for long: one that talks to the network queues and
+returns. An output that takes commands (MQTT) is a ``CommandSource``: the dispatcher hands it
+one ``Receiver`` callback, and every command goes through it and comes back as a ``Reply``.
+No output ever holds the daemon itself. This module is the contract between the two sides, so
+outputs import it, never ``edge.daemon``.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Protocol, TextIO, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 from edge.events import DefectEvent, FrameResult, State, Stats
 
@@ -31,23 +37,35 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class Controller(Protocol):
-    """What outputs that take commands (MQTT) may ask the daemon to do."""
+@dataclass(frozen=True)
+class Command:
+    """A validated request: ``snapshot``, ``trigger``, ``reload`` or ``thresholds``."""
 
-    @property
-    def labels(self) -> tuple[str, ...]: ...
+    verb: str
+    thresholds: dict[str, float] = field(default_factory=dict)  # for ``thresholds`` only
 
-    def trigger(self) -> None:
-        """Inspect the next frame now (on-demand trigger mode)."""
 
-    def request_snapshot(self) -> str | None:
-        """Save a snapshot of the latest frame; returns its file name."""
+@dataclass(frozen=True)
+class Reply:
+    """The outcome of one command (for MQTT: what goes back on ``cmd/result``)."""
 
-    def reload(self) -> None:
-        """Reload config and bundle (as SIGHUP does); a bad bundle keeps the old one."""
+    command: str
+    ok: bool
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
 
-    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
-        """Override per-label thresholds; returns the thresholds now in force."""
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "ok": self.ok, "error": self.error, "result": self.result}
+
+
+Receiver = Callable[[Command], Reply]  # thread-safe; never raises
+
+
+@runtime_checkable
+class CommandSource(Protocol):
+    """An output that also takes commands: it passes each one to ``receiver``."""
+
+    def subscribe(self, receiver: Receiver) -> None: ...
 
 
 class JsonLinesOutput:

@@ -25,6 +25,22 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+# Warnings about a file, each given once per run: the capture thread builds a new source on every
+# reopen, so a warning kept per source object would repeat for ever. Bounded like any memory.
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_MAX = 10_000
+
+
+def warn_once(kind: str, path: object, message: str, *args: object) -> None:
+    """``log.warning(message, *args)`` the first time ``kind`` is said of ``path`` in this run."""
+    key = (kind, str(path))
+    if key in _WARNED:
+        log.debug(message, *args)
+        return
+    if len(_WARNED) < _WARNED_MAX:
+        _WARNED.add(key)
+    log.warning(message, *args)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -69,7 +85,6 @@ class OpenCVSource:
         self._position = 0  # frames read from the current pass over a file
         self._index = 0  # frames read in total (continues across loops)
         self._length = 0
-        self._warned_truncated = False
 
     def open(self) -> None:
         import cv2
@@ -112,9 +127,10 @@ class OpenCVSource:
         return None
 
     def _warn_if_truncated(self) -> None:
-        if self._length > 0 and self._position < self._length - 1 and not self._warned_truncated:
-            self._warned_truncated = True
-            log.warning(
+        if self._length > 0 and self._position < self._length - 1:
+            warn_once(
+                "truncated",
+                self.target,
                 "%s ended at frame %d of %d: the file looks truncated",
                 self.name,
                 self._position,
@@ -135,7 +151,8 @@ class OpenCVSource:
 
 
 class FolderSource:
-    """The images of a folder in name order; corrupt files are skipped with one warning each."""
+    """The images of a folder in name order; corrupt files are skipped with one warning each
+    per run (not per reopen)."""
 
     live = False
 
@@ -146,7 +163,6 @@ class FolderSource:
         self._files: list[Path] = []
         self._next = 0
         self._index = 0
-        self._bad: set[Path] = set()
         self._read_in_pass = 0
 
     def open(self) -> None:
@@ -176,9 +192,7 @@ class FolderSource:
             self._next += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None or image.size == 0:
-                if path not in self._bad:
-                    self._bad.add(path)
-                    log.warning("skipping unreadable image %s", path)
+                warn_once("unreadable", path, "skipping unreadable image %s", path)
                 continue
             frame = Frame(self._index, time.time(), image)
             self._index += 1
@@ -240,23 +254,9 @@ class PiCamera2Source:
                 log.debug("picamera2 close: %s", exc)
 
 
-def resolve_kind(config: SourceConfig) -> str:
-    """``auto`` -> usb, picamera2, stream, folder or file, judged from ``uri``."""
-    if config.kind != "auto":
-        return config.kind
-    uri = config.uri
-    if uri.isdigit() or uri.startswith("/dev/video"):
-        return "usb"
-    if uri == "picamera2":
-        return "picamera2"
-    if "://" in uri:
-        return "stream"
-    return "folder" if Path(uri).is_dir() else "file"
-
-
 def make_source(config: SourceConfig) -> FrameSource:
     """Build (but do not open) the source a config describes."""
-    kind = resolve_kind(config)
+    kind = config.resolved().name
     if kind == "picamera2":
         return PiCamera2Source(config.width, config.height)
     if kind == "folder":

@@ -25,6 +25,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from edge.outputs import Command, Reply  # noqa: E402
+
 
 def free_loopback_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -198,37 +200,56 @@ def mqtt_subscribe() -> Iterator[Callable[..., MqttCollector]]:
         collector.close()
 
 
-class RecordingController:
-    """A fake daemon ``Controller`` that records every call (to prove what changed, or not)."""
+class RecordingReceiver:
+    """A command receiver standing in for the daemon's dispatcher: records every command (to
+    prove what reached it, or not) and answers as the daemon would."""
 
     def __init__(self, labels: tuple[str, ...] = ("error", "break", "length")) -> None:
-        self._labels = labels
+        self.labels = labels
         self.calls: list[tuple[str, object]] = []
         self.thresholds = dict.fromkeys(labels, 0.5)
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    def trigger(self) -> None:
-        self.calls.append(("trigger", None))
-
-    def request_snapshot(self) -> str | None:
-        self.calls.append(("snapshot", None))
-        return "snap-0001.jpg"
-
-    def reload(self) -> None:
-        self.calls.append(("reload", None))
-
-    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
-        self.calls.append(("thresholds", dict(thresholds)))
-        self.thresholds.update(thresholds)
-        return dict(self.thresholds)
+    def __call__(self, command: Command) -> Reply:
+        if command.verb == "thresholds":
+            self.calls.append(("thresholds", dict(command.thresholds)))
+            self.thresholds.update(command.thresholds)
+            return Reply("thresholds", True, result={"thresholds": dict(self.thresholds)})
+        self.calls.append((command.verb, None))
+        if command.verb == "snapshot":
+            return Reply("snapshot", True, result={"snapshot": "snap-0001.jpg"})
+        return Reply(command.verb, True)
 
 
 @pytest.fixture
-def recording_controller() -> RecordingController:
-    return RecordingController()
+def recording_receiver() -> RecordingReceiver:
+    return RecordingReceiver()
+
+
+@pytest.fixture
+def pins():
+    """gpiozero's MockFactory: real pin state, no hardware."""
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+
+
+@pytest.fixture
+def make_daemon(pins):
+    """Builds the test daemon: ``make_daemon(config, **parts)``. Unless given, its model is the
+    scripted classifier (tests/daemon_helpers.py), its pins are ``pins`` and it has no outputs."""
+    from daemon_helpers import ScriptedClassifier
+
+    from edge.daemon import Daemon
+
+    def make(config, **parts):
+        parts.setdefault("classifier_loader", lambda _model: ScriptedClassifier())
+        parts.setdefault("pin_factory", pins)
+        parts.setdefault("outputs", [])
+        return Daemon(config, **parts)
+
+    return make
 
 
 # ---------------------------------------------------------------------------------------------

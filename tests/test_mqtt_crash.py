@@ -51,7 +51,6 @@ def scripted_event(i: int) -> DefectEvent:
 
 
 def child_main(argv: list[str]) -> int:
-    from conftest import RecordingController
 
     from edge.mqtt import make_output
     from edge.mqtt.config import MqttConfig
@@ -76,7 +75,7 @@ def child_main(argv: list[str]) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
     progress = args.state_dir / "progress"
-    with make_output(config, RecordingController(LABELS), args.state_dir) as out:
+    with make_output(config, args.state_dir) as out:
         for n, i in enumerate(range(args.first, args.first + args.count), start=1):
             out.publish_event(scripted_event(i))
             tmp = progress.with_suffix(".tmp")

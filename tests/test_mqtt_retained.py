@@ -8,25 +8,28 @@ import logging
 import time
 from pathlib import Path
 
-from test_mqtt_output import config_for, make_event
+from test_mqtt_output import RUNNING, config_for, make_event
 
 from edge.mqtt import make_output
 
 CMD = "pi-inspect/line1/cmd"
 
 
-def start(broker, controller, state_dir: Path, **overrides):
-    """A started MQTT output whose commands reach ``controller``."""
-    return make_output(config_for(broker, **overrides), controller, state_dir)
+def start(broker, receiver, state_dir: Path, **overrides):
+    """A started MQTT output for a running model whose commands reach ``receiver``."""
+    out = make_output(config_for(broker, **overrides), state_dir)
+    out.subscribe(receiver)
+    out.publish_state(RUNNING)
+    return out
 
 
 def test_a_retained_threshold_command_is_not_applied_again_after_a_broker_restart(
-    make_mosquitto, mqtt_subscribe, recording_controller, tmp_path: Path
+    make_mosquitto, mqtt_subscribe, recording_receiver, tmp_path: Path
 ):
     broker = make_mosquitto(persistence=True)  # retained messages survive the restart
     # a persistent session: the replies sent while it reconnects wait for it
     operator = mqtt_subscribe(broker, [f"{CMD}/result"], client_id="operator", clean_session=False)
-    with start(broker, recording_controller, tmp_path) as out:
+    with start(broker, recording_receiver, tmp_path) as out:
         assert operator.wait_for(lambda m: out.connected)
         # retained by mistake: it runs once, as sent (a live message arrives without the flag)
         operator.client.publish(f"{CMD}/thresholds", b'{"error": 0.9}', qos=1, retain=True)
@@ -42,21 +45,21 @@ def test_a_retained_threshold_command_is_not_applied_again_after_a_broker_restar
         }
         replies = lambda: [json.loads(p) for _, p, _ in operator.messages]  # noqa: E731
         assert operator.wait_for(lambda m: ignored in replies(), timeout=20), replies()
-        assert recording_controller.calls == [
+        assert recording_receiver.calls == [
             ("thresholds", {"error": 0.9}),
             ("thresholds", {"error": 0.3}),
         ]
-        assert recording_controller.thresholds["error"] == 0.3
+        assert recording_receiver.thresholds["error"] == 0.3
     late = mqtt_subscribe(broker, [f"{CMD}/#"])  # the retained command was cleared
     time.sleep(1.0)
     assert late.messages == []
 
 
 def test_an_empty_payload_is_not_a_command(
-    mosquitto_broker, mqtt_subscribe, recording_controller, tmp_path: Path
+    mosquitto_broker, mqtt_subscribe, recording_receiver, tmp_path: Path
 ):
     operator = mqtt_subscribe(mosquitto_broker, [f"{CMD}/result"])
-    with start(mosquitto_broker, recording_controller, tmp_path) as out:
+    with start(mosquitto_broker, recording_receiver, tmp_path) as out:
         assert operator.wait_for(lambda m: out.connected)
         for verb in ("snapshot", "trigger", "reload", "thresholds"):
             operator.client.publish(f"{CMD}/{verb}", b"", qos=1)
@@ -64,16 +67,16 @@ def test_an_empty_payload_is_not_a_command(
         assert operator.wait_for(lambda m: len(m) >= 1)
         time.sleep(0.5)
     assert [json.loads(p)["command"] for _, p, _ in operator.messages] == ["trigger"]
-    assert recording_controller.calls == [("trigger", None)]
+    assert recording_receiver.calls == [("trigger", None)]
 
 
 def test_an_outage_is_logged_once_and_health_shows_the_real_spool_depth(
-    make_mosquitto, recording_controller, tmp_path: Path, caplog
+    make_mosquitto, recording_receiver, tmp_path: Path, caplog
 ):
     caplog.set_level(logging.INFO, logger="edge.mqtt")
     broker = make_mosquitto()
     broker.stop()  # unreachable from the start: paho retries every second
-    with start(broker, recording_controller, tmp_path, discovery={"enabled": False}) as out:
+    with start(broker, recording_receiver, tmp_path, discovery={"enabled": False}) as out:
         for i in range(5):
             out.publish_event(make_event(i))
         time.sleep(3.5)

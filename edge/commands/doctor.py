@@ -26,10 +26,12 @@ def run(args: argparse.Namespace) -> int:
     # each check already turns those failures into its FAIL line with a fix hint.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     warnings.simplefilter("ignore")
+    from edge import preflight
     from edge.config import load_config
 
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     config = load_config(path)
+    preflight.check(config)  # the checks below need paths that can exist
     print(f"pi-inspect doctor ({path or 'built-in defaults'})")
     failed = 0
     skip = set(args.skip)

@@ -45,12 +45,14 @@ def install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
+    from edge import preflight
     from edge.config import load_config, with_overrides
     from edge.daemon import Daemon
     from edge.sdnotify import Notifier
 
     overrides = partial(with_overrides, source=args.source, bundle=args.bundle)
     config = overrides(load_config(args.config))
+    preflight.check(config)
     stop = threading.Event()
     with Notifier.from_env() as notifier:
         daemon = Daemon(config, config_path=args.config, overrides=overrides, notifier=notifier)

@@ -18,6 +18,7 @@ as it takes writes again. ``health()`` says what is wrong and how many events ar
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -115,82 +116,25 @@ class Spool:
         self._retry_at = self._clock() + self._retry_s
         try:
             try:
-                self._db = self._connect()
+                opened = _connect(self.path, self._durable)
             except _Unreadable as exc:
-                kept = self._move_aside()
+                self._moved_aside = _move_aside(self.path, self._wall_clock())
                 log.warning(
                     "MQTT spool %s was unreadable (%s); kept it as %s and started a new one",
                     self.path,
                     exc,
-                    kept.name,
+                    self._moved_aside.name,
                 )
-                self._db = self._connect()
+                opened = _connect(self.path, self._durable)
         except (_Unreadable, sqlite3.Error, OSError) as exc:
             self._db = None
             self._fault = f"MQTT spool {self.path} cannot be used ({_reason(exc)})"
             return
-        self._fault = None
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            mode = os.stat(self.path).st_mode
-        except FileNotFoundError:
-            mode = None
-        if mode is not None and stat.S_ISDIR(mode):
-            if any(self.path.iterdir()):  # a path mistaken for the state dir: never moved
-                raise OSError("a directory that holds files")
-            raise _Unreadable("an empty directory")
-        if mode is not None and not stat.S_ISREG(mode):  # /dev/null, a FIFO: never moved
-            raise OSError("not a regular file")
-        db = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL survives a process crash (SIGKILL); FULL also survives a power cut.
-            db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
-            db.executescript(_SCHEMA)
-            check = db.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if check != "ok":
-                raise _Unreadable(str(check))
-            depth, last = db.execute("SELECT COUNT(*), MAX(seq) FROM events").fetchone()
-            seq_row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            dropped = db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            if getattr(exc, "sqlite_errorname", "") in _UNREADABLE:
-                raise _Unreadable(str(exc)) from None
-            raise
-        except BaseException:
-            db.close()
-            raise
-        self._disk_depth = int(depth)
-        self._disk_dropped = int(dropped[0])
+        self._db = opened.db
+        self._disk_depth, self._disk_dropped = opened.depth, opened.dropped
         # Sequence numbers continue after both the file's and memory's: order survives.
-        self._next_seq = max(
-            self._next_seq, int(last or 0) + 1, int(seq_row[0] if seq_row else 0) + 1
-        )
-        return db
-
-    def _move_aside(self) -> Path:
-        """Rename the unreadable file (and its WAL/SHM) to ``<name>.corrupt-<time>``."""
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._wall_clock()))
-        kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while kept.exists() or kept.is_symlink():
-            n += 1
-            kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-        os.replace(self.path, kept)
-        for side in _SIDE_FILES:
-            source = self.path.with_name(self.path.name + side)
-            if source.exists():
-                try:
-                    os.replace(source, kept.with_name(kept.name + side))
-                except OSError:
-                    source.unlink(missing_ok=True)
-        self._moved_aside = kept
-        return kept
+        self._next_seq = max(self._next_seq, opened.last_seq + 1)
+        self._fault = None
 
     # -- falling back to memory and back ----------------------------------------------------
 
@@ -300,7 +244,7 @@ class Spool:
                     self._disk_failed(exc)
             if self._mem:
                 memory = ((s, t, p) for s, (t, p) in self._mem.items() if s > seq)
-                rows = sorted([*rows, *_take(memory, limit)])[:limit]
+                rows = sorted([*rows, *itertools.islice(memory, limit)])[:limit]
         return [SpooledMessage(int(s), str(t), bytes(p)) for s, t, p in rows]
 
     def remove(self, seq: int) -> None:
@@ -374,13 +318,68 @@ class Spool:
         self.close()
 
 
-def _take(rows: Iterable[tuple[int, str, bytes]], n: int) -> list[tuple[int, str, bytes]]:
-    out = []
-    for row in rows:
-        if len(out) >= n:
-            break
-        out.append(row)
-    return out
+@dataclass(frozen=True)
+class _Opened:
+    db: sqlite3.Connection
+    depth: int  # rows in the file
+    dropped: int  # the file's persistent count of dropped rows
+    last_seq: int  # the highest sequence number the file ever gave out
+
+
+def _connect(path: Path, durable: bool) -> _Opened:
+    """Open (or make) the spool file; ``_Unreadable`` if it is not a readable database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        if any(path.iterdir()):  # a path mistaken for the state dir: never moved
+            raise OSError("a directory that holds files")
+        raise _Unreadable("an empty directory")
+    if mode is not None and not stat.S_ISREG(mode):  # /dev/null, a FIFO: never moved
+        raise OSError("not a regular file")
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives a process crash (SIGKILL); FULL also survives a power cut.
+        db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        db.executescript(_SCHEMA)
+        check = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+            raise _Unreadable(str(check))
+        depth, last = db.execute("SELECT COUNT(*), MAX(seq) FROM events").fetchone()
+        seq_row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        dropped = db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        if getattr(exc, "sqlite_errorname", "") in _UNREADABLE:
+            raise _Unreadable(str(exc)) from None
+        raise
+    except BaseException:
+        db.close()
+        raise
+    last_seq = max(int(last or 0), int(seq_row[0]) if seq_row else 0)
+    return _Opened(db, int(depth), int(dropped[0]), last_seq)
+
+
+def _move_aside(path: Path, now: float) -> Path:
+    """Rename the unreadable file (and its WAL/SHM) to ``<name>.corrupt-<time>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    kept = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while kept.exists() or kept.is_symlink():
+        n += 1
+        kept = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, kept)
+    for side in _SIDE_FILES:
+        source = path.with_name(path.name + side)
+        if source.exists():
+            try:
+                os.replace(source, kept.with_name(kept.name + side))
+            except OSError:
+                source.unlink(missing_ok=True)
+    return kept
 
 
 def _reason(exc: BaseException) -> str:
