@@ -201,6 +201,8 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         quantization=opts.quant,
         head=head,
         source_run=str(run_dir.resolve()),
+        # the region the training frames were cut with; the daemon compares it with its own
+        extra={"view": info["view"]} if info.get("view") is not None else None,
     )
     with tempfile.TemporaryDirectory(prefix="pi-inspect-bundle-") as tmp:
         probe = Path(tmp) / "bundle"

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from edge.controls import ControlsConfig
 from edge.errors import ConfigError
 from edge.mqtt.config import MqttConfig
 from edge.section import Section
@@ -75,6 +76,31 @@ class SourceConfig(Section):
     fps: Annotated[float, Field(gt=0, le=240)] | None = None
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # What the station inspects (edge/view.py): [x, y, w, h] in pixels (ints) or fractions of
+    # the frame (floats), then flips, then a clockwise rotation; all before the resize.
+    roi: Annotated[list[int | float], Field(min_length=4, max_length=4)] | None = None
+    rotate: Literal[0, 90, 180, 270] = 0
+    hflip: bool = False
+    vflip: bool = False
+    # USB cameras: "auto" asks for MJPG and decodes only what the model needs, else YUYV.
+    fourcc: Literal["auto", "MJPG", "YUYV"] = "auto"
+    camera_num: Annotated[int, Field(ge=0, le=7)] = 0  # picamera2: which camera port
+    controls: ControlsConfig = ControlsConfig()
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_valid(cls, value: list | None) -> list | None:
+        if value is None:
+            return value
+        x, y, w, h = value
+        if any(isinstance(v, float) for v in value):
+            if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
+                raise PydanticCustomError("roi", "fractions: 0 <= x, y < 1 and 0 < w, h <= 1")
+            if x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
+                raise PydanticCustomError("roi", "fractions: x + w and y + h must be <= 1")
+        elif x < 0 or y < 0 or w < 8 or h < 8:
+            raise PydanticCustomError("roi", "pixels: x, y >= 0 and w, h >= 8")
+        return value
 
     @field_validator("reconnect_max_s")
     @classmethod

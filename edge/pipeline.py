@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.errors import SourceError
-from edge.preprocess import prepare
 from edge.sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ class Preparer:
         if not self.in_capture or size is None:
             return Captured(frame, None, None)
         t0 = self._clock()
-        rgb = prepare(frame.image, size)
+        rgb = frame.prepare(size)  # decodes only what ``size`` needs (edge.view.Frame)
         return Captured(frame, size, rgb, (self._clock() - t0) * 1000.0)
 
     def model_input(self, captured: Captured, size: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -76,7 +75,7 @@ class Preparer:
         if captured.prepared is not None and captured.size == tuple(size):
             return captured.prepared, captured.prepare_ms
         t0 = self._clock()
-        rgb = prepare(captured.frame.image, size)
+        rgb = captured.frame.prepare(size)
         return rgb, captured.prepare_ms + (self._clock() - t0) * 1000.0
 
     def record_read(self, ms: float) -> None:
@@ -177,6 +176,7 @@ class CaptureWorker:
         self.fault: str | None = None
         self.finished = threading.Event()  # the file/folder ended (not a failure)
         self.frames_read = 0
+        self._skipped = ""  # the last reason a frame was skipped (logged once)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pi-inspect-capture", daemon=True)
@@ -256,7 +256,14 @@ class CaptureWorker:
             if frame is None:
                 return True
             self.frames_read += 1
-            if not self._queue.put(self._preparer.capture(frame), self._stop):
+            try:
+                item = self._preparer.capture(frame)
+            except ValueError as exc:  # a corrupt JPEG frame: skip it, say so once per kind
+                if str(exc) != self._skipped:
+                    self._skipped = str(exc)
+                    log.warning("skipping frame %d: %s", frame.index, exc)
+                continue
+            if not self._queue.put(item, self._stop):
                 return False
             self._beat()
         return False

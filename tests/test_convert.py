@@ -195,3 +195,15 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     feats, ref_feats = np.array(out["features"], np.float32), np.stack([p.features for p in ref[:2]])
     step = np.diff(np.unique(ref_feats)).min()
     assert np.abs(feats - ref_feats).max() <= step * 1.01
+
+
+def test_the_view_a_run_was_trained_on_is_recorded_in_the_manifest(run_dir, tmp_path):
+    from convert.pipeline import ConvertOptions, convert_run
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    info = json.loads((run / "run.json").read_text())
+    info["view"] = {"roi": [0.1, 0.0, 0.5, 1.0], "rotate": 90, "hflip": False, "vflip": True}
+    (run / "run.json").write_text(json.dumps(info))
+    result = convert_run(run, tmp_path / "bundle", ConvertOptions())
+    assert read_manifest(result.bundle_dir).raw["view"] == info["view"]

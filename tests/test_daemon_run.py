@@ -69,6 +69,9 @@ def test_video_with_three_defects_gives_three_events_and_snapshots(
     assert ends == [("error", 10, 15), ("break", 26, 30), ("length", 41, 48)]
     starts = [e for e in out.events if e.kind == "start"]
     assert all(e.snapshot for e in starts) and len(out.snapshots) == 3
+    snapshot_of = {e.event_id: e.snapshot for e in starts}
+    assert [e.snapshot for e in out.events if e.kind == "end"] == list(snapshot_of.values())
+    assert [event for _jpeg, event in out.snapshots] == starts  # sent complete, once
     snaps = tmp_path / "snaps"
     sidecars = sorted(snaps.glob("*.json"))
     assert len(sidecars) == 3 and len(list(snaps.glob("*.heat.jpg"))) == 3
@@ -122,7 +125,8 @@ def test_camera_that_dies_shows_amber_then_recovers_without_exiting(
     thread.join(10)
     assert not thread.is_alive()
     faults = [s.fault for s in out.states if s.verdict == "fault"]
-    assert faults[0] == "camera offline: camera unplugged"
+    assert faults[0].startswith("camera offline: ")
+    assert daemon.summary.faults[0] == "camera offline: camera unplugged"  # as it started
     amber = [s.state for s in pins.pin(AMBER).states]
     assert amber[:3] == [False, True, False]  # on while offline, off once it came back
 
@@ -365,3 +369,24 @@ def test_without_gpio_the_station_inspects_and_reports_the_fault_instead_of_exit
     assert any(f.startswith("no GPIO: gpio pin factory 'rpigpio' is not usable") for f in faults)
     assert summary.frames == 28
     assert [e.kind for e in out.events] == ["start", "end"]
+
+
+def test_commands_reach_the_daemon_through_its_receiver_and_come_back_as_replies(
+    tmp_path: Path, make_daemon
+):
+    from edge.outputs import Command
+
+    source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
+    out = RecordingOutput()
+    daemon = make_daemon(config(tmp_path, "0"), source=source, outputs=[out])
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: len(out.results) > 3)
+    reply = daemon.receive(Command("thresholds", {"error": 0.8}))
+    assert reply.ok and reply.result["thresholds"]["error"] == 0.8
+    snapshot = daemon.receive(Command("snapshot"))
+    assert snapshot.ok and (tmp_path / "snaps" / snapshot.result["snapshot"]).is_file()
+    unknown = daemon.receive(Command("shutdown"))
+    assert not unknown.ok and "unknown command" in unknown.error
+    stop.set()
+    thread.join(10)

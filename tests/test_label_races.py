@@ -80,6 +80,7 @@ def test_racing_saves_against_a_frame_swapped_for_a_symlink_write_nothing_outsid
             swaps[0] += 1
 
         statuses = _race(server, body, swap, threading.Event())
+    print(f"frame swapped {swaps[0]} times; save statuses {statuses}")
     assert list(outside.iterdir()) == [], "a save wrote through the symlink"
     assert sum(statuses.values()) == SAVES and set(statuses) <= {200, 409}, statuses
     assert statuses.get(200, 0) > 0 and swaps[0] > 10, (statuses, swaps)
@@ -111,6 +112,7 @@ def test_racing_saves_against_a_class_folder_swapped_for_a_symlink_write_nothing
             time.sleep(0.001)
 
         statuses = _race(server, body, swap, threading.Event())
+    print(f"class folder swapped {swaps[0]} times; save statuses {statuses}")
     assert list(outside.iterdir()) == [], "a save wrote through the symlinked class folder"
     assert sum(statuses.values()) == SAVES and set(statuses) <= {200, 409}, statuses
     assert statuses.get(200, 0) > 0 and swaps[0] > 10, (statuses, swaps)

@@ -31,6 +31,18 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _mount_namespaces_work():
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "mount", "-o", "remount,bind,ro", "/"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if probe.returncode != 0:  # e.g. a container without CAP_SYS_ADMIN
+        pytest.skip(f"cannot make a mount namespace here: {probe.stderr.strip()[:200]}")
 HAS_LGPIO = importlib.util.find_spec("lgpio") is not None
 
 # Runs as root inside the new mount namespace: $STATE stays writable, everything else is remounted

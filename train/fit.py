@@ -50,6 +50,7 @@ class TrainConfig:
     workers: int | None = None
     deterministic: bool = True
     verbose: int | None = None  # Keras fit verbosity; None = bar on a terminal, a line otherwise
+    view: dict[str, Any] | None = None  # the station's region/rotation the data was cut with
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -296,4 +297,5 @@ def _run_info(
         "config": cfg.to_dict(),
         "versions": runs.versions(),
         "seed": cfg.seed,
+        "view": cfg.view,
     }

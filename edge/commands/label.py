@@ -21,6 +21,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="multilabel",
         help="multilabel: DIR/labels.csv; multiclass: one class per frame in DIR/<class>/",
     )
+    parser.add_argument(
+        "--station-config",
+        type=Path,
+        default=None,
+        help="show (and save) frames cut to this station's source.roi/rotate/hflip/vflip",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port number")
     frames = open_frames(args.source)
+    if args.station_config:
+        from edge.label.sources import ViewedFrames
+        from edge.view import station_view
+
+        frames = ViewedFrames(frames, station_view(args.station_config))
     try:
         store_type = TableStore if args.mode == "multilabel" else ClassFolderStore
         session = LabelSession(frames, store_type(args.out, labels), keys, args.mode)

@@ -88,7 +88,7 @@ class Daemon:
             # An injected source stays: a reload that changes [source] does not replace it.
             source_factory=(lambda _c: injected())
             if injected
-            else (lambda c: make_source(c.source)),
+            else (lambda c: make_source(c.source, model_size=self._slot.input_size())),
             live=(
                 (lambda _c: bool(injected_live))
                 if injected_live is not None

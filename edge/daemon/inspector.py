@@ -7,6 +7,7 @@ job. An inference failure is the ``inference`` fault until a frame infers again.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +19,14 @@ from edge.config import TriggerConfig
 from edge.daemon.model import ModelSlot
 from edge.daemon.protocols import Classifier, Prediction
 from edge.daemon.status import Faults
-from edge.errors import PiInspectError
+from edge.errors import PiInspectError, SourceError
 from edge.events import DefectEvent, FrameResult, ModelInfo
 from edge.pipeline import Captured, Preparer
 from edge.sources import Frame
 
 FAULT = "inference"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Inspector:
         self._pending = 0  # frames still to inspect after a trigger
         self._after = 0.0  # only frames captured after the trigger (unix time)
         self.latest: Inspection | None = None
+        self._skipped = ""  # the last reason a frame was skipped (logged once)
 
     def configure(self, trigger: TriggerConfig) -> None:
         with self._gate:
@@ -98,7 +102,13 @@ class Inspector:
             clf, debouncer, info = slot.classifier, slot.debouncer, slot.info
             if clf is None or debouncer is None or info is None:
                 return None
-            rgb, prepare_ms = self._preparer.model_input(captured, tuple(clf.input_size))
+            try:
+                rgb, prepare_ms = self._preparer.model_input(captured, tuple(clf.input_size))
+            except (ValueError, SourceError) as exc:  # a corrupt frame, or a region off it
+                if str(exc) != self._skipped:
+                    self._skipped = str(exc)
+                    log.warning("skipping frame %d: %s", frame.index, exc)
+                return None
             t_invoke = self._clock()
             try:
                 # No feature map on ordinary frames (fetching and dequantizing it costs time

@@ -27,6 +27,7 @@ from edge.health import POLL_S
 from edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from edge.sources import FrameSource
 from edge.stats import StatsWindow, read_cpu_temp_c
+from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,6 @@ class Loop:
                 self._count(inspection.result.latency_ms, t0)
                 dispatch_ms = (self._clock() - t0) * 1000.0 - inspection.result.latency_ms
                 self._preparer.record_infer(inspection.work_ms + max(0.0, dispatch_ms))
-        self._check_camera()
         self._poll_health()
         self._show(new_defect)
         self._tell_service_manager()
@@ -175,13 +175,12 @@ class Loop:
             return False
         return self._clock() - capture.heartbeat < self.config.pipeline.heartbeat_timeout_s
 
-    def _check_camera(self) -> None:
-        capture, faults = self._capture, self._status.faults
-        # The capture worker logs the camera's own start and end lines.
-        if capture is not None and not capture.online and capture.fault:
-            faults.set(CAMERA_FAULT, capture.fault, logged=True)
-        elif CAMERA_FAULT in faults:
-            faults.clear(CAMERA_FAULT, logged=True)
+    def _camera_status(self, online: bool, fault: str | None) -> None:
+        """The capture thread's report, as it happens (the worker logs its own lines)."""
+        if not online and fault:
+            self._status.faults.set(CAMERA_FAULT, fault, logged=True)
+        else:
+            self._status.faults.clear(CAMERA_FAULT, logged=True)
 
     def _poll_health(self) -> None:
         """Every ``POLL_S``: the parts that keep their own health -> faults and stats."""
@@ -249,6 +248,7 @@ class Loop:
             self._restart_capture.set()
         self._summary.model = self._slot.description
         log.info("reloaded: model %s", self._summary.model)
+        warn_if_view_differs(clf, config.source)
         self._show()
         return True
 
@@ -267,6 +267,7 @@ class Loop:
             preparer=self._preparer,
             backoff_min_s=config.source.reconnect_min_s,
             backoff_max_s=config.source.reconnect_max_s,
+            on_status=self._camera_status,
             clock=self._clock,
         )
         self._capture.start()

@@ -22,6 +22,7 @@ from edge.daemon.status import Faults
 from edge.decide import Debouncer, make_rules
 from edge.errors import PiInspectError
 from edge.events import DefectEvent, ModelInfo
+from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,13 @@ class ModelSlot:
             return False
         self.swap(clf, debouncer)
         log.info("model %s loaded", self.description)
+        warn_if_view_differs(clf, config.source)
         return True
+
+    def input_size(self) -> tuple[int, int] | None:
+        """The loaded model's input (w, h); a camera with a small stream sizes it for this."""
+        clf = self.classifier
+        return tuple(clf.input_size) if clf is not None else None
 
     def swap(self, clf: Classifier, debouncer: Debouncer) -> list[DefectEvent]:
         """Put a new model in; closes the old one and returns the defects it had open."""

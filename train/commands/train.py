@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from train.augment_config import NAMES as AUGMENTATIONS
 
@@ -63,6 +64,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"comma list of {', '.join(AUGMENTATIONS)} or 'none' (default {DEFAULT_AUGMENT})",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--station-config",
+        type=Path,
+        default=None,
+        help="the station's config: record its region/rotation (the frames were cut with it)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="image decode threads")
     parser.add_argument(
         "--no-determinism", action="store_true", help="skip TF op determinism (faster on some ops)"
@@ -70,6 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.view import station_view
     from train.augment_config import AugmentConfig
     from train.fit import TrainConfig, train
     from train.models import parse_hidden
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         deterministic=not args.no_determinism,
+        view=station_view(args.station_config).to_dict() if args.station_config else None,
     )
     run_dir = train(cfg)
     print(run_dir)
