@@ -157,3 +157,20 @@ def test_sequence_numbers_continue_after_memory_when_the_disk_returns(make_tmpfs
     spool.close()
     with Spool(fs.path / "spool.sqlite3", max_events=10_000) as again:
         assert again.append("t", b"z") > seqs[-1]
+
+
+def test_a_write_fault_clears_only_when_the_disk_takes_a_write_again(make_tmpfs):
+    fs = make_tmpfs("1m")
+    clock = FakeClock()
+    spool = Spool(fs.path / "spool.sqlite3", max_events=10_000, retry_s=5.0, clock=clock)
+    filler = fs.fill()
+    seqs = [spool.append("t", b"x" * 2000) for _ in range(200)]
+    assert spool.health().fault is not None
+    spool.remove_many(seqs)  # every event acknowledged: nothing left in memory
+    assert spool.health().unpersisted == 0
+    clock.now += 5.0
+    assert "database or disk is full" in spool.health().fault  # the disk is still full
+    filler.unlink()
+    clock.now += 5.0
+    assert spool.health().fault is None
+    spool.close()

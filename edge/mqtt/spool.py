@@ -20,33 +20,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.mqtt.spool_file import ROOM, UNREADABLE, Unreadable, connect, free_bytes, move_aside
+
 log = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
-"""
-
-# SQLite result codes that mean the file is not a (readable) database: move it aside.
-_UNREADABLE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
-_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -65,10 +48,6 @@ class SpoolHealth:
     dropped: int  # events dropped because the spool was full
     unpersisted: int  # events held in memory only: lost if the process is killed now
     moved_aside: str | None  # where an unreadable spool file was kept, if one was
-
-
-class _Unreadable(Exception):
-    """The spool file exists but is not a readable SQLite database."""
 
 
 class Spool:
@@ -116,17 +95,17 @@ class Spool:
         self._retry_at = self._clock() + self._retry_s
         try:
             try:
-                opened = _connect(self.path, self._durable)
-            except _Unreadable as exc:
-                self._moved_aside = _move_aside(self.path, self._wall_clock())
+                opened = connect(self.path, self._durable)
+            except Unreadable as exc:
+                self._moved_aside = move_aside(self.path, self._wall_clock())
                 log.warning(
                     "MQTT spool %s was unreadable (%s); kept it as %s and started a new one",
                     self.path,
                     exc,
                     self._moved_aside.name,
                 )
-                opened = _connect(self.path, self._durable)
-        except (_Unreadable, sqlite3.Error, OSError) as exc:
+                opened = connect(self.path, self._durable)
+        except (Unreadable, sqlite3.Error, OSError) as exc:
             self._db = None
             self._fault = f"MQTT spool {self.path} cannot be used ({_reason(exc)})"
             return
@@ -141,36 +120,38 @@ class Spool:
     def _disk_failed(self, exc: BaseException) -> None:
         self._fault = f"MQTT spool {self.path} cannot be written ({_reason(exc)})"
         self._retry_at = self._clock() + self._retry_s
-        if getattr(exc, "sqlite_errorname", "") in _UNREADABLE:
+        if getattr(exc, "sqlite_errorname", "") in UNREADABLE:
             self._close_db()  # reopened on the next retry, which moves the file aside
 
     def _maybe_recover(self) -> None:
         """Every ``retry_s`` while faulted: reopen the file and write memory's events to it."""
         if self._closed or (self._db is not None and not self._mem and self._fault is None):
             return
-        if self._clock() < self._retry_at:
+        if self._clock() < self._retry_at or free_bytes(self.path.parent) < ROOM:
+            self._retry_at = max(self._retry_at, self._clock() + self._retry_s)
             return
         if self._db is None:
             self._open()
             if self._db is None:
                 return
-        if self._mem:
-            rows = [(seq, topic, payload) for seq, (topic, payload) in self._mem.items()]
-            try:
-                self._insert(rows)
-            except sqlite3.Error as exc:
-                self._disk_failed(exc)
-                return
-            self._mem.clear()
+        rows = [(seq, topic, payload) for seq, (topic, payload) in self._mem.items()]
+        try:  # memory's events, or else a write that changes nothing: proof the disk is back
+            self._insert(rows, probe=not rows)
+        except sqlite3.Error as exc:
+            self._disk_failed(exc)
+            return
+        self._mem.clear()
         self._fault = None
 
-    def _insert(self, rows: list[tuple[int, str, bytes]]) -> None:
+    def _insert(self, rows: list[tuple[int, str, bytes]], probe: bool = False) -> None:
         """Insert rows with their own sequence numbers and trim the oldest beyond the bound."""
         db = self._db
         if db is None:
             raise sqlite3.OperationalError("spool is not open")
         db.execute("BEGIN IMMEDIATE")
         try:
+            if probe:  # rewrites one page: fails as an insert would on a full or failing disk
+                db.execute("UPDATE counters SET value = value WHERE name = 'dropped'")
             db.executemany("INSERT INTO events (seq, topic, payload) VALUES (?, ?, ?)", rows)
             depth = self._disk_depth + len(rows)
             overflow = depth - self._max_events
@@ -279,8 +260,7 @@ class Spool:
 
     @property
     def dropped(self) -> int:
-        """Messages dropped because the spool was full: the file's lifetime count, plus those
-        dropped from memory in this run."""
+        """Dropped because the spool was full: the file's lifetime count + memory's this run."""
         return self._disk_dropped + self._mem_dropped
 
     @property
@@ -316,70 +296,6 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True)
-class _Opened:
-    db: sqlite3.Connection
-    depth: int  # rows in the file
-    dropped: int  # the file's persistent count of dropped rows
-    last_seq: int  # the highest sequence number the file ever gave out
-
-
-def _connect(path: Path, durable: bool) -> _Opened:
-    """Open (or make) the spool file; ``_Unreadable`` if it is not a readable database."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None and stat.S_ISDIR(mode):
-        if any(path.iterdir()):  # a path mistaken for the state dir: never moved
-            raise OSError("a directory that holds files")
-        raise _Unreadable("an empty directory")
-    if mode is not None and not stat.S_ISREG(mode):  # /dev/null, a FIFO: never moved
-        raise OSError("not a regular file")
-    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL survives a process crash (SIGKILL); FULL also survives a power cut.
-        db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        db.executescript(_SCHEMA)
-        check = db.execute("PRAGMA quick_check(1)").fetchone()[0]
-        if check != "ok":
-            raise _Unreadable(str(check))
-        depth, last = db.execute("SELECT COUNT(*), MAX(seq) FROM events").fetchone()
-        seq_row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        dropped = db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        if getattr(exc, "sqlite_errorname", "") in _UNREADABLE:
-            raise _Unreadable(str(exc)) from None
-        raise
-    except BaseException:
-        db.close()
-        raise
-    last_seq = max(int(last or 0), int(seq_row[0]) if seq_row else 0)
-    return _Opened(db, int(depth), int(dropped[0]), last_seq)
-
-
-def _move_aside(path: Path, now: float) -> Path:
-    """Rename the unreadable file (and its WAL/SHM) to ``<name>.corrupt-<time>``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    kept = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while kept.exists() or kept.is_symlink():
-        n += 1
-        kept = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    os.replace(path, kept)
-    for side in _SIDE_FILES:
-        source = path.with_name(path.name + side)
-        if source.exists():
-            try:
-                os.replace(source, kept.with_name(kept.name + side))
-            except OSError:
-                source.unlink(missing_ok=True)
-    return kept
 
 
 def _reason(exc: BaseException) -> str:
