@@ -127,8 +127,10 @@ class Spool:
         """Every ``retry_s`` while faulted: reopen the file and write memory's events to it."""
         if self._closed or (self._db is not None and not self._mem and self._fault is None):
             return
-        if self._clock() < self._retry_at or free_bytes(self.path.parent) < ROOM:
-            self._retry_at = max(self._retry_at, self._clock() + self._retry_s)
+        if self._clock() < self._retry_at:
+            return
+        if free_bytes(self.path.parent) < ROOM:  # still full: try again in retry_s
+            self._retry_at = self._clock() + self._retry_s
             return
         if self._db is None:
             self._open()
