@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from edge.console.config import ConsoleConfig
 from edge.controls import ControlsConfig
 from edge.errors import ConfigError
 from edge.mqtt.config import MqttConfig
@@ -263,6 +264,7 @@ class Config(Section):
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
     mqtt: MqttConfig = MqttConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _pins_unique(self) -> Config:

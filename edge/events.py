@@ -84,6 +84,9 @@ class State:
     model: ModelInfo | None
     since: float  # unix time the verdict last changed
     fault: str | None = None  # one line, when verdict == "fault"
+    thresholds: dict[str, float] = field(default_factory=dict)  # per alarming label, in force
+    alarms: dict[str, str] = field(default_factory=dict)  # label -> "above" or "below"
+    lamps: dict[str, bool] = field(default_factory=dict)  # green/red/amber/relay as shown
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

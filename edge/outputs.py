@@ -39,7 +39,8 @@ class Output(Protocol):
 
 @dataclass(frozen=True)
 class Command:
-    """A validated request: ``snapshot``, ``trigger``, ``reload`` or ``thresholds``."""
+    """A validated request: ``snapshot``, ``trigger``, ``reload``, ``thresholds`` or
+    ``acknowledge``."""
 
     verb: str
     thresholds: dict[str, float] = field(default_factory=dict)  # for ``thresholds`` only
@@ -66,6 +67,35 @@ class CommandSource(Protocol):
     """An output that also takes commands: it passes each one to ``receiver``."""
 
     def subscribe(self, receiver: Receiver) -> None: ...
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A captured frame offered to a live viewer, with the model's output if it was inspected."""
+
+    image: Any  # BGR uint8 array as captured (not copied), or None when ``jpeg`` holds it
+    index: int
+    timestamp: float  # unix time of capture
+    scores: dict[str, float] | None = None  # None: not inspected (trigger mode, no model)
+    heat: Any = None  # float32 [h, w] in [0, 1] for ``heat_label``, only when asked for
+    heat_label: str | None = None
+    roi: tuple[float, float, float, float] | None = None  # the inspected region, as fractions
+    jpeg: bytes | None = None  # the camera's own JPEG of ``image`` (sent as is: no re-encoding)
+
+
+class FrameTap(Protocol):
+    """What an output that shows live frames offers (as its ``frame_tap`` attribute).
+
+    The daemon asks ``wants_frame()`` for every captured frame (it must be cheap: true only
+    while someone watches and the next frame of the viewer's rate is due) and only then builds a
+    ``LiveFrame``; a heat map (an extra model run) only when ``wants_heat()`` says so.
+    """
+
+    def wants_frame(self) -> bool: ...
+
+    def wants_heat(self) -> bool: ...
+
+    def offer_frame(self, frame: LiveFrame) -> None: ...
 
 
 class JsonLinesOutput:

@@ -27,9 +27,37 @@ CASES = 240
 FILES = ("model.tflite", "golden.npz", "model_float32.tflite")
 
 ODD_VALUES: list[Any] = [
-    None, True, False, 0, -1, 1, 2**70, -(2**70), 0.5, 1.5, -0.0, float("nan"), float("inf"),
-    "", "x", "../../../etc/passwd", "/etc/passwd", "a/b", "#", "+", "$SYS", "\0", "\ud800",
-    "é" * 70, "x" * 5000, [], [1, 2], ["a", "a"], {}, {"a": 1}, {"scores": None},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**70,
+    -(2**70),
+    0.5,
+    1.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "../../../etc/passwd",
+    "/etc/passwd",
+    "a/b",
+    "#",
+    "+",
+    "$SYS",
+    "\0",
+    "\ud800",
+    "é" * 70,
+    "x" * 5000,
+    [],
+    [1, 2],
+    ["a", "a"],
+    {},
+    {"a": 1},
+    {"scores": None},
     [[[[[[]]]]]],
 ]
 
@@ -57,14 +85,29 @@ def _nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def mutate(rng: random.Random, manifest: dict, files: dict[str, bytes]) -> tuple[str, str, dict[str, bytes], bool]:
+def mutate(
+    rng: random.Random, manifest: dict, files: dict[str, bytes]
+) -> tuple[str, str, dict[str, bytes], bool]:
     """(what was done, manifest text, file bytes, rehash): one random mutation of a good bundle."""
     doc = copy.deepcopy(manifest)
     files = dict(files)
     rehash = True
     kind = rng.choice(
-        ["delete", "replace", "replace", "retype", "nest", "number", "text", "deep",
-         "model", "model", "golden", "swap", "stale"]
+        [
+            "delete",
+            "replace",
+            "replace",
+            "retype",
+            "nest",
+            "number",
+            "text",
+            "deep",
+            "model",
+            "model",
+            "golden",
+            "swap",
+            "stale",
+        ]
     )
     what = kind
     if kind in ("delete", "replace", "retype", "nest", "number"):

@@ -46,7 +46,9 @@ def mismatch_golden(bundle: Path) -> Path:
 
 
 def nest_manifest(bundle: Path) -> Path:
-    (bundle / "manifest.json").write_text('{"schema_version": 1, "labels": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (bundle / "manifest.json").write_text(
+        '{"schema_version": 1, "labels": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    )
     return bundle
 
 
@@ -144,7 +146,11 @@ def _one_line_refusal(capsys, argv: list[str], reason: str) -> None:
 @pytest.mark.parametrize("command", ["deploy", "bench"])
 def test_a_manifest_nested_100000_deep_is_refused_in_one_line(tmp_path, capsys, command):
     bundle = nest_manifest(make_bundle(tmp_path))
-    argv = ["deploy", "--no-reload", str(bundle), str(tmp_path)] if command == "deploy" else ["bench", str(bundle)]
+    argv = (
+        ["deploy", "--no-reload", str(bundle), str(tmp_path)]
+        if command == "deploy"
+        else ["bench", str(bundle)]
+    )
     _one_line_refusal(capsys, argv, "nested too deeply")
 
 
@@ -153,13 +159,19 @@ def test_an_input_width_of_1e999_is_refused_in_one_line(tmp_path, capsys, comman
     bundle = make_bundle(tmp_path)
     text = (bundle / "manifest.json").read_text().replace('"width": 96', '"width": 1e999')
     (bundle / "manifest.json").write_text(text)
-    argv = ["deploy", "--no-reload", str(bundle), str(tmp_path)] if command == "deploy" else ["bench", str(bundle)]
+    argv = (
+        ["deploy", "--no-reload", str(bundle), str(tmp_path)]
+        if command == "deploy"
+        else ["bench", str(bundle)]
+    )
     _one_line_refusal(capsys, argv, "input 'width' must be a whole number 1..4096, not inf")
 
 
 def test_bench_on_a_broken_model_is_one_line(tmp_path, capsys):
     bundle = truncate_model(make_bundle(tmp_path))
-    _one_line_refusal(capsys, ["bench", "--runs", "5", str(bundle)], "the runtime cannot run model.tflite")
+    _one_line_refusal(
+        capsys, ["bench", "--runs", "5", str(bundle)], "the runtime cannot run model.tflite"
+    )
 
 
 def test_bench_does_not_follow_a_reference_model_out_of_the_bundle(tmp_path, capsys):
@@ -196,7 +208,9 @@ def test_the_demo_bundle_passes_its_own_golden_set():
 # --- convert: labels refused before any work, golden inputs chosen to cover every output -------
 
 
-@pytest.mark.parametrize("label", ["a#b", "a+b", "a/b", "$SYS", "", " padded", "nul\0", "..", "x" * 65])
+@pytest.mark.parametrize(
+    "label", ["a#b", "a+b", "a/b", "$SYS", "", " padded", "nul\0", "..", "x" * 65]
+)
 def test_convert_refuses_labels_that_cannot_be_topic_levels_or_file_names(label):
     from convert.bundle_writer import check_label_names
     from edge.errors import ConversionError

@@ -43,9 +43,20 @@ def test_subcommand_without_its_extra_says_which_extra_and_exits_2(tmp_path):
     )
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))",
-         "train", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))",
+            "train",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     if "needs the" not in proc.stderr:
         pytest.fail(f"unexpected output: rc={proc.returncode} stderr={proc.stderr[-2000:]}")

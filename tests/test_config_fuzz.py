@@ -97,13 +97,62 @@ FULL: dict[str, Any] = {
 }
 
 ODD_VALUES: list[Any] = [
-    0, -1, 1, 27, 28, 40, 255, 256, 2**31, 2**63, -(2**63) - 1, 10**30, 10**400,
-    0.0, -0.0, 1e-300, 1e300, math.inf, -math.inf, math.nan, 0.5, 1.5,
-    True, False, "", " ", "0", "99999999999999999999", "٣", "²", "auto", "gpio", "ü∂ßå 🙂",
-    "a\x00b", "\x00", "x" * 5000, "/dev/null", "/dev/video0", "~", "~/x", "~nosuchuser/x",
-    "~root", "/etc/hostname/x", "../../etc/passwd", "rtsp://cam/1", "/", ".", "a/b/../../..",
-    [], [1, 2], ["a"], {}, {"x": 1}, {"enabled": True},
-    dt.datetime(1979, 5, 27, 7, 32, tzinfo=dt.timezone.utc), dt.date(2024, 1, 1),
+    0,
+    -1,
+    1,
+    27,
+    28,
+    40,
+    255,
+    256,
+    2**31,
+    2**63,
+    -(2**63) - 1,
+    10**30,
+    10**400,
+    0.0,
+    -0.0,
+    1e-300,
+    1e300,
+    math.inf,
+    -math.inf,
+    math.nan,
+    0.5,
+    1.5,
+    True,
+    False,
+    "",
+    " ",
+    "0",
+    "99999999999999999999",
+    "٣",
+    "²",
+    "auto",
+    "gpio",
+    "ü∂ßå 🙂",
+    "a\x00b",
+    "\x00",
+    "x" * 5000,
+    "/dev/null",
+    "/dev/video0",
+    "~",
+    "~/x",
+    "~nosuchuser/x",
+    "~root",
+    "/etc/hostname/x",
+    "../../etc/passwd",
+    "rtsp://cam/1",
+    "/",
+    ".",
+    "a/b/../../..",
+    [],
+    [1, 2],
+    ["a"],
+    {},
+    {"x": 1},
+    {"enabled": True},
+    dt.datetime(1979, 5, 27, 7, 32, tzinfo=dt.timezone.utc),
+    dt.date(2024, 1, 1),
 ]
 ODD_KEYS = ["enabled ", "Enabled", "uri2", "", "ключ", "a\x00", "🙂", "x" * 300, "mqtt", "gpio"]
 
@@ -159,14 +208,28 @@ def mutate(base: dict[str, Any], rng: random.Random, tmp: Path) -> dict[str, Any
             holder[key] = _nested(rng.choice([2, 30, 300, 3000]), holder[key])
         elif op == "path":
             holder[key] = rng.choice(
-                [str(tmp / "file"), str(tmp / "file" / "below"), str(tmp), str(tmp / "new"),
-                 "/dev/null", "/proc/self/mem", "~nosuchuser/x", "a\x00b", "/" + "x" * 300,
-                 "/" + "/".join(["y"] * 3000)]
+                [
+                    str(tmp / "file"),
+                    str(tmp / "file" / "below"),
+                    str(tmp),
+                    str(tmp / "new"),
+                    "/dev/null",
+                    "/proc/self/mem",
+                    "~nosuchuser/x",
+                    "a\x00b",
+                    "/" + "x" * 300,
+                    "/" + "/".join(["y"] * 3000),
+                ]
             )
         elif op == "number":
             holder[key] = rng.choice(
-                [rng.randint(-(10**6), 10**6), rng.uniform(-1e6, 1e6), 10 ** rng.randint(5, 50),
-                 -(10 ** rng.randint(5, 50)), rng.choice([math.inf, -math.inf, math.nan])]
+                [
+                    rng.randint(-(10**6), 10**6),
+                    rng.uniform(-1e6, 1e6),
+                    10 ** rng.randint(5, 50),
+                    -(10 ** rng.randint(5, 50)),
+                    rng.choice([math.inf, -math.inf, math.nan]),
+                ]
             )
         else:
             holder[key] = rng.choice(ODD_VALUES)
@@ -206,7 +269,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_str(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"{_toml_str(str(k))} = {_toml_value(v)}" for k, v in value.items())
+            + "}"
+        )
     raise TypeError(type(value))
 
 

@@ -67,7 +67,10 @@ def test_manifest_carries_contract_fields(bundle):
     assert m.golden is not None and 1 <= len(m.golden.scores) <= 6
     assert raw["parity"]["labels"] == LABELS
     assert raw["heatmap"]["layers"][-1]["name"] == "logits"
-    assert m.head is not None and m.head.layers[-1].kernel.shape == (m.head.layers[-1].kernel.shape[0], 2)
+    assert m.head is not None and m.head.layers[-1].kernel.shape == (
+        m.head.layers[-1].kernel.shape[0],
+        2,
+    )
     for key in ("source_run", "created", "thresholds", "alarms", "outputs"):
         assert key in raw
 
@@ -133,7 +136,9 @@ def test_unknown_schema_version_is_refused(bundle, tmp_path):
 def test_bundle_for_wrong_input_size_is_refused(bundle):
     from edge.runtime import load_classifier
 
-    with pytest.raises(BundleError, match="model input is 32x32, this device is configured for 96x96"):
+    with pytest.raises(
+        BundleError, match="model input is 32x32, this device is configured for 96x96"
+    ):
         load_classifier(bundle.bundle_dir, expected_size=(96, 96))
 
 
@@ -154,8 +159,10 @@ def test_litert_and_tensorflow_lite_give_identical_scores(bundle, tmp_path):
 
     ds = read_dataset(make_images(tmp_path / "imgs", 12, seed=7))
     x, _ = load_images(ds.paths, (SIZE, SIZE))
-    with load_classifier(bundle.bundle_dir, backend="litert") as a, \
-            load_classifier(bundle.bundle_dir, interpreter_factory=tf.lite.Interpreter) as b:
+    with (
+        load_classifier(bundle.bundle_dir, backend="litert") as a,
+        load_classifier(bundle.bundle_dir, interpreter_factory=tf.lite.Interpreter) as b,
+    ):
         for img in x:
             pa, pb = a.predict(img), b.predict(img)
             np.testing.assert_array_equal(pa.scores, pb.scores)
@@ -179,9 +186,15 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     np.save(tmp_path / "x.npy", x)
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
-        [str(TFLITE_VENV), str(root / "tests" / "tflite_runtime_scores.py"),
-         str(bundle.bundle_dir), str(tmp_path / "x.npy")],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(TFLITE_VENV),
+            str(root / "tests" / "tflite_runtime_scores.py"),
+            str(bundle.bundle_dir),
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -189,10 +202,15 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     assert out["backend"] == "tflite_runtime" and out["numpy"].startswith("1.")
     with load_classifier(bundle.bundle_dir, backend="litert") as clf:
         ref = [clf.predict(img) for img in x]
-    np.testing.assert_array_equal(np.array(out["scores"], np.float32), np.stack([p.scores for p in ref]))
+    np.testing.assert_array_equal(
+        np.array(out["scores"], np.float32), np.stack([p.scores for p in ref])
+    )
     # Feature maps may differ by one quantization step where the two runtimes' kernels round
     # differently (seen: 2% of elements); the scores above must not differ at all.
-    feats, ref_feats = np.array(out["features"], np.float32), np.stack([p.features for p in ref[:2]])
+    feats, ref_feats = (
+        np.array(out["features"], np.float32),
+        np.stack([p.features for p in ref[:2]]),
+    )
     step = np.diff(np.unique(ref_feats)).min()
     assert np.abs(feats - ref_feats).max() <= step * 1.01
 

@@ -82,7 +82,9 @@ def test_pruning_never_removes_current_or_previous(tmp_path, models):
 
 
 def test_keep_zero_keeps_every_bundle(tmp_path, models):
-    names = [deploy_local(make_bundle(tmp_path, "seam", i), models, keep=0).current for i in range(5)]
+    names = [
+        deploy_local(make_bundle(tmp_path, "seam", i), models, keep=0).current for i in range(5)
+    ]
     assert bundle_dirs(models) == set(names)
 
 
@@ -337,7 +339,13 @@ def _symlinked_model(bundle: Path) -> None:
 
 BROKEN = {
     # the model file itself (hashes match: convert or a copy wrote the wrong bytes)
-    "random model": (None, _model_bytes(lambda b: bytes(np.random.default_rng(0).integers(0, 256, len(b), dtype=np.uint8))), "cannot load the model"),
+    "random model": (
+        None,
+        _model_bytes(
+            lambda b: bytes(np.random.default_rng(0).integers(0, 256, len(b), dtype=np.uint8))
+        ),
+        "cannot load the model",
+    ),
     "truncated model": (None, _model_bytes(lambda b: b[: len(b) // 2]), "cannot load the model"),
     "empty model": (None, _model_bytes(lambda b: b""), "cannot load the model"),
     # the manifest does not describe the model
@@ -354,12 +362,28 @@ BROKEN = {
     "label with #": (_set("labels", ["good", "err#", "break", "length"]), None, "contains '#'"),
     "label with +": (_set("labels", ["good", "error", "a+b", "length"]), None, "contains '\\+'"),
     "label with /": (_set("labels", ["good", "error", "break", "len/gth"]), None, "contains '/'"),
-    "label with $": (_set("labels", ["$SYS", "error", "break", "length"]), None, "starts with '\\$'"),
+    "label with $": (
+        _set("labels", ["$SYS", "error", "break", "length"]),
+        None,
+        "starts with '\\$'",
+    ),
     "empty label": (_set("labels", ["", "error", "break", "length"]), None, "is empty"),
-    "NUL in label": (_set("labels", ["go\0od", "error", "break", "length"]), None, "contains '\\\\x00'"),
+    "NUL in label": (
+        _set("labels", ["go\0od", "error", "break", "length"]),
+        None,
+        "contains '\\\\x00'",
+    ),
     # files outside the bundle
-    "model ../": (_set("model", "../model.tflite"), None, "must be a plain file name inside the bundle"),
-    "reference absolute": (_set("reference_model", "/etc/passwd"), None, "must be a plain file name"),
+    "model ../": (
+        _set("model", "../model.tflite"),
+        None,
+        "must be a plain file name inside the bundle",
+    ),
+    "reference absolute": (
+        _set("reference_model", "/etc/passwd"),
+        None,
+        "must be a plain file name",
+    ),
     "symlinked model": (None, _symlinked_model, "is a symbolic link"),
 }
 
@@ -387,11 +411,15 @@ def test_a_retuned_manifest_with_the_same_model_deploys_as_a_new_bundle(tmp_path
     retuned = make_bundle(tmp_path / "retuned", "seam", 1, edit=_set("thresholds.error", 0.7))
     second = deploy_local(retuned, models)
     assert not second.reused and second.current != first.current
-    assert json.loads((models / "current" / "manifest.json").read_text())["thresholds"]["error"] == 0.7
+    assert (
+        json.loads((models / "current" / "manifest.json").read_text())["thresholds"]["error"] == 0.7
+    )
 
 
 def test_a_model_that_kills_the_runtime_is_refused_in_one_line(tmp_path):
-    crash = tmp_path / "python"  # the check's interpreter dies of SIGSEGV, as a bad model can make it
+    crash = (
+        tmp_path / "python"
+    )  # the check's interpreter dies of SIGSEGV, as a bad model can make it
     crash.write_text("#!/bin/sh\nkill -SEGV $$\n")
     crash.chmod(0o755)
     with pytest.raises(BundleError, match="the runtime crashed loading the model \\(SIGSEGV\\)"):

@@ -16,7 +16,7 @@ from edge.mqtt.commands import MAX_PAYLOAD_BYTES, answer
 from edge.mqtt.topics import COMMAND_VERBS
 
 LABELS = ("error", "break", "length")
-NO_ARG_VERBS = ("snapshot", "trigger", "reload")
+NO_ARG_VERBS = ("snapshot", "trigger", "reload", "acknowledge")
 SETTINGS = dict(
     deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
 )

@@ -100,8 +100,6 @@ def start_child(port: int, state_dir: Path, first: int = 0, count: int = 0) -> s
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-
-
 def handed_over(state_dir: Path) -> int:
     try:
         return int((state_dir / "progress").read_text())

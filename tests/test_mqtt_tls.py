@@ -148,9 +148,7 @@ def test_event_is_delivered_over_tls_with_client_certificate_and_password_file(
     assert sub.payloads("pi-inspect/secure/availability")[:1] == [b"online"]
 
 
-def test_wrong_password_is_refused_and_the_event_stays_spooled(
-    tls_broker, tmp_path: Path, caplog
-):
+def test_wrong_password_is_refused_and_the_event_stays_spooled(tls_broker, tmp_path: Path, caplog):
     broker, pki = tls_broker
     config = tls_config(broker, pki, tmp_path, password="wrong-pw")
     with make_output(config, tmp_path / "state") as out:
@@ -163,9 +161,7 @@ def test_wrong_password_is_refused_and_the_event_stays_spooled(
     assert "wrong-pw" not in caplog.text
 
 
-def test_untrusted_server_certificate_is_not_accepted(
-    tls_broker, tmp_path: Path
-):
+def test_untrusted_server_certificate_is_not_accepted(tls_broker, tmp_path: Path):
     broker, pki = tls_broker
     other = tmp_path / "other"
     other.mkdir()

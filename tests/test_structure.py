@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 EDGE = Path(__file__).resolve().parent.parent / "edge"
-OUTPUT_MODULES = ("edge.outputs", "edge.mqtt")
+OUTPUT_MODULES = ("edge.outputs", "edge.mqtt", "edge.console")
 MAX_CLASS_LINES = 250
 MAX_MODULE_LINES = 400
 

@@ -112,7 +112,9 @@ def test_4mm_stitches_are_at_least_1_6x_longer_than_2mm_stitches_in_pixels(sampl
 def test_every_still_shows_at_least_three_intact_stitches_so_its_pitch_can_be_read(samples):
     assert min(s.regular_in_view for s in samples) >= MIN_REGULAR_IN_VIEW == 3
     # the rule bites where it should: a 4 mm seam with a cut and a loop sits right at it
-    hard = [s for s in samples if s.labels["error"] and s.labels["break"] and not s.labels["length"]]
+    hard = [
+        s for s in samples if s.labels["error"] and s.labels["break"] and not s.labels["length"]
+    ]
     assert hard and min(s.regular_in_view for s in hard) == MIN_REGULAR_IN_VIEW
 
 

@@ -32,8 +32,8 @@ from edge.sources import FrameSource, make_source
 class Daemon:
     """One inspection station. Build it, then call ``run(stop_event)``.
 
-    ``trigger``, ``request_snapshot``, ``reload``, ``request_reload`` and ``set_thresholds``
-    are thread-safe; outputs reach them only as commands through the dispatcher.
+    ``trigger``, ``request_snapshot``, ``reload``, ``request_reload``, ``set_thresholds`` and
+    ``acknowledge`` are thread-safe; outputs reach them only as commands through the dispatcher.
     """
 
     def __init__(
@@ -69,7 +69,9 @@ class Daemon:
                 "trigger": self._trigger_command,
                 "reload": lambda _: {"reloaded": self.reload()},
                 "thresholds": lambda c: {"thresholds": self.set_thresholds(c.thresholds)},
+                "acknowledge": self._acknowledge_command,
             },
+            top_label=self._slot.top_alarm_label,
         )
 
         def reread() -> Config:
@@ -125,6 +127,14 @@ class Daemon:
 
     def _trigger_command(self, _command: Command) -> dict:
         self.trigger()
+        return {}
+
+    def acknowledge(self) -> None:
+        """Release a latched red LED, relay and buzzer (as the acknowledge button does)."""
+        self.status.acknowledge()
+
+    def _acknowledge_command(self, _command: Command) -> dict:
+        self.acknowledge()
         return {}
 
     def reload(self) -> bool:
@@ -196,7 +206,7 @@ def build(
 
 
 def open_outputs(config: Config) -> list[Output]:
-    """The outputs ``config`` asks for: stdout JSON lines and/or MQTT."""
+    """The outputs ``config`` asks for: stdout JSON lines, MQTT, the operator console."""
     outputs: list[Output] = []
     if config.output.stdout:
         outputs.append(JsonLinesOutput(sys.stdout, results=config.output.results))
@@ -204,6 +214,12 @@ def open_outputs(config: Config) -> list[Output]:
         from edge.mqtt import make_output
 
         outputs.append(make_output(config.mqtt, config.resolved_state_dir()))
+    if config.console.enabled:
+        from edge.console import start_console
+
+        console = start_console(config)
+        if console is not None:  # a console that cannot start is a log line, not a stop
+            outputs.append(console)
     return outputs
 
 

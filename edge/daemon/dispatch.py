@@ -20,7 +20,9 @@ from edge.daemon.inspector import Inspection
 from edge.daemon.protocols import Classifier, Command, CommandSource, Output, Prediction, Reply
 from edge.events import DefectEvent, State, Stats
 from edge.health import Reports
+from edge.outputs import FrameTap, LiveFrame
 from edge.snapshots import SnapshotStore
+from edge.sources import Frame
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,17 @@ Handler = Callable[[Command], Mapping[str, Any]]
 
 
 class Dispatcher:
-    def __init__(self, heatmap: Heatmap, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        heatmap: Heatmap,
+        handlers: Mapping[str, Handler],
+        top_label: Callable[[dict[str, float]], str | None] = lambda _scores: None,
+    ) -> None:
         self._heatmap = heatmap
         self._handlers = dict(handlers)
+        self._top_label = top_label  # whose heat map a live viewer sees
         self._outputs: list[Output] = []
+        self._taps: list[FrameTap] = []
         self._snapshots: SnapshotStore | None = None
         self._open_snapshots: dict[str, str] = {}  # event id -> snapshot, until its end
         self._lock = threading.Lock()  # the snapshot map (reload ends defects off the loop)
@@ -40,6 +49,7 @@ class Dispatcher:
     def open(self, outputs: Iterable[Output], snapshots: SnapshotStore | None) -> None:
         """Send to ``outputs`` from now on; those that take commands get ``receive``."""
         self._outputs = list(outputs)
+        self._taps = [tap for out in self._outputs if (tap := getattr(out, "frame_tap", None))]
         self._snapshots = snapshots
         for out in self._outputs:
             if isinstance(out, CommandSource):
@@ -114,6 +124,35 @@ class Dispatcher:
         their own): the loop polls them, they never call back."""
         parts: list[Reports] = [self._snapshots] if self._snapshots is not None else []
         return parts + [out for out in self._outputs if isinstance(out, Reports)]
+
+    def live(self, frame: Frame, inspection: Inspection | None) -> None:
+        """Hand a captured frame to live viewers, only while one watches (the tap decides,
+        cheaply); the heat map, one more model run, only while a viewer asks for it."""
+        for tap in self._taps:
+            if not tap.wants_frame():
+                continue
+            scores = inspection.scores if inspection is not None else None
+            heat, label = None, None
+            if inspection is not None and tap.wants_heat():
+                i = inspection
+                label = self._top_label(i.scores)
+                heat = (
+                    self._heatmap(i.classifier, i.prediction, i.model_input, label)
+                    if label
+                    else None
+                )
+            jpeg = None
+            if heat is None and frame.view.identity and hasattr(frame.pixels, "data"):
+                # a JPEG camera's frame as it came: nothing to decode or encode
+                image, roi, jpeg = None, None, frame.pixels.data.tobytes()
+            elif heat is None and frame.view.roi is not None:
+                # the whole camera frame, the inspected region outlined
+                image, roi = frame.pixels.full(), frame.view.fractions(frame.pixels.size)
+            else:  # the inspected view itself (the heat map covers it)
+                image, roi = frame.image, None
+            tap.offer_frame(
+                LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi, jpeg)
+            )
 
     def state(self, state: State | None) -> None:
         if state is None:

@@ -134,6 +134,7 @@ class Loop:
         if item is not None:
             t0 = self._clock()
             inspection = self._inspector.step(item)
+            self._dispatcher.live(item.frame, inspection)
             if inspection is not None:
                 for event in self._dispatcher.inspection(inspection):
                     if event.kind == "end":
@@ -195,6 +196,7 @@ class Loop:
             active=self._slot.active,
             camera_online=self._online(),
             new_defect=new_defect,
+            rules=self._slot.rules(),
         )
         self._dispatcher.state(state)
 

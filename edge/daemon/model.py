@@ -19,7 +19,7 @@ import numpy as np
 from edge.config import Config, ModelConfig
 from edge.daemon.protocols import Classifier, Prediction
 from edge.daemon.status import Faults
-from edge.decide import Debouncer, make_rules
+from edge.decide import Debouncer, Rule, make_rules
 from edge.errors import PiInspectError
 from edge.events import DefectEvent, ModelInfo
 from edge.view import warn_if_view_differs
@@ -138,11 +138,25 @@ class ModelSlot:
             self.debouncer.set_thresholds(thresholds)
             return {label: rule.threshold for label, rule in self.debouncer.rules.items()}
 
-    def top_alarm_label(self, scores: dict[str, float]) -> str | None:
-        """The alarm label with the highest score (the heat map a requested snapshot shows)."""
+    def rules(self) -> dict[str, Rule]:
+        """The per-label rules in force (threshold and direction); empty without a model."""
         with self.lock:
-            rules = self.debouncer.rules if self.debouncer is not None else {}
-            return max(rules, key=lambda name: scores[name]) if rules else None
+            return dict(self.debouncer.rules) if self.debouncer is not None else {}
+
+    def top_alarm_label(self, scores: dict[str, float]) -> str | None:
+        """The alarm label nearest to (or furthest past) its threshold, in its alarm direction:
+        the heat map a requested snapshot or a live viewer shows. (The highest score would pick
+        ``length`` on every good frame: it alarms below its threshold.)"""
+        with self.lock:
+            rules = dict(self.debouncer.rules) if self.debouncer is not None else {}
+
+        def margin(name: str) -> float:
+            rule = rules[name]
+            gap = scores[name] - rule.threshold
+            return gap if rule.direction == "above" else -gap
+
+        known = [name for name in rules if name in scores]
+        return max(known, key=margin) if known else None
 
     def heatmap(
         self, clf: Classifier, prediction: Prediction, rgb: np.ndarray, label: str

@@ -19,9 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
 from typing import Any
 
+from edge.decide import Rule
 from edge.events import ModelInfo, State, Verdict
 from edge.health import Reports
 from edge.signals import Signals
@@ -101,6 +103,7 @@ class Status:
         active: tuple[str, ...],
         camera_online: bool,
         new_defect: bool = False,
+        rules: Mapping[str, Rule] | None = None,
     ) -> State | None:
         """Show the verdict on the LEDs; returns the new ``State`` if it changed, else None."""
         fault = self.faults.message()
@@ -109,16 +112,28 @@ class Status:
             verdict = "starting"
         if self._signals is not None and verdict != "starting":
             self._signals.show(fault=fault is not None, defect=bool(active), new_defect=new_defect)
+        rules = rules or {}
+        thresholds = {label: rule.threshold for label, rule in rules.items()}
+        alarms = {label: rule.direction for label, rule in rules.items()}
+        lamps = asdict(self._signals.lamps) if self._signals is not None else {}
         old = self._state
-        if old is not None and (old.verdict, old.active, old.fault, old.model) == (
+        same_verdict = old is not None and (old.verdict, old.active, old.fault, old.model) == (
             verdict,
             active,
             fault,
             model,
-        ):
+        )
+        if same_verdict and (old.thresholds, old.alarms, old.lamps) == (thresholds, alarms, lamps):
             return None
-        self._state = State(verdict, active, model, self._wall(), fault)
+        since = old.since if same_verdict else self._wall()  # only what comes with it changed
+        self._state = State(verdict, active, model, since, fault, thresholds, alarms, lamps)
         return self._state
+
+    def acknowledge(self) -> None:
+        """The operator has seen it (as the acknowledge button): a latched red goes off; the
+        next ``update`` shows it in the state."""
+        if self._signals is not None:
+            self._signals.acknowledge()
 
     def close(self) -> None:
         if self._signals is not None:

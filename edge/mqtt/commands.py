@@ -3,8 +3,9 @@
 Anything on the network may arrive here, so validation is total: a payload that is not exactly
 what a verb accepts gets an ``ok: false`` reply and never reaches the daemon. Payloads:
 
-- ``snapshot``, ``trigger``, ``reload``: the JSON object ``{}``. An empty payload is never a
-  command (it is how a retained message is cleared); a retained command is never run.
+- ``snapshot``, ``trigger``, ``reload``, ``acknowledge``: the JSON object ``{}``. An empty
+  payload is never a command (it is how a retained message is cleared); a retained command is
+  never run.
 - ``thresholds``: a JSON object ``{"<label>": <number in [0, 1]>, ...}``, at least one known
   label, no unknown label, no duplicate key, no NaN/Infinity, no booleans.
 """

@@ -32,6 +32,21 @@ from edge.mqtt.spool_file import ROOM, UNREADABLE, Unreadable, connect, free_byt
 log = logging.getLogger(__name__)
 
 
+def read_depth(path: Path) -> int | None:
+    """Messages waiting in the spool at ``path``, read without writing (another process or
+    thread may own the spool); None if there is no readable spool there."""
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
+    except sqlite3.Error:
+        return None
+    try:
+        return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+
+
 @dataclass(frozen=True)
 class SpooledMessage:
     seq: int
