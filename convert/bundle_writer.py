@@ -136,6 +136,7 @@ def write_bundle(
     extra: dict[str, Any] | None = None,
     force: bool = False,
     golden: np.ndarray | None = None,
+    meanings: dict[str, dict[str, str]] | None = None,
 ) -> Manifest:
     """Write into a temporary sibling directory, verify it, then move it into place.
 
@@ -162,6 +163,7 @@ def write_bundle(
             "labels": list(labels),
             "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
             "alarms": dict(alarms),
+            **({"meanings": {k: dict(v) for k, v in meanings.items()}} if meanings else {}),
             "input": {
                 "width": int(input_size[0]),
                 "height": int(input_size[1]),

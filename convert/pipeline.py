@@ -145,14 +145,27 @@ def heatmap_agreement(
     return out
 
 
+def _meanings(info: dict, labels: list[str], run_dir: Path) -> dict:
+    """The run's label meanings (the data set's declaration); a run trained before meanings
+    were declared has them from its alarm directions."""
+    from edge.data.meanings import from_alarms, parse_meanings
+
+    if info.get("meanings"):
+        return parse_meanings(info["meanings"], labels, f"{run_dir}/run.json")
+    return from_alarms(labels, info.get("alarms") or {})
+
+
 def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertResult:
     from convert.bundle_writer import head_spec, write_bundle
     from convert.equalize import equalize_activations
     from convert.fold import fold_pooled_batchnorm
     from convert.quantize import convert_model
     from convert.verify import check_integer_only, check_parity, list_ops, parity_report
+    from edge.data.meanings import directions
 
     run_dir = Path(run_dir)
+    if Path(out_dir).exists() and not opts.force:  # before minutes of conversion, not after
+        raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
@@ -161,7 +174,8 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     check_label_names(labels)  # before minutes of conversion, not after
     task = info["task"]
     size = tuple(int(v) for v in info["input_size"])
-    alarms = dict(info.get("alarms") or {})
+    meanings = _meanings(info, labels, run_dir)
+    alarms = directions(meanings)
     seed = int(info.get("seed", 0))
 
     calib_path = opts.calib or _default_split(info, "train", "train")
@@ -196,6 +210,7 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         labels=labels,
         thresholds={lbl: thresholds.get(lbl, 0.5) for lbl in labels},
         alarms=alarms,
+        meanings={label: m.to_dict() for label, m in meanings.items()},
         input_size=size,
         input_dtype=input_dtype,
         quantization=opts.quant,

@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("edge.commands.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
     "run": Command("edge.commands.run", "run the inspection daemon from a TOML config", "edge"),
     "check-config": Command("edge.commands.check_config", "validate a config file and print every problem", "edge"),
+    "config": Command("edge.commands.config", "print a complete commented config, or the reference of every key", "edge"),
     "doctor": Command("edge.commands.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
     "deploy": Command("edge.commands.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
     "synth": Command("edge.commands.synth", "render synthetic seam images (and a video) with ground truth", "edge"),
@@ -79,6 +81,22 @@ def _import_command(name: str):
     return importlib.import_module(COMMANDS[name].module)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in one style, ``(default: X)``, added from the parser itself; an
+    option whose default is computed (None) says in its help what it is, in the same style."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "(default:" in text or default in (None, "", []) or default is False:
+            return text
+        if default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; subcommand options are added only for ``only`` (lazy imports)."""
     parser = argparse.ArgumentParser(
@@ -89,10 +107,26 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(
+            name,
+            help=cmd.help,
+            description=cmd.help,
+            formatter_class=HelpFormatter,
+        )
         if name == only:
             _import_command(name).configure(p)
     return parser
+
+
+def quiet() -> None:
+    """Keep libraries' chatter out of the user's way (``-v`` shows it): TensorFlow's C++ start-up
+    and converter logs (CUDA probing, oneDNN notices, absl, ``fully_quantize: 0 ...``), absl's
+    Python warnings, and gpiozero's pin-factory fallback warnings on a machine without GPIO."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    warnings.filterwarnings("ignore", message=r"Falling back from ", module=r"gpiozero\.")
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def _fail(command: str, message: str, code: int) -> int:
@@ -102,8 +136,8 @@ def _fail(command: str, message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Workstation commands load TensorFlow; keep its C++ start-up chatter out of the user's way.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not any(a in ("-v", "--verbose") for a in argv):
+        quiet()
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
         command = None
@@ -124,9 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:  # libraries' own INFO lines ("Assets written to ...") are noise here
-        for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+        for noisy in ("tensorflow", "h5py", "matplotlib", "PIL"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("absl").setLevel(logging.ERROR)
     try:
+        if COMMANDS[args.command].extra == "train":  # TensorFlow, imported without its chatter
+            importlib.import_module("train.quiet").import_tensorflow()
         return int(_import_command(args.command).run(args) or 0)
     except ModuleNotFoundError as exc:
         hint = missing_extra(exc, args.command)

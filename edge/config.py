@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ValidationError,
     field_validator,
@@ -24,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from edge.config_checks import add_pin_problems, camera_index, pin_conflicts, suggestion
 from edge.console.config import ConsoleConfig
 from edge.controls import ControlsConfig
 from edge.errors import ConfigError
@@ -70,11 +72,12 @@ class SourceConfig(Section):
 
     kind: Literal["auto", "usb", "picamera2", "stream", "file", "folder"] = "auto"
     # USB index ("0") or /dev/videoN, rtsp:// or http(s):// URL, video file, image folder.
-    uri: str = Field(default="0", min_length=1)
+    uri: Annotated[str, BeforeValidator(camera_index)] = Field(default="0", min_length=1)
     loop: bool = False  # video file / image folder: start again at the end
     width: Annotated[int, Field(ge=16, le=8192)] | None = None  # camera request, if set
     height: Annotated[int, Field(ge=16, le=8192)] | None = None
     fps: Annotated[float, Field(gt=0, le=240)] | None = None
+    realtime: bool = False  # video file: play at its own frame rate (not as fast as it decodes)
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     # What the station inspects (edge/view.py): [x, y, w, h] in pixels (ints) or fractions of
@@ -266,19 +269,14 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _pins_unique(self) -> Config:
-        used: dict[int, str] = {}
-        pins = [(f"gpio.{name}", getattr(self.gpio, name)) for name in _GPIO_PIN_KEYS]
-        pins.append(("trigger.pin", self.trigger.pin if self.trigger.mode == "gpio" else None))
-        for key, pin in pins:
-            if pin is None or (not self.gpio.enabled and key.startswith("gpio.")):
-                continue
-            if pin in used:
-                raise PydanticCustomError(
-                    "pin_conflict",
-                    "{key}: pin {pin} is already used by {other}",
-                    {"key": key, "pin": pin, "other": used[pin]},
-                )
-            used[pin] = key
+        conflicts = pin_conflicts(self.gpio.model_dump(), self.trigger.model_dump(), _PINS)
+        if conflicts:
+            key, pin, other = conflicts[0]
+            raise PydanticCustomError(
+                "pin_conflict",
+                "{key}: pin {pin} is already used by {other}",
+                {"key": key, "pin": pin, "other": other},
+            )
         return self
 
     def resolved_state_dir(self) -> Path:
@@ -296,6 +294,7 @@ class Config(Section):
 
 
 _GPIO_PIN_KEYS = ("green", "red", "amber", "buzzer", "relay", "ack_button")
+_PINS = {k: getattr(GpioConfig(), k) for k in _GPIO_PIN_KEYS}  # the pin keys and defaults
 
 
 def _format_error(err: dict[str, Any]) -> str:
@@ -303,7 +302,7 @@ def _format_error(err: dict[str, Any]) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid"))
     if kind == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + suggestion(tuple(err.get("loc", ())), Config)
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if not loc:
@@ -346,6 +345,7 @@ def parse_config(data: dict[str, Any]) -> Config:
             problems = problems_of(exc)
         except RecursionError:
             problems = ["(top level): nested too deeply"]
+        add_pin_problems(problems, data, _PINS)  # cross-field checks skip invalid sections
     noun = "problem" if len(problems) == 1 else "problems"
     raise ConfigError(f"invalid config: {len(problems)} {noun}", problems) from None
 

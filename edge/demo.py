@@ -3,7 +3,9 @@
 Renders a synthetic seam video with known defects (edge.synth), runs the real daemon on it with
 gpiozero's MockFactory (LED states shown in the terminal), writes heat-map snapshots to a
 temporary folder, and closes with a summary: frames, FPS, latency, and the defects found
-against the ground truth (event-level recall and precision).
+against the ground truth: event-level recall and precision (an event counts only for its own
+occurrence: it overlaps it and is at most about twice as long, so a stuck alarm matches nothing) and the
+share of alarmed frames that lie on a true defect of their label.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ class Score:
     matched: int
     missed: tuple[Occurrence, ...] = ()  # occurrences no event matched
     false_alarms: tuple[tuple[str, int, int], ...] = ()  # (label, first, last) of unmatched events
+    alarmed_frames: int = 0  # (label, frame) pairs inside an event's first..last frames
+    alarmed_on_defect: int = 0  # of those, the ones inside a true occurrence of that label
+
+    @property
+    def frame_precision(self) -> float:
+        """The share of alarmed frames that lie on a true defect (1.0 when nothing alarmed)."""
+        return self.alarmed_on_defect / self.alarmed_frames if self.alarmed_frames else 1.0
 
     @property
     def precision(self) -> float:
@@ -54,7 +63,10 @@ def read_occurrences(path: Path) -> list[Occurrence]:
 
 def match_events(events: list[DefectEvent], truth: list[Occurrence], tolerance: int = 3) -> Score:
     """An event matches an unmatched occurrence of its label whose frames overlap its own
-    (within ``tolerance`` frames); each occurrence and each event is matched at most once."""
+    (within ``tolerance`` frames) and that could explain it: at most twice the occurrence's
+    length plus ``2 * tolerance`` frames (a defect is seen a little before and after its
+    ground-truth frames). An event is scored against its own occurrence only, so an alarm stuck
+    on for the whole video matches nothing. Each occurrence and each event is matched at most once."""
     used: set[int] = set()
     matched = 0
     false_alarms: list[tuple[str, int, int]] = []
@@ -64,6 +76,9 @@ def match_events(events: list[DefectEvent], truth: list[Occurrence], tolerance: 
         for i, occ in enumerate(truth):
             if i in used or occ.label != event.label:
                 continue
+            span = occ.last_frame - occ.first_frame + 1
+            if last - event.first_frame + 1 > 2 * span + 2 * tolerance:
+                continue  # longer than this occurrence can explain
             overlap = min(last, occ.last_frame) - max(event.first_frame, occ.first_frame)
             if overlap >= -tolerance and (best_overlap is None or overlap > best_overlap):
                 best, best_overlap = i, overlap
@@ -73,7 +88,17 @@ def match_events(events: list[DefectEvent], truth: list[Occurrence], tolerance: 
         else:
             false_alarms.append((event.label, event.first_frame, last))
     missed = tuple(occ for i, occ in enumerate(truth) if i not in used)
-    return Score(len(events), len(truth), matched, missed, tuple(false_alarms))
+    alarmed: set[tuple[str, int]] = set()
+    for event in events:
+        last = event.last_frame if event.last_frame is not None else event.first_frame
+        alarmed.update((event.label, f) for f in range(event.first_frame, last + 1))
+    on_defect = sum(
+        any(o.label == label and o.first_frame <= f <= o.last_frame for o in truth)
+        for label, f in alarmed
+    )
+    return Score(
+        len(events), len(truth), matched, missed, tuple(false_alarms), len(alarmed), on_defect
+    )
 
 
 class LampView:
@@ -119,16 +144,22 @@ class ConsoleOutput:
     def publish_event(self, event: DefectEvent) -> None:
         if event.kind == "start":
             snap = f"  heat map {event.snapshot}" if event.snapshot else ""
+            meaning = f" ({event.meaning})" if event.meaning else ""
             self._view.say(
-                f"  {self._at(event.first_frame)}  DEFECT  {event.label:<6} from frame "
-                f"{event.first_frame:<4} score {event.peak_score:.2f}{snap}"
+                f"  {self._at(event.first_frame)}  ALARM   {self._condition(event)}{meaning} "
+                f"from frame {event.first_frame:<4} score {event.peak_score:.2f}{snap}"
             )
         else:
             self._view.say(
-                f"  {self._at(event.last_frame or event.first_frame)}  cleared {event.label:<6} "
+                f"  {self._at(event.last_frame or event.first_frame)}  cleared "
+                f"{self._condition(event)} "
                 f"frames {event.first_frame}-{event.last_frame}, {event.frames} alarming, "
                 f"peak {event.peak_score:.2f}"
             )
+
+    @staticmethod
+    def _condition(event: DefectEvent) -> str:
+        return f"{event.condition or event.label:<14}"
 
     def publish_result(self, result) -> None: ...
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edge.data.meanings import LabelMeaning, declared_meanings
 from edge.errors import BundleError
 from edge.events import ModelInfo
 
@@ -157,6 +158,7 @@ class Manifest:
     reference_model: str | None = None
     golden: Golden | None = field(default=None, compare=False)
     content_sha256: str = ""  # sha256 of manifest.json, which names every file's sha256
+    meanings: dict[str, LabelMeaning] = field(default_factory=dict)  # as the data declared
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -357,6 +359,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
             raise BundleError(f"{where}: threshold of {_show(label)} is {_show(value)}; it must be a number in [0, 1]")
     if any(v not in ("above", "below") for v in raw_alarms.values()):
         raise BundleError(f"{where}: alarms must be 'above' or 'below'")
+    meanings, alarms = declared_meanings(d.get("meanings"), labels, raw_alarms, where, BundleError)
     outputs = d.get("outputs", {"scores": "scores"})
     if (
         not isinstance(outputs, dict)
@@ -379,7 +382,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         task=task,
         labels=labels,
         thresholds={lbl: float(raw_thresholds.get(lbl, 0.5)) for lbl in labels},
-        alarms=dict(raw_alarms),
+        alarms=alarms,
         input_width=width,
         input_height=height,
         input_dtype=dtype,
@@ -392,6 +395,6 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         outputs=dict(outputs),
         head=head,
         reference_model=reference,
-        golden=golden,
+        golden=golden, meanings=meanings,
         raw=d,
     )

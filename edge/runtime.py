@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge.bundle import Manifest, default_bundle_dir, golden_inputs, verify_bundle
+from edge.data.meanings import LabelMeaning
 from edge.errors import BundleError, MissingExtraError
 from edge.events import ModelInfo
 from edge.heatmap import gradcam
@@ -178,6 +179,11 @@ class Classifier:
     @property
     def alarms(self) -> dict[str, str]:
         return dict(self.manifest.alarms)
+
+    @property
+    def meanings(self) -> dict[str, LabelMeaning]:
+        """Per label: when it alarms and what it means (the manifest's declaration)."""
+        return dict(self.manifest.meanings)
 
     @property
     def info(self) -> ModelInfo:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,6 +55,28 @@ def warn_once(kind: str, path: object, message: str, *args: object) -> None:
     log.warning(message, *args)
 
 
+class Pacer:
+    """Plays a file at a frame rate (demos, dry runs): each ``wait()`` returns one frame period
+    after the previous one, or at once when late. Clock and sleep are injected (for tests)."""
+
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.period = 1.0 / fps
+        self._clock, self._sleep = clock, sleep
+        self._due: float | None = None
+
+    def wait(self) -> None:
+        now = self._clock()
+        if self._due is not None and self._due > now:
+            self._sleep(self._due - now)
+            now = self._due
+        self._due = now + self.period
+
+
 
 class FrameSource(Protocol):
     name: str
@@ -83,14 +106,21 @@ class OpenCVSource:
         width: int | None = None,
         height: int | None = None,
         fps: float | None = None,
+        realtime: bool = False,
         view: View = IDENTITY,
         raw_jpeg: bool = False,
         fourcc: str | None = None,
         controls: ControlsConfig | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``fps``: a camera's frame rate, a file's playback rate; a ``realtime`` file plays at
+        its own rate unless ``fps`` is given, otherwise as fast as frames decode."""
         self.target = target
         self.live = live
+        self._realtime = realtime and not live
+        self._sleep = sleep
+        self._pacer: Pacer | None = Pacer(fps, clock, sleep) if fps and not live else None
         self.loop = loop and not live
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self.view = view
@@ -125,6 +155,11 @@ class OpenCVSource:
         import cv2
 
         self.close()
+        if not self.live and Path(str(self.target)).is_dir():
+            raise SourceError(
+                f'source.kind = "file" but {self.target} is a folder: set kind = "folder" '
+                f'(or "auto") to read the images in it'
+            )
         if not self.live and not Path(str(self.target)).is_file():
             raise SourceError(f"video file not found: {self.target}")
         cap = self._capture(self.raw_jpeg)
@@ -147,6 +182,12 @@ class OpenCVSource:
                 after = self._controls.lock_exposure_after_s
                 self._lock_at = self._clock() + after if after is not None else None
         self._length = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not self.live else 0
+        if self._realtime and self._pacer is None:
+            own = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if 0.0 < own <= 1000.0:
+                self._pacer = Pacer(own, self._clock, self._sleep)
+            else:
+                log.warning("%s has no frame rate in its header; playing as fast as it decodes", self.name)
         self._position = 0
         self._cap = cap
         self.raw = self.raw_jpeg and self._start_raw(cap)
@@ -188,6 +229,8 @@ class OpenCVSource:
         else:
             ok, image = self._cap.read()
         if ok and image is not None and image.size:
+            if self._pacer is not None:
+                self._pacer.wait()
             if self.raw:
                 pixels = JpegPixels.of(image) if jpeg_size(image) else None
                 if pixels is None:
@@ -252,6 +295,11 @@ class FolderSource:
         self._read_in_pass = 0
 
     def open(self) -> None:
+        if self.folder.is_file():
+            raise SourceError(
+                f'source.kind = "folder" but {self.folder} is a file: set kind = "file" '
+                f'(or "auto") to play it'
+            )
         if not self.folder.is_dir():
             raise SourceError(f"image folder not found: {self.folder}")
         files = sorted(
@@ -341,4 +389,12 @@ def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None)
         if config.uri.lower().startswith(("http://", "https://")):
             return MjpegStreamSource(config.uri, view=view)
         return OpenCVSource(config.uri, live=True, view=view)
-    return OpenCVSource(config.uri, live=False, loop=config.loop, view=view, raw_jpeg=True)
+    return OpenCVSource(
+        config.uri,
+        live=False,
+        loop=config.loop,
+        view=view,
+        raw_jpeg=True,
+        fps=config.fps,
+        realtime=config.realtime,
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.data.meanings import from_alarms
 from edge.errors import SourceError
 from edge.events import ModelInfo
 from edge.sources import Frame
@@ -35,6 +36,7 @@ class ScriptedClassifier:
     input_size = (16, 16)
     thresholds = {"good": 0.5, "error": 0.5, "break": 0.5, "length": 0.5}
     alarms = {"error": "above", "break": "above", "length": "below"}
+    meanings = from_alarms(labels, alarms)
     has_heatmaps = True
 
     def __init__(self, sha: str = "a" * 64) -> None:

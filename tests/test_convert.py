@@ -215,6 +215,17 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     assert np.abs(feats - ref_feats).max() <= step * 1.01
 
 
+def test_convert_refuses_an_existing_out_before_it_starts(tmp_path, capsys):
+    from edge.cli import main
+
+    out = tmp_path / "bundle"
+    out.mkdir()
+    # the run does not even exist: the refusal comes before any loading or conversion
+    assert main(["convert", str(tmp_path / "no-run"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out} exists; choose another --out or pass --force" in err and "no-run" not in err
+
+
 def test_the_view_a_run_was_trained_on_is_recorded_in_the_manifest(run_dir, tmp_path):
     from convert.pipeline import ConvertOptions, convert_run
 

@@ -218,8 +218,25 @@ def test_cli_deploy_and_rollback_on_a_local_target(tmp_path, models, capsys):
     assert main(["deploy", "--no-reload", str(b), str(models)]) == 0
     assert main(["deploy", "--no-reload", "--rollback", str(models)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1].startswith("rolled back: current -> seam-")
+    assert out[-2].startswith(f"rolled back {models}: current is now seam-")
+    assert out[-1].startswith("not reloaded (--no-reload)")
     assert (models / "current" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
+
+
+def test_cli_deploys_to_a_new_local_folder_without_systemd_and_says_so(tmp_path, capsys):
+    from edge.commands.deploy import service_installed
+
+    a = make_bundle(tmp_path, "seam", 1)
+    target = tmp_path / "fresh" / "models"
+    assert main(["deploy", str(a), str(target)]) == 1  # a missing folder is refused ...
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["deploy", "--create", "--service", "no-such-unit", str(a), str(target)]) == 0
+    out = capsys.readouterr().out.splitlines()  # ... unless --create asks for it
+    assert out[0].startswith(f"deployed {a} to {target}: current is seam-")
+    assert out[0].endswith("(no previous bundle)") and "None" not in "\n".join(out)
+    assert out[1].startswith("not reloaded: no systemd service 'no-such-unit' here")
+    assert not service_installed("no-such-unit")
+    assert (target / "current" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
 
 
 def test_cli_refuses_a_tampered_bundle_in_one_line(tmp_path, models, capsys):
@@ -256,7 +273,8 @@ def test_remote_deploy_runs_verification_on_the_target_and_cleans_staging(tmp_pa
         out = deploy_remote(
             bundle, target, reload=False, remote_command=remote_cmd, ssh=ssh, scp=scp
         )
-        assert out.startswith("deployed: current -> seam-")
+        assert out.startswith("deployed /") and "current is seam-" in out
+        assert "None" not in out
     assert (models / "current" / "manifest.json").read_bytes() == (b / "manifest.json").read_bytes()
     out = deploy_remote(
         None, target, rollback=True, reload=False, remote_command=remote_cmd, ssh=ssh, scp=scp

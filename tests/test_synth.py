@@ -40,7 +40,7 @@ def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path):
     a = generate_dataset(tmp_path / "a", 6, seed=3, size=(64, 64), workers=1, chunk=2)
     b = generate_dataset(tmp_path / "b", 6, seed=3, size=(64, 64), workers=2, chunk=4)
     assert _digest(a.root) == _digest(b.root)
-    assert len(_digest(a.root)) == 6 + 2
+    assert len(_digest(a.root)) == 6 + 3  # images, labels.csv, boxes.csv, dataset.toml
 
 
 def test_different_seed_gives_different_images(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, nargs="?", default=None,
                         help="bundle directory (default: the built-in demo bundle)")
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
     parser.add_argument("--runs", type=int, default=300, help="timed invokes per model")
 
 

@@ -27,11 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--test", type=Path, default=None,
         help="held-out set for the parity report (default: the run's valid split)",
     )
-    parser.add_argument("--quant", choices=["int8", "float16", "float32"], default="int8")
+    parser.add_argument("--quant", choices=["int8", "float16", "float32"], default="int8",
+                        help="quantization of the converted model")
     parser.add_argument("--io-type", choices=["uint8", "int8"], default="uint8",
                         help="integer type of the int8 model's input and output")
-    parser.add_argument("--calib-count", type=int, default=300)
-    parser.add_argument("--test-count", type=int, default=1000)
+    parser.add_argument("--calib-count", type=int, default=300,
+                        help="calibration images for int8 ranges")
+    parser.add_argument("--test-count", type=int, default=1000,
+                        help="held-out images for the parity report")
     parser.add_argument("--tolerance", type=float, default=1.0,
                         help="largest per-label accuracy drop allowed, in points")
     parser.add_argument("--allow-drop", action="store_true",

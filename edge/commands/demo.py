@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -14,13 +15,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # One minute of seam at 15 FPS (about 14 defects): enough that recall and precision mean
     # something. Over seeds 1-30 the demo bundle finds 98.0% of defects at 99.0% precision
     # (docs/results.md); seed 1 is simply the first.
-    parser.add_argument("--frames", type=int, default=900, help="video length (default 900)")
-    parser.add_argument("--seed", type=int, default=1, help="synthetic video seed (default 1)")
-    parser.add_argument("--size", default="320x240", help="video size WxH (default 320x240)")
-    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
+    parser.add_argument("--frames", type=int, default=900, help="video length")
+    parser.add_argument("--seed", type=int, default=1, help="synthetic video seed")
+    parser.add_argument("--size", default="320x240", help="video size WxH")
+    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate")
     parser.add_argument("--bundle", help="model bundle (default: the built-in demo bundle)")
     parser.add_argument(
-        "--out", type=Path, help="folder for the video and snapshots (default: temp)"
+        "--out",
+        type=Path,
+        help="folder for the video and snapshots, kept (default: a temporary folder, removed "
+        "at the end unless --keep)",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play the video at its frame rate, as a camera would deliver it (default: as fast "
+        "as the model runs)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (default: remove it)"
     )
     parser.add_argument("--tolerance", type=int, default=3, help="frames of slack when matching")
 
@@ -36,9 +49,26 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+
+    started = time.monotonic()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        return _demo(args, args.out, started)
+    out_dir = Path(tempfile.mkdtemp(prefix="pi-inspect-demo-"))
+    try:
+        return _demo(args, out_dir, started)
+    finally:
+        if args.keep:
+            print(f"  kept {out_dir}")
+        else:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _demo(args: argparse.Namespace, out_dir: Path, started: float) -> int:
     import logging
     import signal
-    import tempfile
     import time
 
     from gpiozero.pins.mock import MockFactory
@@ -47,9 +77,6 @@ def run(args: argparse.Namespace) -> int:
     from edge.daemon import Daemon
     from edge.synth import render_video
 
-    started = time.monotonic()
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="pi-inspect-demo-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / "seam.mp4"
     size = _size(args.size)
     view = LampView(sys.stdout)
@@ -64,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{o.label} {o.first_frame}-{o.last_frame}" for o in truth)
         + ")"
     )
-    view.say("  LEDs: [G] green = running, OK   [R] red = defect   [A] amber = fault")
+    view.say("  LEDs: [G] green = running, OK   [R] red = an alarm condition holds   [A] amber = fault")
     settings: dict = {
-        "source": {"kind": "file", "uri": str(video)},
+        "source": {"kind": "file", "uri": str(video), "realtime": args.realtime},
         "gpio": {"pin_factory": "mock", "red_mode": "hold"},
         "snapshots": {"dir": str(out_dir / "snapshots")},
         "output": {"stdout": False, "stats_interval_s": 5.0},
@@ -111,11 +138,16 @@ def run(args: argparse.Namespace) -> int:
         view.say(f"    {label:<8}  {n_events} found, {n_truth} true")
     view.say(f"  recall      {score.recall:.3f} ({score.matched}/{score.occurrences})")
     view.say(f"  precision   {score.precision:.3f} ({score.matched}/{score.events})")
+    view.say(
+        f"  on defect   {score.frame_precision:.3f} of alarmed frames lie on a true defect "
+        f"({score.alarmed_on_defect}/{score.alarmed_frames})"
+    )
     for occ in score.missed:
         view.say(f"    missed       {occ.label} frames {occ.first_frame}-{occ.last_frame}")
     for label, first, last in score.false_alarms:
         view.say(f"    false alarm  {label} frames {first}-{last}")
-    view.say(f"  snapshots   {len(snapshots)} heat maps in {out_dir / 'snapshots'}")
+    where = out_dir / "snapshots" if (args.out or args.keep) else "the temporary folder (removed; --keep keeps it)"
+    view.say(f"  snapshots   {len(snapshots)} heat maps in {where}")
     view.say(f"  wall time   {time.monotonic() - started:.1f} s")
     if summary.faults and summary.frames == 0:
         return 1

@@ -32,16 +32,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--rollback", action="store_true", help="switch back to the previous bundle"
     )
     parser.add_argument(
-        "--no-reload", action="store_true", help="switch without reloading the service"
+        "--no-reload",
+        action="store_true",
+        help="switch without reloading the service (default: reload it where it is installed)",
     )
-    parser.add_argument("--service", default=DEFAULT_SERVICE, help="systemd service to reload")
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create a local models directory that does not exist yet (default: refuse, as a "
+        "mistyped path would otherwise deploy where no daemon looks)",
+    )
+    parser.add_argument(
+        "--service",
+        default=DEFAULT_SERVICE,
+        help="systemd service to reload",
+    )
     parser.add_argument(
         "--keep",
         type=int,
         default=DEFAULT_KEEP,
         metavar="N",
-        help=f"keep the N most recently deployed bundles, current and previous always (default "
-        f"{DEFAULT_KEEP}; 0 keeps all)",
+        help="keep the N most recently deployed bundles, current and previous always (0 keeps all)",
     )
     parser.add_argument(
         "--local",
@@ -51,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--remote-command",
         default=DEFAULT_REMOTE_COMMAND,
-        help=f"how the Pi runs pi-inspect (default: {DEFAULT_REMOTE_COMMAND!r})",
+        help="how the Pi runs pi-inspect",
     )
 
 
@@ -75,13 +86,50 @@ def run(args: argparse.Namespace) -> int:
         )
         print(out.strip())
         return 0
-    reload = None if args.no_reload else systemctl_reload(args.service)
     models = Path(target)
+    if args.create and not args.rollback:
+        models.mkdir(parents=True, exist_ok=True)
+    reload, why = _reloader(args)
     if args.rollback:
         result = rollback_local(models, reload=reload)
-        print(f"rolled back: current -> {result.current}, previous -> {result.previous}")
-        return 0
-    result = deploy_local(bundle, models, reload=reload, keep=args.keep)
-    note = " (already deployed)" if result.reused else ""
-    print(f"deployed: current -> {result.current}{note}, previous -> {result.previous}")
+        print(f"rolled back {models}: current is now {result.current}{_previous(result)}")
+    else:
+        result = deploy_local(bundle, models, reload=reload, keep=args.keep)
+        note = " (already deployed there)" if result.reused else ""
+        print(f"deployed {bundle} to {models}: current is {result.current}{note}{_previous(result)}")
+    print(why)
     return 0
+
+
+def _previous(result) -> str:
+    return f", previous is {result.previous}" if result.previous else " (no previous bundle)"
+
+
+def service_installed(service: str) -> bool:
+    """Whether systemd runs here and knows ``service`` (a workstation usually has neither)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("systemctl") is None or not Path("/run/systemd/system").is_dir():
+        return False
+    try:
+        proc = subprocess.run(
+            ["systemctl", "cat", "--", f"{service}.service"],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def _reloader(args: argparse.Namespace):
+    """The reload to run after the switch, and one line saying what happens."""
+    if args.no_reload:
+        return None, "not reloaded (--no-reload): the daemon loads it on its next start or SIGHUP"
+    if not service_installed(args.service):
+        return None, (
+            f"not reloaded: no systemd service {args.service!r} here; a daemon using this "
+            "folder loads it on its next start or SIGHUP"
+        )
+    return systemctl_reload(args.service), f"service {args.service} reloaded"

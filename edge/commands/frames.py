@@ -9,8 +9,8 @@ from pathlib import Path
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="video file (mp4, avi, ...)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNG frames")
-    parser.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
-    parser.add_argument("--start", type=int, default=0, help="first frame index (default 0)")
+    parser.add_argument("--every", type=int, default=1, help="keep every N-th frame")
+    parser.add_argument("--start", type=int, default=0, help="first frame index")
     parser.add_argument("--max", type=int, default=None, help="stop after M frames")
     parser.add_argument(
         "--station-config",

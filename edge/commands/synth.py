@@ -26,14 +26,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help="write DIR/images/*.png, labels.csv, boxes.csv"
     )
-    parser.add_argument("--count", type=int, default=1000, help="number of stills (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--count", type=int, default=1000, help="number of stills")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
         "--size",
         type=parse_size,
         default=None,
         metavar="WxH",
-        help="output size (default 128x128 for stills, 320x240 for video)",
+        help="output size",
     )
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: one per CPU core)"
@@ -41,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video", metavar="FILE", help="also render an mp4 of a seam moving under the camera"
     )
-    parser.add_argument("--frames", type=int, default=450, help="video frames (default 450)")
-    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
+    parser.add_argument("--frames", type=int, default=450, help="video frames")
+    parser.add_argument("--fps", type=float, default=15.0, help="video frame rate")
     parser.add_argument(
         "--contact-sheet",
         metavar="PNG",

@@ -77,7 +77,9 @@ class ModelSlot:
         """Load the configured model and its debouncer; raises ``PiInspectError``/``OSError``."""
         clf = self._loader(config.model)
         try:
-            rules = make_rules(clf.labels, clf.thresholds, clf.alarms, config.model.thresholds)
+            rules = make_rules(
+                clf.labels, clf.thresholds, clf.alarms, config.model.thresholds, clf.meanings
+            )
         except ValueError as exc:
             clf.close()
             raise PiInspectError(f"model.thresholds: {exc}") from None
@@ -112,7 +114,11 @@ class ModelSlot:
             ended = self.debouncer.flush() if self.debouncer is not None else []
             old = self.classifier
             self.classifier, self.debouncer = clf, debouncer
-            self.info = replace(clf.info, labels=tuple(clf.labels))
+            self.info = replace(
+                clf.info,
+                labels=tuple(clf.labels),
+                meanings=tuple((k, m.alarm, m.meaning) for k, m in clf.meanings.items()),
+            )
             self.description = describe(clf)
         self._faults.clear(FAULT)
         if old is not None:

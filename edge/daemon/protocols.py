@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edge.data.meanings import LabelMeaning
 from edge.events import ModelInfo
 from edge.outputs import Command, CommandSource, Output, Receiver, Reply
 
@@ -43,6 +44,10 @@ class Classifier(Protocol):
 
     @property
     def alarms(self) -> dict[str, str]: ...
+
+    @property
+    def meanings(self) -> dict[str, LabelMeaning]:
+        """Per label: when it alarms and what it means (the bundle's declaration)."""
 
     @property
     def info(self) -> ModelInfo: ...

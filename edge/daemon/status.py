@@ -126,7 +126,10 @@ class Status:
         if same_verdict and (old.thresholds, old.alarms, old.lamps) == (thresholds, alarms, lamps):
             return None
         since = old.since if same_verdict else self._wall()  # only what comes with it changed
-        self._state = State(verdict, active, model, since, fault, thresholds, alarms, lamps)
+        conditions = tuple(model.condition(label) for label in active) if model else active
+        self._state = State(
+            verdict, active, model, since, fault, thresholds, alarms, lamps, conditions
+        )
         return self._state
 
     def acknowledge(self) -> None:

@@ -126,8 +126,9 @@ def extract_frames(
     max_frames: int | None = None,
     view: View | None = None,
 ) -> list[Path]:
-    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``,
-    cut to a station's ``view`` (region, flips, rotation) when one is given.
+    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``, the
+    index zero-padded to five digits (or as many as the video's frame count needs) so the names
+    sort in frame order, cut to a station's ``view`` (region, flips, rotation) when one is given.
 
     Also records them in ``out_dir/frames.csv`` (``name,source,frame``). A missing or
     unopenable video raises SourceError; a truncated or corrupt one yields the frames that
@@ -139,9 +140,10 @@ def extract_frames(
     rows: list[tuple[str, str, int]] = []
     with VideoFrames(video) as reader:
         stem = reader.path.stem
+        digits = max(5, len(str(reader.expected or 0)))
         folder.mkdir(parents=True, exist_ok=True)
         for index, frame in reader.frames(every=every, start=start, limit=max_frames):
-            path = folder / f"{stem}_{index}.png"
+            path = folder / f"{stem}_{index:0{digits}d}.png"
             write_png(path, view.apply(frame) if view is not None else frame)
             written.append(path)
             rows.append((path.name, stem, index))

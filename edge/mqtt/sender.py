@@ -16,7 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from edge.events import FrameResult, State, Stats
+from edge.data.meanings import LabelMeaning
+from edge.events import FrameResult, ModelInfo, State, Stats
 from edge.mqtt.config import MqttConfig
 from edge.mqtt.discovery import discovery_messages
 from edge.mqtt.spool import Spool
@@ -172,7 +173,7 @@ class Sender:
             self._discovered is not None and labels != self._discovered
         ):
             self._discovery_due.clear()
-            self._publish_discovery(labels)
+            self._publish_discovery(labels, model)
         # Also after a reconnect: a restarted broker may have lost the retained state.
         stale = self._state_generation != self._generation
         if self._last_state is not None and (state is not None or stale):
@@ -188,11 +189,17 @@ class Sender:
         if snapshot is not None:
             client.publish(topics.snapshot, snapshot, qos=0, retain=True)
 
-    def _publish_discovery(self, labels: tuple[str, ...]) -> None:
-        """Home Assistant configs for ``labels``; again whenever a reload changes them."""
+    def _publish_discovery(self, labels: tuple[str, ...], model: ModelInfo | None) -> None:
+        """Home Assistant configs for ``labels``, named by their alarm conditions; again
+        whenever a reload changes them."""
         self._discovered = labels
+        meanings = (
+            {label: LabelMeaning(alarm, meaning) for label, alarm, meaning in model.meanings}
+            if model is not None and model.meanings
+            else None
+        )
         for topic, payload in discovery_messages(
-            self._topics, self._config.discovery.prefix, labels, self._sw_version
+            self._topics, self._config.discovery.prefix, labels, self._sw_version, meanings
         ):
             self._client.publish(topic, to_json(payload), qos=1, retain=True)
 

@@ -41,6 +41,14 @@ def format_summary(result: dict) -> str:
         lines.append(
             f"top-1 {result['top1']:.1%}  top-5 {result['top5']:.1%} on {result['count']} images"
         )
+    if result.get("alarms"):
+        lines.append("alarm conditions (as the data set declares them):")
+        lines.append(f"  {'condition':<20} {'prec':>7} {'recall':>7} {'support':>7}  meaning")
+        for m in result["alarms"].values():
+            lines.append(
+                f"  {m['condition']:<20} {m['precision']:>7.1%} {m['recall']:>7.1%} "
+                f"{m['support']:>7d}  {m['meaning']}"
+            )
     lines.append(f"misclassified: {result['misclassified']}")
     if "robustness_markdown" in result:
         lines.append(result["robustness_markdown"])

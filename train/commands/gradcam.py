@@ -21,7 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "images", metavar="IMAGES", help="image file/folder, or a labelled data set"
     )
-    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for heat maps and montage.png"
+    )
     parser.add_argument("--boxes", help="boxes.csv for the pointing game (default: beside IMAGES)")
     parser.add_argument("--limit", type=int, default=0, help="heat-map images to write (0 = all)")
     parser.add_argument("--montage", type=int, default=24, help="images in montage.png")
@@ -117,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
             tiles.append(blended)
             captions.append(f"{stem}\n" + (",".join(labels[j] for j in active) or "no alarm"))
     if tiles:
-        montage(tiles, captions, out / "montage.png")
+        meanings = run_.meanings
+        legend = {
+            (meanings[labels[j]].condition(labels[j]) or labels[j]): colour_for(labels[j], j)
+            for j in heat_labels
+        }
+        montage(tiles, captions, out / "montage.png", legend=legend)
     report: dict = {"images": n, "out": str(out.absolute())}
     boxes_path = find_boxes(image_set, args.boxes)
     if boxes_path is not None and image_set.dataset is not None:

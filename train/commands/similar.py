@@ -9,7 +9,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="training run directory")
     parser.add_argument("query", metavar="QUERY", help="query image")
     parser.add_argument("--index", required=True, help="index written by 'pi-inspect embed'")
-    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("-k", type=int, default=5, help="how many nearest images to list")
 
 
 def run(args: argparse.Namespace) -> int:

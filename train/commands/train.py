@@ -23,12 +23,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--arch",
         default="cnn",
         choices=["cnn", "resnet", "mobilenetv2", "efficientnetb0", "resnet50"],
+        help="architecture: a small CNN, a residual net, or a pretrained backbone",
     )
     parser.add_argument(
-        "--size", type=int, default=96, help="square input size in pixels (default 96)"
+        "--size", type=int, default=96, help="square input size in pixels"
     )
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--out", required=True, metavar="RUN_DIR")
+    parser.add_argument("--epochs", type=int, default=30, help="most epochs to train")
+    parser.add_argument(
+        "--out", required=True, metavar="RUN_DIR", help="run folder for the model, run.json, curves"
+    )
     parser.add_argument(
         "--weights", default="none", help="none | imagenet (from ~/.keras/models) | a weights FILE"
     )
@@ -36,9 +39,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--head-hidden", default="", help="hidden Dense layers before the logits, e.g. 64,32"
     )
-    parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3, dest="learning_rate")
+    parser.add_argument("--dropout", type=float, default=0.2, help="dropout before the head")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per training step")
+    parser.add_argument(
+        "--lr", type=float, default=1e-3, dest="learning_rate", help="initial learning rate"
+    )
     parser.add_argument(
         "--schedule",
         default="plateau",
@@ -61,9 +66,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--augment",
         default=DEFAULT_AUGMENT,
-        help=f"comma list of {', '.join(AUGMENTATIONS)} or 'none' (default {DEFAULT_AUGMENT})",
+        help=f"comma list of {', '.join(AUGMENTATIONS)} or 'none'",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed for splits, weights, shuffling")
     parser.add_argument(
         "--station-config",
         type=Path,
