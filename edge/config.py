@@ -229,6 +229,7 @@ class SnapshotConfig(Section):
     max_count: Annotated[int, Field(ge=1, le=1_000_000)] = 300
     max_bytes: Annotated[int, Field(ge=10_000)] = 200_000_000
     max_age_s: Annotated[float, Field(gt=0)] = 14 * 86400.0
+    min_free_bytes: Annotated[int, Field(ge=0)] = 100_000_000  # kept free: oldest go, then pause
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 85
 
 

@@ -250,3 +250,72 @@ def make_daemon(pins):
         return Daemon(config, **parts)
 
     return make
+
+
+# ---------------------------------------------------------------------------------------------
+# storage faults: real small or read-only filesystems (tmpfs mounts need root; else skip)
+# ---------------------------------------------------------------------------------------------
+
+
+class Tmpfs:
+    """A tmpfs mounted at ``path``; ``fill()`` takes every free byte, ``read_only()`` remounts."""
+
+    def __init__(self, path: Path, size: str, options: str = "") -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        opts = f"size={size},mode=0755" + (f",{options}" if options else "")
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+        self.mounted = True
+
+    def fill(self, name: str = "filler") -> Path:
+        """Write one file until the filesystem is full (ENOSPC); returns it."""
+        filler = self.path / name
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for chunk in (65536, 512):  # big blocks, then the last partial ones
+                try:
+                    while os.write(fd, b"\0" * chunk):
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        return filler
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def read_only(self, on: bool = True) -> None:
+        opt = "remount,ro" if on else "remount,rw"
+        subprocess.run(["mount", "-o", opt, str(self.path)], check=True, capture_output=True)
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], check=False, capture_output=True)
+            self.mounted = False
+
+
+@pytest.fixture
+def make_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Tmpfs]]:
+    """Factory: ``make_tmpfs("2m", options="nr_inodes=8")`` -> a mounted tmpfs of that size
+    (root only, else skip)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (the fault is injected with a real filesystem)")
+    mounts: list[Tmpfs] = []
+
+    def make(size: str = "2m", name: str = "fs", options: str = "") -> Tmpfs:
+        try:
+            fs = Tmpfs(tmp_path / f"{name}{len(mounts)}", size, options)
+        except subprocess.CalledProcessError as exc:
+            pytest.skip(f"cannot mount a tmpfs here: {exc.stderr.decode().strip()}")
+        mounts.append(fs)
+        return fs
+
+    yield make
+    for fs in mounts:
+        fs.unmount()

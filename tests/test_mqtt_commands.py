@@ -124,14 +124,22 @@ def test_valid_thresholds_reach_the_receiver_exactly(thresholds, pad):
     assert reply.result["thresholds"] == receiver.thresholds
 
 
-def test_commands_without_arguments_accept_empty_or_empty_object():
+def test_commands_without_arguments_accept_only_the_empty_object():
     for verb in NO_ARG_VERBS:
-        for payload in (b"", b"{}", b" { } \n"):
+        for payload in (b"{}", b" { } \n"):
             receiver = RecordingReceiver(LABELS)
             reply = answer(verb, payload, LABELS, receiver)
             assert reply.ok and receiver.calls == [(verb, None)]
-    reply = answer("snapshot", b"", LABELS, RecordingReceiver(LABELS))
+    reply = answer("snapshot", b"{}", LABELS, RecordingReceiver(LABELS))
     assert reply.result == {"snapshot": "snap-0001.jpg"}
+
+
+def test_an_empty_payload_is_not_a_command():
+    for verb in COMMAND_VERBS:
+        for payload in (b"", b" \n"):
+            receiver = RecordingReceiver(LABELS)
+            reply = answer(verb, payload, LABELS, receiver)
+            assert not reply.ok and receiver.calls == []
 
 
 def test_a_failing_command_becomes_an_error_reply():

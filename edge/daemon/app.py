@@ -232,6 +232,7 @@ def open_snapshots(config: Config) -> SnapshotStore | None:
         max_count=snap.max_count,
         max_bytes=snap.max_bytes,
         max_age_s=snap.max_age_s,
+        min_free_bytes=snap.min_free_bytes,
         jpeg_quality=snap.jpeg_quality,
     )
     store.prune()

@@ -19,6 +19,7 @@ import numpy as np
 from edge.daemon.inspector import Inspection
 from edge.daemon.protocols import Classifier, Command, CommandSource, Output, Prediction, Reply
 from edge.events import DefectEvent, State, Stats
+from edge.health import Reports
 from edge.outputs import FrameTap, LiveFrame
 from edge.snapshots import SnapshotStore
 from edge.sources import Frame
@@ -98,10 +99,8 @@ class Dispatcher:
             "model": i.model.name,
             "model_version": i.model.version,
         }
-        try:
-            saved = self._snapshots.save(i.frame.image, heat, meta, tag=event.label)
-        except OSError as exc:
-            log.warning("snapshot not saved: %s", exc)
+        saved = self._snapshots.save(i.frame.image, heat, meta, tag=event.label)
+        if saved is None:  # the store's health says why, as a fault while it lasts
             return event, None
         return replace(event, snapshot=saved.name), saved.jpeg
 
@@ -117,7 +116,14 @@ class Dispatcher:
             "scores": i.scores,
             "model_sha256": i.model.sha256,
         }
-        return self._snapshots.save(i.frame.image, heat, meta, tag="request").name
+        saved = self._snapshots.save(i.frame.image, heat, meta, tag="request")
+        return saved.name if saved is not None else None
+
+    def reporters(self) -> list[Reports]:
+        """The parts that keep their own health (the snapshot store, outputs that can fail on
+        their own): the loop polls them, they never call back."""
+        parts: list[Reports] = [self._snapshots] if self._snapshots is not None else []
+        return parts + [out for out in self._outputs if isinstance(out, Reports)]
 
     def live(self, frame: Frame, inspection: Inspection | None) -> None:
         """Hand a captured frame to live viewers, only while one watches (the tap decides,

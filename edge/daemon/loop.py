@@ -20,9 +20,10 @@ from edge.daemon.dispatch import Dispatcher
 from edge.daemon.inspector import Inspector
 from edge.daemon.model import ModelSlot
 from edge.daemon.protocols import Notifier
-from edge.daemon.status import Status
+from edge.daemon.status import Status, fold_health
 from edge.errors import ConfigError, PiInspectError
 from edge.events import DefectEvent
+from edge.health import POLL_S
 from edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from edge.sources import FrameSource
 from edge.stats import StatsWindow, read_cpu_temp_c
@@ -88,6 +89,8 @@ class Loop:
         self._stats = StatsWindow()
         self._started = clock()
         self._ready_sent = False
+        self._health_stats: dict[str, object] = {}  # the polled parts' numbers, for stats
+        self._next_health = float("-inf")
         self._status_sent: str | None = None
 
     # -- running ------------------------------------------------------------------------------
@@ -140,6 +143,7 @@ class Loop:
                 self._count(inspection.result.latency_ms, t0)
                 dispatch_ms = (self._clock() - t0) * 1000.0 - inspection.result.latency_ms
                 self._preparer.record_infer(inspection.work_ms + max(0.0, dispatch_ms))
+        self._poll_health()
         self._show(new_defect)
         self._tell_service_manager()
 
@@ -179,6 +183,13 @@ class Loop:
         else:
             self._status.faults.clear(CAMERA_FAULT, logged=True)
 
+    def _poll_health(self) -> None:
+        """Every ``POLL_S``: the parts that keep their own health -> faults and stats."""
+        now = self._clock()
+        if now >= self._next_health:
+            self._next_health = now + POLL_S
+            self._health_stats = fold_health(self._dispatcher.reporters(), self._status.faults)
+
     def _show(self, new_defect: bool = False) -> None:
         state = self._status.update(
             model=self._slot.info,
@@ -195,6 +206,7 @@ class Loop:
             uptime_s=self._clock() - self._started,
             camera_online=self._online(),
             cpu_temp_c=read_cpu_temp_c(),
+            **self._health_stats,
         )
         self._dispatcher.stats(stats)
 

@@ -9,6 +9,9 @@ A fault is a state, never an exit: while any is set the verdict is ``fault`` (am
 messages joined in ``State.fault``). The registry logs one line when a fault starts and one
 when it ends; a fault whose message changes while it is set stays one fault (no new line).
 The daemon names ``model``, ``camera`` and ``inference``; other parts choose their own names.
+Parts that must not call into the daemon (the MQTT spool, the snapshot store) keep their own
+state and answer ``health()``; the loop polls them and ``fold_health`` sets or clears their
+faults (``spool``, ``snapshots``) here.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
+from typing import Any
 
 from edge.decide import Rule
 from edge.events import ModelInfo, State, Verdict
+from edge.health import Reports
 from edge.signals import Signals
 
 log = logging.getLogger(__name__)
@@ -136,3 +141,22 @@ class Status:
     def close(self) -> None:
         if self._signals is not None:
             self._signals.close()
+
+
+def fold_health(parts: Iterable[Reports], faults: Faults) -> dict[str, Any]:
+    """Ask each part for its ``health()``: set or clear the faults it names, and return the
+    numbers for the stats line. A part that fails to answer is skipped, never fatal."""
+    numbers: dict[str, Any] = {}
+    for part in parts:
+        try:
+            health = part.health()
+        except Exception as exc:  # a part's bug must not stop inspection
+            log.debug("no health from %s: %s", type(part).__name__, exc)
+            continue
+        for name, message in health.faults.items():
+            if message:
+                faults.set(name, message)
+            else:
+                faults.clear(name)
+        numbers.update(health.stats)
+    return numbers

@@ -3,7 +3,9 @@
 Anything on the network may arrive here, so validation is total: a payload that is not exactly
 what a verb accepts gets an ``ok: false`` reply and never reaches the daemon. Payloads:
 
-- ``snapshot``, ``trigger``, ``reload``, ``acknowledge``: empty, or the JSON object ``{}``.
+- ``snapshot``, ``trigger``, ``reload``, ``acknowledge``: the JSON object ``{}``. An empty
+  payload is never a command (it is how a retained message is cleared); a retained command is
+  never run.
 - ``thresholds``: a JSON object ``{"<label>": <number in [0, 1]>, ...}``, at least one known
   label, no unknown label, no duplicate key, no NaN/Infinity, no booleans.
 """
@@ -43,7 +45,7 @@ def _parse_json(payload: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidCommand("payload is not UTF-8") from None
     if not text.strip():
-        return {}
+        raise InvalidCommand("empty payload is not a command (send {})")
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
@@ -53,10 +55,10 @@ def _parse_json(payload: bytes) -> Any:
 
 
 def parse_empty(payload: bytes) -> None:
-    """Accept an empty payload or ``{}``; anything else is an error."""
+    """Accept ``{}``; anything else is an error."""
     value = _parse_json(payload)
     if not isinstance(value, dict) or value:
-        raise InvalidCommand("this command takes no arguments (empty payload or {})")
+        raise InvalidCommand("this command takes no arguments (send {})")
 
 
 def parse_thresholds(payload: bytes, labels: tuple[str, ...]) -> dict[str, float]:

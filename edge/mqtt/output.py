@@ -20,8 +20,10 @@ import time
 from typing import Any
 
 from edge.events import DefectEvent, FrameResult, State, Stats
+from edge.health import Health
 from edge.mqtt.commands import answer
 from edge.mqtt.config import MqttConfig
+from edge.mqtt.link import Link
 from edge.mqtt.sender import Sender, to_json
 from edge.mqtt.spool import Spool
 from edge.mqtt.topics import ONLINE, STOPPED, Topics
@@ -62,7 +64,11 @@ class MqttOutput:
         self._commander = threading.Thread(
             target=self._command_loop, name="mqtt-commands", daemon=True
         )
+        self._link = Link(
+            config.host, config.port, (config.reconnect_min_s, config.reconnect_max_s)
+        )
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -123,6 +129,21 @@ class MqttOutput:
     def spool_depth(self) -> int:
         return self._spool.depth
 
+    def health(self) -> Health:
+        """Fault ``spool`` while events cannot be written to disk; spool counts and whether the
+        broker is connected. Polled by the daemon; never raises."""
+        spool = self._spool.health()
+        return Health(
+            faults={"spool": spool.fault},
+            stats={
+                "spool_depth": spool.depth,
+                "spool_dropped": spool.dropped,
+                "spool_unpersisted": spool.unpersisted,
+                "spool_moved_aside": spool.moved_aside,
+                "mqtt_connected": self.connected,
+            },
+        )
+
     # -- Output protocol (called from the inference loop: must not block) -------------------
     def publish_event(self, event: DefectEvent) -> None:
         self._spool.append(self.topics.defect(event.label), to_json(event.to_dict()))
@@ -155,9 +176,9 @@ class MqttOutput:
     # -- paho callbacks (paho's network thread) ---------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT broker %s refused the connection: %s", self._config.host, reason_code)
+            self._link.down(f"refused: {reason_code}")
             return
-        log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
+        self._link.up()
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         if self._config.commands.enabled:
             client.subscribe(self.topics.command_filter, qos=1)
@@ -165,10 +186,15 @@ class MqttOutput:
             client.subscribe(self._ha_status_topic, qos=1)
         self._sender.on_connected()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._link.down()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._sender.connected.clear()
-        if not self._closed:
-            log.warning("MQTT disconnected (%s); events are kept in the spool", reason_code)
+        if self._closed:
+            self._link.closed()
+        else:
+            self._link.down(str(reason_code))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._sender.acknowledged(mid)
@@ -181,10 +207,26 @@ class MqttOutput:
         verb = self.topics.command_verb(message.topic)
         if verb is None or not self._config.commands.enabled:
             return
+        if message.retain:  # an old command kept by the broker, not one sent now
+            self._clear_retained(message.topic, verb)
+            return
+        if not message.payload:  # how a retained message is cleared: not a command
+            return
         try:
             self._commands.put_nowait((verb, bytes(message.payload)))
         except queue.Full:
             self._reply(Reply(verb, False, "busy"))
+
+    def _clear_retained(self, topic: str, verb: str) -> None:
+        """Never run a retained command (it would run again on every reconnect, and an old
+        threshold would override a newer one after a broker restart); clear it on the broker."""
+        log.warning(
+            "ignored a retained %s command on %s (commands run only when sent); cleared it",
+            verb,
+            topic,
+        )
+        self._client.publish(topic, b"", qos=1, retain=True)
+        self._reply(Reply(verb, False, "retained command ignored"))
 
     # -- commands thread --------------------------------------------------------------------
     def _command_loop(self) -> None:

@@ -5,8 +5,7 @@
   events wait for those, so the broker sees the spool in order.
 - Acknowledgements: paho's thread only records them (``acknowledged``); the sender deletes the
   acknowledged rows in one batch (the sweep), so the spool lock stays free for the caller.
-- State (retained, re-published after every reconnect), stats (with the spool's health),
-  results and snapshots: the newest value wins; Home Assistant discovery when due.
+- State (retained, re-published after every reconnect), stats, results and snapshots: the newest value wins; Home Assistant discovery when due.
 """
 
 from __future__ import annotations
@@ -181,13 +180,8 @@ class Sender:
             client.publish(topics.state, to_json(self._last_state.to_dict()), qos=1, retain=True)
             self._state_generation = self._generation
         stats: Stats | None = self.stats.take()
-        if stats is not None:
-            payload = {
-                **stats.to_dict(),
-                "spool_depth": self._spool.depth,
-                "spool_dropped": self._spool.dropped,
-            }
-            client.publish(topics.stats, to_json(payload), qos=0)
+        if stats is not None:  # the spool's numbers are in extra: the daemon polls health()
+            client.publish(topics.stats, to_json(stats.to_dict()), qos=0)
         result: FrameResult | None = self.result.take()
         if result is not None:
             client.publish(topics.result, to_json(result.to_dict()), qos=0)
