@@ -104,7 +104,7 @@ def convert_model(
     io_type: Literal["uint8", "int8"] = "uint8",
     with_features: bool = True,
 ) -> bytes:
-    """Export through a temporary SavedModel and convert (the path the brief prefers)."""
+    """Export through a temporary SavedModel and convert."""
     from train.quiet import stderr_silenced, verbose
 
     with tempfile.TemporaryDirectory(prefix="pi-inspect-export-") as tmp:
