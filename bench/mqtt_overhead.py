@@ -69,20 +69,6 @@ class KeptOpen:
         pass
 
 
-class Controller:
-    labels = LABELS
-
-    def trigger(self) -> None: ...
-
-    def request_snapshot(self) -> str | None:
-        return None
-
-    def reload(self) -> None: ...
-
-    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
-        return thresholds
-
-
 def make_video(path: Path, frames: int) -> Path:
     """640x480 MJPG; every 10th..15th frame of 20 is red (a defect start and end every 20)."""
     import cv2
@@ -189,10 +175,9 @@ def mqtt_output(port: int, state_dir: Path, result_hz: float):
         host="127.0.0.1",
         port=port,
         device_id="bench",
-        stats_interval_s=1.0,
         result={"enabled": True, "max_rate_hz": result_hz},
     )
-    out = make_output(config, Controller(), state_dir)
+    out = make_output(config, state_dir)
     deadline = time.monotonic() + 10
     while not out.connected and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -17,6 +17,7 @@ import numpy as np
 
 from convert.verify import count_macs, list_ops
 from edge.bundle import verify_bundle
+from edge.errors import BundleError
 
 MOBILENETV2_MACS = 300e6
 PI4_MS = {"int8": 17.0, "float32": 46.0}
@@ -69,17 +70,23 @@ def time_model(path: Path, threads: int, runs: int, warmup: int = 20, seed: int 
 
 def bench_bundle(bundle_dir: Path, threads: int = 1, runs: int = 200, rounds: int = 5) -> list[Latency]:
     """Time the int8 and float32 models interleaved in ``rounds`` so noise hits both alike."""
-    manifest = verify_bundle(bundle_dir)
+    manifest = verify_bundle(bundle_dir)  # every named file inside the bundle, hashes right
     files = {manifest.quantization: manifest.model_file}
-    ref = manifest.raw.get("reference_model")
-    if ref:
-        files["float32"] = ref
+    if manifest.reference_model:
+        files["float32"] = manifest.reference_model
     samples: dict[str, list[float]] = {k: [] for k in files}
-    macs = {kind: count_macs(list_ops((bundle_dir / name).read_bytes())) for kind, name in files.items()}
     per_round = max(1, runs // rounds)
-    for r in range(rounds):
+    name = manifest.model_file
+    try:
+        macs = {}
         for kind, name in files.items():
-            samples[kind].extend(time_model(bundle_dir / name, threads, per_round, seed=r))
+            macs[kind] = count_macs(list_ops((bundle_dir / name).read_bytes()))
+        for r in range(rounds):
+            for kind, name in files.items():
+                samples[kind].extend(time_model(bundle_dir / name, threads, per_round, seed=r))
+    except (ValueError, RuntimeError, KeyError, IndexError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BundleError(f"bundle {bundle_dir}: the runtime cannot run {name} ({first})") from None
     return [
         Latency(
             kind=kind if kind in PI4_MS else "float32",

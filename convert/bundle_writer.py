@@ -8,19 +8,81 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge import __version__
 from edge.bundle import (
+    GOLDEN_TOLERANCE,
     SCHEMA_VERSION,
     DenseLayer,
     HeadSpec,
     Manifest,
+    check_labels,
+    golden_entry,
+    read_manifest,
     verify_bundle,
+    write_golden,
     write_manifest,
 )
-from edge.errors import ConversionError
+from edge.errors import BundleError, ConversionError
 
 MODEL_FILE = "model.tflite"
 FLOAT_FILE = "model_float32.tflite"
+GOLDEN_FILE = "golden.npz"
+GOLDEN_COUNT = 6
+
+
+def check_label_names(labels: list[str]) -> None:
+    """Refuse, before any work, labels the Pi could not publish or save (MQTT levels, files)."""
+    try:
+        check_labels(list(labels), "labels")
+    except BundleError as exc:
+        raise ConversionError(str(exc)) from None
+
+
+def pick_golden(scores: np.ndarray, count: int = GOLDEN_COUNT) -> list[int]:
+    """Indices of golden inputs among images scored ``scores`` (n, labels): for each label the
+    image that scores it highest and the one that scores it lowest, then the first images, so
+    the set exercises every output near both ends; at most ``count``, in a fixed order."""
+    scores = np.asarray(scores)
+    picked: list[int] = []
+    for k in range(scores.shape[1]):
+        for i in (int(np.argmax(scores[:, k])), int(np.argmin(scores[:, k]))):
+            if i not in picked and len(picked) < count:
+                picked.append(i)
+    for i in range(len(scores)):
+        if len(picked) >= count:
+            break
+        if i not in picked:
+            picked.append(i)
+    return picked
+
+
+def record_golden(
+    bundle_dir: Path,
+    inputs: np.ndarray,
+    *,
+    interpreter_factory=None,
+    tolerance: float = GOLDEN_TOLERANCE,
+) -> np.ndarray:
+    """Run ``inputs`` (uint8 RGB, n x h x w x 3) through the bundle's model with the edge
+    runtime, store them as the golden set and their scores in the manifest; returns the scores.
+
+    The manifest is rewritten (its ``files`` re-hashed), so the bundle stays consistent.
+    """
+    from edge.runtime import load_classifier
+
+    bundle_dir = Path(bundle_dir)
+    with load_classifier(
+        bundle_dir, interpreter_factory=interpreter_factory, check_golden=False
+    ) as clf:
+        scores = np.stack([clf.predict(x, with_features=False).scores for x in inputs])
+    data = dict(read_manifest(bundle_dir).raw)
+    write_golden(bundle_dir, GOLDEN_FILE, inputs)
+    data["files"] = {**data["files"], GOLDEN_FILE: ""}
+    data["golden"] = golden_entry(GOLDEN_FILE, scores, tolerance)
+    write_manifest(bundle_dir, data)
+    return scores
 
 
 def head_spec(model) -> HeadSpec:
@@ -73,8 +135,14 @@ def write_bundle(
     source_run: str,
     extra: dict[str, Any] | None = None,
     force: bool = False,
+    golden: np.ndarray | None = None,
+    meanings: dict[str, dict[str, str]] | None = None,
 ) -> Manifest:
-    """Write into a temporary sibling directory, verify it, then move it into place."""
+    """Write into a temporary sibling directory, verify it, then move it into place.
+
+    ``golden``: uint8 RGB inputs whose scores, from the edge runtime on this machine, the
+    bundle records as its golden set (the Pi refuses the bundle unless it computes the same).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
         raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
@@ -95,6 +163,7 @@ def write_bundle(
             "labels": list(labels),
             "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
             "alarms": dict(alarms),
+            **({"meanings": {k: dict(v) for k, v in meanings.items()}} if meanings else {}),
             "input": {
                 "width": int(input_size[0]),
                 "height": int(input_size[1]),
@@ -119,6 +188,8 @@ def write_bundle(
             **(extra or {}),
         }
         write_manifest(tmp, manifest)
+        if golden is not None:
+            record_golden(tmp, golden)
         verify_bundle(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)

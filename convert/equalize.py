@@ -12,7 +12,7 @@ images and ``R`` the tensor's (the square-root compromise of cross-layer equalis
 et al. 2019): the full ``R / r`` also shrinks the consumer's weights for that channel, whose
 per-channel int8 step does not shrink with them. On the demo model, heat-map agreement with
 Keras over the 1 000 held-out images went from 0.948 to 0.968 for ``error`` with the square
-root and to 0.959 with the full ratio (docs/results.md, session 5).
+root and to 0.959 with the full ratio (docs/results.md).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ one quantization point per block, calibrated on the non-negative values it passe
 after the pool, the ReLU was fused into the conv by the converter, but with the range it had
 calibrated on the raw, signed conv output: on the demo model a third of the int8 codes went to
 negatives nobody reads, and on-device heat maps fell from 0.98 to 0.90 Pearson against Keras
-(docs/results.md, session 5).
+(docs/results.md).
 """
 
 from __future__ import annotations

@@ -104,10 +104,13 @@ def convert_model(
     io_type: Literal["uint8", "int8"] = "uint8",
     with_features: bool = True,
 ) -> bytes:
-    """Export through a temporary SavedModel and convert (the path the brief prefers)."""
+    """Export through a temporary SavedModel and convert."""
+    from train.quiet import stderr_silenced, verbose
+
     with tempfile.TemporaryDirectory(prefix="pi-inspect-export-") as tmp:
         saved = export_saved_model(model, Path(tmp) / "saved_model", with_features=with_features)
-        return convert_saved_model(saved, quant, calibration, io_type)
+        with stderr_silenced(not verbose()):  # the converter's C++ logs; errors still raise
+            return convert_saved_model(saved, quant, calibration, io_type)
 
 
 def take(images: Iterable[np.ndarray], count: int, seed: int = 0) -> np.ndarray:

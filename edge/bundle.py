@@ -8,230 +8,101 @@ one-line reason, because an operator reads it in a journal.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+import math
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from edge.errors import BundleError
-from edge.events import ModelInfo
-
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMAS = frozenset({1})
-MANIFEST = "manifest.json"
-
-Task = Literal["multilabel", "multiclass"]
-Polarity = Literal["above", "below"]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def encode_array(a: np.ndarray) -> dict[str, Any]:
-    """A float32 array as JSON: shape plus base64 of its little-endian bytes."""
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"shape": list(a.shape), "dtype": "float32", "b64": base64.b64encode(a.tobytes()).decode()}
-
-
-def decode_array(d: dict[str, Any]) -> np.ndarray:
-    if d.get("dtype") != "float32":
-        raise BundleError(f"head weights have dtype {d.get('dtype')!r}, expected float32")
-    raw = base64.b64decode(d["b64"])
-    shape = tuple(int(s) for s in d["shape"])
-    arr = np.frombuffer(raw, dtype="<f4")
-    if arr.size != int(np.prod(shape)):
-        raise BundleError(f"head weights hold {arr.size} values, shape {shape} needs {int(np.prod(shape))}")
-    return arr.reshape(shape).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class DenseLayer:
-    """One dense layer of the classifier head, kept in float for on-device Grad-CAM."""
-
-    name: str
-    kernel: np.ndarray  # (in, out)
-    bias: np.ndarray  # (out,)
-    activation: Literal["relu", "linear"]
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """What the edge needs for heat maps: GAP over the feature map, then these dense layers."""
-
-    layers: tuple[DenseLayer, ...]
-    output_activation: Literal["sigmoid", "softmax"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pool": "gap",
-            "output_activation": self.output_activation,
-            "layers": [
-                {
-                    "name": lyr.name,
-                    "activation": lyr.activation,
-                    "kernel": encode_array(lyr.kernel),
-                    "bias": encode_array(lyr.bias),
-                }
-                for lyr in self.layers
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
-        if d.get("pool") != "gap":
-            raise BundleError(f"heat-map head pool {d.get('pool')!r} is not supported (only 'gap')")
-        layers = tuple(
-            DenseLayer(
-                name=str(x["name"]),
-                kernel=decode_array(x["kernel"]),
-                bias=decode_array(x["bias"]),
-                activation=x["activation"],
-            )
-            for x in d["layers"]
-        )
-        if not layers:
-            raise BundleError("heat-map head has no dense layer")
-        return cls(layers=layers, output_activation=d["output_activation"])
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """Everything the Pi needs to know about a model, parsed and checked."""
-
-    name: str
-    version: str
-    task: Task
-    labels: tuple[str, ...]
-    thresholds: dict[str, float]
-    alarms: dict[str, Polarity]
-    input_width: int
-    input_height: int
-    input_dtype: str  # "uint8" | "int8" | "float32"
-    colour: str
-    quantization: str  # "int8" | "float16" | "float32"
-    model_file: str
-    files: dict[str, str]  # file name -> sha256
-    signature: str = "serving_default"
-    input_name: str = "pixels"
-    outputs: dict[str, str] = field(default_factory=lambda: {"scores": "scores"})
-    head: HeadSpec | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return (self.input_width, self.input_height)
-
-    @property
-    def sha256(self) -> str:
-        return self.files[self.model_file]
-
-    @property
-    def info(self) -> ModelInfo:
-        return ModelInfo(name=self.name, version=self.version, sha256=self.sha256)
-
-
-def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in d:
-        raise BundleError(f"{where}: manifest has no '{key}'")
-    value = d[key]
-    if not isinstance(value, kind):
-        raise BundleError(f"{where}: manifest '{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
-def parse_manifest(d: dict[str, Any], where: str = "bundle") -> Manifest:
-    """Check the manifest's shape and build a ``Manifest``; one-line ``BundleError`` otherwise."""
-    version = d.get("schema_version")
-    if version not in SUPPORTED_SCHEMAS:
-        raise BundleError(
-            f"{where}: unknown manifest schema_version {version!r} "
-            f"(this pi-inspect reads {sorted(SUPPORTED_SCHEMAS)}); upgrade pi-inspect or re-convert"
-        )
-    labels = tuple(str(x) for x in _require(d, "labels", list, where))
-    if not labels or len(set(labels)) != len(labels):
-        raise BundleError(f"{where}: labels must be a non-empty list of unique names")
-    task = _require(d, "task", str, where)
-    if task not in ("multilabel", "multiclass"):
-        raise BundleError(f"{where}: unknown task {task!r}")
-    inp = _require(d, "input", dict, where)
-    files = {str(k): str(v) for k, v in _require(d, "files", dict, where).items()}
-    model_file = _require(d, "model", str, where)
-    if model_file not in files:
-        raise BundleError(f"{where}: model file {model_file!r} has no sha256 in 'files'")
-    thresholds = {str(k): float(v) for k, v in d.get("thresholds", {}).items()}
-    alarms = {str(k): v for k, v in d.get("alarms", {}).items()}
-    for label in [*thresholds, *alarms]:
-        if label not in labels:
-            raise BundleError(f"{where}: threshold/alarm for unknown label {label!r}")
-    if any(v not in ("above", "below") for v in alarms.values()):
-        raise BundleError(f"{where}: alarms must be 'above' or 'below'")
-    head = HeadSpec.from_dict(d["heatmap"]) if d.get("heatmap") else None
-    return Manifest(
-        name=str(d.get("name", "model")),
-        version=str(d.get("version", "0")),
-        task=task,
-        labels=labels,
-        thresholds={lbl: thresholds.get(lbl, 0.5) for lbl in labels},
-        alarms=alarms,
-        input_width=int(inp["width"]),
-        input_height=int(inp["height"]),
-        input_dtype=str(inp.get("dtype", "uint8")),
-        colour=str(inp.get("colour", "rgb")),
-        quantization=str(d.get("quantization", "int8")),
-        model_file=model_file,
-        files=files,
-        signature=str(d.get("signature", "serving_default")),
-        input_name=str(d.get("input_name", "pixels")),
-        outputs={str(k): str(v) for k, v in d.get("outputs", {"scores": "scores"}).items()},
-        head=head,
-        raw=d,
-    )
+from edge.manifest import (  # noqa: F401 - the bundle API, as before
+    GOLDEN_TOLERANCE,
+    INPUT_DTYPES,
+    MANIFEST,
+    MAX_DIM,
+    MAX_FILES,
+    MAX_GOLDEN,
+    MAX_GOLDEN_TOLERANCE,
+    MAX_INPUT_SIDE,
+    MAX_LABEL_BYTES,
+    MAX_LABELS,
+    MAX_MANIFEST_BYTES,
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMAS,
+    DenseLayer,
+    Golden,
+    HeadSpec,
+    Manifest,
+    Polarity,
+    Task,
+    check_labels,
+    decode_array,
+    encode_array,
+    label_problem,
+    parse_manifest,
+    sha256_file,
+)
 
 
 def read_manifest(bundle_dir: str | Path) -> Manifest:
     """Read and parse ``manifest.json`` without checking file hashes."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST
-    if not bundle_dir.exists():
-        raise BundleError(f"bundle {bundle_dir} does not exist")
-    if not path.is_file():
-        raise BundleError(f"bundle {bundle_dir} has no {MANIFEST}")
+    where = f"bundle {bundle_dir}"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"bundle {bundle_dir}: {MANIFEST} is unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"bundle {bundle_dir}: {MANIFEST} is not a JSON object")
-    try:
-        return parse_manifest(data, where=f"bundle {bundle_dir}")
-    except (KeyError, TypeError, ValueError) as exc:
+        if not bundle_dir.is_dir():
+            raise BundleError(f"bundle {bundle_dir} does not exist or is not a directory")
+        if path.is_symlink() or not path.is_file():
+            raise BundleError(f"bundle {bundle_dir} has no {MANIFEST} (a regular file)")
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{where}: {MANIFEST} is larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+        raw = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the path
         if isinstance(exc, BundleError):
             raise
-        raise BundleError(f"bundle {bundle_dir}: malformed manifest ({exc})") from None
+        raise BundleError(f"{where}: {MANIFEST} is unreadable ({exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+        raise BundleError(f"{where}: {MANIFEST} is not valid JSON ({detail[:120]})") from None
+    try:
+        manifest = parse_manifest(data, where=where)
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise BundleError(f"{where}: malformed manifest ({type(exc).__name__}: {detail})") from None
+    return dataclasses.replace(manifest, content_sha256=hashlib.sha256(raw).hexdigest())
 
 
 def verify_bundle(
     bundle_dir: str | Path, expected_size: tuple[int, int] | None = None
 ) -> Manifest:
-    """Read the manifest and check every listed file's sha256 (and the input size, if given)."""
+    """Read the manifest and check every listed file's sha256 (and the input size, if given).
+
+    Every file must be a regular file inside the bundle directory: a symbolic link is refused
+    even when it points at the right bytes, since what it points at can change under us.
+    """
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     for name, digest in manifest.files.items():
-        if Path(name).name != name:
-            raise BundleError(f"bundle {bundle_dir}: file name {name!r} must not contain a path")
         path = bundle_dir / name
+        if path.is_symlink():
+            raise BundleError(
+                f"bundle {bundle_dir}: {name} is a symbolic link; every file must lie inside the bundle"
+            )
         if not path.is_file():
             raise BundleError(f"bundle {bundle_dir}: {name} is missing")
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise BundleError(f"bundle {bundle_dir}: {name} is unreadable ({exc.strerror or exc})") from None
         if actual != digest:
             raise BundleError(
                 f"bundle {bundle_dir}: {name} sha256 {actual[:12]}… does not match the manifest "
@@ -244,6 +115,50 @@ def verify_bundle(
             f"{expected_size[0]}x{expected_size[1]}"
         )
     return manifest
+
+
+def golden_inputs(bundle_dir: str | Path, manifest: Manifest) -> np.ndarray:
+    """The golden set's inputs, uint8 (n, height, width, 3), checked against the manifest.
+
+    Stored as ``inputs`` in a compressed ``.npz`` (no pickles); call after ``verify_bundle``.
+    """
+    golden = manifest.golden
+    if golden is None:
+        raise BundleError(f"bundle {bundle_dir} has no golden set")
+    n = len(golden.scores)
+    want = (n, manifest.input_height, manifest.input_width, 3)
+    path = Path(bundle_dir) / golden.file
+    where = f"bundle {bundle_dir}: golden set {golden.file}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if zf.namelist() != ["inputs.npy"]:
+                raise BundleError(f"{where} must hold exactly one array, 'inputs'")
+            if zf.getinfo("inputs.npy").file_size > math.prod(want) + 4096:
+                raise BundleError(f"{where}: 'inputs' is larger than {want} uint8 values")
+        with np.load(path, allow_pickle=False) as npz:
+            inputs = npz["inputs"]
+    except BundleError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise BundleError(f"{where} is unreadable ({detail})") from None
+    if inputs.dtype != np.uint8 or inputs.shape != want:
+        raise BundleError(f"{where}: 'inputs' is {inputs.dtype} {inputs.shape}, the manifest needs uint8 {want}")
+    return inputs
+
+
+def golden_entry(file: str, scores: np.ndarray, tolerance: float = GOLDEN_TOLERANCE) -> dict[str, Any]:
+    """The manifest's ``golden`` object for recorded ``scores`` (n, labels)."""
+    rows = [[round(float(v), 6) for v in row] for row in np.asarray(scores, dtype=np.float64)]
+    return {"file": file, "tolerance": tolerance, "scores": rows}
+
+
+def write_golden(bundle_dir: str | Path, file: str, inputs: np.ndarray) -> Path:
+    """Store golden inputs (uint8 RGB, n x h x w x 3) as ``file`` (a compressed .npz)."""
+    path = Path(bundle_dir) / file
+    with open(path, "wb") as f:
+        np.savez_compressed(f, inputs=np.ascontiguousarray(inputs, dtype=np.uint8))
+    return path
 
 
 def write_manifest(bundle_dir: str | Path, data: dict[str, Any]) -> Path:

@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,23 +30,24 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     # edge: runs on the Pi
-    "demo": Command("edge.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
-    "run": Command("edge.daemon_cli", "run the inspection daemon from a TOML config", "edge"),
-    "check-config": Command("edge.config_cli", "validate a config file and print every problem", "edge"),
-    "doctor": Command("edge.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
-    "deploy": Command("edge.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
-    "synth": Command("edge.synth.cli", "render synthetic seam images (and a video) with ground truth", "edge"),
-    "frames": Command("edge.data.frames_cli", "extract frames from a recorded video", "edge"),
-    "split": Command("edge.data.split_cli", "split a lookup table into train/valid/test without leakage", "edge"),
-    "label": Command("edge.label.cli", "label video frames in the browser", "edge"),
+    "demo": Command("edge.commands.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
+    "run": Command("edge.commands.run", "run the inspection daemon from a TOML config", "edge"),
+    "check-config": Command("edge.commands.check_config", "validate a config file and print every problem", "edge"),
+    "config": Command("edge.commands.config", "print a complete commented config, or the reference of every key", "edge"),
+    "doctor": Command("edge.commands.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
+    "deploy": Command("edge.commands.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
+    "synth": Command("edge.commands.synth", "render synthetic seam images (and a video) with ground truth", "edge"),
+    "frames": Command("edge.commands.frames", "extract frames from a recorded video", "edge"),
+    "split": Command("edge.commands.split", "split a lookup table into train/valid/test without leakage", "edge"),
+    "label": Command("edge.commands.label", "label video frames in the browser", "edge"),
     # workstation: training and conversion
-    "train": Command("train.cli", "train a classifier from a lookup table or class folders", "train"),
-    "evaluate": Command("train.evaluate_cli", "evaluate a training run on a test set", "train"),
-    "gradcam": Command("train.gradcam_cli", "Grad-CAM heat maps for a training run", "train"),
-    "embed": Command("train.embed_cli", "image embeddings from a run's headless model", "train"),
-    "similar": Command("train.similar_cli", "nearest images to a query by embedding", "train"),
-    "convert": Command("convert.cli", "convert a run to a verified int8 TFLite model bundle", "train"),
-    "bench": Command("convert.bench_cli", "latency of a bundle's int8 and float32 models", "edge"),
+    "train": Command("train.commands.train", "train a classifier from a lookup table or class folders", "train"),
+    "evaluate": Command("train.commands.evaluate", "evaluate a training run on a test set", "train"),
+    "gradcam": Command("train.commands.gradcam", "Grad-CAM heat maps for a training run", "train"),
+    "embed": Command("train.commands.embed", "image embeddings from a run's headless model", "train"),
+    "similar": Command("train.commands.similar", "nearest images to a query by embedding", "train"),
+    "convert": Command("convert.commands.convert", "convert a run to a verified int8 TFLite model bundle", "train"),
+    "bench": Command("convert.commands.bench", "latency of a bundle's int8 and float32 models", "edge"),
 }
 
 # Third-party top-level modules and the extra that brings each one.
@@ -63,7 +65,7 @@ MODULE_EXTRAS: dict[str, str] = {
 }
 
 
-def _missing_extra(exc: ModuleNotFoundError, command: str) -> MissingExtraError | None:
+def missing_extra(exc: ModuleNotFoundError, command: str) -> MissingExtraError | None:
     """Turn an ImportError of a known optional dependency into a one-line hint."""
     top = (exc.name or "").split(".")[0]
     extra = MODULE_EXTRAS.get(top)
@@ -79,6 +81,22 @@ def _import_command(name: str):
     return importlib.import_module(COMMANDS[name].module)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's default in one style, ``(default: X)``, added from the parser itself; an
+    option whose default is computed (None) says in its help what it is, in the same style."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "(default:" in text or default in (None, "", []) or default is False:
+            return text
+        if default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; subcommand options are added only for ``only`` (lazy imports)."""
     parser = argparse.ArgumentParser(
@@ -89,10 +107,26 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, cmd in COMMANDS.items():
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(
+            name,
+            help=cmd.help,
+            description=cmd.help,
+            formatter_class=HelpFormatter,
+        )
         if name == only:
             _import_command(name).configure(p)
     return parser
+
+
+def quiet() -> None:
+    """Keep libraries' chatter out of the user's way (``-v`` shows it): TensorFlow's C++ start-up
+    and converter logs (CUDA probing, oneDNN notices, absl, ``fully_quantize: 0 ...``), absl's
+    Python warnings, and gpiozero's pin-factory fallback warnings on a machine without GPIO."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    warnings.filterwarnings("ignore", message=r"Falling back from ", module=r"gpiozero\.")
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def _fail(command: str, message: str, code: int) -> int:
@@ -102,15 +136,15 @@ def _fail(command: str, message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Workstation commands load TensorFlow; keep its C++ start-up chatter out of the user's way.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not any(a in ("-v", "--verbose") for a in argv):
+        quiet()
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
         command = None
     try:
         parser = build_parser(only=command)
     except ModuleNotFoundError as exc:
-        hint = _missing_extra(exc, command or "")
+        hint = missing_extra(exc, command or "")
         if hint is None:
             raise
         return _fail(command or "", str(hint), 2)
@@ -124,12 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:  # libraries' own INFO lines ("Assets written to ...") are noise here
-        for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+        for noisy in ("tensorflow", "h5py", "matplotlib", "PIL"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("absl").setLevel(logging.ERROR)
     try:
+        if COMMANDS[args.command].extra == "train":  # TensorFlow, imported without its chatter
+            importlib.import_module("train.quiet").import_tensorflow()
         return int(_import_command(args.command).run(args) or 0)
     except ModuleNotFoundError as exc:
-        hint = _missing_extra(exc, args.command)
+        hint = missing_extra(exc, args.command)
         if hint is None:
             raise
         return _fail(args.command, str(hint), 2)

@@ -1,7 +1,9 @@
 """From per-frame scores to defect events: thresholds, k-of-n debounce and hysteresis.
 
-A label *alarms* on a frame when its score is above its threshold (``error``, ``break``) or
-below it (``length``: a low score means the wrong 4 mm pitch). A defect is raised when k of the
+A label *alarms* on a frame when its alarm condition holds, as the data set declared it
+(edge/data/meanings.py): a label that alarms when ``present`` alarms on a score above its
+threshold, one that alarms when ``absent`` on a score below it; a label declared ``never`` has no
+rule. No label name is special. A defect is raised when k of the
 last n inspected frames alarm and cleared after m consecutive clean frames, so one physical
 defect gives exactly one ``start`` and one ``end`` event, with its first and last alarming
 frame, peak score (the most extreme one) and the number of alarming frames.
@@ -14,6 +16,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge.data.meanings import LabelMeaning, from_alarms
 from edge.events import DefectEvent
 
 ALARM_DIRECTIONS = ("above", "below")
@@ -23,6 +26,8 @@ ALARM_DIRECTIONS = ("above", "below")
 class Rule:
     threshold: float
     direction: str  # "above" or "below"
+    condition: str | None = None  # the alarm condition in words: "length absent"
+    meaning: str | None = None  # what the label means, as the data set declared it
 
     def alarms(self, score: float) -> bool:
         return score > self.threshold if self.direction == "above" else score < self.threshold
@@ -56,8 +61,12 @@ def make_rules(
     thresholds: Mapping[str, float],
     alarms: Mapping[str, str | None],
     overrides: Mapping[str, float] | None = None,
+    meanings: Mapping[str, LabelMeaning] | None = None,
 ) -> dict[str, Rule]:
-    """Rules for the labels that alarm; a label without an alarm direction (``good``) has none."""
+    """Rules for the labels that alarm; a label without an alarm direction has none.
+
+    ``meanings`` (the bundle's declaration) names each rule's condition and meaning; without
+    it the condition follows from the direction (above: present, below: absent)."""
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(labels))
     if unknown:
@@ -68,7 +77,10 @@ def make_rules(
         if direction not in ALARM_DIRECTIONS:
             continue
         threshold = float(overrides.get(label, thresholds.get(label, 0.5)))
-        rules[label] = Rule(threshold, direction)
+        declared = (meanings or {}).get(label) or from_alarms([label], alarms)[label]
+        rules[label] = Rule(
+            threshold, direction, declared.condition(label), declared.meaning or None
+        )
     return rules
 
 
@@ -93,6 +105,11 @@ class Debouncer:
     def active(self) -> tuple[str, ...]:
         return tuple(label for label, t in self._tracks.items() if t.event_id is not None)
 
+    @property
+    def active_conditions(self) -> tuple[str, ...]:
+        """The alarm conditions of the raised labels, in words (``"length absent"``)."""
+        return tuple(self._rules[label].condition or label for label in self.active)
+
     def set_thresholds(self, thresholds: Mapping[str, float]) -> None:
         for label, value in thresholds.items():
             if label not in self._rules:
@@ -100,7 +117,8 @@ class Debouncer:
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"threshold for {label!r} must be in [0, 1], got {value}")
         for label, value in thresholds.items():
-            self._rules[label] = Rule(float(value), self._rules[label].direction)
+            rule = self._rules[label]
+            self._rules[label] = Rule(float(value), rule.direction, rule.condition, rule.meaning)
 
     def update(
         self, frame: int, timestamp: float, scores: Mapping[str, float]
@@ -131,6 +149,7 @@ class Debouncer:
         return [self._end(label, t) for label, t in self._tracks.items() if t.event_id is not None]
 
     def _start(self, label: str, rule: Rule, track: _Track) -> DefectEvent:
+        """The ``start`` event of a defect the window has just raised."""
         hits = [h for h in track.window if h is not None]
         track.event_id = uuid.uuid4().hex[:12]
         track.first, track.last = hits[0], hits[-1]
@@ -151,11 +170,14 @@ class Debouncer:
             first_frame=track.first.frame,
             last_frame=track.last.frame,
             model_sha256=self.model_sha256,
+            condition=rule.condition,
+            meaning=rule.meaning,
         )
 
     def _end(self, label: str, track: _Track) -> DefectEvent:
         if track.event_id is None or track.first is None or track.last is None:
             raise RuntimeError(f"no open defect for {label!r}")
+        rule = self._rules[label]
         event = DefectEvent(
             event_id=track.event_id,
             kind="end",
@@ -167,6 +189,8 @@ class Debouncer:
             first_frame=track.first.frame,
             last_frame=track.last.frame,
             model_sha256=self.model_sha256,
+            condition=rule.condition,
+            meaning=rule.meaning,
         )
         track.event_id = None
         track.first = track.last = None

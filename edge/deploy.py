@@ -2,35 +2,38 @@
 
 Layout of the models directory::
 
-    MODELS/<name>-<sha12>/   one verified bundle per model hash
+    MODELS/<name>-<sha12>/   one verified bundle per content (sha256 of its manifest, which
+                          names every file's sha256: new thresholds make a new bundle)
     MODELS/current  -> <name>-<sha12>     what the daemon loads (config: model.bundle)
     MODELS/previous -> <name>-<sha12>     what ``--rollback`` goes back to
 
 After a deploy, bundles beyond the ``--keep`` most recently deployed are deleted (``current``
 and ``previous`` never are), so a Pi's SD card does not fill up one model at a time.
 
-The copy is verified against its manifest *where it landed*, before ``current`` moves, and the
-link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon never
+The copy is verified against its manifest *where it landed* and then loaded by the runtime in a
+child process (``python -m edge.bundle_check``: shapes, labels, signature, golden set; a crash or
+hang there refuses the bundle) before ``current`` moves, and the link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon never
 sees a half-copied or corrupt model. For ``user@host:/path`` targets the bundle goes over scp
 and the Pi runs ``pi-inspect deploy --local`` itself: the verification code exists once.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.bundle import MANIFEST, verify_bundle
-from edge.errors import BundleError, PiInspectError
+from edge.errors import BundleError, MissingExtraError, PiInspectError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,11 @@ DEFAULT_REMOTE_COMMAND = "sudo -n /opt/pi-inspect/venv/bin/pi-inspect"
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 _REMOTE = re.compile(r"^(?P<host>[^/:]+):(?P<path>.+)$")  # [user@]host:/path, no slash before ':'
 
+CHECK_TIMEOUT_S = 120.0  # loading and running a golden set takes about a second on a Pi 4
+
 Copier = Callable[[Path, Path], object]
 Reloader = Callable[[], None]
+Checker = Callable[[Path], None]
 
 
 class DeployError(PiInspectError, OSError):
@@ -97,22 +103,63 @@ def _match_owner(path: Path, like: Path) -> None:
         os.chown(p, st.st_uid, st.st_gid, follow_symlinks=False)
 
 
-def install_bundle(bundle: Path, models: Path, *, copy: Copier = _copy_tree) -> tuple[str, bool]:
-    """Copy ``bundle`` into ``models`` as ``<name>-<sha12>`` and verify the copy there.
+def check_in_child(
+    bundle: Path, *, timeout_s: float = CHECK_TIMEOUT_S, python: str = sys.executable
+) -> None:
+    """Load ``bundle`` with this machine's runtime and run its golden set in a child process.
+
+    ``BundleError`` with the child's one-line reason when the bundle is refused, crashes the
+    runtime or does not finish within ``timeout_s``; ``MissingExtraError`` without a runtime.
+    """
+    cmd = [python, "-m", "edge.bundle_check", str(bundle)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise BundleError(
+            f"bundle {bundle}: loading the model did not finish within {timeout_s:g} s"
+        ) from None
+    except OSError as exc:
+        raise DeployError(f"cannot start the bundle check ({exc.strerror or exc})") from None
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    verdict = lines[-1] if lines else ""
+    if proc.returncode == 0 and verdict.startswith("ok "):
+        log.debug("bundle check: %s", verdict)
+        return
+    if proc.returncode < 0:
+        try:
+            sig = signal.Signals(-proc.returncode).name
+        except ValueError:
+            sig = f"signal {-proc.returncode}"
+        raise BundleError(f"bundle {bundle}: the runtime crashed loading the model ({sig})")
+    if proc.returncode == 2 and verdict:
+        raise MissingExtraError(verdict)
+    raise BundleError(verdict or f"bundle {bundle}: the bundle check failed (exit {proc.returncode})")
+
+
+def install_bundle(
+    bundle: Path, models: Path, *, copy: Copier = _copy_tree, check: Checker = check_in_child
+) -> tuple[str, bool]:
+    """Copy ``bundle`` into ``models`` as ``<name>-<sha12>``, verify the copy there and load it.
 
     Returns the directory name and whether an identical, still valid copy was already there.
-    A copy that does not match its manifest is deleted and refused with ``BundleError``.
+    A copy that does not match its manifest, or that the runtime refuses, is deleted and
+    refused with ``BundleError``.
     """
     manifest = verify_bundle(bundle)  # refuse a bad source before copying anything
-    name = f"{_safe(manifest.name)}-{manifest.sha256[:12]}"
+    name = f"{_safe(manifest.name)}-{manifest.content_sha256[:12]}"
     dest = models / name
     if dest.is_dir():
         try:
             verify_bundle(dest)
-            return name, True
         except BundleError:
             log.warning("existing %s does not verify; copying it again", dest)
             shutil.rmtree(dest)
+        else:
+            try:
+                check(dest)
+            except BundleError as exc:
+                raise BundleError(f"refused, nothing switched: {exc}") from None
+            return name, True
     staging = Path(tempfile.mkdtemp(prefix=f".incoming-{name}-", dir=models))
     try:
         incoming = staging / "bundle"
@@ -121,6 +168,10 @@ def install_bundle(bundle: Path, models: Path, *, copy: Copier = _copy_tree) -> 
             verify_bundle(incoming)
         except BundleError as exc:
             raise BundleError(f"copy refused, nothing switched: {exc}") from None
+        try:
+            check(incoming)
+        except BundleError as exc:
+            raise BundleError(f"refused, nothing switched: {exc}") from None
         _match_owner(incoming, models)
         os.rename(incoming, dest)
     finally:
@@ -145,13 +196,15 @@ def switch_to(models: Path, name: str) -> Switch:
     return Switch(current=name, previous=old)
 
 
-def rollback(models: Path) -> Switch:
-    """Swap ``current`` and ``previous`` after checking the previous bundle still verifies."""
+def rollback(models: Path, *, check: Checker = check_in_child) -> Switch:
+    """Swap ``current`` and ``previous`` after checking the previous bundle still verifies and
+    loads."""
     previous = _link_target(models / PREVIOUS)
     if previous is None:
         raise DeployError(f"nothing to roll back to: {models / PREVIOUS} does not exist")
     try:
         verify_bundle(models / previous)
+        check(models / previous)
     except BundleError as exc:
         raise BundleError(f"rollback refused, nothing switched: {exc}") from None
     current = _link_target(models / CURRENT)
@@ -208,6 +261,7 @@ def deploy_local(
     reload: Reloader | None = None,
     copy: Copier = _copy_tree,
     keep: int = DEFAULT_KEEP,
+    check: Checker = check_in_child,
 ) -> Switch:
     """Install, verify and switch to ``bundle`` in the local ``models`` directory, reload, prune.
 
@@ -215,7 +269,7 @@ def deploy_local(
     """
     if not models.is_dir():
         raise DeployError(f"models directory {models} does not exist (install.sh creates it)")
-    name, reused = install_bundle(bundle, models, copy=copy)
+    name, reused = install_bundle(bundle, models, copy=copy, check=check)
     os.utime(models / name)  # "most recently deployed" is what pruning keeps
     result = switch_to(models, name)
     if reload is not None and not result.reused:
@@ -225,8 +279,10 @@ def deploy_local(
     return Switch(result.current, result.previous, reused=reused or result.reused)
 
 
-def rollback_local(models: Path, *, reload: Reloader | None = None) -> Switch:
-    result = rollback(models)
+def rollback_local(
+    models: Path, *, reload: Reloader | None = None, check: Checker = check_in_child
+) -> Switch:
+    result = rollback(models, check=check)
     if reload is not None:
         reload()
     return result
@@ -295,75 +351,3 @@ def deploy_remote(
             _run([ssh, *SSH_OPTIONS, target.host, f"rm -rf {shlex.quote(staging)}"], "cleanup")
         except DeployError as exc:
             log.warning("%s (staging %s left on %s)", exc, staging, target.host)
-
-
-# --- command --------------------------------------------------------------------------------
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.usage = (
-        "pi-inspect deploy [options] BUNDLE TARGET\n       pi-inspect deploy --rollback TARGET"
-    )
-    parser.add_argument(
-        "paths",
-        nargs="+",
-        metavar="BUNDLE TARGET",
-        help="bundle directory and a models directory, local or [user@]host:/var/lib/pi-inspect/models",
-    )
-    parser.add_argument(
-        "--rollback", action="store_true", help="switch back to the previous bundle"
-    )
-    parser.add_argument(
-        "--no-reload", action="store_true", help="switch without reloading the service"
-    )
-    parser.add_argument("--service", default=DEFAULT_SERVICE, help="systemd service to reload")
-    parser.add_argument(
-        "--keep",
-        type=int,
-        default=DEFAULT_KEEP,
-        metavar="N",
-        help=f"keep the N most recently deployed bundles, current and previous always (default "
-        f"{DEFAULT_KEEP}; 0 keeps all)",
-    )
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="TARGET is a local path even if it looks like host:path",
-    )
-    parser.add_argument(
-        "--remote-command",
-        default=DEFAULT_REMOTE_COMMAND,
-        help=f"how the Pi runs pi-inspect (default: {DEFAULT_REMOTE_COMMAND!r})",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    expected = 1 if args.rollback else 2
-    if len(args.paths) != expected:
-        usage = "--rollback TARGET" if args.rollback else "BUNDLE TARGET"
-        raise DeployError(f"expected {usage}, got {len(args.paths)} path(s)")
-    target = args.paths[-1]
-    bundle = None if args.rollback else Path(args.paths[0])
-    remote = None if args.local else parse_target(target)
-    if remote is not None:
-        out = deploy_remote(
-            bundle,
-            remote,
-            rollback=args.rollback,
-            reload=not args.no_reload,
-            service=args.service,
-            remote_command=args.remote_command,
-            keep=args.keep,
-        )
-        print(out.strip())
-        return 0
-    reload = None if args.no_reload else systemctl_reload(args.service)
-    models = Path(target)
-    if args.rollback:
-        result = rollback_local(models, reload=reload)
-        print(f"rolled back: current -> {result.current}, previous -> {result.previous}")
-        return 0
-    result = deploy_local(bundle, models, reload=reload, keep=args.keep)
-    note = " (already deployed)" if result.reused else ""
-    print(f"deployed: current -> {result.current}{note}, previous -> {result.previous}")
-    return 0

@@ -6,10 +6,8 @@ broker address, a command runner) so tests drive both outcomes without the hardw
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
-import os
 import shutil
 import subprocess
 import sys
@@ -208,11 +206,23 @@ def check_bundle(bundle: str | Path | None) -> Check:
         return Check(
             "bundle", False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
         )
+    from edge.errors import MissingExtraError
+    from edge.runtime import load_classifier
+
     resolved = path.resolve().name
+    try:  # what the daemon does: load it and run its golden set
+        with load_classifier(path, num_threads=1) as clf:
+            golden = "golden set passed" if clf.manifest.golden is not None else "no golden set"
+    except MissingExtraError:
+        golden = "not loaded: no runtime"
+    except BundleError as exc:
+        return Check(
+            "bundle", False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
+        )
     return Check(
         "bundle",
         True,
-        f"{resolved}: {manifest.name} {manifest.version} sha256 {manifest.sha256[:12]}",
+        f"{resolved}: {manifest.name} {manifest.version} sha256 {manifest.sha256[:12]}, {golden}",
     )
 
 
@@ -252,16 +262,6 @@ def check_service(service: str, run: Callable[[Sequence[str]], tuple[int, str]])
 def _run_command(cmd: Sequence[str]) -> tuple[int, str]:
     proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=15)
     return proc.returncode, proc.stdout
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", "-c", default=None, help=f"config file (default: {DEFAULT_CONFIG} if present)"
-    )
-    parser.add_argument("--service", default="pi-inspect", help="systemd service to check")
-    parser.add_argument(
-        "--skip", action="append", default=[], help="skip a check by name (repeatable)"
-    )
 
 
 def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
@@ -306,26 +306,3 @@ def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
         ),
         ("service", lambda: check_service(service, _run_command)),
     ]
-
-
-def run(args: argparse.Namespace) -> int:
-    import warnings
-
-    # One line per check: OpenCV's and gpiozero's own warnings would interleave with them, and
-    # each check already turns those failures into its FAIL line with a fix hint.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    warnings.simplefilter("ignore")
-    from edge.config import load_config
-
-    path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
-    config = load_config(path)
-    print(f"pi-inspect doctor ({path or 'built-in defaults'})")
-    failed = 0
-    skip = set(args.skip)
-    for name, check in collect(config, args.service):
-        if name in skip:
-            continue
-        result = check()
-        print(result.line(), flush=True)
-        failed += not result.ok
-    return 1 if failed else 0

@@ -28,6 +28,8 @@ class DefectEvent:
     last_frame: int | None = None
     snapshot: str | None = None  # file name of the heat-map snapshot, if one was saved
     model_sha256: str | None = None
+    condition: str | None = None  # the alarm condition that holds: "length absent"
+    meaning: str | None = None  # what the label means, as the data set declared it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +48,8 @@ class FrameResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
+        if "conditions" in d:
+            d["conditions"] = list(self.conditions)
         return d
 
 
@@ -60,9 +64,7 @@ class Stats:
     dropped_frames: int
     uptime_s: float
     camera_online: bool
-    spool_depth: int = 0
-    spool_dropped: int = 0
-    cpu_temp_c: float | None = None
+    cpu_temp_c: float | None = None  # the SoC temperature, where the kernel exposes it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +76,17 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
+    labels: tuple[str, ...] = ()  # every label the model scores, in output order
+    # (label, alarm, meaning) per label as the data set declared it; alarm: present/absent/never
+    meanings: tuple[tuple[str, str, str], ...] = ()
+
+    def condition(self, label: str) -> str:
+        """The alarm condition of ``label`` in words (``"length absent"``); the label itself
+        where nothing is declared."""
+        for name, alarm, _ in self.meanings:
+            if name == label and alarm in ("present", "absent"):
+                return f"{label} {alarm}"
+        return label
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,19 @@ class State:
     model: ModelInfo | None
     since: float  # unix time the verdict last changed
     fault: str | None = None  # one line, when verdict == "fault"
+    thresholds: dict[str, float] = field(default_factory=dict)  # per alarming label, in force
+    alarms: dict[str, str] = field(default_factory=dict)  # label -> "above" or "below"
+    lamps: dict[str, bool] = field(default_factory=dict)  # green/red/amber/relay as shown
+    conditions: tuple[str, ...] = ()  # the active labels' alarm conditions: "length absent"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
+        d["conditions"] = list(self.conditions)
+        if d["model"] is not None:
+            d["model"]["labels"] = list(self.model.labels)
+            d["model"]["meanings"] = {
+                label: {"alarm": alarm, "meaning": meaning}
+                for label, alarm, meaning in self.model.meanings
+            }
         return d

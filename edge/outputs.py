@@ -1,7 +1,11 @@
-"""Where daemon results go: a small output interface (Frigate's communicator idea).
+"""Where daemon results go, and how commands come back (Frigate's communicator idea).
 
-The daemon calls every configured ``Output``; each decides what to do with it. Outputs must not
-block the inference loop for long: one that talks to the network queues and returns.
+The daemon's dispatcher calls every configured ``Output``; each decides what to do with it.
+Outputs must not block the inference loop for long: one that talks to the network queues and
+returns. An output that takes commands (MQTT) is a ``CommandSource``: the dispatcher hands it
+one ``Receiver`` callback, and every command goes through it and comes back as a ``Reply``.
+No output ever holds the daemon itself. This module is the contract between the two sides, so
+outputs import it, never ``edge.daemon``.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Protocol, TextIO, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 from edge.events import DefectEvent, FrameResult, State, Stats
 
@@ -31,23 +37,65 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class Controller(Protocol):
-    """What outputs that take commands (MQTT) may ask the daemon to do."""
+@dataclass(frozen=True)
+class Command:
+    """A validated request: ``snapshot``, ``trigger``, ``reload``, ``thresholds`` or
+    ``acknowledge``."""
 
-    @property
-    def labels(self) -> tuple[str, ...]: ...
+    verb: str
+    thresholds: dict[str, float] = field(default_factory=dict)  # for ``thresholds`` only
 
-    def trigger(self) -> None:
-        """Inspect the next frame now (on-demand trigger mode)."""
 
-    def request_snapshot(self) -> str | None:
-        """Save a snapshot of the latest frame; returns its file name."""
+@dataclass(frozen=True)
+class Reply:
+    """The outcome of one command (for MQTT: what goes back on ``cmd/result``)."""
 
-    def reload(self) -> None:
-        """Reload config and bundle (as SIGHUP does); a bad bundle keeps the old one."""
+    command: str
+    ok: bool
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
 
-    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
-        """Override per-label thresholds; returns the thresholds now in force."""
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "ok": self.ok, "error": self.error, "result": self.result}
+
+
+Receiver = Callable[[Command], Reply]  # thread-safe; never raises
+
+
+@runtime_checkable
+class CommandSource(Protocol):
+    """An output that also takes commands: it passes each one to ``receiver``."""
+
+    def subscribe(self, receiver: Receiver) -> None: ...
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A captured frame offered to a live viewer, with the model's output if it was inspected."""
+
+    image: Any  # BGR uint8 array as captured (not copied), or None when ``jpeg`` holds it
+    index: int
+    timestamp: float  # unix time of capture
+    scores: dict[str, float] | None = None  # None: not inspected (trigger mode, no model)
+    heat: Any = None  # float32 [h, w] in [0, 1] for ``heat_label``, only when asked for
+    heat_label: str | None = None
+    roi: tuple[float, float, float, float] | None = None  # the inspected region, as fractions
+    jpeg: bytes | None = None  # the camera's own JPEG of ``image`` (sent as is: no re-encoding)
+
+
+class FrameTap(Protocol):
+    """What an output that shows live frames offers (as its ``frame_tap`` attribute).
+
+    The daemon asks ``wants_frame()`` for every captured frame (it must be cheap: true only
+    while someone watches and the next frame of the viewer's rate is due) and only then builds a
+    ``LiveFrame``; a heat map (an extra model run) only when ``wants_heat()`` says so.
+    """
+
+    def wants_frame(self) -> bool: ...
+
+    def wants_heat(self) -> bool: ...
+
+    def offer_frame(self, frame: LiveFrame) -> None: ...
 
 
 class JsonLinesOutput:

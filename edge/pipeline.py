@@ -1,6 +1,6 @@
 """Capture overlaps inference: a capture thread -> a bounded queue -> the inference loop.
 
-The capture thread reads (and preprocesses) the next frame while the inference loop runs the
+The capture thread reads (and, when the ``Preparer`` says so, resizes) the next frame while the inference loop runs the
 model on the previous one; OpenCV and the interpreter release the GIL, so the two really run in
 parallel on a multi-core Pi. The queue is bounded: for a live camera the newest frame wins and
 dropped frames are counted; for a file or folder the capture thread waits (nothing is lost).
@@ -24,9 +24,6 @@ from edge.sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
-# image -> (model input size (w, h), prepared RGB, milliseconds it took)
-Prepare = Callable[[np.ndarray], tuple[tuple[int, int], np.ndarray, float]]
-
 
 @dataclass(frozen=True)
 class Captured:
@@ -36,6 +33,69 @@ class Captured:
     size: tuple[int, int] | None
     prepared: np.ndarray | None
     prepare_ms: float = 0.0
+
+
+class Preparer:
+    """Owns the resize to the model's input size: where it runs, and doing it.
+
+    The capture thread decodes (``read``), the inference loop invokes the model (``infer``);
+    the resize (and colour conversion) can run on either side. Both sides report their own
+    work per frame; every ``every`` inferred frames the resize moves to the side with less of
+    it (``margin`` keeps it from flapping on noise). With read < infer the resize belongs in
+    capture (max(read + resize, infer) is the smaller maximum), otherwise in the loop.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, every: int = 32, margin: float = 0.15
+    ) -> None:
+        self._clock = clock
+        self._every = every
+        self._margin = margin
+        self._size: tuple[int, int] | None = None
+        self.in_capture = True  # where the resize runs now
+        self.read_ms = 0.0  # moving averages of each side's own work per frame
+        self.infer_ms = 0.0
+        self._frames = 0
+
+    def set_size(self, size: tuple[int, int] | None) -> None:
+        """The model input size (w, h) for the model now loaded; None: no model."""
+        self._size = tuple(size) if size is not None else None
+
+    def capture(self, frame: Frame) -> Captured:
+        """The capture thread's half: the frame, resized here if that is where it runs now."""
+        size = self._size
+        if not self.in_capture or size is None:
+            return Captured(frame, None, None)
+        t0 = self._clock()
+        rgb = frame.prepare(size)  # decodes only what ``size`` needs (edge.view.Frame)
+        return Captured(frame, size, rgb, (self._clock() - t0) * 1000.0)
+
+    def model_input(self, captured: Captured, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+        """The model input for ``size`` and the milliseconds spent on it in either thread."""
+        if captured.prepared is not None and captured.size == tuple(size):
+            return captured.prepared, captured.prepare_ms
+        t0 = self._clock()
+        rgb = captured.frame.prepare(size)
+        return rgb, captured.prepare_ms + (self._clock() - t0) * 1000.0
+
+    def record_read(self, ms: float) -> None:
+        self.read_ms += 0.05 * (ms - self.read_ms)
+
+    def record_infer(self, ms: float) -> None:
+        """The loop's own work for one frame (invoke and bookkeeping, without the resize)."""
+        self.infer_ms += 0.05 * (ms - self.infer_ms)
+        self._frames += 1
+        if self._frames % self._every == 0:
+            self.rebalance()
+
+    def rebalance(self) -> bool:
+        """Put the resize where it shortens the slower stage; returns ``in_capture``."""
+        read, infer, margin = self.read_ms, self.infer_ms, self._margin
+        if self.in_capture and read > infer * (1 + margin):
+            self.in_capture = False
+        elif not self.in_capture and read < infer * (1 - margin):
+            self.in_capture = True
+        return self.in_capture
 
 
 class FrameQueue:
@@ -97,7 +157,7 @@ class CaptureWorker:
         source_factory: Callable[[], FrameSource],
         queue: FrameQueue,
         *,
-        prepare: Prepare | None = None,
+        preparer: Preparer | None = None,
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 10.0,
         on_status: Callable[[bool, str | None], None] | None = None,
@@ -105,7 +165,7 @@ class CaptureWorker:
     ) -> None:
         self._factory = source_factory
         self._queue = queue
-        self._prepare = prepare
+        self._preparer = preparer if preparer is not None else Preparer(clock=clock)
         self._backoff = (backoff_min_s, backoff_max_s)
         self._on_status = on_status
         self._clock = clock
@@ -116,24 +176,7 @@ class CaptureWorker:
         self.fault: str | None = None
         self.finished = threading.Event()  # the file/folder ended (not a failure)
         self.frames_read = 0
-        # Who resizes: the capture thread (True) or the inference loop (False). The daemon
-        # moves it to whichever thread has less of its own work (see ``balance_prepare``).
-        self.prepare_here = True
-        self.read_ms = 0.0  # moving average of source.read() (decode) time
-
-    def balance_prepare(self, infer_ms: float, margin: float = 0.15) -> bool:
-        """Put the resize where it shortens the slower stage; returns the new placement.
-
-        Capture does read (+ resize), inference does invoke (+ resize). With read < invoke the
-        resize belongs in capture (max(read + prep, invoke) is the smaller maximum), otherwise
-        in the inference loop. ``margin`` keeps the placement from flapping on noise.
-        """
-        read = self.read_ms
-        if self.prepare_here and read > infer_ms * (1 + margin):
-            self.prepare_here = False
-        elif not self.prepare_here and read < infer_ms * (1 - margin):
-            self.prepare_here = True
-        return self.prepare_here
+        self._skipped = ""  # the last reason a frame was skipped (logged once)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pi-inspect-capture", daemon=True)
@@ -146,9 +189,6 @@ class CaptureWorker:
             self._thread.join(join_s)
             if self._thread.is_alive():
                 log.warning("capture thread did not stop within %.1f s (blocked read?)", join_s)
-
-    def set_prepare(self, prepare: Prepare | None) -> None:
-        self._prepare = prepare
 
     def _beat(self) -> None:
         self.heartbeat = self._clock()
@@ -178,15 +218,25 @@ class CaptureWorker:
                 try:
                     source = self._factory()
                     source.open()
+                    if self.fault is not None:
+                        log.info("camera online again (%s)", getattr(source, "name", "source"))
                     self._status(True, None)
                     if self._pump(source):
                         self.finished.set()
                         return
                     delay = self._backoff[0]
-                except (SourceError, OSError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any source failure is a camera fault
+                    # (OpenCV raises OverflowError, cv2.error, ...): the thread must not die,
+                    # or the station stays "starting" for ever.
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    log.warning("camera offline: %s (retrying in %.1f s)", reason, delay)
-                    self._status(False, f"camera offline: {reason}")
+                    if not isinstance(exc, (SourceError, OSError, ValueError)):
+                        reason = f"{type(exc).__name__}: {reason}"
+                    fault = f"camera offline: {reason}"
+                    if fault != self.fault:  # one line when it starts, not one per retry
+                        log.warning("%s (retrying every %.1f-%.0f s)", fault, *self._backoff)
+                    else:
+                        log.debug("%s (retrying in %.1f s)", fault, delay)
+                    self._status(False, fault)
                 if source is not None:
                     source.close()
                     source = None
@@ -199,17 +249,20 @@ class CaptureWorker:
     def _pump(self, source: FrameSource) -> bool:
         """Read until stop (False) or the natural end of a file/folder (True)."""
         while not self._stop.is_set():
-            t0 = time.monotonic()
+            t0 = self._clock()
             frame = source.read()
-            self.read_ms += 0.05 * ((time.monotonic() - t0) * 1000.0 - self.read_ms)
+            self._preparer.record_read((self._clock() - t0) * 1000.0)
             self._beat()
             if frame is None:
                 return True
             self.frames_read += 1
-            prepare = self._prepare if self.prepare_here else None
-            item = (
-                Captured(frame, *prepare(frame.image)) if prepare else Captured(frame, None, None)
-            )
+            try:
+                item = self._preparer.capture(frame)
+            except ValueError as exc:  # a corrupt JPEG frame: skip it, say so once per kind
+                if str(exc) != self._skipped:
+                    self._skipped = str(exc)
+                    log.warning("skipping frame %d: %s", frame.index, exc)
+                continue
             if not self._queue.put(item, self._stop):
                 return False
             self._beat()

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Manifest, default_bundle_dir, verify_bundle
+from edge.bundle import Manifest, default_bundle_dir, golden_inputs, verify_bundle
+from edge.data.meanings import LabelMeaning
 from edge.errors import BundleError, MissingExtraError
 from edge.events import ModelInfo
 from edge.heatmap import gradcam
@@ -110,6 +111,12 @@ class Classifier:
         self.backend = backend
         self._interp = interpreter
         self._closed = False
+        signatures = interpreter.get_signature_list()
+        if manifest.signature not in signatures:
+            raise BundleError(
+                f"bundle {bundle_dir}: model has no signature {manifest.signature!r} "
+                f"(it has {sorted(signatures)})"
+            )
         runner = interpreter.get_signature_runner(manifest.signature)
         inputs = runner.get_input_details()
         outputs = runner.get_output_details()
@@ -119,6 +126,11 @@ class Classifier:
                 f"(it has {sorted(inputs)})"
             )
         self._in = _tensor_io(inputs[manifest.input_name])
+        if self._in.dtype != np.dtype(manifest.input_dtype):
+            raise BundleError(
+                f"bundle {bundle_dir}: model input is {self._in.dtype}, the manifest says "
+                f"{manifest.input_dtype}"
+            )
         want = (1, manifest.input_height, manifest.input_width, 3)
         if self._in.shape != want:
             raise BundleError(
@@ -135,7 +147,16 @@ class Classifier:
                 f"{len(manifest.labels)} labels"
             )
         feat_name = manifest.outputs.get("features")
-        self._features = _tensor_io(outputs[feat_name]) if feat_name in outputs else None
+        if feat_name is not None and feat_name not in outputs:
+            raise BundleError(f"bundle {bundle_dir}: model has no output named {feat_name!r}")
+        self._features = _tensor_io(outputs[feat_name]) if feat_name is not None else None
+        if self._features is not None and manifest.head is not None:
+            channels, head_in = self._features.shape[-1], manifest.head.layers[0].kernel.shape[0]
+            if channels != head_in:
+                raise BundleError(
+                    f"bundle {bundle_dir}: feature map has {channels} channels, the heat-map "
+                    f"head takes {head_in}"
+                )
         self._input_buf = np.zeros(want, dtype=self._in.dtype)
 
     # -- what the daemon needs --------------------------------------------------------------
@@ -158,6 +179,11 @@ class Classifier:
     @property
     def alarms(self) -> dict[str, str]:
         return dict(self.manifest.alarms)
+
+    @property
+    def meanings(self) -> dict[str, LabelMeaning]:
+        """Per label: when it alarms and what it means (the manifest's declaration)."""
+        return dict(self.manifest.meanings)
 
     @property
     def info(self) -> ModelInfo:
@@ -222,8 +248,10 @@ def load_classifier(
     num_threads: int | None = None,
     expected_size: tuple[int, int] | None = None,
     interpreter_factory: InterpreterFactory | None = None,
+    check_golden: bool = True,
 ) -> Classifier:
-    """Verify a bundle (hashes, schema, size) and load it; ``None`` loads the demo bundle."""
+    """Verify a bundle (hashes, schema, size), load it and run its golden set; ``None`` loads
+    the demo bundle. Anything wrong with the bundle is a one-line ``BundleError``."""
     bundle_dir = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir()
     manifest = verify_bundle(bundle_dir, expected_size=expected_size)
     if interpreter_factory is None:
@@ -236,8 +264,68 @@ def load_classifier(
             model_path=str(bundle_dir / manifest.model_file), num_threads=threads
         )
         interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"bundle {bundle_dir}: the runtime cannot load the model ({first})") from None
+    except (ValueError, RuntimeError, TypeError, IndexError, KeyError) as exc:
+        raise BundleError(f"bundle {bundle_dir}: the runtime cannot load the model ({_first(exc)})") from None
+    try:
+        clf = Classifier(manifest, bundle_dir, interp, backend)
+    except BundleError:
+        raise
+    except (ValueError, RuntimeError, TypeError, IndexError, KeyError) as exc:
+        raise BundleError(f"bundle {bundle_dir}: the model does not fit its manifest ({_first(exc)})") from None
+    if check_golden:
+        try:
+            run_golden(clf)
+        except BaseException:
+            clf.close()
+            raise
     log.debug("loaded %s with %s (%d threads)", bundle_dir, backend, threads)
-    return Classifier(manifest, bundle_dir, interp, backend)
+    return clf
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def run_golden(clf: Classifier) -> float | None:
+    """Run the bundle's golden set; the largest score difference, or None without a golden set.
+
+    ``BundleError`` when a score differs from what ``convert`` recorded by more than the
+    manifest's tolerance: this runtime, on this machine, does not compute what was measured.
+    A bundle made before golden sets existed loads with a warning.
+    """
+    manifest, bundle_dir = clf.manifest, clf.bundle_dir
+    golden = manifest.golden
+    if golden is None:
+        log.warning(
+            "bundle %s has no golden set (an older convert made it): its outputs are not checked "
+            "on this machine; re-convert to add one",
+            bundle_dir,
+        )
+        w, h = clf.input_size
+        try:  # still prove the model runs at all
+            scores = clf.predict(np.zeros((h, w, 3), np.uint8), with_features=False).scores
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"bundle {bundle_dir}: the model does not run ({_first(exc)})") from None
+        if not np.isfinite(scores).all():
+            raise BundleError(f"bundle {bundle_dir}: the model gives non-finite scores")
+        return None
+    inputs = golden_inputs(bundle_dir, manifest)
+    worst = 0.0
+    for i, (rgb, expected) in enumerate(zip(inputs, golden.scores, strict=True)):
+        try:
+            scores = clf.predict(rgb, with_features=False).scores
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"bundle {bundle_dir}: golden input {i} does not run ({_first(exc)})") from None
+        if not np.isfinite(scores).all():
+            raise BundleError(f"bundle {bundle_dir}: golden input {i} gives non-finite scores")
+        diff = float(np.max(np.abs(scores - expected)))
+        worst = max(worst, diff)
+        if diff > golden.tolerance:
+            label = manifest.labels[int(np.argmax(np.abs(scores - expected)))]
+            raise BundleError(
+                f"bundle {bundle_dir}: golden set mismatch: input {i} scores {label!r} "
+                f"{float(scores[manifest.labels.index(label)]):.3f}, convert recorded "
+                f"{float(expected[manifest.labels.index(label)]):.3f} (tolerance {golden.tolerance:g})"
+            )
+    return worst

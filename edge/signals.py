@@ -198,16 +198,20 @@ class TriggerInput:
         factory_name: str | None = None,
     ) -> None:
         from gpiozero import Button
+        from gpiozero.exc import GPIOZeroError
 
         if config.pin is None:
             raise PiInspectError('trigger.pin is required when trigger.mode = "gpio"')
         factory = pin_factory if pin_factory is not None else make_pin_factory(factory_name)
-        self._button = Button(
-            config.pin,
-            pull_up=config.pull_up,
-            bounce_time=config.bounce_s or None,
-            pin_factory=factory,
-        )
+        try:
+            self._button = Button(
+                config.pin,
+                pull_up=config.pull_up,
+                bounce_time=config.bounce_s or None,
+                pin_factory=factory,
+            )
+        except GPIOZeroError as exc:
+            raise PiInspectError(f"GPIO trigger input is not available ({exc})") from None
         self._button.when_pressed = lambda: on_trigger()
         self._closed = False
 

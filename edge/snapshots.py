@@ -3,12 +3,16 @@
 One snapshot is three files sharing a stem: ``<stem>.jpg`` (the frame), ``<stem>.heat.jpg``
 (the Grad-CAM heat map coloured and blended over the frame) and ``<stem>.json`` (event, scores,
 model hash). Files are written to a temporary name and renamed, so a crash never leaves a
-half-written JPEG, and after every save the oldest snapshots are deleted until all three limits
-hold: the folder cannot fill the disk however long the line runs.
+half-written JPEG (a write that fails removes its temporary file), and before every save the oldest
+snapshots are deleted until the count, bytes and age limits hold and ``min_free_bytes`` stay free
+on the disk: the folder cannot fill the disk however long the line runs. When there is no room
+(or the disk refuses writes) snapshots stop cleanly: nothing half-written is left behind, the
+caller gets None, and ``health()`` says why until they work again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from edge.health import Health
+
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jpg", ".heat.jpg", ".json")
+_BLOCK = 4096  # a file takes whole blocks: room to reserve per file beyond its bytes
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,12 @@ def overlay(frame_bgr: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.
 
 
 class SnapshotStore:
-    """Writes snapshots into ``directory`` and prunes it to the retention limits. Thread-safe."""
+    """Writes snapshots into ``directory`` and prunes it to the retention limits. Thread-safe.
+
+    A storage fault never reaches the caller: ``save`` returns None, removes whatever it had
+    written of that snapshot (temporary files included) and ``health()`` says why, until a save
+    works again (or, checked on ``health()``, the directory is writable with room again).
+    """
 
     def __init__(
         self,
@@ -54,6 +66,7 @@ class SnapshotStore:
         max_count: int = 300,
         max_bytes: int = 200_000_000,
         max_age_s: float = 14 * 86400.0,
+        min_free_bytes: int = 0,
         jpeg_quality: int = 85,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -61,10 +74,15 @@ class SnapshotStore:
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        self.min_free_bytes = min_free_bytes
         self.jpeg_quality = jpeg_quality
         self._clock = clock
         self._lock = threading.Lock()
         self._seq = 0
+        self._fault: str | None = None
+        self._need = 0  # bytes the last skipped snapshot needed
+        self._saved = 0
+        self._skipped = 0
         self._warm_up()
 
     @staticmethod
@@ -79,33 +97,77 @@ class SnapshotStore:
 
     def save(
         self, frame_bgr: np.ndarray, heat: np.ndarray | None, meta: dict[str, Any], *, tag: str
-    ) -> Saved:
-        """Save frame, overlay and sidecar; returns the frame's file name and the overlay JPEG."""
+    ) -> Saved | None:
+        """Save frame, overlay and sidecar; the frame's file name and the overlay JPEG, or None
+        when the snapshot could not be saved (see ``health()``)."""
         import cv2
 
         params = [int(cv2.IMWRITE_JPEG_QUALITY), self.jpeg_quality]
         ok, frame_jpg = cv2.imencode(".jpg", frame_bgr, params)
-        if not ok:
-            raise OSError("cannot encode snapshot frame as JPEG")
         over_jpg = frame_jpg
-        if heat is not None:
+        if ok and heat is not None:
             ok, over_jpg = cv2.imencode(".jpg", overlay(frame_bgr, heat), params)
-            if not ok:
-                raise OSError("cannot encode snapshot overlay as JPEG")
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if not ok:
+                return self._skip("snapshots not saved: the frame cannot be encoded as JPEG", 0)
             self._seq += 1
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._clock()))
             stem = f"{stamp}-{self._seq:05d}-{_safe(tag)}"
             sidecar = dict(
                 meta, frame=f"{stem}.jpg", overlay=f"{stem}.heat.jpg" if heat is not None else None
             )
-            _atomic_write(self.directory / f"{stem}.jpg", frame_jpg.tobytes())
+            files = [(f"{stem}.jpg", frame_jpg.tobytes())]
             if heat is not None:
-                _atomic_write(self.directory / f"{stem}.heat.jpg", over_jpg.tobytes())
-            _atomic_write(self.directory / f"{stem}.json", json.dumps(sidecar, indent=1).encode())
-            self._prune()
+                files.append((f"{stem}.heat.jpg", over_jpg.tobytes()))
+            files.append((f"{stem}.json", json.dumps(sidecar, indent=1).encode()))
+            need = sum(len(data) + _BLOCK for _, data in files)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._prune(reserve_bytes=need)
+                free = _free_bytes(self.directory)
+                if free < need:
+                    return self._skip(f"snapshots stopped: disk full ({self.directory})", need)
+                if free < self.min_free_bytes + need:
+                    return self._skip(
+                        f"snapshots paused: {_mb(free)} free in {self.directory}, "
+                        f"snapshots.min_free_bytes keeps {_mb(self.min_free_bytes)} free",
+                        need,
+                    )
+                _write_all(self.directory, files)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                return self._skip(f"snapshots stopped: {reason} ({self.directory})", need)
+            self._fault = None
+            self._saved += 1
         return Saved(f"{stem}.jpg", over_jpg.tobytes())
+
+    def _skip(self, fault: str, need: int) -> None:
+        self._fault = fault
+        self._need = need
+        self._skipped += 1
+        return None
+
+    def health(self) -> Health:
+        """Fault ``snapshots`` and the counts. A fault clears when a save works, or here when
+        the directory takes writes again with room for the snapshot that was skipped."""
+        with self._lock:
+            if self._fault is not None and self._writable_with_room():
+                self._fault = None
+            return Health(
+                faults={"snapshots": self._fault},
+                stats={"snapshots_saved": self._saved, "snapshots_skipped": self._skipped},
+            )
+
+    def _writable_with_room(self) -> bool:
+        try:
+            if not os.access(self.directory, os.W_OK):
+                return False
+            st = os.statvfs(self.directory)
+            if st.f_files and st.f_favail < len(SUFFIXES):  # no inodes: ENOSPC with bytes free
+                return False
+            return st.f_bavail * st.f_frsize >= self.min_free_bytes + self._need
+        except OSError:
+            return False
 
     def _groups(self) -> list[tuple[str, float, int, list[Path]]]:
         """(stem, mtime, bytes, files) per snapshot, oldest first."""
@@ -116,7 +178,10 @@ class SnapshotStore:
                 groups.setdefault(stem, []).append(path)
         out = []
         for stem, files in groups.items():
-            stats = [f.stat() for f in files if f.exists()]
+            stats = []
+            for f in files:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    stats.append(f.stat())
             if stats:
                 out.append(
                     (stem, max(s.st_mtime for s in stats), sum(s.st_size for s in stats), files)
@@ -124,25 +189,39 @@ class SnapshotStore:
         out.sort(key=lambda g: (g[1], g[0]))
         return out
 
-    def _prune(self) -> None:
+    def _prune(self, reserve_bytes: int = 0) -> None:
+        """Delete the oldest snapshots until the limits hold with room for one more of
+        ``reserve_bytes`` (0: as they stand) and ``min_free_bytes`` stay free on the disk."""
         groups = self._groups()
         total = sum(g[2] for g in groups)
         now = self._clock()
+        room = 1 if reserve_bytes else 0
+        free = _free_bytes(self.directory) if self.min_free_bytes else 0
         while groups and (
-            len(groups) > self.max_count
-            or total > self.max_bytes
+            len(groups) + room > self.max_count
+            or total + reserve_bytes > self.max_bytes
             or now - groups[0][1] > self.max_age_s
+            or (self.min_free_bytes and free < self.min_free_bytes + reserve_bytes)
         ):
             _stem, _mtime, size, files = groups.pop(0)
             for f in files:
                 f.unlink(missing_ok=True)
             total -= size
+            free += size
 
     def prune(self) -> None:
-        """Apply the limits now (e.g. at start-up, for snapshots left by an older run)."""
+        """Apply the limits now (e.g. at start-up, for snapshots left by an older run) and
+        remove temporary files a crash left behind. Never raises."""
         with self._lock:
-            if self.directory.is_dir():
+            try:
+                if not self.directory.is_dir():
+                    return
+                for path in self.directory.iterdir():
+                    if _is_temporary(path.name):
+                        path.unlink(missing_ok=True)
                 self._prune()
+            except OSError as exc:
+                log.debug("snapshots not pruned: %s", exc)
 
 
 def _stem_of(name: str) -> str | None:
@@ -158,10 +237,42 @@ def _safe(tag: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in tag)[:40]
 
 
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp") and _stem_of(name[1:-4]) is not None
+
+
+def _free_bytes(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _write_all(directory: Path, files: list[tuple[str, bytes]]) -> None:
+    """Write every file of one snapshot, or none: on an error the written ones are removed."""
+    written: list[Path] = []
+    try:
+        for name, data in files:
+            _atomic_write(directory / name, data)
+            written.append(directory / name)
+    except OSError:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a hidden temporary name, then rename; the temporary file never outlives a
+    failure (a full disk fails the write, the flush or the fsync)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

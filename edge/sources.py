@@ -1,4 +1,10 @@
-"""Camera sources: picamera2, OpenCV (USB/V4L2 camera, RTSP/HTTP stream, video file), image folder.
+"""Camera sources: picamera2, OpenCV (USB/V4L2 camera, RTSP/HTTP stream, video file), HTTP MJPEG
+stream, image folder.
+
+JPEG-coded sources (USB cameras in MJPG mode, MJPEG AVI files, HTTP MJPEG streams, JPEG folders)
+hand over the compressed frame: ``Frame.prepare`` decodes it at the smallest DCT scale that
+covers the model input (edge.jpeg), and only a snapshot decodes it in full. Every source applies
+the station's ``View`` (region of interest, flips, rotation; edge.view) before the resize.
 
 Every source has the same small life cycle: ``open()`` (raises SourceError), ``read()`` returning
 a ``Frame`` or ``None`` at the natural end of a file/folder (raises SourceError when a live
@@ -10,29 +16,66 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edge.controls import ControlsConfig, apply_v4l2, lock_v4l2_exposure
 from edge.errors import SourceError
+from edge.jpeg import JpegPixels, MjpegStreamSource, jpeg_size
+from edge.view import IDENTITY, Frame, View
 
 if TYPE_CHECKING:
     from edge.config import SourceConfig
 
+__all__ = ["Frame", "FrameSource", "FolderSource", "OpenCVSource", "MjpegStreamSource"]
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+MJPG = int.from_bytes(b"MJPG", "little")
+
+# Warnings about a file, each given once per run: the capture thread builds a new source on every
+# reopen, so a warning kept per source object would repeat for ever. Bounded like any memory.
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_MAX = 10_000
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One captured BGR frame; ``index`` counts frames in the source (files: position)."""
+def warn_once(kind: str, path: object, message: str, *args: object) -> None:
+    """``log.warning(message, *args)`` the first time ``kind`` is said of ``path`` in this run."""
+    key = (kind, str(path))
+    if key in _WARNED:
+        log.debug(message, *args)
+        return
+    if len(_WARNED) < _WARNED_MAX:
+        _WARNED.add(key)
+    log.warning(message, *args)
 
-    index: int
-    timestamp: float  # unix time of capture
-    image: np.ndarray
+
+class Pacer:
+    """Plays a file at a frame rate (demos, dry runs): each ``wait()`` returns one frame period
+    after the previous one, or at once when late. Clock and sleep are injected (for tests)."""
+
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.period = 1.0 / fps
+        self._clock, self._sleep = clock, sleep
+        self._due: float | None = None
+
+    def wait(self) -> None:
+        now = self._clock()
+        if self._due is not None and self._due > now:
+            self._sleep(self._due - now)
+            now = self._due
+        self._due = now + self.period
+
 
 
 class FrameSource(Protocol):
@@ -47,7 +90,12 @@ class FrameSource(Protocol):
 
 
 class OpenCVSource:
-    """A USB/V4L2 camera (index or /dev/videoN), an RTSP/HTTP stream, or a video file."""
+    """A USB/V4L2 camera (index or /dev/videoN), an RTSP/HTTP stream, or a video file.
+
+    With ``raw_jpeg`` a USB camera in MJPG mode (V4L2, ``CAP_PROP_CONVERT_RGB`` off) or an MJPG
+    video file (FFmpeg, ``CAP_PROP_FORMAT`` -1) delivers its compressed frames, decoded only as
+    far as the model needs; other formats fall back to OpenCV's decoded frames.
+    """
 
     def __init__(
         self,
@@ -58,50 +106,143 @@ class OpenCVSource:
         width: int | None = None,
         height: int | None = None,
         fps: float | None = None,
+        realtime: bool = False,
+        view: View = IDENTITY,
+        raw_jpeg: bool = False,
+        fourcc: str | None = None,
+        controls: ControlsConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``fps``: a camera's frame rate, a file's playback rate; a ``realtime`` file plays at
+        its own rate unless ``fps`` is given, otherwise as fast as frames decode."""
         self.target = target
         self.live = live
+        self._realtime = realtime and not live
+        self._sleep = sleep
+        self._pacer: Pacer | None = Pacer(fps, clock, sleep) if fps and not live else None
         self.loop = loop and not live
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.view = view
+        self.raw_jpeg = raw_jpeg
+        self.raw = False  # this opening delivers compressed JPEG frames
+        self._fourcc = fourcc
+        self._controls = controls
+        self._clock = clock
+        self._lock_at: float | None = None
         self._size = (width, height)
         self._fps = fps
         self._cap = None
+        self._probe: np.ndarray | None = None  # the first raw frame, read to check it decodes
         self._position = 0  # frames read from the current pass over a file
         self._index = 0  # frames read in total (continues across loops)
         self._length = 0
-        self._warned_truncated = False
+
+    def _capture(self, raw: bool) -> Any:
+        import cv2
+
+        if self.live and isinstance(self.target, int) or str(self.target).startswith("/dev/"):
+            cap = cv2.VideoCapture(self.target, cv2.CAP_V4L2) if raw else None
+            if cap is None or not cap.isOpened():
+                cap = cv2.VideoCapture(self.target)
+        else:
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG) if raw else None
+            if cap is None or not cap.isOpened():
+                cap = cv2.VideoCapture(self.target)
+        return cap
 
     def open(self) -> None:
         import cv2
 
         self.close()
+        if not self.live and Path(str(self.target)).is_dir():
+            raise SourceError(
+                f'source.kind = "file" but {self.target} is a folder: set kind = "folder" '
+                f'(or "auto") to read the images in it'
+            )
         if not self.live and not Path(str(self.target)).is_file():
             raise SourceError(f"video file not found: {self.target}")
-        cap = cv2.VideoCapture(self.target)
+        cap = self._capture(self.raw_jpeg)
         if not cap.isOpened():
             cap.release()
             hint = " (truncated or not a video?)" if not self.live else ""
             raise SourceError(f"cannot open {self.name}{hint}")
-        width, height = self._size
-        if self.live and width and height:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        if self.live and self._fps:
-            cap.set(cv2.CAP_PROP_FPS, self._fps)
         if self.live:
+            if self._fourcc:
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self._fourcc))
+            width, height = self._size
+            if width and height:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            if self._fps:
+                cap.set(cv2.CAP_PROP_FPS, self._fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a backlog
+            if self._controls is not None:
+                apply_v4l2(cap, self._controls, self.name)
+                after = self._controls.lock_exposure_after_s
+                self._lock_at = self._clock() + after if after is not None else None
         self._length = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not self.live else 0
+        if self._realtime and self._pacer is None:
+            own = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if 0.0 < own <= 1000.0:
+                self._pacer = Pacer(own, self._clock, self._sleep)
+            else:
+                log.warning("%s has no frame rate in its header; playing as fast as it decodes", self.name)
         self._position = 0
         self._cap = cap
+        self.raw = self.raw_jpeg and self._start_raw(cap)
+
+    def _start_raw(self, cap: Any) -> bool:
+        """Switch ``cap`` to compressed frames if it delivers MJPG that libjpeg decodes."""
+        import cv2
+
+        if int(cap.get(cv2.CAP_PROP_FOURCC)) != MJPG:
+            return False
+        prop = cv2.CAP_PROP_CONVERT_RGB if self.live else cv2.CAP_PROP_FORMAT
+        if not cap.set(prop, 0 if self.live else -1):
+            return False
+        ok, packet = cap.read()
+        single_row = ok and packet is not None and packet.ndim == 2 and packet.shape[0] == 1
+        if single_row and jpeg_size(packet) is not None and self._decodes(packet):
+            self._probe = packet
+            return True
+        # Not JPEG data after all (or JPEG libjpeg cannot read): decoded frames, from the start.
+        log.info("%s: compressed frames not usable; decoding every frame in full", self.name)
+        cap.release()
+        self._cap = None
+        self.raw_jpeg = False
+        self.open()
+        return False
+
+    @staticmethod
+    def _decodes(packet: np.ndarray) -> bool:
+        import cv2
+
+        return cv2.imdecode(packet.reshape(-1), cv2.IMREAD_REDUCED_COLOR_8) is not None
 
     def read(self) -> Frame | None:
         if self._cap is None:
             raise SourceError(f"{self.name} is not open")
-        ok, image = self._cap.read()
+        if self._probe is not None:
+            ok, image = True, self._probe
+            self._probe = None
+        else:
+            ok, image = self._cap.read()
         if ok and image is not None and image.size:
-            frame = Frame(self._index, time.time(), image)
+            if self._pacer is not None:
+                self._pacer.wait()
+            if self.raw:
+                pixels = JpegPixels.of(image) if jpeg_size(image) else None
+                if pixels is None:
+                    raise SourceError(f"{self.name} delivered a frame that is not a JPEG")
+                frame = Frame(self._index, time.time(), pixels=pixels, view=self.view)
+            else:
+                frame = Frame(self._index, time.time(), image, view=self.view)
             self._index += 1
             self._position += 1
+            if self._lock_at is not None and self._clock() >= self._lock_at:
+                self._lock_at = None
+                lock_v4l2_exposure(self._cap, self.name)
             return frame
         if self.live:
             raise SourceError(f"{self.name} stopped delivering frames")
@@ -112,9 +253,10 @@ class OpenCVSource:
         return None
 
     def _warn_if_truncated(self) -> None:
-        if self._length > 0 and self._position < self._length - 1 and not self._warned_truncated:
-            self._warned_truncated = True
-            log.warning(
+        if self._length > 0 and self._position < self._length - 1:
+            warn_once(
+                "truncated",
+                self.target,
                 "%s ended at frame %d of %d: the file looks truncated",
                 self.name,
                 self._position,
@@ -122,6 +264,7 @@ class OpenCVSource:
             )
 
     def close(self) -> None:
+        self._probe = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -135,21 +278,28 @@ class OpenCVSource:
 
 
 class FolderSource:
-    """The images of a folder in name order; corrupt files are skipped with one warning each."""
+    """The images of a folder in name order; corrupt files are skipped with one warning each
+    per run (not per reopen). JPEG files stay compressed until the model (reduced scale) or a
+    snapshot needs pixels."""
 
     live = False
 
-    def __init__(self, folder: str | Path, *, loop: bool = False) -> None:
+    def __init__(self, folder: str | Path, *, loop: bool = False, view: View = IDENTITY) -> None:
         self.folder = Path(folder)
         self.loop = loop
+        self.view = view
         self.name = str(folder)
         self._files: list[Path] = []
         self._next = 0
         self._index = 0
-        self._bad: set[Path] = set()
         self._read_in_pass = 0
 
     def open(self) -> None:
+        if self.folder.is_file():
+            raise SourceError(
+                f'source.kind = "folder" but {self.folder} is a file: set kind = "file" '
+                f'(or "auto") to play it'
+            )
         if not self.folder.is_dir():
             raise SourceError(f"image folder not found: {self.folder}")
         files = sorted(
@@ -174,13 +324,15 @@ class FolderSource:
                 self._read_in_pass = 0
             path = self._files[self._next]
             self._next += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None or image.size == 0:
-                if path not in self._bad:
-                    self._bad.add(path)
-                    log.warning("skipping unreadable image %s", path)
+            if path.suffix.lower() in JPEG_SUFFIXES:
+                pixels = _jpeg_file(path)
+                image = None
+            else:
+                pixels, image = None, cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if pixels is None and (image is None or image.size == 0):
+                warn_once("unreadable", path, "skipping unreadable image %s", path)
                 continue
-            frame = Frame(self._index, time.time(), image)
+            frame = Frame(self._index, time.time(), image, pixels=pixels, view=self.view)
             self._index += 1
             self._read_in_pass += 1
             return frame
@@ -189,83 +341,60 @@ class FolderSource:
         self._files = []
 
 
-class PiCamera2Source:
-    """The Raspberry Pi camera through picamera2 (from apt on the Pi; imported on open)."""
-
-    live = True
-
-    def __init__(self, width: int | None = None, height: int | None = None) -> None:
-        self.name = "picamera2"
-        self._size = (width or 640, height or 480)
-        self._cam = None
-        self._index = 0
-
-    def open(self) -> None:
-        self.close()
-        try:
-            from picamera2 import Picamera2
-        except ImportError:
-            raise SourceError(
-                "picamera2 is not installed (on the Pi: sudo apt install python3-picamera2)"
-            ) from None
-        try:
-            cam = Picamera2()
-            # "RGB888" in libcamera is B,G,R in memory: the order OpenCV and prepare() expect.
-            cam.configure(
-                cam.create_video_configuration(main={"size": self._size, "format": "RGB888"})
-            )
-            cam.start()
-        except Exception as exc:  # picamera2 raises RuntimeError/IndexError/OSError
-            raise SourceError(f"cannot open picamera2: {exc}") from None
-        self._cam = cam
-
-    def read(self) -> Frame | None:
-        if self._cam is None:
-            raise SourceError("picamera2 is not open")
-        try:
-            image = self._cam.capture_array("main")
-        except Exception as exc:
-            raise SourceError(f"picamera2 read failed: {exc}") from None
-        frame = Frame(self._index, time.time(), np.ascontiguousarray(image[:, :, :3]))
-        self._index += 1
-        return frame
-
-    def close(self) -> None:
-        if self._cam is not None:
-            cam, self._cam = self._cam, None
-            try:
-                cam.stop()
-                cam.close()
-            except Exception as exc:  # closing a dead camera must not kill the daemon
-                log.debug("picamera2 close: %s", exc)
+def _jpeg_file(path: Path) -> JpegPixels | None:
+    """A JPEG file, kept compressed; None if unreadable or not a JPEG after all."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        return JpegPixels.of(data)
+    except ValueError:
+        return None
 
 
-def resolve_kind(config: SourceConfig) -> str:
-    """``auto`` -> usb, picamera2, stream, folder or file, judged from ``uri``."""
-    if config.kind != "auto":
-        return config.kind
-    uri = config.uri
-    if uri.isdigit() or uri.startswith("/dev/video"):
-        return "usb"
-    if uri == "picamera2":
-        return "picamera2"
-    if "://" in uri:
-        return "stream"
-    return "folder" if Path(uri).is_dir() else "file"
-
-
-def make_source(config: SourceConfig) -> FrameSource:
-    """Build (but do not open) the source a config describes."""
-    kind = resolve_kind(config)
+def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None) -> FrameSource:
+    """Build (but do not open) the source a config describes; ``model_size`` (w, h) lets a camera
+    with a second, small stream (picamera2's lores) size it for the model."""
+    kind = config.resolved().name
+    view = View.of(config)
     if kind == "picamera2":
-        return PiCamera2Source(config.width, config.height)
+        from edge.picamera import PiCamera2Source
+
+        return PiCamera2Source(
+            config.width,
+            config.height,
+            camera_num=config.camera_num,
+            controls=config.controls,
+            view=view,
+            model_size=model_size,
+        )
     if kind == "folder":
-        return FolderSource(config.uri, loop=config.loop)
+        return FolderSource(config.uri, loop=config.loop, view=view)
     if kind == "usb":
         target: int | str = int(config.uri) if config.uri.isdigit() else config.uri
+        fourcc = "MJPG" if config.fourcc == "auto" else config.fourcc
         return OpenCVSource(
-            target, live=True, width=config.width, height=config.height, fps=config.fps
+            target,
+            live=True,
+            width=config.width,
+            height=config.height,
+            fps=config.fps,
+            view=view,
+            raw_jpeg=fourcc == "MJPG",
+            fourcc=fourcc,
+            controls=config.controls,
         )
     if kind == "stream":
-        return OpenCVSource(config.uri, live=True)
-    return OpenCVSource(config.uri, live=False, loop=config.loop)
+        if config.uri.lower().startswith(("http://", "https://")):
+            return MjpegStreamSource(config.uri, view=view)
+        return OpenCVSource(config.uri, live=True, view=view)
+    return OpenCVSource(
+        config.uri,
+        live=False,
+        loop=config.loop,
+        view=view,
+        raw_jpeg=True,
+        fps=config.fps,
+        realtime=config.realtime,
+    )

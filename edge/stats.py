@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 from edge.events import Stats
+
+CPU_TEMP_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
+
+
+def read_cpu_temp_c(path: Path = CPU_TEMP_PATH) -> float | None:
+    """The SoC temperature in degrees Celsius where the kernel exposes it, else None."""
+    try:
+        return round(int(path.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -48,7 +59,15 @@ class StatsWindow:
         values = sorted(self._latency_ms)
         return percentile(values, 50), percentile(values, 95)
 
-    def snapshot(self, *, dropped: int, uptime_s: float, camera_online: bool, **extra) -> Stats:
+    def snapshot(
+        self,
+        *,
+        dropped: int,
+        uptime_s: float,
+        camera_online: bool,
+        cpu_temp_c: float | None = None,
+        **extra,
+    ) -> Stats:
         p50, p95 = self.latency_percentiles()
         return Stats(
             fps=round(self.fps, 2),
@@ -58,5 +77,6 @@ class StatsWindow:
             dropped_frames=dropped,
             uptime_s=round(uptime_s, 1),
             camera_online=camera_online,
+            cpu_temp_c=cpu_temp_c,
             extra=dict(extra),
         )

@@ -25,6 +25,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from edge.outputs import Command, Reply  # noqa: E402
+
 
 def free_loopback_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -198,34 +200,122 @@ def mqtt_subscribe() -> Iterator[Callable[..., MqttCollector]]:
         collector.close()
 
 
-class RecordingController:
-    """A fake daemon ``Controller`` that records every call (to prove what changed, or not)."""
+class RecordingReceiver:
+    """A command receiver standing in for the daemon's dispatcher: records every command (to
+    prove what reached it, or not) and answers as the daemon would."""
 
     def __init__(self, labels: tuple[str, ...] = ("error", "break", "length")) -> None:
-        self._labels = labels
+        self.labels = labels
         self.calls: list[tuple[str, object]] = []
         self.thresholds = dict.fromkeys(labels, 0.5)
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    def trigger(self) -> None:
-        self.calls.append(("trigger", None))
-
-    def request_snapshot(self) -> str | None:
-        self.calls.append(("snapshot", None))
-        return "snap-0001.jpg"
-
-    def reload(self) -> None:
-        self.calls.append(("reload", None))
-
-    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
-        self.calls.append(("thresholds", dict(thresholds)))
-        self.thresholds.update(thresholds)
-        return dict(self.thresholds)
+    def __call__(self, command: Command) -> Reply:
+        if command.verb == "thresholds":
+            self.calls.append(("thresholds", dict(command.thresholds)))
+            self.thresholds.update(command.thresholds)
+            return Reply("thresholds", True, result={"thresholds": dict(self.thresholds)})
+        self.calls.append((command.verb, None))
+        if command.verb == "snapshot":
+            return Reply("snapshot", True, result={"snapshot": "snap-0001.jpg"})
+        return Reply(command.verb, True)
 
 
 @pytest.fixture
-def recording_controller() -> RecordingController:
-    return RecordingController()
+def recording_receiver() -> RecordingReceiver:
+    return RecordingReceiver()
+
+
+@pytest.fixture
+def pins():
+    """gpiozero's MockFactory: real pin state, no hardware."""
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+
+
+@pytest.fixture
+def make_daemon(pins):
+    """Builds the test daemon: ``make_daemon(config, **parts)``. Unless given, its model is the
+    scripted classifier (tests/daemon_helpers.py), its pins are ``pins`` and it has no outputs."""
+    from daemon_helpers import ScriptedClassifier
+
+    from edge.daemon import Daemon
+
+    def make(config, **parts):
+        parts.setdefault("classifier_loader", lambda _model: ScriptedClassifier())
+        parts.setdefault("pin_factory", pins)
+        parts.setdefault("outputs", [])
+        return Daemon(config, **parts)
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# storage faults: real small or read-only filesystems (tmpfs mounts need root; else skip)
+# ---------------------------------------------------------------------------------------------
+
+
+class Tmpfs:
+    """A tmpfs mounted at ``path``; ``fill()`` takes every free byte, ``read_only()`` remounts."""
+
+    def __init__(self, path: Path, size: str, options: str = "") -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        opts = f"size={size},mode=0755" + (f",{options}" if options else "")
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+        self.mounted = True
+
+    def fill(self, name: str = "filler") -> Path:
+        """Write one file until the filesystem is full (ENOSPC); returns it."""
+        filler = self.path / name
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for chunk in (65536, 512):  # big blocks, then the last partial ones
+                try:
+                    while os.write(fd, b"\0" * chunk):
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        return filler
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def read_only(self, on: bool = True) -> None:
+        opt = "remount,ro" if on else "remount,rw"
+        subprocess.run(["mount", "-o", opt, str(self.path)], check=True, capture_output=True)
+
+    def unmount(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], check=False, capture_output=True)
+            self.mounted = False
+
+
+@pytest.fixture
+def make_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Tmpfs]]:
+    """Factory: ``make_tmpfs("2m", options="nr_inodes=8")`` -> a mounted tmpfs of that size
+    (root only, else skip)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (the fault is injected with a real filesystem)")
+    mounts: list[Tmpfs] = []
+
+    def make(size: str = "2m", name: str = "fs", options: str = "") -> Tmpfs:
+        try:
+            fs = Tmpfs(tmp_path / f"{name}{len(mounts)}", size, options)
+        except subprocess.CalledProcessError as exc:
+            pytest.skip(f"cannot mount a tmpfs here: {exc.stderr.decode().strip()}")
+        mounts.append(fs)
+        return fs
+
+    yield make
+    for fs in mounts:
+        fs.unmount()

@@ -42,7 +42,9 @@ def make_images(out: Path, n: int, seed: int) -> Path:
     return table
 
 
-def make_run(root: Path, head_hidden: tuple[int, ...] = (), epochs: int = 12, seed: int = 0) -> Path:
+def make_run(
+    root: Path, head_hidden: tuple[int, ...] = (), epochs: int = 12, seed: int = 0
+) -> Path:
     """Train a tiny model in the converter contract and save it as a run directory."""
     import keras
 
@@ -55,8 +57,9 @@ def make_run(root: Path, head_hidden: tuple[int, ...] = (), epochs: int = 12, se
     valid_csv = make_images(root / "valid", 64, seed + 1)
     ds = read_dataset(train_csv)
     x, _ = load_images(ds.paths, (SIZE, SIZE))
-    spec = ModelSpec(arch="cnn", size=(SIZE, SIZE), n_outputs=len(LABELS), head_hidden=head_hidden,
-                     dropout=0.0)
+    spec = ModelSpec(
+        arch="cnn", size=(SIZE, SIZE), n_outputs=len(LABELS), head_hidden=head_hidden, dropout=0.0
+    )
     model = build_model(spec)
     for layer in model.layers:  # few steps: let BatchNorm's moving statistics catch up
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -66,11 +69,20 @@ def make_run(root: Path, head_hidden: tuple[int, ...] = (), epochs: int = 12, se
     run = root / "run"
     run.mkdir()
     model.save(run / "model.keras")
-    (run / "run.json").write_text(json.dumps({
-        "arch": "cnn", "task": "multilabel", "labels": LABELS, "input_size": [SIZE, SIZE],
-        "feature_layer": "features", "head_hidden": list(head_hidden), "seed": seed,
-        "alarms": {"bright": "above", "stripe": "above"},
-        "splits": {"train": str(train_csv), "valid": str(valid_csv)},
-    }))
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "arch": "cnn",
+                "task": "multilabel",
+                "labels": LABELS,
+                "input_size": [SIZE, SIZE],
+                "feature_layer": "features",
+                "head_hidden": list(head_hidden),
+                "seed": seed,
+                "alarms": {"bright": "above", "stripe": "above"},
+                "splits": {"train": str(train_csv), "valid": str(valid_csv)},
+            }
+        )
+    )
     (run / "thresholds.json").write_text(json.dumps({"bright": 0.5, "stripe": 0.5}))
     return run

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.data.meanings import from_alarms
 from edge.errors import SourceError
 from edge.events import ModelInfo
 from edge.sources import Frame
@@ -35,6 +36,7 @@ class ScriptedClassifier:
     input_size = (16, 16)
     thresholds = {"good": 0.5, "error": 0.5, "break": 0.5, "length": 0.5}
     alarms = {"error": "above", "break": "above", "length": "below"}
+    meanings = from_alarms(labels, alarms)
     has_heatmaps = True
 
     def __init__(self, sha: str = "a" * 64) -> None:
@@ -101,7 +103,7 @@ class FlakySource:
         self.opens = 0
         self.failures = 0
         self._open = False
-        self._index = 0
+        self.index = 0
         self._died = False
 
     def open(self) -> None:
@@ -114,17 +116,33 @@ class FlakySource:
     def read(self) -> Frame | None:
         if not self._open:
             raise SourceError("not open")
-        if not self._died and self._index >= self.die_after:
+        if not self._died and self.index >= self.die_after:
             self._died = True
             self._open = False
             raise SourceError("camera unplugged")
         time.sleep(self.period_s)
-        frame = Frame(self._index, time.time(), solid(self.colour))
-        self._index += 1
+        frame = Frame(self.index, time.time(), solid(self.colour))
+        self.index += 1
         return frame
 
     def close(self) -> None:
         self._open = False
+
+
+class ManualClock:
+    """A monotonic clock that moves only when a test advances it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._lock = threading.Lock()
+        self._now = start
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
 
 
 class BlockingSource:

@@ -19,7 +19,7 @@ def test_help_lists_every_subcommand(capsys):
 
 def test_missing_extra_is_one_line_and_exit_2():
     exc = ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
-    hint = cli._missing_extra(exc, "train")
+    hint = cli.missing_extra(exc, "train")
     assert hint is not None
     assert "pip install 'pi-inspect[train]'" in str(hint)
     assert "\n" not in str(hint)
@@ -27,7 +27,7 @@ def test_missing_extra_is_one_line_and_exit_2():
 
 def test_unknown_third_party_module_is_not_hidden():
     exc = ModuleNotFoundError("No module named 'foo'", name="foo")
-    assert cli._missing_extra(exc, "train") is None
+    assert cli.missing_extra(exc, "train") is None
 
 
 def test_subcommand_without_its_extra_says_which_extra_and_exits_2(tmp_path):
@@ -43,9 +43,20 @@ def test_subcommand_without_its_extra_says_which_extra_and_exits_2(tmp_path):
     )
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))",
-         "train", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))",
+            "train",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     if "needs the" not in proc.stderr:
         pytest.fail(f"unexpected output: rc={proc.returncode} stderr={proc.stderr[-2000:]}")

@@ -113,3 +113,70 @@ def test_check_config_accepts_a_good_file(tmp_path: Path, capsys):
     path.write_text('[source]\nuri = "/dev/video0"\n[trigger]\nmode = "gpio"\npin = 5\n')
     assert main(["check-config", str(path)]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        ("[gpio]\ngreen = 28\n", "gpio.green: Input should be less than or equal to 27"),
+        ('[trigger]\nmode = "gpio"\npin = 40\n', "trigger.pin: Input should be less than"),
+        ('[source]\nuri = "99999999999999999999"\n', "source.uri: camera index"),
+        ('[source]\nkind = "usb"\nuri = "256"\n', "source.uri: camera index 256 is not in 0-255"),
+        ('state_dir = "a\\u0000b"\n', "state_dir: contains a NUL byte"),
+        ('[mqtt]\nhost = "broker\\u0000.lan"\n', "mqtt.host: contains a NUL byte"),
+        ('[model]\nbundle = ""\n', "model.bundle: must not be empty"),
+        ('[snapshots]\ndir = "~no/such/user"\n', None),  # "~no" is a user name: pre-flight's job
+        ('state_dir = "~bad user/x"\n', "state_dir: '~bad user' is not a user name"),
+        (f'state_dir = "/{"x" * 256}"\n', "state_dir: has a component longer than the 255 bytes"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_config_refuses_what_the_daemon_could_not_use(tmp_path: Path, capsys, toml, problem):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    if problem is None:
+        load_config(path)
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert any(problem in p for p in err.value.problems), err.value.problems
+    assert main(["check-config", str(path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        ('state_dir = "~nosuchuser/x"\n', "state_dir: cannot expand '~nosuchuser/x': no user"),
+        ('state_dir = "/dev/null"\n', "state_dir: /dev/null exists and is not a directory"),
+        ('state_dir = "{file}/sub"\n', "state_dir: {file}/sub cannot be created: {file} is not a"),
+        ('[snapshots]\ndir = "{file}"\n', "snapshots.dir: {file} exists and is not a directory"),
+        ('[mqtt]\nenabled = true\nspool.path = "/dev/null"\n', "/dev/null is not a regular file"),
+        ('[mqtt]\nenabled = true\nspool.path = "{dir}"\n', "{dir} is a directory, not a file"),
+    ],
+)
+def test_check_config_and_run_refuse_paths_that_cannot_work_on_this_machine(
+    tmp_path: Path, capsys, toml, problem
+):
+    """Validators do no I/O; the pre-flight does, and check-config, run and doctor call it."""
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    state = tmp_path / "state"
+    values = {"file": str(file), "dir": str(tmp_path)}
+    path = tmp_path / "c.toml"
+    body = toml.format(**values)
+    if not body.startswith("state_dir"):
+        body = f'state_dir = "{state}"\n' + body
+    path.write_text(body)
+    load_config(path)  # valid as a config: the problem is on this machine
+    commands = (
+        ["check-config", str(path)],
+        ["run", "--config", str(path)],
+        ["doctor", "-c", str(path)],
+    )
+    for command in commands:
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert problem.format(**values) in err, err
+        assert "Traceback" not in err
+    assert not state.exists()  # run refused before creating anything

@@ -63,12 +63,28 @@ def test_manifest_carries_contract_fields(bundle):
     assert m.labels == tuple(LABELS)
     assert m.input_size == (SIZE, SIZE)
     assert m.input_dtype == "uint8" and m.quantization == "int8"
-    assert set(m.files) == {"model.tflite", "model_float32.tflite"}
+    assert set(m.files) == {"model.tflite", "model_float32.tflite", "golden.npz"}
+    assert m.golden is not None and 1 <= len(m.golden.scores) <= 6
     assert raw["parity"]["labels"] == LABELS
     assert raw["heatmap"]["layers"][-1]["name"] == "logits"
-    assert m.head is not None and m.head.layers[-1].kernel.shape == (m.head.layers[-1].kernel.shape[0], 2)
+    assert m.head is not None and m.head.layers[-1].kernel.shape == (
+        m.head.layers[-1].kernel.shape[0],
+        2,
+    )
     for key in ("source_run", "created", "thresholds", "alarms", "outputs"):
         assert key in raw
+
+
+def test_golden_set_records_what_the_edge_runtime_computes(bundle):
+    from edge.bundle import golden_inputs
+    from edge.runtime import load_classifier, run_golden
+
+    m = read_manifest(bundle.bundle_dir)
+    inputs = golden_inputs(bundle.bundle_dir, m)
+    assert inputs.shape == (len(m.golden.scores), SIZE, SIZE, 3)
+    assert len({x.tobytes() for x in inputs}) == len(inputs)  # distinct images
+    with load_classifier(bundle.bundle_dir) as clf:
+        assert run_golden(clf) <= 1e-6  # same runtime, same machine: the same scores
 
 
 def test_float_op_left_in_int8_model_is_refused(run_dir):
@@ -120,7 +136,9 @@ def test_unknown_schema_version_is_refused(bundle, tmp_path):
 def test_bundle_for_wrong_input_size_is_refused(bundle):
     from edge.runtime import load_classifier
 
-    with pytest.raises(BundleError, match="model input is 32x32, this device is configured for 96x96"):
+    with pytest.raises(
+        BundleError, match="model input is 32x32, this device is configured for 96x96"
+    ):
         load_classifier(bundle.bundle_dir, expected_size=(96, 96))
 
 
@@ -141,8 +159,10 @@ def test_litert_and_tensorflow_lite_give_identical_scores(bundle, tmp_path):
 
     ds = read_dataset(make_images(tmp_path / "imgs", 12, seed=7))
     x, _ = load_images(ds.paths, (SIZE, SIZE))
-    with load_classifier(bundle.bundle_dir, backend="litert") as a, \
-            load_classifier(bundle.bundle_dir, interpreter_factory=tf.lite.Interpreter) as b:
+    with (
+        load_classifier(bundle.bundle_dir, backend="litert") as a,
+        load_classifier(bundle.bundle_dir, interpreter_factory=tf.lite.Interpreter) as b,
+    ):
         for img in x:
             pa, pb = a.predict(img), b.predict(img)
             np.testing.assert_array_equal(pa.scores, pb.scores)
@@ -166,9 +186,15 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     np.save(tmp_path / "x.npy", x)
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
-        [str(TFLITE_VENV), str(root / "tests" / "tflite_runtime_scores.py"),
-         str(bundle.bundle_dir), str(tmp_path / "x.npy")],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(TFLITE_VENV),
+            str(root / "tests" / "tflite_runtime_scores.py"),
+            str(bundle.bundle_dir),
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -176,9 +202,37 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     assert out["backend"] == "tflite_runtime" and out["numpy"].startswith("1.")
     with load_classifier(bundle.bundle_dir, backend="litert") as clf:
         ref = [clf.predict(img) for img in x]
-    np.testing.assert_array_equal(np.array(out["scores"], np.float32), np.stack([p.scores for p in ref]))
+    np.testing.assert_array_equal(
+        np.array(out["scores"], np.float32), np.stack([p.scores for p in ref])
+    )
     # Feature maps may differ by one quantization step where the two runtimes' kernels round
     # differently (seen: 2% of elements); the scores above must not differ at all.
-    feats, ref_feats = np.array(out["features"], np.float32), np.stack([p.features for p in ref[:2]])
+    feats, ref_feats = (
+        np.array(out["features"], np.float32),
+        np.stack([p.features for p in ref[:2]]),
+    )
     step = np.diff(np.unique(ref_feats)).min()
     assert np.abs(feats - ref_feats).max() <= step * 1.01
+
+
+def test_convert_refuses_an_existing_out_before_it_starts(tmp_path, capsys):
+    from edge.cli import main
+
+    out = tmp_path / "bundle"
+    out.mkdir()
+    # the run does not even exist: the refusal comes before any loading or conversion
+    assert main(["convert", str(tmp_path / "no-run"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out} exists; choose another --out or pass --force" in err and "no-run" not in err
+
+
+def test_the_view_a_run_was_trained_on_is_recorded_in_the_manifest(run_dir, tmp_path):
+    from convert.pipeline import ConvertOptions, convert_run
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    info = json.loads((run / "run.json").read_text())
+    info["view"] = {"roi": [0.1, 0.0, 0.5, 1.0], "rotate": 90, "hflip": False, "vflip": True}
+    (run / "run.json").write_text(json.dumps(info))
+    result = convert_run(run, tmp_path / "bundle", ConvertOptions())
+    assert read_manifest(result.bundle_dir).raw["view"] == info["view"]

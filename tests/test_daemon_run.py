@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
-import pytest
 from daemon_helpers import (
     BREAK_BGR,
     ERROR_BGR,
@@ -21,10 +19,9 @@ from daemon_helpers import (
     wait_until,
     write_video,
 )
-from gpiozero.pins.mock import MockFactory
 
 from edge.config import parse_config
-from edge.daemon import Daemon
+from edge.daemon import Daemon, load_from_config
 from edge.errors import BundleError
 
 GREEN, RED, AMBER = 17, 27, 22
@@ -47,16 +44,9 @@ def run_in_thread(daemon: Daemon, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-
-
-@pytest.fixture
-def factory():
-    f = MockFactory()
-    yield f
-    f.reset()
-
-
-def test_video_with_three_defects_gives_three_events_and_snapshots(tmp_path: Path, factory):
+def test_video_with_three_defects_gives_three_events_and_snapshots(
+    tmp_path: Path, pins, make_daemon
+):
     frames = script(
         (OK_BGR, 10),
         (ERROR_BGR, 6),
@@ -68,11 +58,9 @@ def test_video_with_three_defects_gives_three_events_and_snapshots(tmp_path: Pat
     )
     video = write_video(tmp_path / "line.avi", frames)
     out = RecordingOutput()
-    daemon = Daemon(
+    daemon = make_daemon(
         config(tmp_path, str(video)),
         outputs=[out],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
     )
     summary = daemon.run(threading.Event())
 
@@ -81,6 +69,9 @@ def test_video_with_three_defects_gives_three_events_and_snapshots(tmp_path: Pat
     assert ends == [("error", 10, 15), ("break", 26, 30), ("length", 41, 48)]
     starts = [e for e in out.events if e.kind == "start"]
     assert all(e.snapshot for e in starts) and len(out.snapshots) == 3
+    snapshot_of = {e.event_id: e.snapshot for e in starts}
+    assert [e.snapshot for e in out.events if e.kind == "end"] == list(snapshot_of.values())
+    assert [event for _jpeg, event in out.snapshots] == starts  # sent complete, once
     snaps = tmp_path / "snaps"
     sidecars = sorted(snaps.glob("*.json"))
     assert len(sidecars) == 3 and len(list(snaps.glob("*.heat.jpg"))) == 3
@@ -89,18 +80,16 @@ def test_video_with_three_defects_gives_three_events_and_snapshots(tmp_path: Pat
     assert {s.verdict for s in out.states} >= {"ok", "defect"}
     assert out.stats and out.stats[-1].frames == len(frames)
     # after the run every LED is off (clean shutdown)
-    assert not any(factory.pin(p).state for p in (GREEN, RED, AMBER))
+    assert not any(pins.pin(p).state for p in (GREEN, RED, AMBER))
 
 
-def test_red_led_follows_the_defect_and_green_returns(tmp_path: Path, factory):
+def test_red_led_follows_the_defect_and_green_returns(tmp_path: Path, pins, make_daemon):
     frames = script((OK_BGR, 10), (ERROR_BGR, 10), (OK_BGR, 10))
     video = write_video(tmp_path / "line.avi", frames)
     lamps = []
-    daemon = Daemon(
+    daemon = make_daemon(
         config(tmp_path, str(video)),
         outputs=[],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
         on_lamps=lamps.append,
     )
     daemon.run(threading.Event())
@@ -111,50 +100,51 @@ def test_red_led_follows_the_defect_and_green_returns(tmp_path: Path, factory):
         (True, False, False),
         (False, False, False),
     ]
-    red_history = [s.state for s in factory.pin(RED).states]
+    red_history = [s.state for s in pins.pin(RED).states]
     assert red_history == [False, True, False]
 
 
-def test_camera_that_dies_shows_amber_then_recovers_without_exiting(tmp_path: Path, factory):
+def test_camera_that_dies_shows_amber_then_recovers_without_exiting(
+    tmp_path: Path, pins, make_daemon
+):
     source = FlakySource(die_after=20, refusals=3)
     out = RecordingOutput()
     cfg = config(
         tmp_path, "0", source={"uri": "0", "reconnect_min_s": 0.02, "reconnect_max_s": 0.05}
     )
-    daemon = Daemon(
+    daemon = make_daemon(
         cfg,
         source=source,
         outputs=[out],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
     )
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
     assert wait_until(lambda: any(s.verdict == "fault" for s in out.states))
-    assert wait_until(lambda: factory.pin(GREEN).state and source._index > 30)
+    assert wait_until(lambda: pins.pin(GREEN).state and source.index > 30)
     stop.set()
     thread.join(10)
     assert not thread.is_alive()
     faults = [s.fault for s in out.states if s.verdict == "fault"]
-    assert faults[0] == "camera offline: camera unplugged"
-    amber = [s.state for s in factory.pin(AMBER).states]
+    assert faults[0].startswith("camera offline: ")
+    assert daemon.summary.faults[0] == "camera offline: camera unplugged"  # as it started
+    amber = [s.state for s in pins.pin(AMBER).states]
     assert amber[:3] == [False, True, False]  # on while offline, off once it came back
 
 
-def test_truncated_video_is_a_fault_with_amber_and_a_clear_message(tmp_path: Path, factory):
+def test_truncated_video_is_a_fault_with_amber_and_a_clear_message(
+    tmp_path: Path, pins, make_daemon
+):
     good = write_video(tmp_path / "v.mp4", script((OK_BGR, 30)))
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     out = RecordingOutput()
-    daemon = Daemon(
+    daemon = make_daemon(
         config(tmp_path, str(cut)),
         outputs=[out],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
     )
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
-    assert wait_until(lambda: factory.pin(AMBER).state)
+    assert wait_until(lambda: pins.pin(AMBER).state)
     stop.set()
     thread.join(10)
     assert not thread.is_alive()
@@ -162,7 +152,7 @@ def test_truncated_video_is_a_fault_with_amber_and_a_clear_message(tmp_path: Pat
     assert "truncated or not a video" in fault and str(cut) in fault
 
 
-def test_folder_with_corrupt_images_processes_the_good_ones(tmp_path: Path, factory):
+def test_folder_with_corrupt_images_processes_the_good_ones(tmp_path: Path, pins, make_daemon):
     import cv2
     from daemon_helpers import solid
 
@@ -172,18 +162,16 @@ def test_folder_with_corrupt_images_processes_the_good_ones(tmp_path: Path, fact
         cv2.imwrite(str(folder / f"{i:02d}.png"), solid(ERROR_BGR if 2 <= i <= 4 else OK_BGR))
     (folder / "03b.jpg").write_bytes(b"\xff\xd8garbage")
     out = RecordingOutput()
-    daemon = Daemon(
+    daemon = make_daemon(
         config(tmp_path, str(folder)),
         outputs=[out],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
     )
     summary = daemon.run(threading.Event())
     assert summary.frames == 6
     assert [e.label for e in out.events if e.kind == "end"] == ["error"]
 
 
-def test_missing_bundle_is_a_fault_with_amber_and_no_crash(tmp_path: Path, factory):
+def test_missing_bundle_is_a_fault_with_amber_and_no_crash(tmp_path: Path, pins, make_daemon):
     out = RecordingOutput()
     video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
     cfg = config(
@@ -192,10 +180,10 @@ def test_missing_bundle_is_a_fault_with_amber_and_no_crash(tmp_path: Path, facto
         model={"bundle": str(tmp_path / "no-such-bundle")},
         source={"uri": str(video), "loop": True},
     )
-    daemon = Daemon(cfg, outputs=[out], pin_factory=factory)  # the real bundle loader
+    daemon = make_daemon(cfg, outputs=[out], classifier_loader=load_from_config)  # real loader
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
-    assert wait_until(lambda: factory.pin(AMBER).state)
+    assert wait_until(lambda: pins.pin(AMBER).state)
     assert wait_until(lambda: any(s.verdict == "fault" for s in out.states))
     stop.set()
     thread.join(10)
@@ -204,7 +192,9 @@ def test_missing_bundle_is_a_fault_with_amber_and_no_crash(tmp_path: Path, facto
     assert "\n" not in fault
 
 
-def test_bad_bundle_on_reload_is_refused_and_the_old_model_keeps_running(tmp_path: Path, factory):
+def test_bad_bundle_on_reload_is_refused_and_the_old_model_keeps_running(
+    tmp_path: Path, pins, make_daemon
+):
     video = write_video(tmp_path / "line.avi", script((OK_BGR, 5)))
     cfg = config(tmp_path, str(video), source={"uri": str(video), "loop": True})
     models = [ScriptedClassifier(sha="1" * 64)]
@@ -215,7 +205,7 @@ def test_bad_bundle_on_reload_is_refused_and_the_old_model_keeps_running(tmp_pat
         raise BundleError("bundle /x: model.tflite sha256 does not match the manifest (tampered?)")
 
     out = RecordingOutput()
-    daemon = Daemon(cfg, outputs=[out], pin_factory=factory, classifier_loader=loader)
+    daemon = make_daemon(cfg, outputs=[out], classifier_loader=loader)
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
     assert wait_until(lambda: len(out.results) > 3)
@@ -226,7 +216,7 @@ def test_bad_bundle_on_reload_is_refused_and_the_old_model_keeps_running(tmp_pat
     thread.join(10)
     assert out.results[-1].scores and out.states[-1].model.sha256 == "1" * 64
     assert all(s.verdict != "fault" for s in out.states)
-    assert True not in [s.state for s in factory.pin(AMBER).states]  # amber never came on
+    assert True not in [s.state for s in pins.pin(AMBER).states]  # amber never came on
 
 
 def looping_video_config(tmp_path: Path, extra: str = "") -> Path:
@@ -240,22 +230,21 @@ def looping_video_config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-def file_daemon(path: Path, out, factory, loader, overrides=None) -> Daemon:
+def file_daemon(make_daemon, path: Path, out, loader, overrides=None) -> Daemon:
     """A daemon started from (and reloading) the config file at ``path``."""
     from edge.config import load_config
 
     config = load_config(path)
-    return Daemon(
+    return make_daemon(
         overrides(config) if overrides is not None else config,
         config_path=path,
         overrides=overrides,
         outputs=[out],
-        pin_factory=factory,
         classifier_loader=loader,
     )
 
 
-def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, factory):
+def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path, pins, make_daemon):
     path = looping_video_config(tmp_path)
     loaded = []
 
@@ -264,7 +253,7 @@ def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path,
         return loaded[-1]
 
     out = RecordingOutput()
-    daemon = file_daemon(path, out, factory, loader)
+    daemon = file_daemon(make_daemon, path, out, loader)
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
     assert wait_until(lambda: len(out.results) > 2)
@@ -277,7 +266,7 @@ def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path,
     assert loaded[0].closed  # the old interpreter was released
 
 
-def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, factory):
+def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, pins, make_daemon):
     from functools import partial
 
     from edge.config import with_overrides
@@ -291,7 +280,7 @@ def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, fa
         return ScriptedClassifier(sha=str(len(bundles)) * 64)
 
     out = RecordingOutput()
-    daemon = file_daemon(path, out, factory, loader, overrides)
+    daemon = file_daemon(make_daemon, path, out, loader, overrides)
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
     assert wait_until(lambda: len(out.results) > 2)
@@ -302,73 +291,102 @@ def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, fa
     assert bundles == ["from-cli", "from-cli"]
 
 
-def test_on_demand_trigger_inspects_only_after_it_is_asked(tmp_path: Path, factory):
+def test_on_demand_trigger_inspects_only_after_it_is_asked(tmp_path: Path, make_daemon):
     source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
     out = RecordingOutput()
     cfg = config(tmp_path, "0", trigger={"mode": "demand", "frames": 3})
-    daemon = Daemon(
-        cfg,
-        source=source,
-        outputs=[out],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
-    )
+    daemon = make_daemon(cfg, source=source, outputs=[out])
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
-    assert wait_until(lambda: source._index > 20)
+    assert wait_until(lambda: source.index > 20)
     assert out.results == []
     daemon.trigger()
     assert wait_until(lambda: len(out.results) == 3)
-    time.sleep(0.2)
+    asked_at = source.index
+    assert wait_until(lambda: source.index > asked_at + 20)  # later frames flow past
     stop.set()
     thread.join(10)
     assert len(out.results) == 3
 
 
-def test_gpio_trigger_edge_starts_an_inspection(tmp_path: Path, factory):
+def test_gpio_trigger_edge_starts_an_inspection(tmp_path: Path, pins, make_daemon):
     source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
     out = RecordingOutput()
     cfg = config(tmp_path, "0", trigger={"mode": "gpio", "pin": 5, "frames": 2, "bounce_s": 0.0})
-    daemon = Daemon(
+    daemon = make_daemon(
         cfg,
         source=source,
         outputs=[out],
-        pin_factory=factory,
-        classifier_loader=lambda m: ScriptedClassifier(),
     )
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
-    assert wait_until(lambda: source._index > 10)
+    assert wait_until(lambda: source.index > 10)
     assert out.results == []
-    factory.pin(5).drive_low()  # part-present sensor pulls the input low
+    pins.pin(5).drive_low()  # part-present sensor pulls the input low
     assert wait_until(lambda: len(out.results) == 2)
     stop.set()
     thread.join(10)
 
 
-def test_watchdog_pings_stop_when_the_capture_thread_hangs(tmp_path: Path, factory):
-    from daemon_helpers import BlockingSource
+def test_watchdog_pings_stop_when_the_capture_thread_hangs(tmp_path: Path, make_daemon):
+    from daemon_helpers import BlockingSource, ManualClock
 
     source = BlockingSource()
     notifier = CountingNotifier()
-    cfg = config(tmp_path, "0", pipeline={"heartbeat_timeout_s": 0.3})
-    daemon = Daemon(
-        cfg,
-        source=source,
-        outputs=[],
-        pin_factory=factory,
-        notifier=notifier,
-        classifier_loader=lambda m: ScriptedClassifier(),
+    clock = ManualClock()
+    out = RecordingOutput()
+    cfg = config(
+        tmp_path, "0", pipeline={"heartbeat_timeout_s": 5.0}, output={"stats_interval_s": 1}
     )
+    daemon = make_daemon(cfg, source=source, outputs=[out], notifier=notifier, clock=clock)
     stop = threading.Event()
     thread = run_in_thread(daemon, stop)
-    time.sleep(0.8)
+    assert wait_until(lambda: notifier.calls.count("watchdog") > 0)  # healthy at first
+    clock.advance(6.0)  # the hung read has not beaten its heart for longer than the timeout
+    assert wait_until(lambda: len(out.stats) >= 1)  # a loop iteration saw the new time
     pings_then = notifier.calls.count("watchdog")
-    time.sleep(0.5)
+    clock.advance(1.0)
+    assert wait_until(lambda: len(out.stats) >= 2)  # at least one whole iteration since
     pings_later = notifier.calls.count("watchdog")
     stop.set()
     thread.join(10)
     source.release.set()
-    assert pings_then > 0  # healthy at first
     assert pings_later == pings_then  # no more pings once the heartbeat went stale
     assert not thread.is_alive()
+
+
+def test_without_gpio_the_station_inspects_and_reports_the_fault_instead_of_exiting(
+    tmp_path: Path, make_daemon
+):
+    """A pin factory that cannot work here (RPi.GPIO missing, not a Pi, a busy pin) must not end
+    the daemon: systemd's start limit would then leave the line with no inspection at all."""
+    video = write_video(tmp_path / "v.mp4", script((OK_BGR, 10), (ERROR_BGR, 8), (OK_BGR, 10)))
+    out = RecordingOutput()
+    cfg = config(tmp_path, str(video), gpio={"red_mode": "hold", "pin_factory": "rpigpio"})
+    daemon = make_daemon(cfg, outputs=[out], pin_factory=None)
+    summary = daemon.run(threading.Event())
+    faults = {s.fault for s in out.states if s.fault}
+    assert any(f.startswith("no GPIO: gpio pin factory 'rpigpio' is not usable") for f in faults)
+    assert summary.frames == 28
+    assert [e.kind for e in out.events] == ["start", "end"]
+
+
+def test_commands_reach_the_daemon_through_its_receiver_and_come_back_as_replies(
+    tmp_path: Path, make_daemon
+):
+    from edge.outputs import Command
+
+    source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
+    out = RecordingOutput()
+    daemon = make_daemon(config(tmp_path, "0"), source=source, outputs=[out])
+    stop = threading.Event()
+    thread = run_in_thread(daemon, stop)
+    assert wait_until(lambda: len(out.results) > 3)
+    reply = daemon.receive(Command("thresholds", {"error": 0.8}))
+    assert reply.ok and reply.result["thresholds"]["error"] == 0.8
+    snapshot = daemon.receive(Command("snapshot"))
+    assert snapshot.ok and (tmp_path / "snaps" / snapshot.result["snapshot"]).is_file()
+    unknown = daemon.receive(Command("shutdown"))
+    assert not unknown.ok and "unknown command" in unknown.error
+    stop.set()
+    thread.join(10)

@@ -219,18 +219,20 @@ def test_loaded_images_are_rgb_at_the_requested_width_and_height(tmp_path):
 # --- frames -------------------------------------------------------------------------------
 
 
-def test_video_becomes_seed_named_frames_and_frames_csv(tmp_path):
+def test_video_becomes_zero_padded_seed_named_frames_that_sort_in_order(tmp_path):
     video = _video(tmp_path / "seam_run.mp4", frames=20)
     out = tmp_path / "frames"
     written = extract_frames(video, out, every=5, start=2, max_frames=3)
-    assert [p.name for p in written] == ["seam_run_2.png", "seam_run_7.png", "seam_run_12.png"]
+    names = ["seam_run_00002.png", "seam_run_00007.png", "seam_run_00012.png"]
+    assert [p.name for p in written] == names == sorted(p.name for p in out.glob("*.png"))
     assert all(cv2.imread(str(p)).shape == (48, 64, 3) for p in written)
     assert (out / "frames.csv").read_text().splitlines() == [
         "name,source,frame",
-        "seam_run_2.png,seam_run,2",
-        "seam_run_7.png,seam_run,7",
-        "seam_run_12.png,seam_run,12",
+        "seam_run_00002.png,seam_run,2",
+        "seam_run_00007.png,seam_run,7",
+        "seam_run_00012.png,seam_run,12",
     ]
+    assert source_from_name(names[0]) == "seam_run"  # still grouped by video
 
 
 def test_corrupt_video_yields_the_decodable_frames_with_one_warning(tmp_path, caplog):
@@ -283,7 +285,7 @@ def test_frames_cli_writes_every_nth_frame(tmp_path, capsys):
     video = _video(tmp_path / "clip.mp4", frames=10)
     assert main(["frames", str(video), "--out", str(tmp_path / "f"), "--every", "3"]) == 0
     names = sorted(p.name for p in (tmp_path / "f").glob("*.png"))
-    assert names == ["clip_0.png", "clip_3.png", "clip_6.png", "clip_9.png"]
+    assert names == ["clip_00000.png", "clip_00003.png", "clip_00006.png", "clip_00009.png"]
     assert "wrote 4 frames" in capsys.readouterr().out
 
 

@@ -71,3 +71,44 @@ def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent
         if line.startswith("import time:") and "|" in line
     }
     assert "edge" in imported and not imported & {"tensorflow", "keras"}
+
+
+def test_a_stuck_alarm_scores_badly_on_events_and_frames():
+    truth = [Occurrence("error", 40, 55), Occurrence("break", 120, 135), Occurrence("error", 200, 220)]
+    stuck = [event("error", 0, 299), event("break", 0, 299)]
+    score = match_events(stuck, truth, tolerance=3)
+    assert score.matched == 0 and score.recall == 0.0 and score.precision == 0.0
+    assert len(score.false_alarms) == 2 and len(score.missed) == 3
+    assert score.alarmed_frames == 600 and score.alarmed_on_defect == 16 + 21 + 16
+    assert score.frame_precision < 0.1
+
+
+def test_an_event_counts_only_for_its_own_occurrence_not_one_it_merely_touches():
+    truth = [Occurrence("error", 10, 20), Occurrence("error", 60, 70)]
+    long_event = event("error", 10, 80)  # covers both, as an alarm that never cleared would
+    score = match_events([long_event], truth, tolerance=3)
+    assert score.matched == 0 and score.false_alarms == (("error", 10, 80),)
+
+
+def test_alarmed_frames_on_a_true_defect_count_per_label():
+    truth = [Occurrence("length", 100, 109)]
+    score = match_events([event("length", 105, 114), event("error", 100, 104)], truth, 3)
+    assert (score.alarmed_on_defect, score.alarmed_frames) == (5, 15)
+    assert score.frame_precision == pytest.approx(1 / 3)
+    assert match_events([], truth, 3).frame_precision == 1.0
+
+
+@pytest.mark.skipif(_demo_available() is not None, reason=str(_demo_available()))
+@pytest.mark.parametrize("keep", [False, True])
+def test_demo_removes_its_temporary_folder_unless_keep(tmp_path: Path, keep: bool):
+    import os
+    import subprocess
+
+    args = [sys.executable, "-m", "edge.cli", "demo", "--frames", "30", *(["--keep"] * keep)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    left = list(tmp_path.glob("pi-inspect-demo-*"))
+    assert len(left) == int(keep), left
+    if keep:
+        assert (left[0] / "seam.mp4").is_file() and f"kept {left[0]}" in proc.stdout

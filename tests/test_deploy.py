@@ -1,7 +1,11 @@
-"""pi-inspect deploy: verified copy, atomic switch of MODELS/current, rollback, remote via ssh."""
+"""pi-inspect deploy: verified copy, atomic switch of MODELS/current, rollback, remote via ssh.
+
+Every bundle here is real (the demo model under its own manifest): deploy loads it.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -9,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundle_helpers import make_bundle, write_raw_manifest
 
-from edge.bundle import write_manifest
 from edge.cli import main
 from edge.deploy import (
     DeployError,
     RemoteTarget,
+    check_in_child,
     deploy_local,
     deploy_remote,
     parse_target,
@@ -22,28 +27,6 @@ from edge.deploy import (
     systemctl_reload,
 )
 from edge.errors import BundleError
-
-
-def make_bundle(root: Path, name: str, seed: int) -> Path:
-    """A bundle whose model file is random bytes: deploy checks hashes, not the model."""
-    bundle = root / f"src-{name}-{seed}"
-    bundle.mkdir(parents=True)
-    model = np.random.default_rng(seed).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    (bundle / "model.tflite").write_bytes(model)
-    write_manifest(
-        bundle,
-        {
-            "schema_version": 1,
-            "name": name,
-            "version": str(seed),
-            "task": "multilabel",
-            "labels": ["good", "error", "break", "length"],
-            "input": {"width": 32, "height": 32},
-            "model": "model.tflite",
-            "files": {"model.tflite": ""},
-        },
-    )
-    return bundle
 
 
 class Reloads:
@@ -72,7 +55,7 @@ def test_deploy_switches_current_keeps_previous_and_reloads(tmp_path, models):
     second = deploy_local(b, models, reload=reloads)
     assert current(models) == second.current and second.current.startswith("seam-")
     assert os.readlink(models / "previous") == first.current != second.current
-    assert (models / "current" / "model.tflite").read_bytes() == (b / "model.tflite").read_bytes()
+    assert (models / "current" / "manifest.json").read_bytes() == (b / "manifest.json").read_bytes()
     assert reloads.count == 2
     assert sorted(p.name for p in models.iterdir()) == sorted(
         ["current", "previous", first.current, second.current]
@@ -99,7 +82,9 @@ def test_pruning_never_removes_current_or_previous(tmp_path, models):
 
 
 def test_keep_zero_keeps_every_bundle(tmp_path, models):
-    names = [deploy_local(make_bundle(tmp_path, "seam", i), models, keep=0).current for i in range(5)]
+    names = [
+        deploy_local(make_bundle(tmp_path, "seam", i), models, keep=0).current for i in range(5)
+    ]
     assert bundle_dirs(models) == set(names)
 
 
@@ -142,7 +127,7 @@ def test_rollback_restores_the_previous_bundle_and_back_again(tmp_path, models):
     back = rollback_local(models, reload=reloads)
     assert (back.current, back.previous) == (first, second)
     assert current(models) == first and os.readlink(models / "previous") == second
-    assert (models / "current" / "model.tflite").read_bytes() == (a / "model.tflite").read_bytes()
+    assert (models / "current" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
     rollback_local(models, reload=reloads)
     assert current(models) == second
     assert reloads.count == 2
@@ -190,8 +175,8 @@ def test_readers_never_see_current_missing_while_switching(tmp_path, models):
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        for _ in range(200):
-            rollback_local(models)
+        for _ in range(200):  # the switch is under test: both bundles were loaded when deployed
+            rollback_local(models, check=lambda bundle: None)
     finally:
         stop.set()
         thread.join()
@@ -233,8 +218,25 @@ def test_cli_deploy_and_rollback_on_a_local_target(tmp_path, models, capsys):
     assert main(["deploy", "--no-reload", str(b), str(models)]) == 0
     assert main(["deploy", "--no-reload", "--rollback", str(models)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1].startswith("rolled back: current -> seam-")
-    assert (models / "current" / "model.tflite").read_bytes() == (a / "model.tflite").read_bytes()
+    assert out[-2].startswith(f"rolled back {models}: current is now seam-")
+    assert out[-1].startswith("not reloaded (--no-reload)")
+    assert (models / "current" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
+
+
+def test_cli_deploys_to_a_new_local_folder_without_systemd_and_says_so(tmp_path, capsys):
+    from edge.commands.deploy import service_installed
+
+    a = make_bundle(tmp_path, "seam", 1)
+    target = tmp_path / "fresh" / "models"
+    assert main(["deploy", str(a), str(target)]) == 1  # a missing folder is refused ...
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["deploy", "--create", "--service", "no-such-unit", str(a), str(target)]) == 0
+    out = capsys.readouterr().out.splitlines()  # ... unless --create asks for it
+    assert out[0].startswith(f"deployed {a} to {target}: current is seam-")
+    assert out[0].endswith("(no previous bundle)") and "None" not in "\n".join(out)
+    assert out[1].startswith("not reloaded: no systemd service 'no-such-unit' here")
+    assert not service_installed("no-such-unit")
+    assert (target / "current" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
 
 
 def test_cli_refuses_a_tampered_bundle_in_one_line(tmp_path, models, capsys):
@@ -271,14 +273,15 @@ def test_remote_deploy_runs_verification_on_the_target_and_cleans_staging(tmp_pa
         out = deploy_remote(
             bundle, target, reload=False, remote_command=remote_cmd, ssh=ssh, scp=scp
         )
-        assert out.startswith("deployed: current -> seam-")
-    assert (models / "current" / "model.tflite").read_bytes() == (b / "model.tflite").read_bytes()
+        assert out.startswith("deployed /") and "current is seam-" in out
+        assert "None" not in out
+    assert (models / "current" / "manifest.json").read_bytes() == (b / "manifest.json").read_bytes()
     out = deploy_remote(
         None, target, rollback=True, reload=False, remote_command=remote_cmd, ssh=ssh, scp=scp
     )
     assert out.startswith("rolled back")
-    assert (models / "current" / "model.tflite").read_bytes() == (a / "model.tflite").read_bytes()
-    assert set(Path("/tmp").glob("pi-inspect-deploy.*")) == before
+    assert (models / "current" / "manifest.json").read_bytes() == (a / "manifest.json").read_bytes()
+    assert set(Path("/tmp").glob("pi-inspect-deploy.*")) <= before  # others may run too
     assert set((tmp_path / "hosts.log").read_text().split()) == {"pi@seampi"}
 
 
@@ -296,4 +299,162 @@ def test_remote_deploy_reports_the_remote_refusal_in_one_line(tmp_path, models):
             scp=scp,
         )
     assert "\n" not in str(info.value)
+    assert not (models / "current").exists()
+
+
+# --- a bundle is checked for what it is, not only its hashes ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory) -> tuple[Path, str]:
+    """A models directory whose ``current`` is a good bundle; refused deploys must leave it."""
+    root = tmp_path_factory.mktemp("running")
+    models = root / "models"
+    models.mkdir()
+    return models, deploy_local(make_bundle(root, "seam", "good"), models).current
+
+
+def _model_bytes(change):
+    def edit_files(bundle: Path) -> None:
+        model = bundle / "model.tflite"
+        model.write_bytes(change(model.read_bytes()))
+
+    return edit_files
+
+
+def _set(path: str, value):
+    def edit(data: dict) -> None:
+        *parents, key = path.split(".")
+        node = data
+        for p in parents:
+            node = node[p]
+        node[key] = value
+
+    return edit
+
+
+def _without_golden_and_head(data: dict) -> None:
+    data["golden"], data["heatmap"] = None, None
+    data["files"].pop("golden.npz")
+
+
+def _fewer_labels(data: dict) -> None:
+    _without_golden_and_head(data)
+    data["labels"] = ["good", "error", "break"]
+    data["thresholds"].pop("length")
+    data["alarms"].pop("length")
+
+
+def _golden_off(data: dict) -> None:
+    data["golden"]["scores"][0][2] = 0.5  # the model gives 0.996 here
+
+
+def _symlinked_model(bundle: Path) -> None:
+    outside = bundle.parent / "elsewhere.tflite"
+    (bundle / "model.tflite").rename(outside)
+    (bundle / "model.tflite").symlink_to(outside)  # same bytes, same hash, outside the bundle
+
+
+BROKEN = {
+    # the model file itself (hashes match: convert or a copy wrote the wrong bytes)
+    "random model": (
+        None,
+        _model_bytes(
+            lambda b: bytes(np.random.default_rng(0).integers(0, 256, len(b), dtype=np.uint8))
+        ),
+        "cannot load the model",
+    ),
+    "truncated model": (None, _model_bytes(lambda b: b[: len(b) // 2]), "cannot load the model"),
+    "empty model": (None, _model_bytes(lambda b: b""), "cannot load the model"),
+    # the manifest does not describe the model
+    "input size": (_set("input.width", 64), None, "does not match the manifest's 64x96"),
+    "label count": (_fewer_labels, None, "gives 4 scores for 3 labels"),
+    "signature": (_set("signature", "serving_other"), None, "no signature 'serving_other'"),
+    "output name": (_set("outputs.scores", "logits"), None, "no output named 'logits'"),
+    "golden set": (_golden_off, None, "golden set mismatch: input 0 scores 'break' 0.996"),
+    # values that would silently disable detection
+    "NaN threshold": (_set("thresholds.error", float("nan")), None, "threshold of 'error' is nan"),
+    "threshold above 1": (_set("thresholds.error", 1.5), None, "must be a number in \\[0, 1\\]"),
+    "threshold below 0": (_set("thresholds.error", -0.1), None, "must be a number in \\[0, 1\\]"),
+    # labels that cannot be MQTT topic levels or file names
+    "label with #": (_set("labels", ["good", "err#", "break", "length"]), None, "contains '#'"),
+    "label with +": (_set("labels", ["good", "error", "a+b", "length"]), None, "contains '\\+'"),
+    "label with /": (_set("labels", ["good", "error", "break", "len/gth"]), None, "contains '/'"),
+    "label with $": (
+        _set("labels", ["$SYS", "error", "break", "length"]),
+        None,
+        "starts with '\\$'",
+    ),
+    "empty label": (_set("labels", ["", "error", "break", "length"]), None, "is empty"),
+    "NUL in label": (
+        _set("labels", ["go\0od", "error", "break", "length"]),
+        None,
+        "contains '\\\\x00'",
+    ),
+    # files outside the bundle
+    "model ../": (
+        _set("model", "../model.tflite"),
+        None,
+        "must be a plain file name inside the bundle",
+    ),
+    "reference absolute": (
+        _set("reference_model", "/etc/passwd"),
+        None,
+        "must be a plain file name",
+    ),
+    "symlinked model": (None, _symlinked_model, "is a symbolic link"),
+}
+
+
+@pytest.mark.parametrize("fault", list(BROKEN))
+def test_deploy_refuses_a_broken_bundle_and_current_stays(tmp_path, running, fault):
+    models, good = running
+    edit, files, reason = BROKEN[fault]
+    bundle = make_bundle(tmp_path, "seam", "broken", edit=edit)
+    if files is not None:
+        files(bundle)
+        write_raw_manifest(bundle, json.loads((bundle / "manifest.json").read_text()))
+    before = sorted(p.name for p in models.iterdir())
+    reloads = Reloads()
+    with pytest.raises(BundleError, match=reason) as info:
+        deploy_local(bundle, models, reload=reloads)
+    assert "\n" not in str(info.value)
+    assert current(models) == good
+    assert reloads.count == 0
+    assert sorted(p.name for p in models.iterdir()) == before  # no half-installed copy
+
+
+def test_a_retuned_manifest_with_the_same_model_deploys_as_a_new_bundle(tmp_path, models):
+    first = deploy_local(make_bundle(tmp_path, "seam", 1), models)
+    retuned = make_bundle(tmp_path / "retuned", "seam", 1, edit=_set("thresholds.error", 0.7))
+    second = deploy_local(retuned, models)
+    assert not second.reused and second.current != first.current
+    assert (
+        json.loads((models / "current" / "manifest.json").read_text())["thresholds"]["error"] == 0.7
+    )
+
+
+def test_a_model_that_kills_the_runtime_is_refused_in_one_line(tmp_path):
+    crash = (
+        tmp_path / "python"
+    )  # the check's interpreter dies of SIGSEGV, as a bad model can make it
+    crash.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crash.chmod(0o755)
+    with pytest.raises(BundleError, match="the runtime crashed loading the model \\(SIGSEGV\\)"):
+        check_in_child(make_bundle(tmp_path), python=str(crash))
+
+
+def test_a_model_that_hangs_the_runtime_is_refused_after_the_timeout(tmp_path):
+    hang = tmp_path / "python"
+    hang.write_text("#!/bin/sh\nexec sleep 30\n")
+    hang.chmod(0o755)
+    with pytest.raises(BundleError, match="did not finish within 0.5 s"):
+        check_in_child(make_bundle(tmp_path), python=str(hang), timeout_s=0.5)
+
+
+def test_cli_refuses_a_model_the_runtime_cannot_load_in_one_line(tmp_path, models, capsys):
+    bundle = make_bundle(tmp_path, edit=_set("signature", "nope"))
+    assert main(["deploy", "--no-reload", str(bundle), str(models)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no signature 'nope'" in err
     assert not (models / "current").exists()

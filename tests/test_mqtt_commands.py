@@ -1,6 +1,6 @@
 """Command validation: 10 000 random and malformed payloads never crash and never change state.
 
-Fed to the handler directly (no broker) so it is fast; the broker-level reply is proven in
+Fed to the validation directly (no broker) so it is fast; the broker-level reply is proven in
 test_mqtt_output.py. Hypothesis is derandomized, so every run checks the same examples.
 """
 
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 
-from conftest import RecordingController
+from conftest import RecordingReceiver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.mqtt.commands import MAX_PAYLOAD_BYTES, CommandHandler
+from edge.mqtt.commands import MAX_PAYLOAD_BYTES, answer
 from edge.mqtt.topics import COMMAND_VERBS
 
 LABELS = ("error", "break", "length")
-NO_ARG_VERBS = ("snapshot", "trigger", "reload")
+NO_ARG_VERBS = ("snapshot", "trigger", "reload", "acknowledge")
 SETTINGS = dict(
     deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
 )
@@ -98,52 +98,56 @@ def invalid_commands(draw) -> tuple[str, bytes]:
 @given(invalid_commands())
 def test_malformed_commands_get_an_error_reply_and_change_nothing(command):
     verb, payload = command
-    controller = RecordingController(LABELS)
-    before = dict(controller.thresholds)
-    reply = CommandHandler(controller).handle(verb, payload)
+    receiver = RecordingReceiver(LABELS)
+    before = dict(receiver.thresholds)
+    reply = answer(verb, payload, LABELS, receiver)
     assert reply.ok is False and reply.error
-    assert controller.calls == [] and controller.thresholds == before
+    assert receiver.calls == [] and receiver.thresholds == before
     json.dumps(reply.to_dict())  # the reply itself is always publishable JSON
 
 
 @settings(max_examples=1_000, **SETTINGS)
 @given(st.sampled_from((*COMMAND_VERBS, "bogus")), st.binary(max_size=64))
-def test_random_bytes_never_crash_and_only_a_success_reaches_the_controller(verb, payload):
-    controller = RecordingController(LABELS)
-    reply = CommandHandler(controller).handle(verb, payload)
-    assert len(controller.calls) == (1 if reply.ok else 0)
+def test_random_bytes_never_crash_and_only_a_success_reaches_the_receiver(verb, payload):
+    receiver = RecordingReceiver(LABELS)
+    reply = answer(verb, payload, LABELS, receiver)
+    assert len(receiver.calls) == (1 if reply.ok else 0)
 
 
 @settings(max_examples=300, **SETTINGS)
 @given(valid_thresholds, st.sampled_from(["", " ", "\n"]))
-def test_valid_thresholds_reach_the_controller_exactly(thresholds, pad):
-    controller = RecordingController(LABELS)
-    reply = CommandHandler(controller).handle("thresholds", (pad + json.dumps(thresholds)).encode())
+def test_valid_thresholds_reach_the_receiver_exactly(thresholds, pad):
+    receiver = RecordingReceiver(LABELS)
+    reply = answer("thresholds", (pad + json.dumps(thresholds)).encode(), LABELS, receiver)
     assert reply.ok, reply.error
-    assert controller.calls == [("thresholds", thresholds)]
-    assert reply.result["thresholds"] == controller.thresholds
+    assert receiver.calls == [("thresholds", thresholds)]
+    assert reply.result["thresholds"] == receiver.thresholds
 
 
-def test_commands_without_arguments_accept_empty_or_empty_object():
+def test_commands_without_arguments_accept_only_the_empty_object():
     for verb in NO_ARG_VERBS:
-        for payload in (b"", b"{}", b" { } \n"):
-            controller = RecordingController(LABELS)
-            reply = CommandHandler(controller).handle(verb, payload)
-            assert reply.ok and controller.calls == [(verb, None)]
-    reply = CommandHandler(RecordingController(LABELS)).handle("snapshot", b"")
+        for payload in (b"{}", b" { } \n"):
+            receiver = RecordingReceiver(LABELS)
+            reply = answer(verb, payload, LABELS, receiver)
+            assert reply.ok and receiver.calls == [(verb, None)]
+    reply = answer("snapshot", b"{}", LABELS, RecordingReceiver(LABELS))
     assert reply.result == {"snapshot": "snap-0001.jpg"}
 
 
-def test_disabled_handler_runs_nothing():
-    controller = RecordingController(LABELS)
-    reply = CommandHandler(controller, enabled=False).handle("trigger", b"")
-    assert reply.ok is False and controller.calls == []
+def test_an_empty_payload_is_not_a_command():
+    for verb in COMMAND_VERBS:
+        for payload in (b"", b" \n"):
+            receiver = RecordingReceiver(LABELS)
+            reply = answer(verb, payload, LABELS, receiver)
+            assert not reply.ok and receiver.calls == []
 
 
-def test_a_failing_controller_becomes_an_error_reply():
-    class Broken(RecordingController):
-        def reload(self) -> None:
-            raise OSError("bundle unreadable\nsecond line")
+def test_a_failing_command_becomes_an_error_reply():
+    from edge.daemon.dispatch import Dispatcher
 
-    reply = CommandHandler(Broken(LABELS)).handle("reload", b"{}")
+    def reload(_command):
+        raise OSError("bundle unreadable\nsecond line")
+
+    dispatcher = Dispatcher(lambda *_: None, {"reload": reload})
+    reply = answer("reload", b"{}", LABELS, dispatcher.receive)
     assert reply.ok is False and reply.error == "bundle unreadable"

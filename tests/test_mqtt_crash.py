@@ -51,7 +51,6 @@ def scripted_event(i: int) -> DefectEvent:
 
 
 def child_main(argv: list[str]) -> int:
-    from conftest import RecordingController
 
     from edge.mqtt import make_output
     from edge.mqtt.config import MqttConfig
@@ -76,7 +75,7 @@ def child_main(argv: list[str]) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
     progress = args.state_dir / "progress"
-    with make_output(config, RecordingController(LABELS), args.state_dir) as out:
+    with make_output(config, args.state_dir) as out:
         for n, i in enumerate(range(args.first, args.first + args.count), start=1):
             out.publish_event(scripted_event(i))
             tmp = progress.with_suffix(".tmp")
@@ -99,8 +98,6 @@ def start_child(port: int, state_dir: Path, first: int = 0, count: int = 0) -> s
     cmd = [sys.executable, str(HERE), "--port", str(port), "--state-dir", str(state_dir)]
     cmd += ["--first", str(first), "--count", str(count)]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-
-
 
 
 def handed_over(state_dir: Path) -> int:

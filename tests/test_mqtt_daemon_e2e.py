@@ -35,22 +35,17 @@ OUTAGE_S = 20.0
 STREAM_FPS = 40.0  # a camera's pace: defects keep occurring during the outage, CPU stays low
 VIDEO_FRAMES = 200
 BUNDLE_ENV = "PI_INSPECT_TEST_BUNDLE"
-PROVISIONAL_BUNDLE = Path("/tmp/provisional_bundle")
 
 
 @pytest.fixture(scope="module")
 def real_bundle() -> Path:
-    """The real demo bundle: $PI_INSPECT_TEST_BUNDLE, else edge/assets/demo_bundle, else the
-    provisional one the model engineer left in /tmp while the final one was being trained."""
+    """The real demo bundle: $PI_INSPECT_TEST_BUNDLE, else edge/assets/demo_bundle."""
     candidates = [os.environ.get(BUNDLE_ENV)] if os.environ.get(BUNDLE_ENV) else []
-    candidates += [REPO / "edge" / "assets" / "demo_bundle", PROVISIONAL_BUNDLE]
+    candidates += [REPO / "edge" / "assets" / "demo_bundle"]
     for candidate in candidates:
         if (Path(candidate) / "manifest.json").is_file():
             return Path(candidate)
-    pytest.skip(
-        "no model bundle: edge/assets/demo_bundle is not checked in and "
-        f"{PROVISIONAL_BUNDLE} does not exist (or set {BUNDLE_ENV})"
-    )
+    pytest.skip(f"no model bundle: edge/assets/demo_bundle is missing (or set {BUNDLE_ENV})")
 
 
 class MjpegStream:

@@ -133,14 +133,14 @@ def _tls_subscriber_setup(pki):
 
 
 def test_event_is_delivered_over_tls_with_client_certificate_and_password_file(
-    tls_broker, mqtt_subscribe, recording_controller, tmp_path: Path
+    tls_broker, mqtt_subscribe, tmp_path: Path
 ):
     broker, pki = tls_broker
     creds = tmp_path / "mqtt-password"
     creds.write_text("s3cret-pw\n")  # the systemd LoadCredential= form: password only
     config = tls_config(broker, pki, tmp_path, credentials_file=str(creds))
     sub = mqtt_subscribe(broker, ["pi-inspect/secure/#"], setup=_tls_subscriber_setup(pki))
-    with make_output(config, recording_controller, tmp_path / "state") as out:
+    with make_output(config, tmp_path / "state") as out:
         out.publish_event(event())
         assert sub.wait_for(lambda m: sub.payloads("pi-inspect/secure/defect/break"))
         assert sub.wait_for(lambda m: out.spool_depth == 0)
@@ -148,12 +148,10 @@ def test_event_is_delivered_over_tls_with_client_certificate_and_password_file(
     assert sub.payloads("pi-inspect/secure/availability")[:1] == [b"online"]
 
 
-def test_wrong_password_is_refused_and_the_event_stays_spooled(
-    tls_broker, recording_controller, tmp_path: Path, caplog
-):
+def test_wrong_password_is_refused_and_the_event_stays_spooled(tls_broker, tmp_path: Path, caplog):
     broker, pki = tls_broker
     config = tls_config(broker, pki, tmp_path, password="wrong-pw")
-    with make_output(config, recording_controller, tmp_path / "state") as out:
+    with make_output(config, tmp_path / "state") as out:
         out.publish_event(event())
         deadline = time.monotonic() + 15
         while "refused" not in caplog.text and time.monotonic() < deadline:
@@ -163,16 +161,14 @@ def test_wrong_password_is_refused_and_the_event_stays_spooled(
     assert "wrong-pw" not in caplog.text
 
 
-def test_untrusted_server_certificate_is_not_accepted(
-    tls_broker, recording_controller, tmp_path: Path
-):
+def test_untrusted_server_certificate_is_not_accepted(tls_broker, tmp_path: Path):
     broker, pki = tls_broker
     other = tmp_path / "other"
     other.mkdir()
     other_ca = make_pki(other)["ca.crt"]
     config = tls_config(broker, pki, tmp_path, password="s3cret-pw")
     config = config.model_copy(update={"tls": config.tls.model_copy(update={"ca_file": other_ca})})
-    with make_output(config, recording_controller, tmp_path / "state") as out:
+    with make_output(config, tmp_path / "state") as out:
         out.publish_event(event())
         log = broker.log_path
         deadline = time.monotonic() + 15

@@ -39,8 +39,14 @@ def guarded(tmp_path):
     log = tmp_path / "tf-attempts.log"
 
     def run(args: list[str], timeout: float = 180) -> tuple[subprocess.CompletedProcess, list[str]]:
-        env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}", "PI_INSPECT_TF_LOG": str(log)}
-        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path)
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{site}{os.pathsep}{ROOT}",
+            "PI_INSPECT_TF_LOG": str(log),
+        }
+        proc = subprocess.run(
+            args, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path
+        )
         attempts = log.read_text().split() if log.exists() else []
         return proc, attempts
 
@@ -54,7 +60,9 @@ def edge_modules() -> list[str]:
 def test_every_edge_module_imports_without_tensorflow(guarded):
     modules = edge_modules()
     assert "edge.runtime" in modules and "edge.daemon" in modules and "edge.mqtt.output" in modules
-    code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
+    code = (
+        "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
+    )
     proc, attempts = guarded([sys.executable, "-c", code, *modules])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert attempts == []
@@ -62,17 +70,35 @@ def test_every_edge_module_imports_without_tensorflow(guarded):
 
 def test_edge_commands_run_without_tensorflow(guarded, tmp_path):
     cli = [sys.executable, "-m", "edge.cli"]
-    proc, attempts = guarded([*cli, "synth", "--out", str(tmp_path / "s"), "--count", "6", "--seed", "1",
-                              "--video", str(tmp_path / "v.mp4"), "--frames", "30"])
+    proc, attempts = guarded(
+        [
+            *cli,
+            "synth",
+            "--out",
+            str(tmp_path / "s"),
+            "--count",
+            "6",
+            "--seed",
+            "1",
+            "--video",
+            str(tmp_path / "v.mp4"),
+            "--frames",
+            "30",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc, more = guarded([*cli, "frames", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "f"), "--every", "10"])
+    proc, more = guarded(
+        [*cli, "frames", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "f"), "--every", "10"]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc, more2 = guarded([*cli, "split", str(tmp_path / "s"), "--out", str(tmp_path / "split")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert attempts + more + more2 == []
 
 
-@pytest.mark.skipif(not (default_bundle_dir() / "manifest.json").exists(), reason="no demo bundle checked in")
+@pytest.mark.skipif(
+    not (default_bundle_dir() / "manifest.json").exists(), reason="no demo bundle checked in"
+)
 def test_demo_and_bench_run_without_tensorflow(guarded):
     cli = [sys.executable, "-m", "edge.cli"]
     proc, attempts = guarded([*cli, "demo", "--frames", "90"])

@@ -22,8 +22,6 @@ def states(factory: MockFactory, *pins: int) -> tuple[bool, ...]:
     return tuple(bool(factory.pin(p).state) for p in pins)
 
 
-
-
 @pytest.fixture
 def factory() -> MockFactory:
     f = MockFactory()

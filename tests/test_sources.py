@@ -15,7 +15,7 @@ from daemon_helpers import OK_BGR, FlakySource, script, solid, write_video
 from edge.config import SourceConfig
 from edge.errors import SourceError
 from edge.pipeline import Captured, CaptureWorker, FrameQueue
-from edge.sources import FolderSource, OpenCVSource, make_source, resolve_kind
+from edge.sources import FolderSource, OpenCVSource, make_source
 
 
 def read_all(source) -> list:
@@ -98,18 +98,25 @@ def test_empty_folder_is_a_source_error(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("uri", "kind"),
+    ("uri", "kind", "live", "is_path"),
     [
-        ("0", "usb"),
-        ("/dev/video2", "usb"),
-        ("rtsp://cam/1", "stream"),
-        ("http://x/mjpg", "stream"),
-        ("picamera2", "picamera2"),
-        ("line.mp4", "file"),
+        ("0", "usb", True, False),
+        ("/dev/video2", "usb", True, False),
+        ("/dev/v4l/by-id/usb-cam-video-index0", "usb", True, False),
+        ("rtsp://cam/1", "stream", True, False),
+        ("http://x/mjpg", "stream", True, False),
+        ("picamera2", "picamera2", True, False),
+        ("line.mp4", "file", False, True),
     ],
 )
-def test_auto_kind_is_judged_from_the_uri(uri, kind):
-    assert resolve_kind(SourceConfig(uri=uri)) == kind
+def test_auto_kind_is_judged_from_the_uri_once(uri, kind, live, is_path):
+    resolved = SourceConfig(uri=uri).resolved()
+    assert (resolved.name, resolved.live, resolved.is_path) == (kind, live, is_path)
+
+
+def test_a_folder_uri_resolves_to_a_folder_that_is_a_path(tmp_path: Path):
+    resolved = SourceConfig(uri=str(tmp_path)).resolved()
+    assert (resolved.name, resolved.live, resolved.is_path) == ("folder", False, True)
 
 
 def test_folder_uri_is_an_image_folder(tmp_path: Path):
@@ -140,10 +147,10 @@ def test_source_that_dies_mid_run_is_reopened_with_backoff_and_comes_back():
     )
     worker.start()
     deadline = time.monotonic() + 10
-    while source._index < 15 and time.monotonic() < deadline:
+    while source.index < 15 and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    assert source._index >= 15  # frames flowed again after the failure
+    assert source.index >= 15  # frames flowed again after the failure
     assert source.opens == 4  # first open, two refusals, the reopen that worked
     assert statuses[0] == (True, None)
     assert statuses[1] == (False, "camera offline: camera unplugged")
@@ -173,3 +180,29 @@ def _frame(i: int):
     from edge.sources import Frame
 
     return Frame(i, 0.0, np.zeros((2, 2, 3), np.uint8))
+
+
+def test_a_corrupt_image_is_warned_about_once_per_run_across_reopens(tmp_path: Path, caplog):
+    """A folder of only corrupt images fails, the capture thread reopens it (a new source each
+    time) with backoff: the same file must not fill the journal with the same line."""
+    (tmp_path / "only.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    opened: list[FolderSource] = []
+
+    def factory() -> FolderSource:
+        opened.append(FolderSource(tmp_path, loop=True))
+        return opened[-1]
+
+    worker = CaptureWorker(
+        factory, FrameQueue(2, drop_oldest=True), backoff_min_s=0.01, backoff_max_s=0.01
+    )
+    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(opened) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            worker.stop()
+    assert len(opened) >= 4
+    warnings = [r.message for r in caplog.records if "unreadable" in r.message]
+    assert warnings == [f"skipping unreadable image {tmp_path / 'only.jpg'}"]

@@ -8,7 +8,9 @@ import pytest
 from edge.stats import StatsWindow, percentile
 
 
-@pytest.mark.parametrize("values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0], list(np.linspace(0, 9, 37))])
+@pytest.mark.parametrize(
+    "values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0], list(np.linspace(0, 9, 37))]
+)
 @pytest.mark.parametrize("q", [0, 50, 95, 100])
 def test_percentile_matches_numpys_linear_method(values, q):
     assert percentile(sorted(values), q) == pytest.approx(float(np.percentile(values, q)))

@@ -40,7 +40,7 @@ def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path):
     a = generate_dataset(tmp_path / "a", 6, seed=3, size=(64, 64), workers=1, chunk=2)
     b = generate_dataset(tmp_path / "b", 6, seed=3, size=(64, 64), workers=2, chunk=4)
     assert _digest(a.root) == _digest(b.root)
-    assert len(_digest(a.root)) == 6 + 2
+    assert len(_digest(a.root)) == 6 + 3  # images, labels.csv, boxes.csv, dataset.toml
 
 
 def test_different_seed_gives_different_images(tmp_path):
@@ -112,7 +112,9 @@ def test_4mm_stitches_are_at_least_1_6x_longer_than_2mm_stitches_in_pixels(sampl
 def test_every_still_shows_at_least_three_intact_stitches_so_its_pitch_can_be_read(samples):
     assert min(s.regular_in_view for s in samples) >= MIN_REGULAR_IN_VIEW == 3
     # the rule bites where it should: a 4 mm seam with a cut and a loop sits right at it
-    hard = [s for s in samples if s.labels["error"] and s.labels["break"] and not s.labels["length"]]
+    hard = [
+        s for s in samples if s.labels["error"] and s.labels["break"] and not s.labels["length"]
+    ]
     assert hard and min(s.regular_in_view for s in hard) == MIN_REGULAR_IN_VIEW
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -56,9 +57,40 @@ def test_hardening_still_reaches_camera_gpio_and_network():
     assert "PrivateDevices" not in s and "PrivateNetwork" not in s
     # gpiozero reads /proc/device-tree and /proc/cpuinfo to identify the board.
     assert s.get("ProcSubset", ["all"]) == ["all"]
-    # A LAN broker stays reachable despite IPAddressDeny=any.
-    allow = " ".join(s["IPAddressAllow"]).split()
-    assert {"localhost", "192.168.0.0/16", "10.0.0.0/8"} <= set(allow)
+    # The resolver DHCP hands out may have any address (1.1.1.1, the ISP's): no IP allow list,
+    # and nothing else that would stop name resolution.
+    assert "IPAddressDeny" not in s and "IPAddressAllow" not in s
+    assert "PrivateNetwork" not in s and "RestrictNetworkInterfaces" not in s
+    assert "SocketBindDeny" not in s
+
+
+# The device nodes each gpiozero pin factory opens, as /proc/devices group names.
+FACTORY_DEVICES = {
+    "lgpio": ["gpiochip"],  # /dev/gpiochip*
+    "rpigpio": ["bcm2835-gpiomem", "rpi-gpiomem"],  # /dev/gpiomem (Pi 4), /dev/gpiomem0-4 (Pi 5)
+    "native": ["bcm2835-gpiomem", "rpi-gpiomem"],
+}
+
+
+@pytest.mark.parametrize("factory", sorted(FACTORY_DEVICES))
+def test_unit_allows_the_devices_each_pin_factory_needs(factory):
+    s = unit_settings(UNIT.read_text())
+    patterns = [v.split()[0].removeprefix("char-") for v in s["DeviceAllow"] if "w" in v.split()[1]]
+    for group in FACTORY_DEVICES[factory]:
+        assert any(fnmatch.fnmatchcase(group, p) for p in patterns), (factory, group, patterns)
+    # Raspberry Pi OS gives gpiochip and gpiomem nodes to group gpio.
+    assert "gpio" in s["SupplementaryGroups"][0].split()
+
+
+def test_working_directory_is_the_writable_state_directory():
+    """ProtectSystem=strict leaves / read-only; lgpio writes its FIFOs into the working
+    directory (or LG_WD) on import, so both must be the state directory."""
+    s = unit_settings(UNIT.read_text())
+    assert s["ProtectSystem"] == ["strict"]
+    state = "/var/lib/" + s["StateDirectory"][0]
+    assert s["WorkingDirectory"] == [state]
+    env = dict(e.split("=", 1) for v in s["Environment"] for e in v.split())
+    assert env["LG_WD"] == state
 
 
 def _verifiable_copy(tmp_path: Path) -> Path:

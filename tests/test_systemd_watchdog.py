@@ -21,6 +21,7 @@ from daemon_helpers import ScriptedClassifier  # noqa: E402
 
 from edge.config import parse_config  # noqa: E402
 from edge.daemon import Daemon  # noqa: E402
+from edge.errors import SourceError  # noqa: E402
 from edge.sdnotify import Notifier  # noqa: E402
 from edge.sources import Frame  # noqa: E402
 
@@ -37,7 +38,7 @@ class GatedSource:
     def __init__(self) -> None:
         self.hang = threading.Event()
         self.release = threading.Event()
-        self._index = 0
+        self.index = 0
 
     def open(self) -> None:
         pass
@@ -46,9 +47,9 @@ class GatedSource:
         if self.hang.is_set():
             self.release.wait()
         time.sleep(0.005)
-        self._index += 1
+        self.index += 1
         image = np.full((24, 32, 3), (255, 0, 0), np.uint8)
-        return Frame(index=self._index, timestamp=time.time(), image=image)
+        return Frame(index=self.index, timestamp=time.time(), image=image)
 
     def close(self) -> None:
         pass
@@ -204,4 +205,51 @@ def test_watchdog_goes_silent_when_inference_itself_hangs(systemd, tmp_path):
         stop.set()
         thread.join(timeout=10)
         notifier.close()
+    assert not thread.is_alive()
+
+
+class UnpluggedCamera(GatedSource):
+    """A camera that is not there until ``plugged`` is set: open() fails like a missing device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plugged = threading.Event()
+
+    def open(self) -> None:
+        if not self.plugged.is_set():
+            raise SourceError("cannot open camera 0")
+
+
+def statuses(systemd: FakeSystemd) -> list[str]:
+    return [
+        line.removeprefix("STATUS=")
+        for _, lines in list(systemd.messages)
+        for line in lines
+        if line.startswith("STATUS=")
+    ]
+
+
+def test_ready_with_a_status_while_the_camera_is_offline_then_inspecting_once_it_is_back(
+    systemd, tmp_path
+):
+    """systemd kills a service that sends no READY=1 within TimeoutStartSec: a station booted
+    without its camera must report ready, say why it is not inspecting, and keep pinging."""
+    camera = UnpluggedCamera()
+    stop, thread, notifier = start_daemon(systemd, camera, ScriptedClassifier(), tmp_path)
+    try:
+        ready_at = systemd.wait_for("READY=1")[0]
+        assert_regular_pings(systemd, since=ready_at, count=3)
+        deadline = time.monotonic() + 10
+        while not any("camera offline" in s for s in statuses(systemd)):
+            assert time.monotonic() < deadline, statuses(systemd)
+            time.sleep(0.02)
+        camera.plugged.set()
+        while "inspecting" not in statuses(systemd):
+            assert time.monotonic() < deadline + 10, statuses(systemd)
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        notifier.close()
+    assert len(systemd.times_of("READY=1")) == 1
     assert not thread.is_alive()

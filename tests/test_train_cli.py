@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-MODULES = ["train.cli", "train.evaluate_cli", "train.gradcam_cli", "train.embed_cli", "train.similar_cli"]
+MODULES = [
+    "train.commands.train",
+    "train.commands.evaluate",
+    "train.commands.gradcam",
+    "train.commands.embed",
+    "train.commands.similar",
+]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -17,5 +23,7 @@ def test_command_module_imports_without_tensorflow(module):
         "heavy = [n for n in ('tensorflow', 'keras', 'matplotlib') if n in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -38,6 +38,9 @@ def _seam_table(root: Path, n: int = 24, seed: int = 0) -> Path:
         csv.writer(fh).writerows([["name", *LABELS], *rows])
     with open(root / "boxes.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([["name", "label", "x0", "y0", "x1", "y1"], *boxes])
+    from edge.synth.dataset import write_meanings
+
+    write_meanings(root)  # the seam labels' declaration: length alarms when absent
     return root
 
 
@@ -82,7 +85,8 @@ def multilabel_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_multilabel_table_trains_one_epoch_into_a_complete_run(multilabel_run):
     data, run = multilabel_run
-    for name in ("model.keras", "run.json", "history.csv", "curves.png", "train.csv", "valid.csv"):
+    for name in ("model.keras", "run.json", "history.csv", "curves.png", "train.csv", "valid.csv",
+                 "dataset.toml"):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["task"] == "multilabel" and info["labels"] == LABELS
@@ -163,7 +167,8 @@ def test_class_folders_train_a_softmax_model_for_one_epoch(tmp_path):
     )
     loaded = load_run(run)
     assert loaded.task == "multiclass" and loaded.labels == ["bad", "good", "odd"]
-    assert loaded.info["alarms"] == {"bad": "above", "odd": "above"}
+    # no dataset.toml: the documented default, every class alarms when present
+    assert loaded.info["alarms"] == {"bad": "above", "good": "above", "odd": "above"}
     scores = np.asarray(loaded.model(np.zeros((1, 32, 32, 3), np.float32)))
     assert np.isclose(scores.sum(), 1.0, atol=1e-5)
     assert main(["evaluate", str(run), "--data", str(valid)]) == 0

@@ -68,3 +68,25 @@ def test_colour_heat_uses_seed_001_colours():
     heat = np.ones((2, 2), np.float32)
     rgb = colour_heat([heat, heat * 0.5], [colour_for("error", 1), colour_for("break", 2)])
     assert rgb[0, 0].tolist() == [0, 127, 255]
+
+
+def test_heat_colours_follow_label_position_not_name():
+    assert colour_for("pitch_ok", 3) == colour_for("length", 3)
+    assert colour_for("anything", 1) == colour_for("error", 1)
+
+
+def test_montage_has_a_colour_legend_under_the_grid(tmp_path):
+    import cv2
+
+    from train.plots import montage
+
+    tiles = [np.full((32, 32, 3), 128, np.uint8)] * 3
+    legend = {"error present": (0, 0, 255), "length absent": (255, 0, 0)}
+    with_key = montage(tiles, ["a", "b", "c"], tmp_path / "key.png", legend=legend)
+    without = montage(tiles, ["a", "b", "c"], tmp_path / "plain.png")
+    for path, expected in ((with_key, True), (without, False)):
+        bgr = cv2.imread(str(path))
+        bottom = bgr[int(bgr.shape[0] * 0.6):]
+        blue = np.all(bottom == (255, 0, 0), axis=-1).sum()  # BGR: pure blue patch
+        red = np.all(bottom == (0, 0, 255), axis=-1).sum()
+        assert (blue > 20 and red > 20) == expected, (path, blue, red)

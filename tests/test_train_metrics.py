@@ -56,7 +56,7 @@ def test_tuned_threshold_prefers_the_value_nearest_one_half_on_ties():
 
 
 def _demo_length_validation() -> tuple[np.ndarray, np.ndarray]:
-    """The session-4 demo run's borderline length scores on its validation split, in small."""
+    """The demo recipe's borderline length scores on its validation split, in small."""
     truth = np.array([0] * 50 + [1] * 50, dtype=bool)
     neg = np.concatenate([np.linspace(0.01, 0.2, 49), [0.272]])
     scores = np.concatenate([neg, [0.239, 0.288, 0.353, 0.472], np.linspace(0.6, 0.99, 46)])

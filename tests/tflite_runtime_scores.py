@@ -14,9 +14,13 @@ if __name__ == "__main__":
     images = np.load(sys.argv[2])
     with load_classifier(sys.argv[1], backend="tflite_runtime") as clf:
         preds = [clf.predict(img) for img in images]
-        print(json.dumps({
-            "backend": clf.backend,
-            "numpy": np.__version__,
-            "scores": [p.scores.tolist() for p in preds],
-            "features": [p.features.tolist() for p in preds[:2]],
-        }))
+        print(
+            json.dumps(
+                {
+                    "backend": clf.backend,
+                    "numpy": np.__version__,
+                    "scores": [p.scores.tolist() for p in preds],
+                    "features": [p.features.tolist() for p in preds[:2]],
+                }
+            )
+        )

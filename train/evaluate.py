@@ -79,9 +79,16 @@ def score_set(run: Run, scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         truth = y > 0.5
         return {
             "per_label": M.per_label_metrics(truth, pred, run.labels),
+            "alarms": M.alarm_metrics(truth, pred, run.labels, run.meanings),
             "exact_match": M.exact_match(truth, pred),
         }
-    return M.multiclass_metrics(np.argmax(y, axis=1), scores, run.labels)
+    result = M.multiclass_metrics(np.argmax(y, axis=1), scores, run.labels)
+    k = len(run.labels)
+    onehot = np.eye(k, dtype=bool)
+    result["alarms"] = M.alarm_metrics(
+        onehot[np.argmax(y, axis=1)], onehot[np.argmax(scores, axis=1)], run.labels, run.meanings
+    )
+    return result
 
 
 def _wrong_mask(run: Run, scores: np.ndarray, y: np.ndarray) -> np.ndarray:

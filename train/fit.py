@@ -7,6 +7,7 @@ with a 10x smaller learning rate); everything else trains end to end in one phas
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,7 @@ class TrainConfig:
     workers: int | None = None
     deterministic: bool = True
     verbose: int | None = None  # Keras fit verbosity; None = bar on a terminal, a line otherwise
+    view: dict[str, Any] | None = None  # the station's region/rotation the data was cut with
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -191,6 +193,16 @@ def train(cfg: TrainConfig) -> Path:
     splits = load_splits(cfg, run_dir)
     labels = tuple(splits.train.labels)
     task = splits.train.task
+    from edge.data.meanings import meanings_for
+
+    meanings, declaration = meanings_for(cfg.data, labels)
+    if declaration is None:
+        log.warning(
+            "%s declares no label meanings (no dataset.toml): every label alarms when present",
+            cfg.data,
+        )
+    else:
+        shutil.copyfile(declaration, run_dir / declaration.name)
     spec = ModelSpec(
         arch=cfg.arch,
         size=cfg.input_size,
@@ -215,7 +227,7 @@ def train(cfg: TrainConfig) -> Path:
         task,
     )
 
-    info = _run_info(cfg, spec, labels, task, splits)
+    info = _run_info(cfg, spec, labels, task, splits, meanings)
     runs.write_json(run_dir / runs.RUN_FILE, info)
 
     _seed_everything(cfg)
@@ -274,8 +286,10 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _run_info(
-    cfg: TrainConfig, spec: ModelSpec, labels, task: str, splits: Splits
+    cfg: TrainConfig, spec: ModelSpec, labels, task: str, splits: Splits, meanings
 ) -> dict[str, Any]:
+    from edge.data.meanings import directions
+
     every = list(splits.train.paths) + list(splits.valid.paths)
     y_all = np.concatenate([splits.train.y, splits.valid.y])
     return {
@@ -286,7 +300,8 @@ def _run_info(
         "feature_layer": runs.FEATURE_LAYER,
         "head_hidden": list(spec.head_hidden),
         "weights": spec.weights,
-        "alarms": runs.alarms_for(labels, task),
+        "meanings": {label: m.to_dict() for label, m in meanings.items()},
+        "alarms": directions(meanings),
         "data": {
             "path": str(Path(cfg.data).absolute()),
             "sha256": runs.data_hash(every, y_all),
@@ -296,4 +311,5 @@ def _run_info(
         "config": cfg.to_dict(),
         "versions": runs.versions(),
         "seed": cfg.seed,
+        "view": cfg.view,
     }

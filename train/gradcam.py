@@ -11,14 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# RGB colours per label; seed 001: error blue, break green, length red.
-LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
-    "error": (0, 0, 255),
-    "break": (0, 255, 0),
-    "length": (255, 0, 0),
-}
+# RGB colours by label position (no label name is special): in seed 001's order
+# good, error, break, length that is error blue, break green, length red.
 PALETTE = (
     (255, 255, 0),
+    (0, 0, 255),
+    (0, 255, 0),
+    (255, 0, 0),
     (255, 0, 255),
     (0, 255, 255),
     (255, 128, 0),
@@ -28,7 +27,8 @@ PALETTE = (
 
 
 def colour_for(label: str, index: int) -> tuple[int, int, int]:
-    return LABEL_COLOURS.get(label, PALETTE[index % len(PALETTE)])
+    """The heat colour of the label at ``index`` in the run's label order."""
+    return PALETTE[index % len(PALETTE)]
 
 
 def _grad_model(model):

@@ -7,7 +7,8 @@ Both: the most uncertain and the misclassified images, for relabelling.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +64,26 @@ def per_label_metrics(
             f"shape mismatch: truth {y_true.shape}, pred {y_pred.shape}, {len(labels)} labels"
         )
     return {label: binary_metrics(y_true[:, j], y_pred[:, j]) for j, label in enumerate(labels)}
+
+
+def alarm_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], meanings: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """``binary_metrics`` of each label's *alarm condition* (as the data set declared it):
+    for a label that alarms when absent, the positive class is its absence. Labels that never
+    alarm are left out."""
+    y_true = np.asarray(y_true, dtype=bool)
+    y_pred = np.asarray(y_pred, dtype=bool)
+    out: dict[str, dict[str, Any]] = {}
+    for j, label in enumerate(labels):
+        meaning = meanings[label]
+        if meaning.alarm == "never":
+            continue
+        flip = meaning.alarm == "absent"
+        truth, pred = y_true[:, j] ^ flip, y_pred[:, j] ^ flip
+        out[label] = {"condition": meaning.condition(label), "meaning": meaning.meaning,
+                      **binary_metrics(truth, pred)}
+    return out
 
 
 def exact_match(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -124,8 +124,10 @@ def montage(
     captions: Sequence[str],
     out_png: str | os.PathLike,
     columns: int = 6,
+    legend: dict[str, tuple[int, int, int]] | None = None,
 ) -> Path:
-    """RGB uint8 images in a grid with a caption under each."""
+    """RGB uint8 images in a grid with a caption under each; ``legend`` (name -> RGB colour)
+    adds a colour key under the grid."""
     plt = _pyplot()
     n = len(images)
     cols = max(1, min(columns, n))
@@ -137,6 +139,16 @@ def montage(
         ax.imshow(img)
         ax.set_title(cap, fontsize=7)
     fig.tight_layout()
+    if legend:
+        from matplotlib.patches import Patch
+
+        handles = [
+            Patch(facecolor=tuple(c / 255 for c in rgb), edgecolor="black", label=name)
+            for name, rgb in legend.items()
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+                   frameon=False, title="heat colour", title_fontsize=8)
+        fig.subplots_adjust(bottom=min(0.35, 0.6 / (2.4 * rows)))
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return Path(out_png)

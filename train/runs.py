@@ -1,7 +1,8 @@
 """The run directory: what a training run leaves behind and how to load it back.
 
-RUN/model.keras (best checkpoint), run.json (arch, task, labels, input size, alarms, data hash,
-splits, config, versions, seed), history.csv, curves.png; evaluate adds thresholds.json and eval/.
+RUN/model.keras (best checkpoint), run.json (arch, task, labels, input size, label meanings and alarms, data hash,
+splits, config, versions, seed), dataset.toml (the data set's declaration, if it had one),
+history.csv, curves.png; evaluate adds thresholds.json and eval/.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.data.meanings import LabelMeaning, from_alarms, parse_meanings
 from edge.errors import DataError
+from edge.files import follow_umask
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -25,9 +28,7 @@ HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 EVAL_DIR = "eval"
 FEATURE_LAYER = "features"
-OK_NAMES = frozenset({"good", "ok"})
-# Seed 001: length=True is the right 2 mm pitch, so the alarm is a *low* length score.
-BELOW_LABELS = frozenset({"length"})
+
 
 
 @dataclass
@@ -44,6 +45,14 @@ class Run:
         return list(self.info["labels"])
 
     @property
+    def meanings(self) -> dict[str, LabelMeaning]:
+        """Per label: when it alarms and what it means (as the data set declared)."""
+        declared = self.info.get("meanings")
+        if declared:
+            return parse_meanings(declared, self.labels, f"{self.path}/{RUN_FILE}")
+        return from_alarms(self.labels, self.info.get("alarms", {}))
+
+    @property
     def task(self) -> str:
         return str(self.info["task"])
 
@@ -56,19 +65,6 @@ class Run:
     def threshold_list(self) -> list[float]:
         """Thresholds in label order (0.5 where evaluate has not tuned one yet)."""
         return [float(self.thresholds.get(label, 0.5)) for label in self.labels]
-
-
-def alarms_for(labels: Sequence[str], task: str) -> dict[str, str]:
-    """Which score direction raises an alarm: good/ok never; length below; everything else above."""
-    alarms: dict[str, str] = {}
-    for label in labels:
-        if label.lower() in OK_NAMES:
-            continue
-        if task == "multilabel" and label.lower() in BELOW_LABELS:
-            alarms[label] = "below"
-        else:
-            alarms[label] = "above"
-    return alarms
 
 
 def versions() -> dict[str, str]:
@@ -106,6 +102,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    follow_umask(fd)  # mkstemp makes it 0600; the output is an ordinary file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=False, default=str)

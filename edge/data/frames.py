@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataError, SourceError
+from edge.view import View
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,11 @@ def extract_frames(
     every: int = 1,
     start: int = 0,
     max_frames: int | None = None,
+    view: View | None = None,
 ) -> list[Path]:
-    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``.
+    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``, the
+    index zero-padded to five digits (or as many as the video's frame count needs) so the names
+    sort in frame order, cut to a station's ``view`` (region, flips, rotation) when one is given.
 
     Also records them in ``out_dir/frames.csv`` (``name,source,frame``). A missing or
     unopenable video raises SourceError; a truncated or corrupt one yields the frames that
@@ -136,10 +140,11 @@ def extract_frames(
     rows: list[tuple[str, str, int]] = []
     with VideoFrames(video) as reader:
         stem = reader.path.stem
+        digits = max(5, len(str(reader.expected or 0)))
         folder.mkdir(parents=True, exist_ok=True)
         for index, frame in reader.frames(every=every, start=start, limit=max_frames):
-            path = folder / f"{stem}_{index}.png"
-            write_png(path, frame)
+            path = folder / f"{stem}_{index:0{digits}d}.png"
+            write_png(path, view.apply(frame) if view is not None else frame)
             written.append(path)
             rows.append((path.name, stem, index))
         if reader.truncated:

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from edge.errors import DataError
+from edge.files import follow_umask
 
 SEED_LABELS = ("good", "error", "break", "length")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -203,6 +204,7 @@ def write_table(
     header = ["name", *labels] + (["source"] if sources is not None else [])
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    follow_umask(fd)  # mkstemp makes it 0600; the output is an ordinary file
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, lineterminator="\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 MAX_BODY = 4096  # a save request is ~100 bytes
+# A browser tab closed or reloaded mid-response: routine, not an error.
+DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 _FRAME = re.compile(r"/api/frame/(\d{1,9})")
 _IMAGE = re.compile(r"/api/image/(\d{1,9})\.png")
 _STATIC = {
@@ -137,6 +140,8 @@ class LabelHandler(BaseHTTPRequestHandler):
                 raise RequestError(404, "no such page")
         except RequestError as exc:
             self._error(exc.status, str(exc))
+        except DISCONNECTS as exc:
+            self._gone(exc)
         except Exception:  # a bug must answer 500, not drop the connection
             log.exception("GET %s failed", self.path)
             self._error(500, "internal error")
@@ -158,9 +163,17 @@ class LabelHandler(BaseHTTPRequestHandler):
                 self.server.request_stop()
         except RequestError as exc:
             self._error(exc.status, str(exc))
+        except DISCONNECTS as exc:
+            self._gone(exc)
         except Exception:
             log.exception("POST %s failed", self.path)
             self._error(500, "internal error")
+
+    def _gone(self, exc: BaseException) -> None:
+        self.close_connection = True
+        log.debug(
+            "%s went away during %s %s: %s", self.address_string(), self.command, self.path, exc
+        )
 
     def _refuse(self) -> None:
         self._error(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
@@ -180,6 +193,14 @@ class LabelServer(ThreadingHTTPServer):
         self.stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that disconnects is a debug line; anything else is logged, not printed."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, DISCONNECTS):
+            log.debug("%s:%s went away: %s", *client_address[:2], exc)
+        else:
+            log.error("request from %s:%s failed", *client_address[:2], exc_info=True)
 
     @property
     def url(self) -> str:

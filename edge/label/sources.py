@@ -11,6 +11,7 @@ import numpy as np
 
 from edge.data.table import IMAGE_SUFFIXES, source_from_name
 from edge.errors import DataError, SourceError
+from edge.view import View
 
 
 class FrameSource(Protocol):
@@ -148,6 +149,29 @@ class FolderFrameSource:
 
     def close(self) -> None:
         """Nothing to release; here for the FrameSource protocol."""
+
+
+class ViewedFrames:
+    """Frames cut to a station's view (edge.view), so labels are given on what the model sees."""
+
+    def __init__(self, frames: FrameSource, view: View) -> None:
+        self._frames = frames
+        self._view = view
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def name(self, index: int) -> str:
+        return self._frames.name(index)
+
+    def source_id(self, index: int) -> str:
+        return self._frames.source_id(index)
+
+    def read(self, index: int) -> np.ndarray:
+        return self._view.apply(self._frames.read(index))
+
+    def close(self) -> None:
+        self._frames.close()
 
 
 def open_frames(source: str | os.PathLike) -> FrameSource:

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from edge.mqtt.config import MqttConfig
     from edge.mqtt.output import MqttOutput
-    from edge.outputs import Controller
 
 __all__ = ["make_output"]
 
 
-def make_output(config: MqttConfig, controller: Controller, state_dir: Path) -> MqttOutput:
+def make_output(config: MqttConfig, state_dir: Path) -> MqttOutput:
     """A started MQTT output (connecting in the background) with its spool in ``state_dir``.
+
+    Commands it receives go nowhere until a receiver is subscribed (``subscribe``).
 
     Raises ``ConfigError`` (one line, no secret) if a TLS or credentials file is unusable.
     The caller decides whether ``config.enabled``; this builds the output regardless.
@@ -31,4 +32,4 @@ def make_output(config: MqttConfig, controller: Controller, state_dir: Path) -> 
 
     client = build_client(config, Topics(config.prefix, config.device_id))
     spool = Spool(config.spool_path(state_dir), config.spool.max_events, config.spool.durable)
-    return MqttOutput(config, controller, spool, client, sw_version=__version__).start()
+    return MqttOutput(config, spool, client, sw_version=__version__).start()

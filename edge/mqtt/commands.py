@@ -1,9 +1,11 @@
-"""Commands received on ``<prefix>/<device>/cmd/<verb>``: strictly validated, then executed.
+"""Commands received on ``<prefix>/<device>/cmd/<verb>``: strict validation, nothing else.
 
 Anything on the network may arrive here, so validation is total: a payload that is not exactly
-what a verb accepts gets an ``ok: false`` reply and the controller is never called. Payloads:
+what a verb accepts gets an ``ok: false`` reply and never reaches the daemon. Payloads:
 
-- ``snapshot``, ``trigger``, ``reload``: empty, or the JSON object ``{}``.
+- ``snapshot``, ``trigger``, ``reload``, ``acknowledge``: the JSON object ``{}``. An empty
+  payload is never a command (it is how a retained message is cleared); a retained command is
+  never run.
 - ``thresholds``: a JSON object ``{"<label>": <number in [0, 1]>, ...}``, at least one known
   label, no unknown label, no duplicate key, no NaN/Infinity, no booleans.
 """
@@ -11,34 +13,17 @@ what a verb accepts gets an ``ok: false`` reply and the controller is never call
 from __future__ import annotations
 
 import json
-import logging
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from edge.mqtt.topics import COMMAND_VERBS
-from edge.outputs import Controller
-
-log = logging.getLogger(__name__)
+from edge.outputs import Command, Receiver, Reply
 
 MAX_PAYLOAD_BYTES = 4096
 
 
 class InvalidCommand(ValueError):
     """A command payload that does not match its verb's schema (the message is the reply)."""
-
-
-@dataclass(frozen=True)
-class CommandReply:
-    """What goes back on ``cmd/result``."""
-
-    command: str
-    ok: bool
-    error: str | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "ok": self.ok, "error": self.error, "result": self.result}
 
 
 def _reject_constant(name: str) -> float:
@@ -60,7 +45,7 @@ def _parse_json(payload: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidCommand("payload is not UTF-8") from None
     if not text.strip():
-        return {}
+        raise InvalidCommand("empty payload is not a command (send {})")
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
@@ -70,10 +55,10 @@ def _parse_json(payload: bytes) -> Any:
 
 
 def parse_empty(payload: bytes) -> None:
-    """Accept an empty payload or ``{}``; anything else is an error."""
+    """Accept ``{}``; anything else is an error."""
     value = _parse_json(payload)
     if not isinstance(value, dict) or value:
-        raise InvalidCommand("this command takes no arguments (empty payload or {})")
+        raise InvalidCommand("this command takes no arguments (send {})")
 
 
 def parse_thresholds(payload: bytes, labels: tuple[str, ...]) -> dict[str, float]:
@@ -94,41 +79,23 @@ def parse_thresholds(payload: bytes, labels: tuple[str, ...]) -> dict[str, float
     return thresholds
 
 
-class CommandHandler:
-    """Validate one command and, only if it is valid and enabled, run it on the controller."""
+def validate(verb: str, payload: bytes, labels: tuple[str, ...]) -> Command:
+    """The ``Command`` a message on ``cmd/<verb>`` asks for; raises ``InvalidCommand``.
 
-    def __init__(self, controller: Controller, enabled: bool = True) -> None:
-        self._controller = controller
-        self._enabled = enabled
+    ``labels`` are the running model's (from the last ``State``); none before a model loads.
+    """
+    if verb not in COMMAND_VERBS:
+        raise InvalidCommand(f"unknown command; known: {', '.join(COMMAND_VERBS)}")
+    if verb == "thresholds":
+        return Command(verb, parse_thresholds(payload, labels))
+    parse_empty(payload)
+    return Command(verb)
 
-    def handle(self, verb: str, payload: bytes) -> CommandReply:
-        """Never raises: every outcome, including a controller failure, is a reply."""
-        if not self._enabled:
-            return CommandReply(verb, False, "commands are disabled")
-        if verb not in COMMAND_VERBS:
-            return CommandReply(verb, False, f"unknown command; known: {', '.join(COMMAND_VERBS)}")
-        thresholds: dict[str, float] | None = None
-        try:
-            if verb == "thresholds":
-                thresholds = parse_thresholds(payload, tuple(self._controller.labels))
-            else:
-                parse_empty(payload)
-        except InvalidCommand as exc:
-            return CommandReply(verb, False, str(exc))
-        try:
-            return CommandReply(verb, True, result=self._execute(verb, thresholds))
-        except Exception as exc:  # the daemon's problem must not kill the MQTT thread
-            log.warning("command %s failed: %s", verb, exc)
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return CommandReply(verb, False, message)
 
-    def _execute(self, verb: str, thresholds: dict[str, float] | None) -> dict[str, Any]:
-        if verb == "snapshot":
-            return {"snapshot": self._controller.request_snapshot()}
-        if verb == "trigger":
-            self._controller.trigger()
-            return {}
-        if verb == "reload":
-            self._controller.reload()
-            return {}
-        return {"thresholds": self._controller.set_thresholds(dict(thresholds or {}))}
+def answer(verb: str, payload: bytes, labels: tuple[str, ...], receiver: Receiver) -> Reply:
+    """Validate one message; only a valid command reaches ``receiver``. Never raises."""
+    try:
+        command = validate(verb, payload, labels)
+    except InvalidCommand as exc:
+        return Reply(verb, False, str(exc))
+    return receiver(command)

@@ -11,7 +11,9 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from edge.section import ConfigPath, Secret, Section
 
 _FORBIDDEN_IN_LEVEL = re.compile(r"[+#/\x00]")
 
@@ -46,16 +48,12 @@ TopicLevel = Annotated[str, AfterValidator(topic_level)]
 TopicPrefix = Annotated[str, AfterValidator(topic_prefix)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TlsConfig(_Section):
+class TlsConfig(Section):
     """TLS to the broker. With no ``ca_file`` the system trust store is used."""
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None  # client certificate (mutual TLS)
-    key_file: Path | None = None
+    ca_file: ConfigPath | None = None
+    cert_file: ConfigPath | None = None  # client certificate (mutual TLS)
+    key_file: ConfigPath | None = None
     insecure: bool = False  # skip the host name check (self-signed lab brokers only)
 
     @model_validator(mode="after")
@@ -65,33 +63,33 @@ class TlsConfig(_Section):
         return self
 
 
-class ResultConfig(_Section):
+class ResultConfig(Section):
     """Per-frame scores on ``<prefix>/<device>/result`` (QoS 0), off by default: chatty."""
 
     enabled: bool = False
     max_rate_hz: float = Field(default=2.0, gt=0.0, le=100.0)
 
 
-class CommandsConfig(_Section):
+class CommandsConfig(Section):
     enabled: bool = True
 
 
-class DiscoveryConfig(_Section):
+class DiscoveryConfig(Section):
     """Home Assistant MQTT discovery (retained configs under ``prefix``)."""
 
     enabled: bool = True
     prefix: TopicPrefix = "homeassistant"
 
 
-class SpoolConfig(_Section):
+class SpoolConfig(Section):
     """The on-disk SQLite spool that keeps defect events until the broker acknowledges them."""
 
-    path: Path | None = None  # default: <state_dir>/spool.sqlite3
+    path: ConfigPath | None = None  # default: <state_dir>/spool.sqlite3
     max_events: int = Field(default=10_000, ge=10, le=10_000_000)
     durable: bool = False  # fsync every event (survives power loss; slower on SD cards)
 
 
-class MqttConfig(_Section):
+class MqttConfig(Section):
     """Everything the MQTT output needs. Disabled unless ``enabled = true``."""
 
     enabled: bool = False
@@ -102,14 +100,13 @@ class MqttConfig(_Section):
     client_id: str | None = Field(default=None, min_length=1, max_length=64)
     tls: TlsConfig | None = None
     username: str | None = Field(default=None, min_length=1)
-    password: SecretStr | None = None
-    credentials_file: Path | None = None  # "password" or "username\npassword"; never logged
+    password: Secret | None = None
+    credentials_file: ConfigPath | None = None  # "password" or "username\npassword"; never logged
     qos: Literal[1, 2] = 1  # for defect events; the spool needs an acknowledgement
     keepalive: int = Field(default=30, ge=5, le=3600)
     reconnect_min_s: int = Field(default=1, ge=1, le=60)
     reconnect_max_s: int = Field(default=30, ge=1, le=3600)
     max_inflight: int = Field(default=20, ge=1, le=1000)
-    stats_interval_s: float = Field(default=30.0, ge=1.0, le=86_400.0)
     snapshot: bool = False  # publish the JPEG overlay of each defect on <prefix>/<device>/snapshot
     result: ResultConfig = Field(default_factory=ResultConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)

@@ -1,6 +1,8 @@
 """Home Assistant MQTT discovery: retained config messages so the device appears by itself.
 
-One ``binary_sensor`` per defect label (on while the label is active in ``state``), sensors for
+One ``binary_sensor`` per alarm condition the data set declared (``length absent``: on while
+the label is active in ``state``; its meaning in the name), none for a label that never
+alarms; sensors for
 fps and latency from ``stats``, all tied to the availability topic. Home Assistant announces
 ``<discovery prefix>/status`` = ``online`` when it starts; the output then publishes these again.
 """
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from edge.data.meanings import LabelMeaning
 from edge.mqtt.topics import ONLINE, Topics
 
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -22,9 +26,14 @@ def _object_id(text: str) -> str:
 
 
 def discovery_messages(
-    topics: Topics, discovery_prefix: str, labels: tuple[str, ...], sw_version: str
+    topics: Topics,
+    discovery_prefix: str,
+    labels: tuple[str, ...],
+    sw_version: str,
+    meanings: Mapping[str, LabelMeaning] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, config payload) for every entity of this device."""
+    """(topic, config payload) for every entity of this device; ``meanings`` (the model's
+    declaration) says which labels alarm and on what (default: each alarms when present)."""
     node = _object_id(topics.device_id)
     device = {
         "identifiers": [f"pi-inspect-{node}"],
@@ -45,13 +54,18 @@ def discovery_messages(
     }
     messages: list[tuple[str, dict[str, Any]]] = []
     for label in labels:
+        declared = (meanings or {}).get(label, LabelMeaning("present"))
+        condition = declared.condition(label)
+        if condition is None:
+            continue
+        name = f"{condition}: {declared.meaning}" if declared.meaning else condition
         oid = _object_id(label)
         messages.append(
             (
                 f"{discovery_prefix}/binary_sensor/{node}/{oid}/config",
                 {
                     **common,
-                    "name": f"defect {label}",
+                    "name": name,
                     "unique_id": f"pi-inspect-{node}-defect-{oid}",
                     "device_class": "problem",
                     "state_topic": topics.state,

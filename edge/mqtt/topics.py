@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMMAND_VERBS = ("snapshot", "trigger", "reload", "thresholds")
+COMMAND_VERBS = ("snapshot", "trigger", "reload", "thresholds", "acknowledge")
 
 ONLINE = "online"
 OFFLINE = "offline"  # the last will: the broker publishes it when the daemon dies

@@ -1,4 +1,5 @@
-"""Write a synthetic data set: ``images/NNNNNN.png``, ``labels.csv`` and ``boxes.csv``.
+"""Write a synthetic data set: ``images/NNNNNN.png``, ``labels.csv``, ``boxes.csv`` and
+``dataset.toml`` (what each label means and when it alarms).
 
 ``labels.csv`` is seed 001's lookup table (``name,good,error,break,length`` with ``True``/
 ``False``; ``name`` relative to the data set folder). ``boxes.csv`` holds one row
@@ -62,6 +63,24 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
 
 
+# What the synthetic seams' labels mean (written beside labels.csv as dataset.toml).
+MEANINGS = {
+    "good": ("never", "no defect: intact 2 mm stitches"),
+    "error": ("present", "a widened or looped stitch"),
+    "break": ("present", "the thread is cut"),
+    "length": ("absent", "stitch pitch is 2 mm (absent: the wrong 4 mm pitch)"),
+}
+
+
+def write_meanings(root: Path) -> Path:
+    """The data set's ``dataset.toml``: when each label alarms and what it means."""
+    from edge.data.meanings import LabelMeaning, write_declaration
+
+    return write_declaration(
+        root, {label: LabelMeaning(*MEANINGS[label]) for label in LABELS}
+    )
+
+
 def write_labels(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
     """The seed's lookup table, written by the data package's own writer (atomic)."""
     from edge.data.table import write_table
@@ -111,4 +130,5 @@ def generate_dataset(
     rows = tuple(r for part in parts for r in part)
     write_labels(root / LABELS_CSV, rows)
     write_boxes(root / BOXES_CSV, rows)
+    write_meanings(root)
     return DatasetSummary(root, rows)

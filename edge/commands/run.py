@@ -1,0 +1,65 @@
+"""``pi-inspect run [--config FILE]``: the inspection daemon (systemd runs this).
+
+Signals are handled here, not in the Daemon: SIGTERM/SIGINT set the stop event (clean
+shutdown: LEDs off, open defects ended, outputs flushed), SIGHUP asks for a reload of config
+and bundle (a bad new bundle is refused and the old one keeps running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Callable
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", "-c", metavar="FILE", help="TOML config (default: built-in defaults)"
+    )
+    parser.add_argument(
+        "--source", metavar="URI", help="override source.uri (camera index, URL, file, folder)"
+    )
+    parser.add_argument("--bundle", metavar="DIR", help="override model.bundle")
+
+
+def install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -> dict[int, object]:
+    """SIGTERM/SIGINT -> stop, SIGHUP -> reload. Returns the previous handlers."""
+    previous: dict[int, object] = {}
+
+    def on_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    def on_hup(signum: int, _frame: object) -> None:
+        reload()
+
+    for sig, handler in (
+        (signal.SIGTERM, on_stop),
+        (signal.SIGINT, on_stop),
+        (signal.SIGHUP, on_hup),
+    ):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from edge import preflight
+    from edge.config import load_config, with_overrides
+    from edge.daemon import Daemon
+    from edge.sdnotify import Notifier
+
+    overrides = partial(with_overrides, source=args.source, bundle=args.bundle)
+    config = overrides(load_config(args.config))
+    preflight.check(config)
+    stop = threading.Event()
+    with Notifier.from_env() as notifier:
+        daemon = Daemon(config, config_path=args.config, overrides=overrides, notifier=notifier)
+        previous = install_signal_handlers(stop, daemon.request_reload)
+        try:
+            daemon.run(stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return 0

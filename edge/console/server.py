@@ -1,0 +1,256 @@
+"""The console's HTTP side: a Flask app with fixed routes, served by waitress in a thread.
+
+No URL is mapped to a file: the page, its script and style are read once from the package; only
+snapshots (by a name matching the snapshot store's pattern) and review items (by id) are read
+from disk, each through one check. Actions are POSTs guarded by ``edge.console.security``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, render_template, request
+
+from edge.console.actions import Actions
+from edge.console.output import ConsoleOutput
+from edge.console.review import ReviewStore
+from edge.console.security import ACTION_HEADER, HEADERS, SESSION_COOKIE, SESSION_TTL_S, Guard
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_NAME = re.compile(r"\d{8}-\d{6}-\d{5}-[A-Za-z0-9_-]{1,40}(\.heat)?\.jpg")
+MAX_BODY = 4096
+_OPEN = {"index", "asset", "session", "login"}  # reachable before login (no station data)
+_ASSETS = {
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+
+
+def _assets() -> dict[str, bytes]:
+    static = resources.files("edge.console") / "static"
+    return {name: (static / name).read_bytes() for name in _ASSETS}
+
+
+def create_app(
+    console: ConsoleOutput,
+    guard: Guard,
+    actions: Actions,
+    *,
+    snapshot_dir: Path | None,
+    review: ReviewStore,
+    fps: float = 5.0,
+) -> Flask:
+    """The WSGI app; everything it touches is passed in."""
+    from edge.console.metrics import make_registry
+
+    app = Flask("edge.console", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    registry = make_registry(console)
+    assets = _assets()
+    live = console.frame_tap
+
+    @app.before_request
+    def _guard() -> Any:
+        if not guard.host_ok(request.host):
+            abort(403, "unknown host")
+        if request.method == "POST":
+            if request.headers.get(ACTION_HEADER) != "1":
+                abort(403, f"actions need the {ACTION_HEADER} header")
+            if not guard.origin_ok(request.headers.get("Origin"), request.host):
+                abort(403, "cross-site request refused")
+            if request.endpoint != "login" and not _authed():
+                abort(401, "log in first")
+        elif request.endpoint not in _OPEN and guard.needs_login_to_view() and not _authed():
+            abort(401, "log in first")
+        return None
+
+    def _authed() -> bool:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return guard.authenticated(request.headers.get("Authorization"), cookie)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.errorhandler(400)
+    @app.errorhandler(401)
+    @app.errorhandler(403)
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    @app.errorhandler(409)
+    @app.errorhandler(413)
+    def _error(exc: Any) -> tuple[Response, int]:
+        return jsonify(ok=False, error=exc.description), exc.code
+
+    @app.get("/", endpoint="index")
+    def index() -> str:
+        return render_template("index.html", fps=fps)
+
+    @app.get("/static/<name>", endpoint="asset")
+    def asset(name: str) -> Response:
+        if name not in assets:
+            abort(404, "no such file")
+        return Response(assets[name], content_type=_ASSETS[name])
+
+    @app.get("/api/session", endpoint="session")
+    def session() -> Response:
+        authed = _authed()
+        return jsonify(
+            login_required=guard.needs_login_to_view() and not authed,
+            can_act=authed,
+            token_needed=not guard.loopback,
+        )
+
+    @app.post("/api/login", endpoint="login")
+    def login() -> Response:
+        body = request.get_json(silent=True)
+        token = body.get("token") if isinstance(body, dict) else None
+        sid = guard.login(token) if isinstance(token, str) else None
+        if sid is None:
+            abort(401, "wrong token")
+        response = jsonify(ok=True)
+        response.set_cookie(
+            SESSION_COOKIE, sid, max_age=int(SESSION_TTL_S), httponly=True, samesite="Strict"
+        )
+        return response
+
+    @app.post("/api/logout")
+    def logout() -> Response:
+        guard.logout(request.cookies.get(SESSION_COOKIE))
+        response = jsonify(ok=True)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/api/overview")
+    def overview() -> Response:
+        return jsonify(console.overview())
+
+    @app.get("/api/events")
+    def events() -> Response:
+        page = request.args.get("page", "0")
+        size = request.args.get("size", "10")
+        if not (page.isdigit() and size.isdigit() and 1 <= int(size) <= 50):
+            abort(400, "page and size (1-50) must be numbers")
+        return jsonify(console.events(int(page), int(size)))
+
+    @app.get("/api/live.jpg")
+    def live_jpeg() -> Response:
+        after = request.args.get("after", "0")
+        viewer = request.args.get("viewer", "") or request.remote_addr or "?"
+        got = live.request(
+            viewer, heat=request.args.get("heat") == "1", after=int(after) if after.isdigit() else 0
+        )
+        if got is None:
+            return Response(status=204)
+        seq, encoded = got
+        response = Response(encoded.jpeg, content_type="image/jpeg")
+        response.headers["X-Frame-Seq"] = str(seq)
+        response.headers["X-Frame-Index"] = str(encoded.frame.index)
+        response.headers["X-Heat"] = (encoded.frame.heat_label or "") if encoded.heat else ""
+        return response
+
+    @app.get("/api/snapshots/<name>")
+    def snapshot(name: str) -> Response:
+        if snapshot_dir is None or not SNAPSHOT_NAME.fullmatch(name):
+            abort(404, "no such snapshot")
+        return _file(snapshot_dir / name)
+
+    @app.get("/api/review")
+    def review_list() -> Response:
+        return jsonify(ids=review.ids()[::-1][:100])
+
+    @app.get("/api/review/<item_id>/<name>")
+    def review_file(item_id: str, name: str) -> Response:
+        path = review.path(item_id, name)
+        if path is None:
+            abort(404, "no such review item")
+        return _file(path)
+
+    @app.post("/api/action/<verb>")
+    def action(verb: str) -> tuple[Response, int]:
+        reply = actions.run(verb, request.get_data(cache=False))
+        return jsonify(reply), 200 if reply["ok"] else 400
+
+    @app.post("/api/review")
+    def review_add() -> tuple[Response, int]:
+        reply = actions.keep_for_review(request.get_data(cache=False))
+        return jsonify(reply), 200 if reply["ok"] else 409
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _file(path: Path) -> Response:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        abort(404, "no such file")
+    kind = "application/json" if path.suffix == ".json" else "image/jpeg"
+    return Response(data, content_type=kind)
+
+
+class ConsoleServer:
+    """waitress serving ``app`` on ``host:port`` in a daemon thread; ``close()`` stops it."""
+
+    def __init__(self, app: Flask, host: str, port: int, threads: int = 4) -> None:
+        from waitress.server import create_server
+
+        self._map: dict[int, Any] = {}
+        self._server = create_server(
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="pi-inspect",
+            max_request_body_size=MAX_BODY * 4,
+            channel_timeout=30,
+            clear_untrusted_proxy_headers=True,
+        )
+        self.port = int(self._server.effective_port)
+        self.host = host
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="console-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> ConsoleServer:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        """waitress's loop, one poll at a time, so that closing happens on this thread."""
+        from waitress import wasyncore
+
+        while not self._stop.is_set():
+            wasyncore.loop(timeout=1.0, map=self._map, count=1)
+        self._server.task_dispatcher.shutdown(timeout=2)
+        wasyncore.close_all(self._map)
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._server.pull_trigger()  # wakes the poll
+            self._thread.join(timeout=5)
+        else:
+            from waitress import wasyncore
+
+            wasyncore.close_all(self._map)

@@ -1,0 +1,328 @@
+// pi-inspect console: polls the station's JSON API, shows the live view, runs actions.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const body = document.body;
+const FPS = Number(body.dataset.fps) || 5;
+const ui = {
+  viewer: Math.random().toString(36).slice(2, 12),
+  seq: 0,
+  heat: false,
+  page: 0,
+  pageSize: 8,
+  canAct: false,
+  state: null,
+  labels: [],
+  liveUrl: null,
+};
+
+function say(text) {
+  $("#msg").textContent = text;
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { credentials: "same-origin" });
+  if (response.status === 401) {
+    showLogin(true);
+    throw new Error("log in first");
+  }
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function post(path, payload) {
+  const response = await fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-Pi-Inspect": "1", "Content-Type": "application/json" },
+    body: JSON.stringify(payload || {}),
+  });
+  let reply = {};
+  try {
+    reply = await response.json();
+  } catch (err) {
+    reply = { ok: false, error: `HTTP ${response.status}` };
+  }
+  if (response.status === 401) showLogin(true);
+  return reply;
+}
+
+function showLogin(show) {
+  $("#login").hidden = !show;
+}
+
+function setActionsEnabled(enabled) {
+  ui.canAct = enabled;
+  for (const button of document.querySelectorAll(".act")) button.disabled = !enabled;
+}
+
+// -- live view ------------------------------------------------------------------------------
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function liveLoop() {
+  const img = $("#live-img");
+  for (;;) {
+    const started = performance.now();
+    if (document.hidden) {
+      await sleep(1000);
+      continue;
+    }
+    try {
+      const query = `viewer=${ui.viewer}&heat=${ui.heat ? 1 : 0}&after=${ui.seq}`;
+      const response = await fetch(`/api/live.jpg?${query}`, { credentials: "same-origin" });
+      if (response.status === 200) {
+        const blob = await response.blob();
+        const url = URL.createObjectURL(blob);
+        img.src = url;
+        await img.decode().catch(() => {});  // the frame number below is the frame shown
+        if (ui.liveUrl) URL.revokeObjectURL(ui.liveUrl);
+        ui.liveUrl = url;
+        ui.seq = Number(response.headers.get("X-Frame-Seq")) || ui.seq;
+        img.dataset.frame = response.headers.get("X-Frame-Index") || "";
+        const heat = response.headers.get("X-Heat");
+        $("#live-caption").textContent =
+          `frame ${img.dataset.frame}` + (heat ? ` · heat map of ${heat}` : "");
+      } else if (response.status === 401) {
+        showLogin(true);
+        await sleep(2000);
+      } else {
+        $("#live-caption").textContent = "no frames (camera starting or offline)";
+        await sleep(1000);
+      }
+    } catch (err) {
+      await sleep(1000);
+    }
+    const wait = 1000 / FPS - (performance.now() - started);
+    if (wait > 0) await sleep(wait);
+  }
+}
+
+// -- state, scores, stats -------------------------------------------------------------------
+function renderState(state) {
+  const verdict = $("#verdict");
+  verdict.dataset.verdict = state.verdict;
+  verdict.textContent = state.verdict + (state.active.length ? `: ${state.active.join(", ")}` : "");
+  const lamps = state.lamps || {};
+  for (const name of ["green", "red", "amber"]) $(`#led-${name}`).dataset.on = String(!!lamps[name]);
+  $("#relay").dataset.on = String(!!lamps.relay);
+  const model = state.model;
+  $("#model").textContent = model ? `${model.name} ${model.version} · ${model.sha256.slice(0, 12)}` : "no model";
+  const fault = $("#fault");
+  fault.hidden = !state.fault;
+  fault.textContent = state.fault ? `fault: ${state.fault}` : "";
+  const labels = Object.keys(state.thresholds || {});
+  if (labels.join() !== ui.labels.join()) {
+    ui.labels = labels;
+    buildThresholdInputs(state);
+  }
+}
+
+function renderScores(state, result) {
+  const tbody = $("#scores tbody");
+  tbody.textContent = "";
+  const scores = result ? result.scores : {};
+  for (const label of Object.keys(scores)) {
+    const threshold = state && state.thresholds ? state.thresholds[label] : undefined;
+    const direction = state && state.alarms ? state.alarms[label] : undefined;
+    const score = scores[label];
+    const alarm = threshold !== undefined && (direction === "below" ? score < threshold : score > threshold);
+    const row = tbody.insertRow();
+    row.dataset.label = label;
+    row.dataset.alarm = String(alarm);
+    row.insertCell().textContent = label;
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("i");
+    fill.style.width = `${Math.round(score * 100)}%`;
+    bar.append(fill);
+    if (threshold !== undefined) {
+      const mark = document.createElement("b");
+      mark.style.left = `${threshold * 100}%`;
+      bar.append(mark);
+    }
+    const cell = row.insertCell();
+    cell.append(bar);
+    cell.append(` ${score.toFixed(2)}`);
+    row.insertCell().textContent = threshold === undefined ? "–" : `${direction === "below" ? "<" : ">"} ${threshold.toFixed(2)}`;
+    row.insertCell().textContent = alarm ? "ALARM" : "";
+  }
+}
+
+function buildThresholdInputs(state) {
+  const box = $("#threshold-inputs");
+  box.textContent = "";
+  for (const label of ui.labels) {
+    const wrap = document.createElement("label");
+    wrap.textContent = label;
+    const input = document.createElement("input");
+    Object.assign(input, { type: "number", min: "0", max: "1", step: "0.01", name: label });
+    input.value = state.thresholds[label].toFixed(2);
+    input.className = "act";
+    input.disabled = !ui.canAct;
+    wrap.append(input);
+    box.append(wrap);
+  }
+}
+
+function drawChart(name, history) {
+  const canvas = $(`#chart-${name}`);
+  const values = history.map((point) => point[name]).filter((v) => v !== null && v !== undefined);
+  const latest = values.length ? values[values.length - 1] : null;
+  $(`#v-${name}`).textContent = latest === null ? "–" : (Math.round(latest * 10) / 10).toString();
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (values.length < 2) return;
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = hi - lo || 1;
+  ctx.strokeStyle = "#8ab4f8";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  values.forEach((v, i) => {
+    const x = (i / (values.length - 1)) * (canvas.width - 4) + 2;
+    const y = canvas.height - 4 - ((v - lo) / span) * (canvas.height - 8);
+    if (i === 0) ctx.moveTo(x, y);
+    else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+}
+
+async function refreshOverview() {
+  const data = await getJson("/api/overview");
+  ui.state = data.state;
+  if (data.state) renderState(data.state);
+  renderScores(data.state, data.result);
+  for (const name of ["fps", "latency_ms", "dropped", "spool_depth", "cpu_temp_c"]) drawChart(name, data.history);
+}
+
+// -- events -----------------------------------------------------------------------------------
+function fmtTime(t) {
+  return t ? new Date(t * 1000).toLocaleTimeString() : "…";
+}
+
+async function refreshEvents() {
+  const data = await getJson(`/api/events?page=${ui.page}&size=${ui.pageSize}`);
+  $("#events-total").textContent = `(${data.total})`;
+  $("#page").textContent = String(ui.page + 1);
+  $("#newer").disabled = ui.page === 0;
+  $("#older").disabled = (ui.page + 1) * ui.pageSize >= data.total;
+  const list = $("#events");
+  const row = $("#event-row");
+  list.textContent = "";
+  for (const event of data.events) {
+    const item = row.content.firstElementChild.cloneNode(true);
+    item.dataset.eventId = event.event_id;
+    item.dataset.kind = event.kind;
+    const link = item.querySelector(".thumb");
+    if (event.snapshot) {
+      const heat = event.snapshot.replace(/\.jpg$/, ".heat.jpg");
+      link.href = `/api/snapshots/${heat}`;
+      link.querySelector("img").src = `/api/snapshots/${heat}`;
+    } else {
+      link.remove();
+    }
+    item.querySelector(".label").textContent = event.label;
+    item.querySelector(".peak").textContent = `peak ${event.peak_score.toFixed(2)}, ${event.frames} frames`;
+    item.querySelector(".when").textContent =
+      `${fmtTime(event.started_at)} – ${event.kind === "end" ? fmtTime(event.ended_at) : "ongoing"}` +
+      ` · frames ${event.first_frame}–${event.last_frame ?? "…"}`;
+    item.querySelector(".by").textContent = `${event.model || "?"} ${event.model_version || ""} · ${(event.model_sha256 || "").slice(0, 12)}`;
+    const wrong = item.querySelector(".wrong-event");
+    wrong.disabled = !ui.canAct || !event.snapshot;
+    wrong.addEventListener("click", () => keepForReview({ event_id: event.event_id }));
+    list.append(item);
+  }
+}
+
+// -- actions ----------------------------------------------------------------------------------
+async function act(verb, payload) {
+  const reply = await post(`/api/action/${verb}`, payload);
+  if (!reply.ok) {
+    say(`${verb} refused: ${reply.error}`);
+    return null;
+  }
+  return reply.result || {};
+}
+
+async function keepForReview(payload) {
+  const reply = await post("/api/review", payload);
+  say(reply.ok ? `kept for review as ${reply.id}` : `not kept: ${reply.error}`);
+  if (reply.ok) body.dataset.lastReview = reply.id;
+}
+
+function wire() {
+  $("#heat").addEventListener("click", (e) => {
+    ui.heat = !ui.heat;
+    e.currentTarget.setAttribute("aria-pressed", String(ui.heat));
+  });
+  $("#ack").addEventListener("click", async () => {
+    if ((await act("acknowledge")) !== null) say("acknowledged");
+  });
+  $("#trigger").addEventListener("click", async () => {
+    if ((await act("trigger")) !== null) say("triggered");
+  });
+  $("#snap").addEventListener("click", async () => {
+    const result = await act("snapshot");
+    if (result) say(result.snapshot ? `snapshot ${result.snapshot}` : "no frame to snapshot yet");
+  });
+  $("#wrong").addEventListener("click", () => keepForReview({}));
+  $("#thresholds-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const wanted = {};
+    const changes = [];
+    for (const input of document.querySelectorAll("#threshold-inputs input")) {
+      const value = Number(input.value);
+      const now = ui.state.thresholds[input.name];
+      if (Math.abs(value - now) > 1e-9) {
+        wanted[input.name] = value;
+        changes.push(`${input.name}: ${now.toFixed(2)} → ${value.toFixed(2)}`);
+      }
+    }
+    if (!changes.length) return say("no threshold changed");
+    const question = `Change ${changes.join(", ")}?\n\nThis lasts until the daemon restarts or reloads its config; to keep it, set model.thresholds in the config file.`;
+    if (!window.confirm(question)) return say("thresholds unchanged");
+    const result = await act("thresholds", wanted);
+    if (result) {
+      say(`thresholds now ${JSON.stringify(result.thresholds)}; ${result.persistent ? "kept after a restart" : "not kept after a restart"}`);
+      ui.labels = [];
+    }
+  });
+  $("#newer").addEventListener("click", () => { ui.page = Math.max(0, ui.page - 1); refreshEvents(); });
+  $("#older").addEventListener("click", () => { ui.page += 1; refreshEvents(); });
+  $("#login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const reply = await post("/api/login", { token: $("#token").value });
+    $("#token").value = "";
+    if (!reply.ok) return say(`login refused: ${reply.error}`);
+    say("logged in");
+    await start();
+  });
+}
+
+async function start() {
+  const session = await getJson("/api/session");
+  showLogin(session.login_required || (session.token_needed && !session.can_act));
+  setActionsEnabled(session.can_act);
+  if (session.login_required) return;
+  if (!ui.looping) {
+    ui.looping = true;
+    liveLoop();
+    poll(refreshOverview, 1000);
+    poll(refreshEvents, 2000);
+  }
+  body.dataset.ready = "true";
+}
+
+async function poll(fn, period) {
+  for (;;) {
+    try {
+      await fn();
+    } catch (err) {
+      // shown by the functions themselves (login) or transient: try again
+    }
+    await sleep(period);
+  }
+}
+
+wire();
+start();

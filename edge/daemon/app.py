@@ -1,0 +1,239 @@
+"""Assembling a station: ``build`` (or ``Daemon(...)``) wires the parts, ``run`` opens the
+outputs, LEDs and snapshot store, then hands over to the loop.
+
+Everything that touches hardware or the outside world is injectable (source, outputs, pin
+factory, notifier, classifier loader, clock), so tests and the demo run it in-process.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.config import Config, load_config
+from edge.daemon.dispatch import Dispatcher
+from edge.daemon.inspector import Inspector
+from edge.daemon.loop import Loop, RunSummary
+from edge.daemon.model import ClassifierLoader, ModelSlot, load_from_config
+from edge.daemon.protocols import Command, Notifier, NullNotifier, Output
+from edge.daemon.status import Faults, Status
+from edge.errors import PiInspectError
+from edge.outputs import JsonLinesOutput
+from edge.pipeline import Preparer
+from edge.signals import Lamps, Signals, TriggerInput
+from edge.snapshots import SnapshotStore
+from edge.sources import FrameSource, make_source
+
+
+class Daemon:
+    """One inspection station. Build it, then call ``run(stop_event)``.
+
+    ``trigger``, ``request_snapshot``, ``reload``, ``request_reload``, ``set_thresholds`` and
+    ``acknowledge`` are thread-safe; outputs reach them only as commands through the dispatcher.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | Path | None = None,
+        overrides: Callable[[Config], Config] | None = None,
+        source: FrameSource | None = None,
+        source_factory: Callable[[], FrameSource] | None = None,
+        outputs: Sequence[Output] | None = None,
+        pin_factory: Any = None,
+        notifier: Notifier | None = None,
+        classifier_loader: ClassifierLoader = load_from_config,
+        on_lamps: Callable[[Lamps], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if source is not None and source_factory is not None:
+            raise ValueError("pass source or source_factory, not both")
+        injected = source_factory or ((lambda: source) if source is not None else None)
+        self.summary = RunSummary()
+        self.status = Status(Faults(on_start=self.summary.faults.append), wall=wall)
+        self._slot = ModelSlot(classifier_loader, self.status.faults, clock=clock)
+        self._preparer = Preparer(clock=clock)
+        self._inspector = Inspector(
+            self._slot, self._preparer, self.status.faults, config.trigger, clock=clock, wall=wall
+        )
+        self._dispatcher = Dispatcher(
+            self._slot.heatmap,
+            {
+                "snapshot": lambda _: {"snapshot": self.request_snapshot()},
+                "trigger": self._trigger_command,
+                "reload": lambda _: {"reloaded": self.reload()},
+                "thresholds": lambda c: {"thresholds": self.set_thresholds(c.thresholds)},
+                "acknowledge": self._acknowledge_command,
+            },
+            top_label=self._slot.top_alarm_label,
+        )
+
+        def reread() -> Config:
+            fresh = load_config(config_path)
+            return overrides(fresh) if overrides is not None else fresh
+
+        injected_live = getattr(source, "live", None)
+        self._loop = Loop(
+            config,
+            slot=self._slot,
+            inspector=self._inspector,
+            status=self.status,
+            dispatcher=self._dispatcher,
+            preparer=self._preparer,
+            notifier=notifier if notifier is not None else NullNotifier(),
+            # An injected source stays: a reload that changes [source] does not replace it.
+            source_factory=(lambda _c: injected())
+            if injected
+            else (lambda c: make_source(c.source, model_size=self._slot.input_size())),
+            live=(
+                (lambda _c: bool(injected_live))
+                if injected_live is not None
+                else (lambda c: c.source.resolved().live)
+            ),
+            reread=reread if config_path is not None else None,
+            summary=self.summary,
+            fixed_source=injected is not None,
+            clock=clock,
+        )
+        self._outputs = list(outputs) if outputs is not None else None
+        self._pin_factory = pin_factory
+        self._on_lamps = on_lamps
+        self.stop_event = threading.Event()
+
+    @property
+    def config(self) -> Config:
+        return self._loop.config
+
+    # -- what commands (and signal handlers) may ask, thread-safe ----------------------------
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._slot.labels
+
+    def trigger(self) -> None:
+        """Inspect the next ``trigger.frames`` frames captured from now on."""
+        self._inspector.trigger()
+
+    def request_snapshot(self) -> str | None:
+        """Save the latest inspected frame (with the heat map of its top alarm label)."""
+        latest = self._inspector.latest
+        label = self._slot.top_alarm_label(latest.scores) if latest is not None else None
+        return self._dispatcher.snapshot(latest, label)
+
+    def _trigger_command(self, _command: Command) -> dict:
+        self.trigger()
+        return {}
+
+    def acknowledge(self) -> None:
+        """Release a latched red LED, relay and buzzer (as the acknowledge button does)."""
+        self.status.acknowledge()
+
+    def _acknowledge_command(self, _command: Command) -> dict:
+        self.acknowledge()
+        return {}
+
+    def reload(self) -> bool:
+        """Reload config (if from a file) and bundle; anything bad is refused, the old one runs."""
+        return self._loop.reload()
+
+    def request_reload(self) -> None:
+        """Signal-handler safe: the inference loop reloads on its next iteration."""
+        self._loop.request_reload()
+
+    def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
+        return self._slot.set_thresholds(thresholds)
+
+    def receive(self, command: Command):
+        """Run one command as an output's receiver would (what MQTT's ``cmd/*`` topics do)."""
+        return self._dispatcher.receive(command)
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> RunSummary:
+        """Run until ``stop`` is set (or a file/folder source ends). Never raises on a fault."""
+        stop = stop if stop is not None else self.stop_event
+        config = self.config
+        outputs = self._outputs if self._outputs is not None else open_outputs(config)
+        self._dispatcher.open(outputs, open_snapshots(config))
+        signals, trigger_input = self._open_gpio(config)
+        self.status.drive(signals)
+        return self._loop.run(stop, closers=[trigger_input] if trigger_input else [])
+
+    def _open_gpio(self, config: Config) -> tuple[Signals | None, TriggerInput | None]:
+        """LEDs and trigger input. Without GPIO the station still inspects and reports: the
+        ``gpio`` fault is in its state (there is no LED to show it on); a restart retries."""
+        gpio = config.gpio
+        signals = trigger_input = None
+        try:
+            if gpio.enabled:
+                signals = Signals(gpio, self._pin_factory, on_change=self._on_lamps)
+            if config.trigger.mode == "gpio":
+                trigger_input = TriggerInput(
+                    config.trigger, self.trigger, self._pin_factory, factory_name=gpio.pin_factory
+                )
+        except PiInspectError as exc:
+            self.status.faults.set("gpio", f"no GPIO: {str(exc).splitlines()[0]}")
+            if signals is not None:
+                signals.close()
+            return None, None
+        return signals, trigger_input
+
+
+def build(
+    config: Config,
+    *,
+    source: FrameSource | None = None,
+    outputs: Sequence[Output] | None = None,
+    pin_factory: Any = None,
+    notifier: Notifier | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    **parts: Any,
+) -> Daemon:
+    """A station for ``config``; ``parts`` are the other ``Daemon`` keyword arguments."""
+    return Daemon(
+        config,
+        source=source,
+        outputs=outputs,
+        pin_factory=pin_factory,
+        notifier=notifier,
+        clock=clock,
+        **parts,
+    )
+
+
+def open_outputs(config: Config) -> list[Output]:
+    """The outputs ``config`` asks for: stdout JSON lines, MQTT, the operator console."""
+    outputs: list[Output] = []
+    if config.output.stdout:
+        outputs.append(JsonLinesOutput(sys.stdout, results=config.output.results))
+    if config.mqtt.enabled:
+        from edge.mqtt import make_output
+
+        outputs.append(make_output(config.mqtt, config.resolved_state_dir()))
+    if config.console.enabled:
+        from edge.console import start_console
+
+        console = start_console(config)
+        if console is not None:  # a console that cannot start is a log line, not a stop
+            outputs.append(console)
+    return outputs
+
+
+def open_snapshots(config: Config) -> SnapshotStore | None:
+    snap = config.snapshots
+    if not snap.enabled:
+        return None
+    store = SnapshotStore(
+        config.snapshot_dir(),
+        max_count=snap.max_count,
+        max_bytes=snap.max_bytes,
+        max_age_s=snap.max_age_s,
+        min_free_bytes=snap.min_free_bytes,
+        jpeg_quality=snap.jpeg_quality,
+    )
+    store.prune()
+    return store

@@ -1,0 +1,186 @@
+"""The one place things leave the daemon, and the one place commands come in.
+
+The dispatcher completes events (a ``start`` gets its heat-map snapshot here, and its ``end``
+carries the same snapshot name) and fans them out to every output, with results, state and
+stats. Outputs that take commands get ``receive`` as their receiver; a command runs on the
+caller's thread and always comes back as a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from edge.daemon.inspector import Inspection
+from edge.daemon.protocols import Classifier, Command, CommandSource, Output, Prediction, Reply
+from edge.events import DefectEvent, State, Stats
+from edge.health import Reports
+from edge.outputs import FrameTap, LiveFrame
+from edge.snapshots import SnapshotStore
+from edge.sources import Frame
+
+log = logging.getLogger(__name__)
+
+Heatmap = Callable[[Classifier, Prediction, np.ndarray, str], "np.ndarray | None"]
+Handler = Callable[[Command], Mapping[str, Any]]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        heatmap: Heatmap,
+        handlers: Mapping[str, Handler],
+        top_label: Callable[[dict[str, float]], str | None] = lambda _scores: None,
+    ) -> None:
+        self._heatmap = heatmap
+        self._handlers = dict(handlers)
+        self._top_label = top_label  # whose heat map a live viewer sees
+        self._outputs: list[Output] = []
+        self._taps: list[FrameTap] = []
+        self._snapshots: SnapshotStore | None = None
+        self._open_snapshots: dict[str, str] = {}  # event id -> snapshot, until its end
+        self._lock = threading.Lock()  # the snapshot map (reload ends defects off the loop)
+
+    def open(self, outputs: Iterable[Output], snapshots: SnapshotStore | None) -> None:
+        """Send to ``outputs`` from now on; those that take commands get ``receive``."""
+        self._outputs = list(outputs)
+        self._taps = [tap for out in self._outputs if (tap := getattr(out, "frame_tap", None))]
+        self._snapshots = snapshots
+        for out in self._outputs:
+            if isinstance(out, CommandSource):
+                out.subscribe(self.receive)
+
+    # -- out ----------------------------------------------------------------------------------
+    def inspection(self, inspection: Inspection) -> list[DefectEvent]:
+        """Events (completed), then the frame's result; returns the events as sent."""
+        sent = self.events(inspection.events, inspection)
+        for out in self._outputs:
+            out.publish_result(inspection.result)
+        return sent
+
+    def events(
+        self, events: Iterable[DefectEvent], inspection: Inspection | None = None
+    ) -> list[DefectEvent]:
+        """Complete and send ``events``; a ``start`` is snapshotted from ``inspection``."""
+        sent = []
+        for event in events:
+            jpeg = None
+            if event.kind == "start" and inspection is not None:
+                event, jpeg = self._snapshot(event, inspection)
+            with self._lock:
+                if event.kind == "start" and event.snapshot is not None:
+                    self._open_snapshots[event.event_id] = event.snapshot
+                elif event.kind == "end":
+                    event = replace(event, snapshot=self._open_snapshots.pop(event.event_id, None))
+            if jpeg is not None:
+                for out in self._outputs:
+                    out.publish_snapshot(jpeg, event)
+            for out in self._outputs:
+                out.publish_event(event)
+            sent.append(event)
+        return sent
+
+    def _snapshot(
+        self, event: DefectEvent, inspection: Inspection
+    ) -> tuple[DefectEvent, bytes | None]:
+        if self._snapshots is None:
+            return event, None
+        i = inspection
+        heat = self._heatmap(i.classifier, i.prediction, i.model_input, event.label)
+        meta = {
+            "event": event.to_dict(),
+            "scores": i.scores,
+            "model_sha256": i.model.sha256,
+            "model": i.model.name,
+            "model_version": i.model.version,
+        }
+        saved = self._snapshots.save(i.frame.image, heat, meta, tag=event.label)
+        if saved is None:  # the store's health says why, as a fault while it lasts
+            return event, None
+        return replace(event, snapshot=saved.name), saved.jpeg
+
+    def snapshot(self, inspection: Inspection | None, label: str | None) -> str | None:
+        """Save ``inspection``'s frame on request (heat map of ``label``); its file name."""
+        if inspection is None or self._snapshots is None:
+            return None
+        i = inspection
+        heat = self._heatmap(i.classifier, i.prediction, i.model_input, label) if label else None
+        meta = {
+            "request": "snapshot",
+            "frame_index": i.frame.index,
+            "scores": i.scores,
+            "model_sha256": i.model.sha256,
+        }
+        saved = self._snapshots.save(i.frame.image, heat, meta, tag="request")
+        return saved.name if saved is not None else None
+
+    def reporters(self) -> list[Reports]:
+        """The parts that keep their own health (the snapshot store, outputs that can fail on
+        their own): the loop polls them, they never call back."""
+        parts: list[Reports] = [self._snapshots] if self._snapshots is not None else []
+        return parts + [out for out in self._outputs if isinstance(out, Reports)]
+
+    def live(self, frame: Frame, inspection: Inspection | None) -> None:
+        """Hand a captured frame to live viewers, only while one watches (the tap decides,
+        cheaply); the heat map, one more model run, only while a viewer asks for it."""
+        for tap in self._taps:
+            if not tap.wants_frame():
+                continue
+            scores = inspection.scores if inspection is not None else None
+            heat, label = None, None
+            if inspection is not None and tap.wants_heat():
+                i = inspection
+                label = self._top_label(i.scores)
+                heat = (
+                    self._heatmap(i.classifier, i.prediction, i.model_input, label)
+                    if label
+                    else None
+                )
+            jpeg = None
+            if heat is None and frame.view.identity and hasattr(frame.pixels, "data"):
+                # a JPEG camera's frame as it came: nothing to decode or encode
+                image, roi, jpeg = None, None, frame.pixels.data.tobytes()
+            elif heat is None and frame.view.roi is not None:
+                # the whole camera frame, the inspected region outlined
+                image, roi = frame.pixels.full(), frame.view.fractions(frame.pixels.size)
+            else:  # the inspected view itself (the heat map covers it)
+                image, roi = frame.image, None
+            tap.offer_frame(
+                LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi, jpeg)
+            )
+
+    def state(self, state: State | None) -> None:
+        if state is None:
+            return
+        for out in self._outputs:
+            out.publish_state(state)
+
+    def stats(self, stats: Stats) -> None:
+        for out in self._outputs:
+            out.publish_stats(stats)
+
+    # -- in -----------------------------------------------------------------------------------
+    def receive(self, command: Command) -> Reply:
+        """Run one validated command; never raises (a failure is an ``ok: false`` reply)."""
+        handler = self._handlers.get(command.verb)
+        if handler is None:
+            return Reply(command.verb, False, f"unknown command {command.verb!r}")
+        try:
+            return Reply(command.verb, True, result=dict(handler(command)))
+        except Exception as exc:  # the daemon's problem must not kill the caller's thread
+            log.warning("command %s failed: %s", command.verb, exc)
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return Reply(command.verb, False, message)
+
+    def close(self) -> None:
+        """Close every output; each one is closed even if another fails."""
+        for out in self._outputs:
+            try:
+                out.close()
+            except Exception as exc:  # shutdown goes on: the LEDs must go off regardless
+                log.warning("closing %s: %s", type(out).__name__, exc)

@@ -1,0 +1,135 @@
+"""One frame in, what happened out: the trigger gate, the model, the debouncer. No I/O.
+
+``Inspector.step(captured)`` returns an ``Inspection`` (or None when the frame is not to be
+inspected or there is no model); sending its result and events anywhere is the dispatcher's
+job. An inference failure is the ``inference`` fault until a frame infers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import TriggerConfig
+from edge.daemon.model import ModelSlot
+from edge.daemon.protocols import Classifier, Prediction
+from edge.daemon.status import Faults
+from edge.errors import PiInspectError, SourceError
+from edge.events import DefectEvent, FrameResult, ModelInfo
+from edge.pipeline import Captured, Preparer
+from edge.sources import Frame
+
+FAULT = "inference"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What one inspected frame gave: its scores and result, and the defect events it started
+    or ended (incomplete until the dispatcher attaches snapshots)."""
+
+    frame: Frame
+    model_input: np.ndarray  # what the model saw (RGB at its input size)
+    prediction: Prediction
+    scores: dict[str, float]
+    result: FrameResult
+    events: list[DefectEvent]
+    classifier: Classifier  # the model that scored it (heat maps re-run it)
+    model: ModelInfo
+    work_ms: float  # this loop's own work (invoke and bookkeeping, without the resize)
+
+    @property
+    def new_defect(self) -> bool:
+        return any(e.kind == "start" for e in self.events)
+
+
+class Inspector:
+    """Decides, for one frame at a time; keeps the latest inspection for snapshot requests."""
+
+    def __init__(
+        self,
+        slot: ModelSlot,
+        preparer: Preparer,
+        faults: Faults,
+        trigger: TriggerConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._slot = slot
+        self._preparer = preparer
+        self._faults = faults
+        self._clock = clock
+        self._wall = wall
+        self._gate = threading.Lock()
+        self._trigger = trigger
+        self._pending = 0  # frames still to inspect after a trigger
+        self._after = 0.0  # only frames captured after the trigger (unix time)
+        self.latest: Inspection | None = None
+        self._skipped = ""  # the last reason a frame was skipped (logged once)
+
+    def configure(self, trigger: TriggerConfig) -> None:
+        with self._gate:
+            self._trigger = trigger
+
+    def trigger(self) -> None:
+        """Inspect the next ``trigger.frames`` frames captured from now on."""
+        with self._gate:
+            self._pending = self._trigger.frames
+            self._after = self._wall()
+
+    def _admit(self, frame: Frame) -> bool:
+        with self._gate:
+            if self._trigger.mode == "continuous":
+                return True
+            if self._pending > 0 and frame.timestamp >= self._after:
+                self._pending -= 1
+                return True
+        return False
+
+    def step(self, captured: Captured) -> Inspection | None:
+        frame = captured.frame
+        if not self._admit(frame):
+            return None
+        slot = self._slot
+        with slot.lock:
+            clf, debouncer, info = slot.classifier, slot.debouncer, slot.info
+            if clf is None or debouncer is None or info is None:
+                return None
+            try:
+                rgb, prepare_ms = self._preparer.model_input(captured, tuple(clf.input_size))
+            except (ValueError, SourceError) as exc:  # a corrupt frame, or a region off it
+                if str(exc) != self._skipped:
+                    self._skipped = str(exc)
+                    log.warning("skipping frame %d: %s", frame.index, exc)
+                return None
+            t_invoke = self._clock()
+            try:
+                # No feature map on ordinary frames (fetching and dequantizing it costs time
+                # on every frame); a snapshot asks for it again on the same input.
+                prediction = clf.predict(rgb, with_features=False)
+            except (ValueError, RuntimeError, PiInspectError) as exc:
+                self._faults.set(FAULT, f"inference failed: {exc}")
+                return None
+            invoked = self._clock()
+            scores = {
+                label: float(s) for label, s in zip(clf.labels, prediction.scores, strict=True)
+            }
+            events = debouncer.update(frame.index, frame.timestamp, scores)
+            active = debouncer.active
+        if FAULT in self._faults:
+            self._faults.clear(FAULT)
+        latency_ms = (invoked - t_invoke) * 1000.0 + prepare_ms
+        result = FrameResult(frame.index, frame.timestamp, scores, round(latency_ms, 3), active)
+        inspection = Inspection(
+            frame, rgb, prediction, scores, result, events, clf, info,
+            work_ms=(self._clock() - t_invoke) * 1000.0,
+        )  # fmt: skip
+        self.latest = inspection
+        return inspection

@@ -1,0 +1,113 @@
+"""Filesystem checks on a valid config: what the validators (pure, no I/O) cannot know.
+
+``check-config`` and ``run`` both call ``check(config)``, so a config that ``check-config``
+accepts does not make ``run`` fail at start: a directory path blocked by a file, a ``~user``
+that does not exist, a spool path that is a directory or a device. Problems are
+``key.path: message`` lines like the validators'. Things that may appear later are not problems:
+a missing bundle or camera is a fault the daemon shows and retries, and a directory that does not
+exist yet is created by the daemon (or by systemd's ``StateDirectory=``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from edge.config import Config
+from edge.errors import ConfigError
+
+
+def _expand(key: str, value: str, problems: list[str]) -> Path | None:
+    """``value`` with ``~``/``~user`` expanded, or None (and a problem) when that cannot be."""
+    if not value.startswith("~"):
+        return Path(value)
+    expanded = os.path.expanduser(value)
+    if expanded.startswith("~"):
+        user = value[1:].split("/", 1)[0]
+        who = f"no user {user!r}" if user else "no home directory"
+        problems.append(f"{key}: cannot expand {value!r}: {who} on this machine")
+        return None
+    return Path(expanded)
+
+
+def _lstat(path: Path) -> os.stat_result | None | OSError:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return exc
+
+
+def _blocked_ancestor(key: str, path: Path, problems: list[str]) -> None:
+    """``path`` does not exist: each existing ancestor must be a directory for it to be made."""
+    for parent in path.parents:
+        st = _lstat(parent)
+        if st is None:
+            continue
+        if isinstance(st, OSError):
+            if st.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+                problems.append(f"{key}: {path}: {st.strerror}")
+            return  # EACCES and the like: the service user may see more than we do
+        if not stat.S_ISDIR(st.st_mode):
+            problems.append(f"{key}: {path} cannot be created: {parent} is not a directory")
+        return
+
+
+def _directory(key: str, path: Path, problems: list[str]) -> None:
+    st = _lstat(path)
+    if isinstance(st, OSError):
+        if st.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            problems.append(f"{key}: {path}: {st.strerror}")
+    elif st is None:
+        _blocked_ancestor(key, path, problems)
+    elif not stat.S_ISDIR(st.st_mode):
+        problems.append(f"{key}: {path} exists and is not a directory")
+
+
+def _regular_file(key: str, path: Path, problems: list[str]) -> None:
+    st = _lstat(path)
+    if isinstance(st, OSError):
+        if st.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            problems.append(f"{key}: {path}: {st.strerror}")
+    elif st is None:
+        _blocked_ancestor(key, path, problems)
+    elif stat.S_ISDIR(st.st_mode):
+        problems.append(f"{key}: {path} is a directory, not a file")
+    elif not stat.S_ISREG(st.st_mode):
+        problems.append(f"{key}: {path} is not a regular file (a device or a pipe?)")
+
+
+def problems(config: Config) -> list[str]:
+    """Every filesystem problem that would make ``run`` fail where ``check-config`` passed."""
+    found: list[str] = []
+    state: Path | None
+    if config.state_dir:
+        state = _expand("state_dir", config.state_dir, found)
+    else:
+        state = config.resolved_state_dir()
+    if state is not None:
+        _directory("state_dir", state, found)
+    state_ok = state is not None and not found
+    if config.snapshots.enabled:
+        snap = _expand("snapshots.dir", config.snapshots.dir, found)
+        if snap is not None and (snap.is_absolute() or state_ok):
+            _directory("snapshots.dir", snap if snap.is_absolute() else state / snap, found)
+    if config.model.bundle:
+        _expand("model.bundle", config.model.bundle, found)
+    mqtt = config.mqtt
+    if getattr(mqtt, "enabled", False) and state is not None:
+        spool = _expand("mqtt.spool.path", str(mqtt.spool_path(state)), found)
+        if spool is not None:
+            _regular_file("mqtt.spool.path", spool, found)
+    return found
+
+
+def check(config: Config) -> None:
+    """Raise ConfigError listing every filesystem problem (exit 2 in the CLI)."""
+    found = problems(config)
+    if found:
+        noun = "problem" if len(found) == 1 else "problems"
+        raise ConfigError(f"config refused: {len(found)} {noun} on this machine", found)

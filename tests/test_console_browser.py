@@ -1,0 +1,235 @@
+"""End to end in headless Chromium: the console of a daemon running the demo model on a rendered
+seam video, with gpiozero's MockFactory pins. ``PI_INSPECT_SCREENSHOTS=1`` saves the page's
+screenshots into docs/ (they illustrate docs/console.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from console_helpers import TOKEN, free_port, running_console
+from daemon_helpers import wait_until
+
+from edge.sources import Frame, OpenCVSource
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+)
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+RED_PIN = 27
+
+
+class PacedVideo:
+    """A video file played at camera speed, looping, that can be frozen on one frame (so a test
+    decides when the line is clean)."""
+
+    live = True
+    name = "paced seam video"
+
+    def __init__(self, path: Path, fps: float, hold_frame: int) -> None:
+        self._video = OpenCVSource(str(path), live=False, loop=True)
+        self._period = 1.0 / fps
+        self._hold_frame = hold_frame
+        self._held: np.ndarray | None = None
+        self._next = time.monotonic()
+        self._index = 0
+        self.freeze = threading.Event()
+
+    def open(self) -> None:
+        self._video.open()
+
+    def read(self) -> Frame | None:
+        self._next = max(self._next + self._period, time.monotonic())
+        time.sleep(max(0.0, self._next - time.monotonic()))
+        self._index += 1
+        if self.freeze.is_set() and self._held is not None:
+            return Frame(self._index, time.time(), self._held)
+        frame = self._video.read()
+        if frame is None:
+            return None
+        if frame.index % self._length == self._hold_frame:
+            self._held = frame.image.copy()
+        return Frame(self._index, frame.timestamp, frame.image)
+
+    @property
+    def _length(self) -> int:
+        return max(1, self._video._length)  # frames per pass, known once opened
+
+    def close(self) -> None:
+        self._video.close()
+
+
+def clean_frame(labels: np.ndarray, margin: int = 12) -> int:
+    """A frame with nothing but good seam ``margin`` frames either side (column 0: good)."""
+    good = labels[:, 0]
+    for i in range(margin, len(good) - margin):
+        if good[i - margin : i + margin + 1].all():
+            return i
+    raise AssertionError("the rendered video has no clean stretch")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)  # the model loads after the console starts
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def station(tmp_path):
+    """A daemon on the demo bundle with the console enabled, running in a thread."""
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.config import parse_config
+    from edge.daemon import Daemon
+    from edge.synth import render_video
+
+    truth = render_video(tmp_path / "seam.mp4", frames=180, seed=3, size=(320, 240), fps=15.0)
+    source = PacedVideo(truth.path, fps=15.0, hold_frame=clean_frame(truth.labels))
+    port = free_port()
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "gpio": {"latch": True, "red_mode": "hold"},
+            "output": {"stdout": False, "stats_interval_s": 0.5},
+            "console": {"enabled": True, "port": port, "fps": 5.0},
+        }
+    )
+    pins = MockFactory()
+    daemon = Daemon(config, source=source, pin_factory=pins)
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: listening(port), timeout=60)
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "source": source,
+            "pins": pins,
+            "review": tmp_path / "state" / "review",
+        }
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def live_image_bytes(page) -> str:
+    """A digest of the pixels the live view shows right now."""
+    return page.evaluate(
+        """() => {
+            const img = document.querySelector('#live-img');
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            const ctx = canvas.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+            let h = 0;
+            for (let i = 0; i < data.length; i += 7) h = (h * 31 + data[i]) >>> 0;
+            return `${canvas.width}x${canvas.height}:${h}`;
+        }"""
+    )
+
+
+def shoot(page, name: str) -> None:
+    if os.environ.get("PI_INSPECT_SCREENSHOTS"):
+        page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
+    red = station["pins"].pin(RED_PIN)
+    page.goto(station["url"])
+    page.wait_for_selector("body[data-ready=true]")
+
+    # the live image changes
+    page.wait_for_function("() => document.querySelector('#live-img').dataset.frame !== ''")
+    first_frame = page.get_attribute("#live-img", "data-frame")
+    first_image = live_image_bytes(page)
+    page.wait_for_function(
+        "(f) => !['', f].includes(document.querySelector('#live-img').dataset.frame)",
+        arg=first_frame,
+    )
+    assert wait_until(lambda: live_image_bytes(page) != first_image, timeout=30)
+
+    # an event appears, with its heat-map snapshot
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#events li .thumb img')]
+                 .some((img) => img.complete && img.naturalWidth > 0)""",
+        timeout=60_000,
+    )
+    page.click("#heat")
+    page.wait_for_function(
+        "() => document.querySelector('#live-caption').textContent.includes('heat')"
+    )
+    shoot(page, "console.png")
+
+    # the line runs clean: the red LED stays on (latched) until acknowledged
+    station["source"].freeze.set()
+    page.wait_for_selector("#verdict[data-verdict=ok]")
+    page.wait_for_selector("#led-red[data-on=true]")
+    assert red.state == 1
+    page.click("#ack")
+    page.wait_for_selector("#led-red[data-on=false]")
+    assert red.state == 0
+    assert wait_until(lambda: page.get_attribute("#led-green", "data-on") == "true")
+
+    # "this verdict is wrong" keeps the frame and the model's output for relabelling
+    page.click("#wrong")
+    page.wait_for_selector("body[data-last-review]")
+    item = station["review"] / page.get_attribute("body", "data-last-review")
+    assert (item / "frame.jpg").read_bytes()[:2] == b"\xff\xd8"
+    kept = json.loads((item / "item.json").read_text())
+    assert set(kept["scores"]) == {"good", "error", "break", "length"}
+    assert kept["model"]["sha256"] and kept["thresholds"]
+
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.wait_for_timeout(500)
+    shoot(page, "console_phone.png")
+
+
+def test_off_loopback_the_page_asks_for_the_token_and_refuses_actions_without_it(browser, tmp_path):
+    with running_console(tmp_path, host="127.0.0.2") as (_, server):
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(server.url)
+        page.wait_for_selector("#login:not([hidden])")
+        refused = page.evaluate(
+            """async () => (await fetch('/api/action/acknowledge', {method: 'POST',
+                 headers: {'X-Pi-Inspect': '1'}, body: '{}'})).status"""
+        )
+        assert refused == 401
+        page.fill("#token", TOKEN)
+        page.click("#login-form button")
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_selector("#ack:not([disabled])")
+        page.click("#ack")
+        page.wait_for_function(
+            "() => document.querySelector('#msg').textContent === 'acknowledged'"
+        )
+        context.close()

@@ -1,0 +1,135 @@
+"""The README runs as written: every ``pi-inspect`` command in its ``bash`` blocks, in order, in
+an empty folder, so a command that needs a folder no earlier command made fails here.
+
+The README shows real sizes (6000 images, 20 epochs); this test scales counts and epochs down
+with the substitutions below, and turns the one remote target into a local folder. Set-up steps
+(venv, pip, tests/run.sh) and the subscriber's ``mosquitto_sub`` are named, not run: the venv
+and pip are what this suite already runs in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+# (pattern, replacement): scaled-down counts; the README keeps the real ones.
+SCALE = [
+    (r"--count 6000\b", "--count 40"),
+    (r"--count 1000\b", "--count 16"),
+    (r"--epochs 20\b", "--epochs 1"),
+    (r"--size 96\b", "--size 32"),
+    (r"--frames 450\b", "--frames 30"),
+    (r"^pi-inspect demo$", "pi-inspect demo --frames 45"),
+    (r"^pi-inspect bench (\S+)$", r"pi-inspect bench \1 --runs 5"),
+    (r"^(pi-inspect convert .*)$", r"\1 --calib-count 16 --test-count 16 --allow-drop"),
+    # the Pi's models folder, made here (no ssh)
+    (r"^pi-inspect deploy (.*?)\S+@\S+:(/\S+)$", r"pi-inspect deploy --create \1deployed\2"),
+]
+# Everything in a bash block that is not a pi-inspect command, and why it is not run here.
+NOT_RUN = {
+    "python3": "creates the venv this suite already runs in",
+    ".": "activates that venv",
+    "pip": "installs into that venv (tests/run.sh did)",
+    "bash": "tests/run.sh is what runs this test",
+    "mosquitto_sub": "a subscriber on another machine",
+}
+CHATTER = ("cuInit", "oneDNN", "absl::InitializeLog", "fully_quantize", "Falling back from")
+EXPECTED = {"demo", "synth", "split", "train", "evaluate", "gradcam", "embed", "similar",
+            "convert", "bench", "deploy", "frames", "label"}
+
+
+def readme_commands(text: str) -> list[str]:
+    """Every command of the README's ``bash`` blocks, ``&&`` chains split, comments dropped."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if not words:
+                continue
+            part: list[str] = []
+            for word in [*words, "&&"]:
+                if word == "&&":
+                    commands.append(shlex.join(part))
+                    part = []
+                else:
+                    part.append(word)
+    return commands
+
+
+def scaled(command: str) -> str:
+    for pattern, replacement in SCALE:
+        command = re.sub(pattern, replacement, command)
+    return command
+
+
+def test_readme_commands_are_all_known_and_every_command_is_shown():
+    commands = readme_commands(README.read_text())
+    first = {shlex.split(c)[0] for c in commands}
+    assert first <= {"pi-inspect", *NOT_RUN}, first
+    shown = {shlex.split(c)[1] for c in commands if c.startswith("pi-inspect ")}
+    assert shown >= EXPECTED, EXPECTED - shown
+    set_up = re.findall(r"## Set up.*?## ", README.read_text(), flags=re.S)[0]
+    assert len(re.findall(r"```bash\n", set_up)) == 2  # one for the demo, one for the tests
+    assert "bash tests/run.sh" in set_up
+
+
+def _run_label(argv: list[str], cwd: Path, env: dict) -> None:
+    """The labelling server serves until stopped: start it, see it listen, stop it."""
+    proc = subprocess.Popen([*argv, "--port", "0"], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("open http://127.0.0.1:"):
+                break
+        assert any(x.startswith("open http://") for x in lines), "".join(lines)
+        url = lines[-1].split()[1]
+        with urllib.request.urlopen(url, timeout=30) as page:  # it serves the labelling page
+            assert page.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + out
+
+
+@pytest.mark.timeout(1800)
+def test_every_readme_command_runs_as_written_in_an_empty_folder(tmp_path):
+    pytest.importorskip("tensorflow")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    work = tmp_path / "clone"
+    work.mkdir()
+    ran = []
+    for command in readme_commands(README.read_text()):
+        words = shlex.split(scaled(command))
+        if words[0] != "pi-inspect":
+            assert words[0] in NOT_RUN
+            continue
+        argv = [sys.executable, "-m", "edge.cli", *words[1:]]
+        ran.append(words[1])
+        if words[1] == "label":
+            _run_label(argv, work, env)
+            continue
+        proc = subprocess.run(argv, cwd=work, env=env, text=True, capture_output=True,
+                              timeout=900)
+        assert proc.returncode == 0, f"{scaled(command)}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        for chatter in CHATTER:  # quiet by default: no library noise on the way
+            assert chatter not in proc.stderr, f"{scaled(command)}: {proc.stderr[-3000:]}"
+    assert set(ran) == EXPECTED
+    # what the commands promised: a bundle deployed, meanings carried, the demo tidied up
+    assert (work / "deployed/var/lib/pi-inspect/models/current/manifest.json").is_file()
+    assert (work / "runs/demo/dataset.toml").is_file()
+    assert (work / "data/labelled/dataset.toml").is_file()
+    assert not list((tmp_path / "tmp").glob("pi-inspect-demo-*"))  # removed without --keep

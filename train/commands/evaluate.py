@@ -1,0 +1,88 @@
+"""``pi-inspect evaluate RUN --data TEST``: per-label metrics with thresholds tuned on validation."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="training run directory")
+    parser.add_argument(
+        "--data", required=True, metavar="TEST", help="held-out test set (same formats as train)"
+    )
+    parser.add_argument(
+        "--robustness",
+        action="store_true",
+        help="also score blurred, sharpened, brighter and darker copies",
+    )
+    parser.add_argument(
+        "--objective",
+        default="accuracy",
+        choices=["accuracy", "f1", "balanced"],
+        help="what the per-label thresholds maximise on the validation split",
+    )
+    parser.add_argument("--list-size", type=int, default=50, help="rows in uncertain.csv")
+
+
+def format_summary(result: dict) -> str:
+    """A short human table of the headline numbers."""
+    lines = []
+    if result["task"] == "multilabel":
+        lines.append(
+            f"{'label':<10} {'thr':>5} {'acc':>7} {'prec':>7} {'recall':>7} {'f1':>7} {'support':>7}"
+        )
+        for label, m in result["per_label"].items():
+            lines.append(
+                f"{label:<10} {result['thresholds'][label]:>5.2f} {m['accuracy']:>7.1%} {m['precision']:>7.1%} "
+                f"{m['recall']:>7.1%} {m['f1']:>7.1%} {m['support']:>7d}"
+            )
+        lines.append(f"exact match {result['exact_match']:.1%} on {result['count']} images")
+    else:
+        lines.append(
+            f"top-1 {result['top1']:.1%}  top-5 {result['top5']:.1%} on {result['count']} images"
+        )
+    if result.get("alarms"):
+        lines.append("alarm conditions (as the data set declares them):")
+        lines.append(f"  {'condition':<20} {'prec':>7} {'recall':>7} {'support':>7}  meaning")
+        for m in result["alarms"].values():
+            lines.append(
+                f"  {m['condition']:<20} {m['precision']:>7.1%} {m['recall']:>7.1%} "
+                f"{m['support']:>7d}  {m['meaning']}"
+            )
+    lines.append(f"misclassified: {result['misclassified']}")
+    if "robustness_markdown" in result:
+        lines.append(result["robustness_markdown"])
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from train.evaluate import evaluate
+    from train.inputs import read_labelled
+    from train.pipeline import decode
+    from train.runs import EVAL_DIR, load_run, split_path
+
+    run_ = load_run(args.run)
+    test = read_labelled(args.data, run_.task)
+    if list(test.labels) != run_.labels:
+        from edge.errors import DataError
+
+        raise DataError(
+            f"{args.data}: labels {list(test.labels)} differ from the run's {run_.labels}"
+        )
+    valid = read_labelled(split_path(run_, "valid"), run_.task)
+    test_d = decode(test, run_.input_size)
+    valid_d = decode(valid, run_.input_size)
+    result = evaluate(
+        run_,
+        test_d.images,
+        test_d.y,
+        test_d.paths,
+        valid_d.images,
+        valid_d.y,
+        objective=args.objective,
+        with_robustness=args.robustness,
+        list_size=args.list_size,
+    )
+    print(format_summary(result))
+    print(f"written: {run_.path / 'thresholds.json'}, {run_.path / EVAL_DIR}/")
+    return 0
