@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Pi check over several release/cpu combinations (tests/run.sh's last step).
+# The Pi check over several release/cpu combinations (tests/run.sh's last step with
+# PI_INSPECT_PI=run).
 #
 #   sudo tests/pi/matrix.sh [--write-docs]
 #

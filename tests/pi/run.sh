@@ -100,7 +100,7 @@ esac
 export PI_RELEASE PI_CPU PI_CPU_PART PI_BREAK
 
 # ---- the host: tools, binfmt_misc, x86 reference ----------------------------------------
-SKIP_HINT="(a developer without root can skip this check: PI_INSPECT_PI=skip bash tests/run.sh)"
+SKIP_HINT="(tests/run.sh runs this check only with PI_INSPECT_PI=run)"
 [ "$(id -u)" -eq 0 ] || die "needs root for mmdebstrap, chroot and mounts $SKIP_HINT"
 for tool in mmdebstrap qemu-aarch64-static unshare chroot flock git; do
     command -v "$tool" >/dev/null \
