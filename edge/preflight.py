@@ -56,25 +56,30 @@ def _blocked_ancestor(key: str, path: Path, problems: list[str]) -> None:
         return
 
 
-def _directory(key: str, path: Path, problems: list[str]) -> None:
+def _existing(key: str, path: Path, problems: list[str]) -> os.stat_result | None:
+    """``path``'s stat when it exists; otherwise the problem a missing or unreachable path
+    makes (none where it can still be created, or where only permissions hide it), and None."""
     st = _lstat(path)
     if isinstance(st, OSError):
         if st.errno in (errno.ENAMETOOLONG, errno.ELOOP):
             problems.append(f"{key}: {path}: {st.strerror}")
-    elif st is None:
+        return None
+    if st is None:
         _blocked_ancestor(key, path, problems)
-    elif not stat.S_ISDIR(st.st_mode):
+    return st
+
+
+def _directory(key: str, path: Path, problems: list[str]) -> None:
+    st = _existing(key, path, problems)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         problems.append(f"{key}: {path} exists and is not a directory")
 
 
 def _regular_file(key: str, path: Path, problems: list[str]) -> None:
-    st = _lstat(path)
-    if isinstance(st, OSError):
-        if st.errno in (errno.ENAMETOOLONG, errno.ELOOP):
-            problems.append(f"{key}: {path}: {st.strerror}")
-    elif st is None:
-        _blocked_ancestor(key, path, problems)
-    elif stat.S_ISDIR(st.st_mode):
+    st = _existing(key, path, problems)
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
         problems.append(f"{key}: {path} is a directory, not a file")
     elif not stat.S_ISREG(st.st_mode):
         problems.append(f"{key}: {path} is not a regular file (a device or a pipe?)")
