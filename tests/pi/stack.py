@@ -12,8 +12,10 @@ that is why systemd/constraints-bookworm.txt pins numpy<2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
+import io
 import json
 import platform
 import sys
@@ -61,7 +63,10 @@ def main() -> int:
         )
     for name in APT_NUMPY_EXTENSIONS:
         try:
-            module = importlib.import_module(name)
+            # numpy prints its own traceback on stderr before an ABI mismatch raises; the
+            # FAIL line below says it in one line instead
+            with contextlib.redirect_stderr(io.StringIO()):
+                module = importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - an ABI mismatch raises ImportError or worse
             first = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
             problems.append(
