@@ -319,3 +319,15 @@ def make_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Tmpfs]]:
     yield make
     for fs in mounts:
         fs.unmount()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (Playwright drives Debian's chromium)."""
+    from browser_helpers import ARGS, CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()

@@ -13,18 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import needs_chromium
 from console_helpers import TOKEN, free_port, running_console
 from daemon_helpers import wait_until
 
 from edge.sources import Frame, OpenCVSource
 
-CHROMIUM = Path("/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+pytestmark = needs_chromium
 RED_PIN = 27
 
 
@@ -75,15 +71,6 @@ def clean_frame(labels: np.ndarray, margin: int = 12) -> int:
         if good[i - margin : i + margin + 1].all():
             return i
     raise AssertionError("the rendered video has no clean stretch")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
