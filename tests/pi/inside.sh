@@ -19,7 +19,7 @@ LEGACY_VENV=$LEGACY_ROOT/opt/pi-inspect/venv
 OUT=/var/tmp/pi-check
 FAILED=()
 
-step() { echo; echo "== $*"; }
+step() { echo; echo "== [${SECONDS} s] $*"; }  # seconds since inside.sh began
 fail() {
     echo "FAIL $1: $2" >&2
     FAILED+=("$1")
@@ -51,8 +51,9 @@ install_all() {
 }
 
 test_tools() {
-    step "test tools in the service venv (pytest, pytest-timeout, hypothesis)"
-    check test-tools "$VENV/bin/pip" install -q pytest pytest-timeout hypothesis
+    step "test tools in the service venv ($PI_TEST_TOOLS)"
+    # shellcheck disable=SC2086  # a list of names
+    check test-tools "$VENV/bin/pip" install -q $PI_TEST_TOOLS
 }
 
 if [ "${1:-}" = install ]; then
