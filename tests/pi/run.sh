@@ -32,6 +32,13 @@ source "$HERE/roots.sh"
 die() { echo "pi check: error: $*" >&2; exit 2; }
 cannot() { echo "pi check: this host cannot run it: $*" >&2; exit 3; }
 
+# Copy this checkout (tracked and untracked, not ignored files) into the folder $1.
+copy_checkout() {
+    git -C "$CHECKOUT" ls-files -z -co --exclude-standard \
+        | (cd "$CHECKOUT" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) \
+        | tar -C "$CHECKOUT" --null -T - -cf - | tar -C "$1" -xf -
+}
+
 # ---- inside a private mount namespace: mount, chroot, run (re-invoked by enter_root) -------
 if [ "${1:-}" = --in-namespace ]; then
     shift
@@ -49,14 +56,13 @@ if [ "${1:-}" = --in-namespace ]; then
         mount --bind "$cpu_dir/cpu" "$root/sys/devices/system/cpu"
     fi
     cat /etc/resolv.conf > "$root/etc/resolv.conf"  # pip and apt reach their archives
-    # Copy this checkout (tracked and untracked, not ignored files) to /src/pi-inspect.
     rm -rf "$root/src/pi-inspect" && mkdir -p "$root/src/pi-inspect"
-    git -C "$CHECKOUT" ls-files -z -co --exclude-standard \
-        | (cd "$CHECKOUT" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) \
-        | tar -C "$CHECKOUT" --null -T - -cf - | tar -C "$root/src/pi-inspect" -xf -
-    if [ -d "$work/stills" ]; then
-        mkdir -p "$root/var/tmp/pi-check" && cp -a "$work/stills" "$root/var/tmp/pi-check/"
-    fi
+    copy_checkout "$root/src/pi-inspect"
+    for dir in stills wheel; do
+        if [ -d "$work/$dir" ]; then
+            mkdir -p "$root/var/tmp/pi-check" && cp -a "$work/$dir" "$root/var/tmp/pi-check/"
+        fi
+    done
     env_vars=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
         LANG=C.UTF-8 TERM=dumb PI_RELEASE="$PI_RELEASE" PI_CPU="$PI_CPU"
         PI_CPU_PART="$PI_CPU_PART" PI_BREAK="$PI_BREAK" PI_TESTS="${PI_TESTS:-}"
@@ -192,6 +198,15 @@ fi
 
 echo "== x86 reference scores on this host"
 PYTHONPATH="$CHECKOUT${PYTHONPATH:+:$PYTHONPATH}" "$HOST_PY" "$HERE/scores.py" write "$WORK/stills" 2>/dev/null
+# The project is pure Python: its wheel, built here in seconds, is what the check reinstalls
+# (--no-deps) where it does not re-run install.sh (the legacy venv), instead of a build under
+# qemu.
+echo "== the project's wheel (pure Python, built on this host)"
+mkdir -p "$WORK/src"
+copy_checkout "$WORK/src"
+"$HOST_PY" -m pip wheel -q --no-deps --no-build-isolation --disable-pip-version-check \
+    -w "$WORK/wheel" "$WORK/src" >/dev/null || die "could not build the project's wheel"
+
 
 rc=0
 enter_root "$WORK/merged" "$INSTALLED" "$WORK" bash /src/pi-inspect/tests/pi/inside.sh check || rc=$?
