@@ -8,9 +8,10 @@
 #   ci (default)  bookworm/cortex-a72 and trixie/cortex-a76: both releases, both cpus
 #   all           the four combinations
 #   "bookworm:cortex-a76 trixie:cortex-a72 ..."   any list
-# PI_INSPECT_PI_BREAK=numpy2 (the default) also runs the Bookworm check with numpy 2 forced
-# into the venv and requires it to FAIL: a check that cannot fail proves nothing.
-# PI_INSPECT_PI_BREAK=none skips that.
+# PI_INSPECT_PI_BREAK="numpy2 cpuinfo" (the default) also runs the Bookworm/A72 check with
+# numpy 2 forced into the venv, and with the x86 host's cpu files left in the root, and
+# requires each to FAIL with its reason (PI_FAIL_FAST: it stops at the first failed step): a
+# check that cannot fail proves nothing. PI_INSPECT_PI_BREAK=none skips that.
 # --write-docs puts the rows into the "Tested on" table of docs/service.md (between its
 # pi-tested-on markers; rows of combinations not run are kept).
 set -euo pipefail
@@ -49,19 +50,30 @@ for combo in "${combos[@]}"; do
     echo "== $combo took $((SECONDS - start)) s"
 done
 
-breakage="${PI_INSPECT_PI_BREAK:-numpy2}"
-if [ "$breakage" != none ]; then
+# The step each deliberate breakage must fail at: failing elsewhere (the network, say) would
+# prove nothing about the check.
+declare -A break_step=([numpy2]=stack [cpuinfo]=cpu-files [cpu-max]=cpu-model)
+read -r -a breakages <<< "${PI_INSPECT_PI_BREAK:-numpy2 cpuinfo}"
+for breakage in "${breakages[@]}"; do
+    [ "$breakage" = none ] && continue
     start=$SECONDS
-    echo "== the check must fail on a broken install: bookworm cortex-a72 --break $breakage"
-    if PI_FAIL_FAST=1 bash "$HERE/run.sh" bookworm cortex-a72 --break "$breakage"; then
+    expected="${break_step[$breakage]:-?}"
+    echo "== the check must fail at step '$expected' on a broken install: bookworm cortex-a72 --break $breakage"
+    log="$(mktemp)"
+    if PI_FAIL_FAST=1 bash "$HERE/run.sh" bookworm cortex-a72 --break "$breakage" 2>&1 | tee "$log"; then
         echo "pi check: error: the deliberately broken install ($breakage) passed" >&2
         failed+=("break-$breakage")
+    elif ! grep -q "^FAILED step: $expected " "$log"; then
+        echo "pi check: error: the broken install ($breakage) failed, but not at step '$expected'" >&2
+        failed+=("break-$breakage")
     else
-        echo "== as required, the broken install ($breakage) failed ($((SECONDS - start)) s)"
+        echo "== as required, the broken install ($breakage) failed at '$expected' ($((SECONDS - start)) s)"
     fi
-fi
+    rm -f "$log"
+done
 
 echo
+
 echo "Tested on:"
 cat "$rows"
 if [ "$WRITE_DOCS" -eq 1 ]; then
