@@ -112,4 +112,3 @@ else
     echo "== Pi check (tests/pi/matrix.sh, ${PI_INSPECT_PI_MATRIX:-ci})"
     bash tests/pi/matrix.sh
 fi
-

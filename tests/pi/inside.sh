@@ -79,7 +79,6 @@ fi
 
 install_all again
 
-
 if [ "$PI_BREAK" = numpy2 ]; then
     step "BREAK numpy2: pip install 'numpy>=2' into the venv, past constraints-bookworm.txt"
     "$VENV/bin/pip" install -q 'numpy>=2,<3'

@@ -92,7 +92,7 @@ pi_base_root() {
         echo "== building the $release arm64 root (mmdebstrap under qemu, minutes): $dest" >&2
         # In a private mount namespace: mmdebstrap's /proc, /sys and /dev mounts in the root
         # vanish with it, even when it is killed.
-        if ! nice unshare --mount --propagation private mmdebstrap --quiet --variant=apt \
+        if ! unshare --mount --propagation private mmdebstrap --quiet --variant=apt \
             --architectures=arm64 --include="$packages" "$release" "$tmp" >&2; then
             rm -rf --one-file-system "$tmp"
             echo "pi check: error: mmdebstrap could not build the $release arm64 root" >&2

@@ -138,7 +138,6 @@ if [ "$HOST_CHECK" -eq 1 ]; then
     exit 0
 fi
 
-
 started=$SECONDS
 echo "== pi check: Raspberry Pi OS $PI_RELEASE on $PI_CPU ($BOARD)${PI_BREAK:+, BROKEN ON PURPOSE: $PI_BREAK}"
 
@@ -206,7 +205,6 @@ mkdir -p "$WORK/src"
 copy_checkout "$WORK/src"
 "$HOST_PY" -m pip wheel -q --no-deps --no-build-isolation --disable-pip-version-check \
     -w "$WORK/wheel" "$WORK/src" >/dev/null || die "could not build the project's wheel"
-
 
 rc=0
 enter_root "$WORK/merged" "$INSTALLED" "$WORK" bash /src/pi-inspect/tests/pi/inside.sh check || rc=$?
