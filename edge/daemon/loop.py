@@ -207,6 +207,7 @@ class Loop:
             camera_online=self._online(),
             cpu_temp_c=read_cpu_temp_c(),
             **self._health_stats,
+            **({"model_invoke_ms": cost} if (cost := self._slot.cost()) else {}),
         )
         self._dispatcher.stats(stats)
 
