@@ -63,3 +63,22 @@ def test_reload_naming_a_bad_anomaly_bundle_is_refused_and_the_classifier_runs_o
     assert daemon.reload() is False
     assert daemon.labels == labels and "anomaly" not in labels
     assert daemon.config.anomaly.bundle is None  # the refused config is not in force
+
+
+def test_doctor_checks_the_anomaly_bundle_when_one_is_configured(tmp_path):
+    from edge.doctor import collect
+
+    plain = [name for name, _check in collect(parse_config({}), "pi-inspect")]
+    assert "anomaly bundle" not in plain
+    config = parse_config({"anomaly": {"bundle": str(tmp_path / "nowhere")}})
+    checks = dict(collect(config, "pi-inspect"))
+    result = checks["anomaly bundle"]()
+    assert result.name == "anomaly bundle" and not result.ok
+    assert "does not exist" in result.detail
+
+
+def test_preflight_expands_the_anomaly_bundle_path():
+    from edge.preflight import problems
+
+    found = problems(parse_config({"anomaly": {"bundle": "~nosuchuserhere/bundle"}}))
+    assert any(p.startswith("anomaly.bundle:") for p in found)
