@@ -172,7 +172,8 @@ class ModelSlot:
             return False
         self.swap(*built, keep_open=True)
         for name in joined:
-            log.info("%s loaded: %s", "model" if name == CLASSIFIER else f"{name} model", describe(parts[name]))
+            what = "model" if name == CLASSIFIER else f"{name} model"
+            log.info("%s %s loaded", what, describe(parts[name]))
         warn_if_view_differs(built[0], config.source)
         return True
 
