@@ -201,3 +201,16 @@ def test_reload_builds_both_or_nothing_and_closes_only_what_it_replaces():
     slot.swap(*slot.build(parse_config({})))
     assert slot.labels == ("good", "error", "break", "length") and faults.active() == {}
     assert not slot.retry_due()
+
+
+def test_each_bundle_of_the_pair_is_compared_with_the_stations_view(caplog):
+    import logging
+
+    class RotatedAnomaly(ScriptedAnomaly):
+        manifest = type("M", (), {"raw": {"view": {"rotate": 90}}})()
+
+    loaders, faults, clock = Loaders(), Faults(), ManualClock()
+    slot = ModelSlot(loaders.model, faults, anomaly_loader=lambda _c: RotatedAnomaly(), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="edge.view"):
+        slot.try_load(both())
+    assert "rotate 90" in caplog.text and "differs from the one the model was trained on" in caplog.text

@@ -19,6 +19,7 @@ from edge.config import Config
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.inspector import Inspector
 from edge.daemon.model import ModelSlot
+from edge.daemon.pair import parts_of
 from edge.daemon.protocols import Notifier
 from edge.daemon.status import Status, fold_health
 from edge.errors import ConfigError, PiInspectError
@@ -251,7 +252,8 @@ class Loop:
             self._restart_capture.set()
         self._summary.model = self._slot.description
         log.info("reloaded: model %s", self._summary.model)
-        warn_if_view_differs(clf, config.source)
+        for part in parts_of(clf).values():  # each bundle records the view it was trained on
+            warn_if_view_differs(part, config.source)
         self._show()
         return True
 

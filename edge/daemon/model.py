@@ -174,7 +174,7 @@ class ModelSlot:
         for name in joined:
             what = "model" if name == CLASSIFIER else f"{name} model"
             log.info("%s %s loaded", what, describe(parts[name]))
-        warn_if_view_differs(built[0], config.source)
+            warn_if_view_differs(parts[name], config.source)
         return True
 
     def input_size(self) -> tuple[int, int] | None:
