@@ -19,7 +19,6 @@ from edge.config import Config
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.inspector import Inspector
 from edge.daemon.model import ModelSlot
-from edge.daemon.pair import parts_of
 from edge.daemon.protocols import Notifier
 from edge.daemon.status import Status, fold_health
 from edge.errors import ConfigError, PiInspectError
@@ -28,7 +27,6 @@ from edge.health import POLL_S
 from edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from edge.sources import FrameSource
 from edge.stats import StatsWindow, read_cpu_temp_c
-from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +250,7 @@ class Loop:
             self._restart_capture.set()
         self._summary.model = self._slot.description
         log.info("reloaded: model %s", self._summary.model)
-        for part in parts_of(clf).values():  # each bundle records the view it was trained on
-            warn_if_view_differs(part, config.source)
+        self._slot.warn_views(config.source)
         self._show()
         return True
 

@@ -210,6 +210,11 @@ class ModelSlot:
                 part.close()
         return ended
 
+    def warn_views(self, source: object) -> None:
+        """Warn for each running bundle trained on other pixels than the station looks at."""
+        for part in parts_of(self.classifier).values():
+            warn_if_view_differs(part, source)
+
     def cost(self) -> dict[str, dict[str, float]]:
         """Per part: invoke milliseconds p50/p95 while two bundles run (stats); else empty."""
         with self.lock:
