@@ -58,3 +58,55 @@ def test_help_names_every_deliberate_breakage():
     assert proc.returncode == 0
     for word in ("numpy2", "cpuinfo", "cpu-max", "--host-check", "--build-only"):
         assert word in proc.stdout
+
+
+FAKE_RUN = """#!/bin/bash
+# Stands in for tests/pi/run.sh: the outcome of each call comes from FAKE_OUTCOME.
+args="$*"
+case "$args" in *--build-only*) exit 0 ;; esac
+case "$args" in
+    *"--break numpy2"*) echo "FAIL $FAKE_NUMPY2_STEP: why"; echo "FAILED step: $FAKE_NUMPY2_STEP (stopped)"; exit 1 ;;
+    *"--break cpuinfo"*) echo "FAILED step: cpu-files (stopped at the first failure)"; exit 1 ;;
+esac
+echo "| $1 | $2 | row |" >> "$PI_INSPECT_PI_ROWS"
+echo "checked $1 $2"
+exit "${FAKE_CHECK_STATUS:-0}"
+"""
+
+
+def run_matrix(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    folder = tmp_path / "tests" / "pi"
+    folder.mkdir(parents=True)
+    shutil.copy(RUN.with_name("matrix.sh"), folder / "matrix.sh")
+    (folder / "run.sh").write_text(FAKE_RUN)
+    return subprocess.run(
+        ["bash", str(folder / "matrix.sh")],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/", "FAKE_NUMPY2_STEP": "stack", **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_matrix_passes_when_every_check_passes_and_every_breakage_fails_at_its_step(tmp_path):
+    proc = run_matrix(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "checked bookworm cortex-a72" in out and "checked trixie cortex-a76" in out
+    assert "the broken install (numpy2) failed at step 'stack'" in out
+    assert "the broken install (cpuinfo) failed at step 'cpu-files'" in out
+    assert "| bookworm | cortex-a72 | row |" in out and "| trixie | cortex-a76 | row |" in out
+    assert out.splitlines()[-1] == "pi check: all passed (bookworm:cortex-a72 trixie:cortex-a76)"
+
+
+def test_matrix_fails_when_a_breakage_fails_at_another_step_than_its_own(tmp_path):
+    proc = run_matrix(tmp_path, FAKE_NUMPY2_STEP="install")
+    assert proc.returncode == 1
+    assert "the broken install (numpy2) failed, but not at step 'stack'" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "pi check: FAILED: break-numpy2"
+
+
+def test_matrix_fails_when_a_check_fails(tmp_path):
+    proc = run_matrix(tmp_path, FAKE_CHECK_STATUS="1", PI_INSPECT_PI_BREAK="none")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == (
+        "pi check: FAILED: bookworm:cortex-a72 trixie:cortex-a76"
+    )
