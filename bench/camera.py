@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_arm import daemon_for  # noqa: E402 - the daemon arm bench/throughput.py runs
 from throughput import naive, pipelined  # noqa: E402 - the same arms as bench/throughput.py
 
 SIZE = (640, 480)
@@ -130,8 +131,6 @@ def cpu_at_pace(video: Path, clf, frames: int, fps: float) -> tuple[float, float
     """CPU milliseconds per frame (all threads) for both arms at ``fps``."""
     import cv2
 
-    from edge.config import parse_config
-    from edge.daemon import Daemon
     from edge.preprocess import prepare
     from edge.sources import OpenCVSource
 
@@ -152,28 +151,11 @@ def cpu_at_pace(video: Path, clf, frames: int, fps: float) -> tuple[float, float
     naive_ms = (time.process_time() - c0) * 1000.0 / n
     cap.release()
 
-    class Kept:
-        def __getattr__(self, name):
-            return getattr(clf, name)
-
-        def close(self) -> None: ...
-
-    settings = {
-        "source": {"kind": "file", "uri": str(video)},
-        "gpio": {"enabled": False},
-        "snapshots": {"enabled": False},
-        "output": {"stdout": False},
-        "pipeline": {"drop": "block", "queue": 2},
-    }
-
     def source() -> Paced:
         inner = OpenCVSource(str(video), live=False, raw_jpeg=True)
         return Paced(_Limited(inner, frames), fps)
 
-    daemon = Daemon(
-        parse_config(settings), outputs=[], source_factory=source,
-        classifier_loader=lambda _m: Kept(),
-    )
+    daemon = daemon_for(video, clf, queue=2, source_factory=source)
     c0 = time.process_time()
     summary = daemon.run(threading.Event())
     daemon_ms = (time.process_time() - c0) * 1000.0 / max(summary.frames, 1)
