@@ -77,7 +77,6 @@ class Pacer:
         self._due = now + self.period
 
 
-
 class FrameSource(Protocol):
     name: str
     live: bool  # a camera or stream (drop old frames), not a file or folder (process all)
