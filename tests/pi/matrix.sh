@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Pi check over several release/cpu combinations (tests/run.sh's last step with
-# PI_INSPECT_PI=run).
+# The Pi check over several release/cpu combinations (tests/run.sh's last step wherever the
+# host can run it, see PI_INSPECT_PI there).
 #
 #   sudo tests/pi/matrix.sh [--write-docs]
 #

@@ -18,7 +18,7 @@
 #
 # Needs root (mmdebstrap, chroot, mounts), mmdebstrap, qemu-user-static and binfmt_misc.
 # Roots are cached in $PI_INSPECT_PI_CACHE (default /var/cache/pi-inspect/pi-roots, see
-# tests/pi/roots.sh); the first run per release builds them (about 10 minutes each).
+# tests/pi/roots.sh); the first run per release builds them (tens of minutes: docs/benchmarks.md).
 # --build-only builds (or finds) the cached roots and stops.
 # --host-check only says whether this machine can run the check: exit status 0, or 3 and one
 # line why not (not root, a missing tool, no binfmt_misc). Every run exits 3 for those.
