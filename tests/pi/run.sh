@@ -82,7 +82,7 @@ if [ "${1:-}" = --in-namespace ]; then
     exec env -i "${env_vars[@]}" chroot "$root" "$@"
 fi
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
 PI_RELEASE="" PI_CPU="" PI_BREAK="" BUILD_ONLY=0 HOST_CHECK=0
 while [ $# -gt 0 ]; do
