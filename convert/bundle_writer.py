@@ -137,6 +137,7 @@ def write_bundle(
     force: bool = False,
     golden: np.ndarray | None = None,
     meanings: dict[str, dict[str, str]] | None = None,
+    outputs: dict[str, str] | None = None,
 ) -> Manifest:
     """Write into a temporary sibling directory, verify it, then move it into place.
 
@@ -178,7 +179,7 @@ def write_bundle(
             "reference_model": FLOAT_FILE if float_bytes is not None else None,
             "signature": "serving_default",
             "input_name": "pixels",
-            "outputs": {"scores": "scores", "features": "features"},
+            "outputs": dict(outputs or {"scores": "scores", "features": "features"}),
             "files": files,
             "heatmap": head.to_dict() if head is not None else None,
             "parity": parity,

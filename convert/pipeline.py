@@ -166,6 +166,12 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     run_dir = Path(run_dir)
     if Path(out_dir).exists() and not opts.force:  # before minutes of conversion, not after
         raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
+    from train.runs import read_info
+
+    if read_info(run_dir).get("task") == "anomaly":
+        from convert.anomaly import convert_anomaly_run
+
+        return convert_anomaly_run(run_dir, Path(out_dir), opts)
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])

@@ -1,4 +1,5 @@
-"""``pi-inspect evaluate RUN --data TEST``: per-label metrics with thresholds tuned on validation."""
+"""``pi-inspect evaluate RUN --data TEST``: per-label metrics with thresholds tuned on validation;
+for an anomaly run, AUROC per defect kind, false alarms, the pointing game and a histogram."""
 
 from __future__ import annotations
 
@@ -62,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
     from train.runs import EVAL_DIR, load_run, split_path
 
     run_ = load_run(args.run)
+    if run_.task == "anomaly":
+        from train.anomaly.evaluate import evaluate_anomaly, format_anomaly
+
+        result = evaluate_anomaly(run_, args.data, with_robustness=args.robustness)
+        print(format_anomaly(result))
+        print(f"written: {run_.path / EVAL_DIR}/anomaly.json, histogram.png")
+        return 0
     test = read_labelled(args.data, run_.task)
     if list(test.labels) != run_.labels:
         from edge.errors import DataError
