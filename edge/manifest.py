@@ -6,8 +6,6 @@ parsed JSON into a ``Manifest`` or a one-line ``BundleError``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import math
 import re
@@ -20,12 +18,23 @@ import numpy as np
 from edge.data.meanings import LabelMeaning, declared_meanings
 from edge.errors import BundleError
 from edge.events import ModelInfo
+from edge.manifest_head import (  # noqa: F401 - part of the manifest API
+    MAX_DIM,
+    DenseLayer,
+    HeadSpec,
+    _is_int,
+    _show,
+    decode_array,
+    encode_array,
+)
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({1})
 MANIFEST = "manifest.json"
 
-Task = Literal["multilabel", "multiclass"]
+Task = Literal["multilabel", "multiclass", "anomaly"]
+TASKS = ("multilabel", "multiclass", "anomaly")
+ANOMALY_LABEL = "anomaly"  # the one label of an anomaly bundle
 Polarity = Literal["above", "below"]
 
 
@@ -37,93 +46,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def encode_array(a: np.ndarray) -> dict[str, Any]:
-    """A float32 array as JSON: shape plus base64 of its little-endian bytes."""
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"shape": list(a.shape), "dtype": "float32", "b64": base64.b64encode(a.tobytes()).decode()}
-
-
-def decode_array(d: Any, what: str = "head weights") -> np.ndarray:
-    if not isinstance(d, dict):
-        raise BundleError(f"{what} are not an object with shape, dtype and b64")
-    if d.get("dtype") != "float32":
-        raise BundleError(f"{what} have dtype {_show(d.get('dtype'))}, expected float32")
-    shape_in, b64 = d.get("shape"), d.get("b64")
-    if not isinstance(b64, str) or not isinstance(shape_in, list) or not 1 <= len(shape_in) <= 4:
-        raise BundleError(f"{what} need a 'shape' list of 1 to 4 sizes and a 'b64' string")
-    if not all(_is_int(s) and 0 < s <= MAX_DIM for s in shape_in):
-        raise BundleError(f"{what}: shape {_show(shape_in)} must hold whole numbers 1..{MAX_DIM}")
-    shape = tuple(shape_in)
-    want = math.prod(shape)
-    try:
-        raw = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise BundleError(f"{what}: 'b64' is not base64") from None
-    if len(raw) != 4 * want:
-        raise BundleError(f"{what} hold {len(raw) // 4} values, shape {shape} needs {want}")
-    arr = np.frombuffer(raw, dtype="<f4")
-    if not np.isfinite(arr).all():
-        raise BundleError(f"{what} hold NaN or infinite values")
-    return arr.reshape(shape).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class DenseLayer:
-    """One dense layer of the classifier head, kept in float for on-device Grad-CAM."""
-
-    name: str
-    kernel: np.ndarray  # (in, out)
-    bias: np.ndarray  # (out,)
-    activation: Literal["relu", "linear"]
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """What the edge needs for heat maps: GAP over the feature map, then these dense layers."""
-
-    layers: tuple[DenseLayer, ...]
-    output_activation: Literal["sigmoid", "softmax"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pool": "gap",
-            "output_activation": self.output_activation,
-            "layers": [
-                {
-                    "name": lyr.name,
-                    "activation": lyr.activation,
-                    "kernel": encode_array(lyr.kernel),
-                    "bias": encode_array(lyr.bias),
-                }
-                for lyr in self.layers
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any) -> HeadSpec:
-        if not isinstance(d, dict):
-            raise BundleError("heat-map head is not an object")
-        if d.get("pool") != "gap":
-            raise BundleError(f"heat-map head pool {_show(d.get('pool'))} is not supported (only 'gap')")
-        raw_layers = d.get("layers")
-        if not isinstance(raw_layers, list) or not raw_layers:
-            raise BundleError("heat-map head has no dense layer")
-        layers = []
-        for i, x in enumerate(raw_layers):
-            if not isinstance(x, dict) or x.get("activation") not in ("relu", "linear"):
-                raise BundleError(f"heat-map head layer {i} needs activation 'relu' or 'linear'")
-            kernel = decode_array(x.get("kernel"), f"heat-map head layer {i} kernel")
-            bias = decode_array(x.get("bias"), f"heat-map head layer {i} bias")
-            if kernel.ndim != 2 or bias.shape != (kernel.shape[1],):
-                raise BundleError(f"heat-map head layer {i}: kernel {kernel.shape} and bias {bias.shape} do not fit")
-            if layers and layers[-1].kernel.shape[1] != kernel.shape[0]:
-                raise BundleError(f"heat-map head layer {i} takes {kernel.shape[0]} inputs, the layer before gives {layers[-1].kernel.shape[1]}")
-            layers.append(DenseLayer(str(x.get("name", f"dense_{i}")), kernel, bias, x["activation"]))
-        if d.get("output_activation") not in ("sigmoid", "softmax"):
-            raise BundleError("heat-map head output_activation must be 'sigmoid' or 'softmax'")
-        return cls(layers=tuple(layers), output_activation=d["output_activation"])
-
-
 @dataclass(frozen=True)
 class Golden:
     """The golden set: inputs (in ``file``) whose scores ``convert`` recorded, and how close the
@@ -132,6 +54,17 @@ class Golden:
     file: str
     scores: np.ndarray  # float32 (n, labels)
     tolerance: float
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """An anomaly bundle's calibration, as ``convert`` recorded it (all optional): the share of
+    good frames its threshold lets alarm, how many held-out good images set it, and the
+    anomaly map's size (w, h)."""
+
+    false_alarm_target: float | None = None
+    calibrated_on: int | None = None
+    map_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +92,7 @@ class Manifest:
     golden: Golden | None = field(default=None, compare=False)
     content_sha256: str = ""  # sha256 of manifest.json, which names every file's sha256
     meanings: dict[str, LabelMeaning] = field(default_factory=dict)  # as the data declared
+    anomaly: AnomalySpec | None = None  # task "anomaly": its calibration, where recorded
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -177,7 +111,6 @@ class Manifest:
 # --- checks a manifest's values must pass -----------------------------------------------------
 
 MAX_MANIFEST_BYTES = 64 << 20
-MAX_DIM = 1 << 16  # any one dimension of head weights
 MAX_INPUT_SIDE = 4096
 MAX_LABELS = 256
 MAX_LABEL_BYTES = 64
@@ -188,16 +121,6 @@ MAX_GOLDEN_TOLERANCE = 0.25
 INPUT_DTYPES = ("uint8", "int8", "float32")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LABEL_FORBIDDEN = frozenset("/#+\\\0")
-
-
-def _show(value: object, width: int = 60) -> str:
-    """``repr`` of a value from the manifest, cut short: a reason stays one readable line."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _is_number(v: object) -> bool:
@@ -323,8 +246,8 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         )
     labels = check_labels(_require(d, "labels", list, where), where)
     task = _require(d, "task", str, where)
-    if task not in ("multilabel", "multiclass"):
-        raise BundleError(f"{where}: unknown task {_show(task)}")
+    if task not in TASKS:
+        raise BundleError(f"{where}: unknown task {_show(task)} (known: {', '.join(TASKS)})")
     inp = _require(d, "input", dict, where)
     width, height = _side(inp, "width", where), _side(inp, "height", where)
     dtype = inp.get("dtype", "uint8")
@@ -370,6 +293,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         or "scores" not in outputs
     ):
         raise BundleError(f"{where}: outputs must map 'scores' (and 'features') to tensor names")
+    anomaly = _anomaly_rules(d, task, labels, raw_thresholds, alarms, outputs, where)
     head = HeadSpec.from_dict(d["heatmap"]) if d.get("heatmap") is not None else None
     if head is not None and head.layers[-1].kernel.shape[1] != len(labels):
         raise BundleError(
@@ -396,5 +320,62 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         head=head,
         reference_model=reference,
         golden=golden, meanings=meanings,
+        anomaly=anomaly,
         raw=d,
+    )
+
+
+_ANOMALY_KEYS = ("false_alarm_target", "calibrated_on", "map_size")
+
+
+def _anomaly_rules(
+    d: dict[str, Any],
+    task: str,
+    labels: tuple[str, ...],
+    thresholds: dict[str, Any],
+    alarms: dict[str, str],
+    outputs: dict[str, str],
+    where: str,
+) -> AnomalySpec | None:
+    """What task ``anomaly`` demands: the one label ``anomaly`` alarming above a calibrated
+    threshold strictly inside (0, 1), a ``scores`` and a ``map`` output, no Grad-CAM head;
+    the optional ``anomaly`` table checked. Other tasks may use neither ``map`` nor the table."""
+    if task != "anomaly":
+        if "map" in outputs or d.get("anomaly") is not None:
+            raise BundleError(f"{where}: an anomaly map and the 'anomaly' table need task 'anomaly'")
+        return None
+    if labels != (ANOMALY_LABEL,):
+        raise BundleError(f"{where}: task 'anomaly' has exactly one label, 'anomaly' (not {_show(list(labels))})")
+    threshold = thresholds.get(ANOMALY_LABEL)
+    if threshold is None or not 0.0 < threshold < 1.0:
+        raise BundleError(f"{where}: task 'anomaly' needs a calibrated threshold in (0, 1) for 'anomaly'")
+    if alarms.get(ANOMALY_LABEL) != "above":
+        raise BundleError(f"{where}: label 'anomaly' must alarm when present (a score above its threshold)")
+    if "map" not in outputs:
+        raise BundleError(f"{where}: task 'anomaly' needs outputs 'scores' and 'map'")
+    if d.get("heatmap") is not None:
+        raise BundleError(f"{where}: task 'anomaly' has its own map; a Grad-CAM 'heatmap' head does not apply")
+    table = d.get("anomaly")
+    if table is None:
+        return AnomalySpec()
+    if not isinstance(table, dict):
+        raise BundleError(f"{where}: 'anomaly' must be an object ({', '.join(_ANOMALY_KEYS)})")
+    unknown = sorted(str(k) for k in table if k not in _ANOMALY_KEYS)
+    if unknown:
+        raise BundleError(f"{where}: 'anomaly' has unknown key(s) {_show(unknown)} (known: {', '.join(_ANOMALY_KEYS)})")
+    target = table.get("false_alarm_target")
+    if target is not None and not (_is_number(target) and 0.0 < target < 1.0):
+        raise BundleError(f"{where}: anomaly.false_alarm_target must be a number in (0, 1), not {_show(target)}")
+    count = table.get("calibrated_on")
+    if count is not None and not (_is_int(count) and count >= 1):
+        raise BundleError(f"{where}: anomaly.calibrated_on must be a whole number of images >= 1, not {_show(count)}")
+    size = table.get("map_size")
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 2 and all(_is_int(s) and 1 <= s <= MAX_INPUT_SIDE for s in size)
+    ):
+        raise BundleError(f"{where}: anomaly.map_size must be [width, height] in 1..{MAX_INPUT_SIDE}, not {_show(size)}")
+    return AnomalySpec(
+        false_alarm_target=float(target) if target is not None else None,
+        calibrated_on=count,
+        map_size=(size[0], size[1]) if size is not None else None,
     )

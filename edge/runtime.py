@@ -9,7 +9,8 @@ On the workstation, ``convert`` passes TensorFlow's ``tf.lite.Interpreter`` in a
 ``interpreter_factory``: this module never imports TensorFlow itself.
 
 Inputs and outputs are bound by the model's signature names (``pixels`` in, ``scores`` and
-``features`` out), never by position: the converter does not keep output order stable.
+``features`` out; an anomaly bundle's ``anomaly_score`` and ``anomaly_map``, as its manifest's
+``outputs`` name them), never by position: the converter does not keep output order stable.
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ def _dequantize(q: np.ndarray, io: _TensorIO) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Scores (dequantized, in [0, 1]) and, where the model has one, its feature map."""
+    """Scores (dequantized, in [0, 1]) and, when asked for, the feature map (a classifier with
+    a heat-map head) or the anomaly map (an anomaly bundle)."""
 
     scores: np.ndarray  # float32 (k,)
-    features: np.ndarray | None  # float32 (h, w, c)
+    features: np.ndarray | None  # float32 (h, w, c) feature map, or (mh, mw) anomaly map
 
 
 class Classifier:
@@ -150,6 +152,7 @@ class Classifier:
         if feat_name is not None and feat_name not in outputs:
             raise BundleError(f"bundle {bundle_dir}: model has no output named {feat_name!r}")
         self._features = _tensor_io(outputs[feat_name]) if feat_name is not None else None
+        self._map = self._anomaly_map(outputs) if manifest.task == "anomaly" else None
         if self._features is not None and manifest.head is not None:
             channels, head_in = self._features.shape[-1], manifest.head.layers[0].kernel.shape[0]
             if channels != head_in:
@@ -158,6 +161,20 @@ class Classifier:
                     f"head takes {head_in}"
                 )
         self._input_buf = np.zeros(want, dtype=self._in.dtype)
+
+    def _anomaly_map(self, outputs: dict[str, Any]) -> _TensorIO:
+        """The anomaly map output: (1, mh, mw), and the manifest's map size where it names one."""
+        name, where = self.manifest.outputs["map"], f"bundle {self.bundle_dir}"
+        if name not in outputs:
+            raise BundleError(f"{where}: model has no output named {name!r}")
+        io = _tensor_io(outputs[name])
+        if len(io.shape) != 3 or io.shape[0] != 1 or min(io.shape) < 1:
+            raise BundleError(f"{where}: anomaly map {name!r} has shape {io.shape}, expected (1, height, width)")
+        spec = self.manifest.anomaly
+        if spec is not None and spec.map_size is not None and spec.map_size != (io.shape[2], io.shape[1]):
+            w, h = spec.map_size
+            raise BundleError(f"{where}: anomaly map is {io.shape[2]}x{io.shape[1]}, the manifest says {w}x{h}")
+        return io
 
     # -- what the daemon needs --------------------------------------------------------------
     @property
@@ -191,7 +208,7 @@ class Classifier:
 
     @property
     def has_heatmaps(self) -> bool:
-        return self._features is not None and self.manifest.head is not None
+        return self._map is not None or (self._features is not None and self.manifest.head is not None)
 
     def _set_input(self, rgb: np.ndarray) -> None:
         if rgb.shape != self._input_buf.shape[1:]:
@@ -217,14 +234,21 @@ class Classifier:
         self._interp.invoke()
         scores = _dequantize(self._interp.get_tensor(self._scores.index)[0], self._scores)
         feats = None
-        if with_features and self._features is not None:
-            feats = _dequantize(self._interp.get_tensor(self._features.index)[0], self._features)
+        extra = self._map if self._map is not None else self._features
+        if with_features and extra is not None:
+            feats = _dequantize(self._interp.get_tensor(extra.index)[0], extra)
         return Prediction(scores=scores, features=feats)
 
     def heatmap(self, prediction: Prediction, label: str) -> np.ndarray:
-        """On-device Grad-CAM (h, w) in [0, 1] for ``label``; its alarm polarity sets the sign."""
+        """The heat map (h, w) in [0, 1] for ``label``: an anomaly bundle's own map as it is (not
+        stretched per frame, so a good frame stays dark), else on-device Grad-CAM with the
+        label's alarm polarity setting the sign."""
         if not self.has_heatmaps or prediction.features is None:
             raise BundleError(f"bundle {self.bundle_dir} carries no heat-map head")
+        if self._map is not None:
+            if label not in self.labels:
+                raise BundleError(f"bundle {self.bundle_dir} has no label {label!r}")
+            return np.clip(prediction.features, 0.0, 1.0).astype(np.float32, copy=False)
         index = self.labels.index(label)
         sign = -1.0 if self.manifest.alarms.get(label) == "below" else 1.0
         return gradcam(prediction.features, self.manifest.head, index, sign)

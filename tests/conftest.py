@@ -253,6 +253,28 @@ def make_daemon(pins):
 
 
 # ---------------------------------------------------------------------------------------------
+# anomaly bundles: a tiny hand-weighted int8 model, converted once per test session with
+# TensorFlow (the Pi runs the edge tests without it: these skip there)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def anomaly_tflite_bytes() -> bytes:
+    pytest.importorskip("tensorflow")
+    from bundle_helpers import anomaly_tflite
+
+    return anomaly_tflite()
+
+
+@pytest.fixture
+def anomaly_bundle(anomaly_tflite_bytes: bytes, tmp_path: Path) -> Path:
+    """A fresh copy of the tiny 96 px anomaly bundle (12x12 map), as ``convert`` writes one."""
+    from bundle_helpers import write_anomaly_bundle
+
+    return write_anomaly_bundle(tmp_path / "anomaly-bundle", anomaly_tflite_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
 # storage faults: real small or read-only filesystems (tmpfs mounts need root; else skip)
 # ---------------------------------------------------------------------------------------------
 
