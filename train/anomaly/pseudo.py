@@ -8,8 +8,12 @@ and learns a map of where the image stops looking like the good parts:
 - ``scale``: a region redrawn from a zoomed-in or zoomed-out copy of itself, so a texture's
   period changes while its look stays the same;
 - ``scar``: a thin curved stroke in a colour taken from the image;
-- ``smooth``: a region blurred flat, so fine structure vanishes.
+- ``smooth``: a region blurred flat, so fine structure vanishes;
+- ``warp``: a smooth local displacement that bends whatever runs through it.
 
+Each flaw is blended in through a feathered mask, so no flaw can be found by its straight
+pasted edge (a shortcut a model learns first and real defects do not have), and most are
+placed where the image has structure (strong gradients): on the part, not on the background.
 None of them knows what a seam is. The target map marks only the pixels the flaw visibly
 changed (a patch of plain fabric pasted on plain fabric is not a defect), averaged down to the
 model's map resolution.
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("cutpaste", "scale", "scar", "smooth")
+KINDS = ("cutpaste", "scale", "scar", "smooth", "warp")
+ON_STRUCTURE = 0.7  # share of flaws centred on a strong-gradient pixel
 CHANGED = 24  # a pixel whose largest channel moved by this much (of 255) is visibly changed
 
 
@@ -34,13 +39,42 @@ class PseudoConfig:
     kinds: tuple[str, ...] = KINDS
 
 
+_CENTRE: list[tuple[int, int] | None] = [None]  # the centre picked for the current image
+
+
+def structure_centre(img: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """A pixel drawn with probability growing with the local gradient energy (y, x)."""
+    import cv2
+
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    energy = cv2.GaussianBlur(np.abs(cv2.Laplacian(grey, cv2.CV_32F)), (0, 0), 2.0)
+    p = energy.ravel() ** 2 + 1e-6
+    k = int(rng.choice(len(p), p=p / p.sum()))
+    return divmod(k, img.shape[1])
+
+
 def _region(rng: np.random.Generator, h: int, w: int, cfg: PseudoConfig) -> tuple[int, int, int, int]:
     side = min(h, w)
     ph = int(rng.uniform(cfg.min_side, cfg.max_side) * side) + 2
     pw = int(rng.uniform(cfg.min_side, cfg.max_side) * side) + 2
-    y = int(rng.integers(0, h - ph + 1))
-    x = int(rng.integers(0, w - pw + 1))
+    centre = _CENTRE[0]
+    if centre is None:
+        y = int(rng.integers(0, h - ph + 1))
+        x = int(rng.integers(0, w - pw + 1))
+    else:
+        y = int(np.clip(centre[0] - ph // 2, 0, h - ph))
+        x = int(np.clip(centre[1] - pw // 2, 0, w - pw))
     return y, x, ph, pw
+
+
+def _feather(img: np.ndarray, flawed: np.ndarray, region: np.ndarray, rng) -> np.ndarray:
+    """``flawed`` blended into ``img`` through ``region`` softened by a random blur."""
+    import cv2
+
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), rng.uniform(1.0, 2.5))
+    alpha = np.clip(alpha * 1.5, 0.0, 1.0)[..., None]
+    out = img.astype(np.float32) * (1.0 - alpha) + flawed.astype(np.float32) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +93,7 @@ def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg) -> tuple[np.ndarray,
     out[y : y + ph, x : x + pw] = patch
     region = np.zeros((h, w), bool)
     region[y : y + ph, x : x + pw] = True
-    return out, region
+    return _feather(img, out, region, rng), region
 
 
 def _scale(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +117,7 @@ def _scale(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     out[y : y + ph, x : x + pw] = patch
     region = np.zeros((h, w), bool)
     region[y : y + ph, x : x + pw] = True
-    return out, region
+    return _feather(img, out, region, rng), region
 
 
 def _scar(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +152,27 @@ def _smooth(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     out[y : y + ph, x : x + pw] = blurred[y : y + ph, x : x + pw]
     region = np.zeros((h, w), bool)
     region[y : y + ph, x : x + pw] = True
-    return out, region
+    return _feather(img, out, region, rng), region
+
+
+def _warp(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    h, w = img.shape[:2]
+    y, x, ph, pw = _region(rng, h, w, cfg)
+    cy, cx = y + ph / 2, x + pw / 2
+    sigma = max(ph, pw) / 3.0
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bump = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+    angle = rng.uniform(0, 2 * np.pi)
+    amp = rng.uniform(0.25, 0.6) * sigma
+    map_x = xx + amp * np.cos(angle) * bump
+    map_y = yy + amp * np.sin(angle) * bump
+    out = cv2.remap(
+        img, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    return out, bump > 0.2
 
 
 def add_pseudo_defect(
@@ -128,7 +182,10 @@ def add_pseudo_defect(
     import cv2
 
     kind = cfg.kinds[int(rng.integers(len(cfg.kinds)))]
-    if kind == "cutpaste":
+    _CENTRE[0] = structure_centre(img, rng) if rng.random() < ON_STRUCTURE else None
+    if kind == "warp":
+        out, region = _warp(img, rng, cfg)
+    elif kind == "cutpaste":
         out, region = _cutpaste(img, donor, rng, cfg)
     elif kind == "scale":
         out, region = _scale(img, rng, cfg)
