@@ -9,14 +9,12 @@ valid config: the defaults run the built-in demo bundle on USB camera 0.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BeforeValidator,
     Field,
     ValidationError,
@@ -25,7 +23,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from edge.config_checks import add_pin_problems, camera_index, pin_conflicts, suggestion
+from edge.anomaly_config import AnomalyConfig
+from edge.config_checks import (  # noqa: F401 - PathText and path_text: part of the config API
+    PathText,
+    add_pin_problems,
+    camera_index,
+    path_text,
+    pin_conflicts,
+    suggestion,
+)
 from edge.console.config import ConsoleConfig
 from edge.controls import ControlsConfig
 from edge.errors import ConfigError
@@ -41,30 +47,8 @@ else:  # pragma: no cover - Python 3.10 (the edge extra brings tomli there)
 Pin = Annotated[int, Field(ge=0, le=27)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 MAX_USB_INDEX = 255  # /dev/video0 .. /dev/video255 (V4L2's minor range)
-_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 
-def path_text(value: str) -> str:
-    """String rules for a path (no I/O): non-empty, a valid file name on Linux, ``~`` or
-    ``~user`` only as the first component. Whether it exists is ``edge.preflight``'s business."""
-    if not value:
-        raise ValueError("must not be empty (leave the key out for the default)")
-    try:
-        encoded = os.fsencode(value)
-    except UnicodeError:
-        raise ValueError("is not a valid file name (unencodable characters)") from None
-    if len(encoded) >= 4096:
-        raise ValueError("is longer than the 4095 bytes a path may have")
-    if any(len(part) > 255 for part in encoded.split(b"/")):
-        raise ValueError("has a component longer than the 255 bytes a file name may have")
-    if value.startswith("~"):
-        user = value[1:].split("/", 1)[0]
-        if user and not _USER.fullmatch(user):
-            raise ValueError(f"'~{user}' is not a user name")
-    return value
-
-
-PathText = Annotated[str, AfterValidator(path_text)]
 
 
 class SourceConfig(Section):
@@ -258,6 +242,7 @@ class Config(Section):
     state_dir: PathText | None = None  # None: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
     source: SourceConfig = SourceConfig()
     model: ModelConfig = ModelConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
     trigger: TriggerConfig = TriggerConfig()
     decide: DecideConfig = DecideConfig()
     gpio: GpioConfig = GpioConfig()
@@ -363,8 +348,9 @@ def _resolve_relative(config: Config, base: Path) -> Config:
     if source.resolved().is_path:
         source = source.model_copy(update={"uri": rel(source.uri)})
     model = config.model.model_copy(update={"bundle": rel(config.model.bundle)})
+    anomaly = config.anomaly.model_copy(update={"bundle": rel(config.anomaly.bundle)})
     return config.model_copy(
-        update={"source": source, "model": model, "state_dir": rel(config.state_dir)}
+        update={"source": source, "model": model, "anomaly": anomaly, "state_dir": rel(config.state_dir)}
     )
 
 

@@ -1,11 +1,41 @@
 """Config checks that look past the first error: pin conflicts on the data as written, and the
-nearest known key for an unknown one. Used by edge.config; no pydantic models defined here."""
+nearest known key for an unknown one. Used by edge.config; no pydantic models defined here. Also the string rules every path key
+follows (``PathText``), shared by the sections in modules of their own."""
 
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
+
+
+def path_text(value: str) -> str:
+    """String rules for a path (no I/O): non-empty, a valid file name on Linux, ``~`` or
+    ``~user`` only as the first component. Whether it exists is ``edge.preflight``'s business."""
+    if not value:
+        raise ValueError("must not be empty (leave the key out for the default)")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeError:
+        raise ValueError("is not a valid file name (unencodable characters)") from None
+    if len(encoded) >= 4096:
+        raise ValueError("is longer than the 4095 bytes a path may have")
+    if any(len(part) > 255 for part in encoded.split(b"/")):
+        raise ValueError("has a component longer than the 255 bytes a file name may have")
+    if value.startswith("~"):
+        user = value[1:].split("/", 1)[0]
+        if user and not _USER.fullmatch(user):
+            raise ValueError(f"'~{user}' is not a user name")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(path_text)]
 
 
 def pin_conflicts(

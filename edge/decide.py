@@ -88,7 +88,13 @@ class Debouncer:
     """k-of-n raise, m-clean clear, per label. Not thread-safe: the daemon holds its lock."""
 
     def __init__(
-        self, rules: Mapping[str, Rule], *, k: int, n: int, m: int, model_sha256: str | None = None
+        self,
+        rules: Mapping[str, Rule],
+        *,
+        k: int,
+        n: int,
+        m: int,
+        model_sha256: str | Mapping[str, str] | None = None,  # one model, or per label
     ) -> None:
         if not 1 <= k <= n or m < 1:
             raise ValueError(f"need 1 <= k <= n and m >= 1 (k={k}, n={n}, m={m})")
@@ -100,6 +106,20 @@ class Debouncer:
     @property
     def rules(self) -> dict[str, Rule]:
         return dict(self._rules)
+
+    def _sha256(self, label: str) -> str | None:
+        sha = self.model_sha256
+        return sha if sha is None or isinstance(sha, str) else sha.get(label)
+
+    def adopt(self, other: Debouncer) -> None:
+        """Take over ``other``'s window and open defect for every label both have, with the same
+        window length: a model joining the running one leaves the labels it does not score
+        as they were, and ends none of their defects."""
+        if other.n != self.n:
+            return
+        for label, track in other._tracks.items():
+            if label in self._tracks:
+                self._tracks[label] = track
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -169,7 +189,7 @@ class Debouncer:
             frames=track.frames,
             first_frame=track.first.frame,
             last_frame=track.last.frame,
-            model_sha256=self.model_sha256,
+            model_sha256=self._sha256(label),
             condition=rule.condition,
             meaning=rule.meaning,
         )
@@ -188,7 +208,7 @@ class Debouncer:
             frames=track.frames,
             first_frame=track.first.frame,
             last_frame=track.last.frame,
-            model_sha256=self.model_sha256,
+            model_sha256=self._sha256(label),
             condition=rule.condition,
             meaning=rule.meaning,
         )

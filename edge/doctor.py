@@ -195,7 +195,7 @@ def check_broker(
         client.loop_stop()
 
 
-def check_bundle(bundle: str | Path | None) -> Check:
+def check_bundle(bundle: str | Path | None, name: str = "bundle") -> Check:
     from edge.bundle import default_bundle_dir, verify_bundle
     from edge.errors import BundleError
 
@@ -204,7 +204,7 @@ def check_bundle(bundle: str | Path | None) -> Check:
         manifest = verify_bundle(path)
     except BundleError as exc:
         return Check(
-            "bundle", False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
+            name, False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
         )
     from edge.errors import MissingExtraError
     from edge.runtime import load_classifier
@@ -217,10 +217,10 @@ def check_bundle(bundle: str | Path | None) -> Check:
         golden = "not loaded: no runtime"
     except BundleError as exc:
         return Check(
-            "bundle", False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
+            name, False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
         )
     return Check(
-        "bundle",
+        name,
         True,
         f"{resolved}: {manifest.name} {manifest.version} sha256 {manifest.sha256[:12]}, {golden}",
     )
@@ -298,6 +298,11 @@ def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
             ),
         ),
         ("bundle", lambda: check_bundle(config.model.bundle)),
+        *(
+            [("anomaly bundle", lambda: check_bundle(config.anomaly.bundle, "anomaly bundle"))]
+            if config.anomaly.bundle
+            else []
+        ),
         (
             "disk",
             lambda: check_disk(

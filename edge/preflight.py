@@ -102,6 +102,8 @@ def problems(config: Config) -> list[str]:
             _directory("snapshots.dir", snap if snap.is_absolute() else state / snap, found)
     if config.model.bundle:
         _expand("model.bundle", config.model.bundle, found)
+    if config.anomaly.bundle:
+        _expand("anomaly.bundle", config.anomaly.bundle, found)
     mqtt = config.mqtt
     if getattr(mqtt, "enabled", False) and state is not None:
         spool = _expand("mqtt.spool.path", str(mqtt.spool_path(state)), found)

@@ -223,3 +223,65 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+ODD_BGR = (255, 100, 100)  # blue high, some red and green: the classifier sees nothing wrong
+
+
+class ScriptedAnomaly:
+    """An anomaly model by the same rules as ``ScriptedClassifier``: its score is twice the
+    frame's lesser of red and green (``ODD_BGR`` scores 0.78, the classifier's colours 0), its
+    map that score in every cell."""
+
+    labels = ("anomaly",)
+    task = "anomaly"
+    input_size = (16, 16)
+    thresholds = {"anomaly": 0.5}
+    alarms = {"anomaly": "above"}
+    meanings = from_alarms(labels, alarms)
+    has_heatmaps = True
+
+    def __init__(self, sha: str = "b" * 64, input_size: tuple[int, int] = (16, 16)) -> None:
+        self.info = ModelInfo("scripted-anomaly", "2", sha)
+        self.input_size = input_size
+        self.closed = False
+        self.calls = 0
+
+    def predict(self, rgb: np.ndarray, with_features: bool = True) -> Prediction:
+        if self.closed:
+            raise RuntimeError("closed")
+        self.calls += 1
+        r, g = (rgb[..., c].mean() / 255.0 for c in range(2))
+        score = min(1.0, 2.0 * min(r, g))
+        amap = np.full((4, 4), score, np.float32) if with_features else None
+        return Prediction(np.array([score], np.float32), amap)
+
+    def heatmap(self, prediction: Prediction, label: str) -> np.ndarray:
+        return prediction.features
+
+    def close(self) -> None:
+        self.closed = True
+
+
+SEAM_GOOD, SEAM_ERROR = 9, 3  # seed-1 stills the demo classifier scores good (anomaly 0.03), error
+
+
+def seam_still(index: int, speck: bool = False) -> np.ndarray:
+    """A rendered 96 px seam (BGR); ``speck``: a white 8x8 cell in its bottom-right corner,
+    which the demo classifier passes as good and the tests' anomaly model flags."""
+    from edge.synth.still import render_still
+
+    bgr = render_still(1, index, size=(96, 96)).image.copy()
+    if speck:
+        bgr[88:96, 88:96] = 255
+    return bgr
+
+
+def write_seam_frames(folder: Path) -> Path:
+    """34 PNG frames: good x6, speck x6 (frames 6-11), good x8, error x6 (20-25), good x8."""
+    good, speck, error = seam_still(SEAM_GOOD), seam_still(SEAM_GOOD, True), seam_still(SEAM_ERROR)
+    frames = [good] * 6 + [speck] * 6 + [good] * 8 + [error] * 6 + [good] * 8
+    folder.mkdir()
+    for i, bgr in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), bgr)
+    return folder

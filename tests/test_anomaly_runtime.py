@@ -122,3 +122,17 @@ def test_heatmap_is_the_dequantized_map_unchanged():
     assert heat.sum() == pytest.approx(0.25)
     with pytest.raises(BundleError):
         clf.heatmap(Prediction(prediction.scores, None), "anomaly")
+
+
+def test_deploy_checks_an_anomaly_bundle_in_a_child_and_switches_its_own_models_directory(
+    anomaly_bundle, tmp_path
+):
+    from edge.deploy import check_in_child, deploy_local
+
+    check_in_child(anomaly_bundle)  # loads it and runs its golden set; raises when refused
+    models = tmp_path / "anomaly-models"  # beside the classifier's models directory
+    models.mkdir()
+    result = deploy_local(anomaly_bundle, models)
+    assert result.current.startswith("seam-anomaly-tiny-")
+    with load_classifier(models / "current") as clf:
+        assert clf.task == "anomaly"

@@ -136,6 +136,20 @@ def test_a_threshold_change_says_it_does_not_outlast_a_restart(tmp_path):
         assert daemon.calls == [("thresholds", {"error": 0.7})]
 
 
+def test_metrics_give_each_models_invoke_time_when_two_run_on_one_frame(tmp_path):
+    cost = {"model": {"p50": 4.0, "p95": 6.5}, "anomaly": {"p50": 2.0, "p95": 3.0}}
+    with running_console(tmp_path) as (console, server):
+        console.publish_stats(Stats(14.5, 7.0, 9.0, 100, 0, 8.0, True, extra={"model_invoke_ms": cost}))
+        _status, _headers, body = request(f"{server.url}/metrics")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("pi_inspect_model_invoke_p50_seconds", (("model", "model"),))] == pytest.approx(0.004)
+    assert samples[("pi_inspect_model_invoke_p95_seconds", (("model", "anomaly"),))] == pytest.approx(0.003)
+
+
 def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
     with running_console(tmp_path) as (console, server):
         model = ModelInfo("seam", "3", "ab" * 32, ("good", "error", "break"))

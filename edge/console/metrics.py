@@ -81,10 +81,27 @@ class ConsoleCollector(Collector):
             gauges["pi_inspect_cpu_temperature_celsius"] = ("SoC temperature", stats.cpu_temp_c)
         for name, (doc, value) in gauges.items():
             yield GaugeMetricFamily(name, doc, float(value))
+        yield from _model_cost(stats.extra.get("model_invoke_ms"))
         yield CounterMetricFamily("pi_inspect_frames", "Frames inferred", stats.frames)
         yield CounterMetricFamily(
             "pi_inspect_dropped_frames", "Frames dropped", stats.dropped_frames
         )
+
+
+def _model_cost(cost: object) -> Iterator[Metric]:
+    """Each bundle's invoke time while two run on one frame (``model``, ``anomaly``)."""
+    if not isinstance(cost, dict) or not cost:
+        return
+    for q in ("p50", "p95"):
+        family = GaugeMetricFamily(
+            f"pi_inspect_model_invoke_{q}_seconds",
+            f"Invoke time of each model, {q}",
+            labels=["model"],
+        )
+        for part, values in sorted(cost.items()):
+            if isinstance(values, dict) and isinstance(values.get(q), (int, float)):
+                family.add_metric([str(part)], float(values[q]) / 1000.0)
+        yield family
 
 
 def make_registry(console: ConsoleOutput) -> CollectorRegistry:

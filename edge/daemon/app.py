@@ -18,7 +18,13 @@ from edge.config import Config, load_config
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.inspector import Inspector
 from edge.daemon.loop import Loop, RunSummary
-from edge.daemon.model import ClassifierLoader, ModelSlot, load_from_config
+from edge.daemon.model import (
+    AnomalyLoader,
+    ClassifierLoader,
+    ModelSlot,
+    load_anomaly_from_config,
+    load_from_config,
+)
 from edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from edge.daemon.status import Faults, Status
 from edge.errors import PiInspectError
@@ -48,6 +54,7 @@ class Daemon:
         pin_factory: Any = None,
         notifier: Notifier | None = None,
         classifier_loader: ClassifierLoader = load_from_config,
+        anomaly_loader: AnomalyLoader = load_anomaly_from_config,
         on_lamps: Callable[[Lamps], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -57,7 +64,9 @@ class Daemon:
         injected = source_factory or ((lambda: source) if source is not None else None)
         self.summary = RunSummary()
         self.status = Status(Faults(on_start=self.summary.faults.append), wall=wall)
-        self._slot = ModelSlot(classifier_loader, self.status.faults, clock=clock)
+        self._slot = ModelSlot(
+            classifier_loader, self.status.faults, anomaly_loader=anomaly_loader, clock=clock
+        )
         self._preparer = Preparer(clock=clock)
         self._inspector = Inspector(
             self._slot, self._preparer, self.status.faults, config.trigger, clock=clock, wall=wall

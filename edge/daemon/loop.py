@@ -27,7 +27,6 @@ from edge.health import POLL_S
 from edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from edge.sources import FrameSource
 from edge.stats import StatsWindow, read_cpu_temp_c
-from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +206,7 @@ class Loop:
             camera_online=self._online(),
             cpu_temp_c=read_cpu_temp_c(),
             **self._health_stats,
+            **({"model_invoke_ms": cost} if (cost := self._slot.cost()) else {}),
         )
         self._dispatcher.stats(stats)
 
@@ -250,7 +250,7 @@ class Loop:
             self._restart_capture.set()
         self._summary.model = self._slot.description
         log.info("reloaded: model %s", self._summary.model)
-        warn_if_view_differs(clf, config.source)
+        self._slot.warn_views(config.source)
         self._show()
         return True
 

@@ -1,9 +1,12 @@
 """The model slot: the classifier and its debouncer, loaded, retried, reloaded and swapped
 together under one lock (the classifier is not thread-safe; commands arrive on other threads).
 
-A missing or bad bundle is the ``model`` fault, retried every ``model.retry_s``; a bad bundle on
-reload is refused and the old model keeps running. Swapping or closing the slot ends the open
-defects: ``swap`` and ``flush`` return those ``end`` events, they do not send them.
+With ``anomaly.bundle`` set the slot's model is a ``ModelPair`` of two parts, ``model`` and
+``anomaly``, each loaded and retried on its own: a missing or bad bundle is its part's fault
+(``model``, ``anomaly_model``), retried every ``model.retry_s``, while the other part inspects
+alone; a part that comes back joins without ending the other's open defects. A reload loads
+every configured bundle or refuses and keeps the old model running. Swapping or closing the slot
+ends the open defects: ``swap`` and ``flush`` return those ``end`` events, they do not send them.
 """
 
 from __future__ import annotations
@@ -17,17 +20,21 @@ from dataclasses import replace
 import numpy as np
 
 from edge.config import Config, ModelConfig
+from edge.daemon.pair import ANOMALY, CLASSIFIER, ModelPair, parts_of
 from edge.daemon.protocols import Classifier, Prediction
 from edge.daemon.status import Faults
 from edge.decide import Debouncer, Rule, make_rules
-from edge.errors import PiInspectError
+from edge.errors import BundleError, PiInspectError
 from edge.events import DefectEvent, ModelInfo
 from edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
 ClassifierLoader = Callable[[ModelConfig], Classifier]
+AnomalyLoader = Callable[[Config], Classifier]  # loads anomaly.bundle
 FAULT = "model"
+FAULTS = {CLASSIFIER: FAULT, ANOMALY: "anomaly_model"}  # each part's fault name
+_NO = {CLASSIFIER: "no model", ANOMALY: "no anomaly model"}
 
 
 def default_num_threads() -> int:
@@ -46,6 +53,27 @@ def load_from_config(model: ModelConfig) -> Classifier:
     return load_classifier(model.bundle, backend=model.backend, num_threads=threads)
 
 
+def load_anomaly_from_config(config: Config) -> Classifier:
+    """The default anomaly loader: verify and load ``anomaly.bundle`` with the model's runtime
+    settings; a bundle of another task is refused."""
+    from edge.runtime import load_classifier
+
+    model = config.model
+    threads = model.num_threads if model.num_threads is not None else default_num_threads()
+    clf = load_classifier(config.anomaly.bundle, backend=model.backend, num_threads=threads)
+    if clf.task != "anomaly":
+        clf.close()
+        raise BundleError(
+            f"anomaly.bundle {config.anomaly.bundle} is a {clf.task} bundle, not an anomaly bundle"
+        )
+    return clf
+
+
+def wanted_parts(config: Config) -> tuple[str, ...]:
+    """The parts ``config`` asks for, in run order."""
+    return (CLASSIFIER, ANOMALY) if config.anomaly.bundle else (CLASSIFIER,)
+
+
 def describe(clf: Classifier) -> str:
     info = clf.info
     w, h = clf.input_size
@@ -60,47 +88,93 @@ class ModelSlot:
         loader: ClassifierLoader,
         faults: Faults,
         *,
+        anomaly_loader: AnomalyLoader = load_anomaly_from_config,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lock = threading.RLock()
         self._loader = loader
+        self._anomaly_loader = anomaly_loader
         self._faults = faults
         self._clock = clock
         self.classifier: Classifier | None = None
         self.debouncer: Debouncer | None = None
         self.info: ModelInfo | None = None  # with the model's labels
         self.description = ""  # name, version, hash prefix and input size, for logs
-        self._next_retry = 0.0
+        self._next_retry: dict[str, float] = {}  # part -> when to try it again
+        self._wanted: tuple[str, ...] = (CLASSIFIER,)  # the parts the config in force asks for
 
     # -- loading ------------------------------------------------------------------------------
-    def build(self, config: Config) -> tuple[Classifier, Debouncer]:
-        """Load the configured model and its debouncer; raises ``PiInspectError``/``OSError``."""
-        clf = self._loader(config.model)
+    def _load(self, name: str, config: Config) -> Classifier:
+        return self._loader(config.model) if name == CLASSIFIER else self._anomaly_loader(config)
+
+    def _compose(
+        self, parts: dict[str, Classifier], config: Config
+    ) -> tuple[Classifier, Debouncer]:
+        """The model the inspector runs (a pair whenever ``anomaly.bundle`` is set) and its
+        debouncer; raises ``PiInspectError`` and closes nothing."""
+        clf = ModelPair(parts) if config.anomaly.bundle else parts[CLASSIFIER]
+        overrides = config.model.thresholds
+        if set(parts) != set(wanted_parts(config)):  # a part is missing: its labels are unknown
+            overrides = {k: v for k, v in overrides.items() if k in clf.labels}
         try:
-            rules = make_rules(
-                clf.labels, clf.thresholds, clf.alarms, config.model.thresholds, clf.meanings
-            )
+            rules = make_rules(clf.labels, clf.thresholds, clf.alarms, overrides, clf.meanings)
         except ValueError as exc:
-            clf.close()
             raise PiInspectError(f"model.thresholds: {exc}") from None
+        sha = clf.sha256_by_label() if isinstance(clf, ModelPair) else clf.info.sha256
         d = config.decide
-        return clf, Debouncer(rules, k=d.k, n=d.n, m=d.m, model_sha256=clf.info.sha256)
+        return clf, Debouncer(rules, k=d.k, n=d.n, m=d.m, model_sha256=sha)
+
+    def build(self, config: Config) -> tuple[Classifier, Debouncer]:
+        """Load every configured bundle afresh and the debouncer (a reload: all or nothing);
+        raises ``PiInspectError``/``OSError``."""
+        parts: dict[str, Classifier] = {}
+        try:
+            for name in wanted_parts(config):
+                parts[name] = self._load(name, config)
+            built = self._compose(parts, config)
+        except BaseException:
+            for clf in parts.values():
+                clf.close()
+            raise
+        self._wanted = wanted_parts(config)
+        return built
 
     def retry_due(self) -> bool:
-        """No model, and the retry interval since the last failure has passed."""
-        return self.classifier is None and self._clock() >= self._next_retry
+        """A configured part is not loaded, and its retry interval since it failed has passed."""
+        now, loaded = self._clock(), parts_of(self.classifier)
+        return any(
+            name not in loaded and now >= self._next_retry.get(name, 0.0) for name in self._wanted
+        )
 
     def try_load(self, config: Config) -> bool:
-        """Load into an empty slot; a failure is the ``model`` fault, retried later."""
-        try:
-            clf, debouncer = self.build(config)
-        except (PiInspectError, OSError) as exc:
-            self._faults.set(FAULT, f"no model: {str(exc).splitlines()[0]}")
-            self._next_retry = self._clock() + config.model.retry_s
+        """Load the configured parts that are missing and due; each failure is that part's
+        fault, retried later, and the parts already running go on. True when the model changed."""
+        self._wanted = wanted_parts(config)
+        parts = parts_of(self.classifier)
+        now, joined, built = self._clock(), [], None
+        for name in self._wanted:
+            if name in parts or now < self._next_retry.get(name, 0.0):
+                continue
+            clf = None
+            try:
+                clf = self._load(name, config)
+                candidate = {n: clf if n == name else parts[n] for n in self._wanted if n in parts or n == name}
+                built = self._compose(candidate, config)
+            except (PiInspectError, OSError) as exc:
+                if clf is not None:
+                    clf.close()
+                self._faults.set(FAULTS[name], f"{_NO[name]}: {str(exc).splitlines()[0]}")
+                self._next_retry[name] = now + config.model.retry_s
+                continue
+            parts = candidate
+            joined.append(name)
+        if built is None or not joined:
             return False
-        self.swap(clf, debouncer)
-        log.info("model %s loaded", self.description)
-        warn_if_view_differs(clf, config.source)
+        self.swap(*built, keep_open=True)
+        for name in joined:
+            what = "model" if name == CLASSIFIER else f"{name} model"
+            log.info("%s %s loaded", what, describe(parts[name]))
+            warn_if_view_differs(parts[name], config.source)
         return True
 
     def input_size(self) -> tuple[int, int] | None:
@@ -108,11 +182,18 @@ class ModelSlot:
         clf = self.classifier
         return tuple(clf.input_size) if clf is not None else None
 
-    def swap(self, clf: Classifier, debouncer: Debouncer) -> list[DefectEvent]:
-        """Put a new model in; closes the old one and returns the defects it had open."""
+    def swap(
+        self, clf: Classifier, debouncer: Debouncer, *, keep_open: bool = False
+    ) -> list[DefectEvent]:
+        """Put a new model in; closes the parts no longer used and returns the defects the old
+        one had open (``keep_open``: a part joined the running ones, whose defects go on)."""
         with self.lock:
-            ended = self.debouncer.flush() if self.debouncer is not None else []
-            old = self.classifier
+            ended: list[DefectEvent] = []
+            if keep_open and self.debouncer is not None:
+                debouncer.adopt(self.debouncer)
+            elif self.debouncer is not None:
+                ended = self.debouncer.flush()
+            old = parts_of(self.classifier)
             self.classifier, self.debouncer = clf, debouncer
             self.info = replace(
                 clf.info,
@@ -120,10 +201,25 @@ class ModelSlot:
                 meanings=tuple((k, m.alarm, m.meaning) for k, m in clf.meanings.items()),
             )
             self.description = describe(clf)
-        self._faults.clear(FAULT)
-        if old is not None:
-            old.close()
+        new = parts_of(clf)
+        for name, fault in FAULTS.items():
+            if name in new or name not in self._wanted:
+                self._faults.clear(fault)
+        for part in old.values():
+            if all(part is not kept for kept in new.values()):
+                part.close()
         return ended
+
+    def warn_views(self, source: object) -> None:
+        """Warn for each running bundle trained on other pixels than the station looks at."""
+        for part in parts_of(self.classifier).values():
+            warn_if_view_differs(part, source)
+
+    def cost(self) -> dict[str, dict[str, float]]:
+        """Per part: invoke milliseconds p50/p95 while two bundles run (stats); else empty."""
+        with self.lock:
+            clf = self.classifier
+            return clf.cost() if isinstance(clf, ModelPair) else {}
 
     # -- while running -------------------------------------------------------------------------
     @property

@@ -27,7 +27,9 @@ __all__ = [
 
 class Prediction(Protocol):
     scores: np.ndarray  # one score per label, in ``labels`` order
-    features: np.ndarray | None  # the feature map for heat maps, when asked for
+    # What the model's ``heatmap`` needs, when asked for: a feature map, an anomaly map, or
+    # (two models on one frame) each part's own prediction.
+    features: object | None
 
 
 class Classifier(Protocol):
