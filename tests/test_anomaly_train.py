@@ -4,8 +4,6 @@ edge runtime, and the converter's checks (no float op, parity, threshold, golden
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,36 +101,36 @@ def test_converter_refuses_an_int8_model_whose_scores_do_not_follow_the_float_mo
     check_anomaly_parity(AnomalyParity(100, 0.995, 0.99, 0.987, 0, 0, 1, 0.5, 0.5), False)
 
 
-def test_evaluate_reports_auroc_per_defect_kind_pointing_and_histogram(tiny):
+def test_evaluate_reports_auroc_per_defect_kind_pointing_and_histogram(tiny, capsys):
+    from edge.cli import main
+
     root, run, _ = tiny
-    out = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "evaluate", str(run), "--data", str(root / "test")],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    assert main(["evaluate", str(run), "--data", str(root / "test")]) == 0
+    stdout = capsys.readouterr().out
     result = json.loads((run / "eval" / "anomaly.json").read_text())
     assert set(result["kinds"]) == {"error", "break", "length"}  # 'length' alarms when absent
     for m in result["kinds"].values():
         assert 0.0 <= m["auroc"] <= 1.0 and m["support"] > 0
     assert set(result["pointing"]) <= {"error", "break"} and result["pointing"]
     assert (run / "eval" / "histogram.png").stat().st_size > 1000
-    assert "AUROC" in out.stdout and "false alarms" in out.stdout
+    assert "AUROC" in stdout and "false alarms" in stdout
 
 
-def test_train_command_trains_an_anomaly_model_from_a_folder_of_plain_images(tiny, tmp_path):
+def test_train_command_trains_an_anomaly_model_from_a_folder_of_plain_images(
+    tiny, tmp_path, capsys
+):
     import shutil
+
+    from edge.cli import main
 
     root, _, _ = tiny
     flat = tmp_path / "flat"
     flat.mkdir()
     for p in sorted((root / "good" / "images").glob("*.png"))[:48]:
         shutil.copy(p, flat / p.name)
-    out = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "train", "--task", "anomaly", "--data", str(flat),
-         "--size", "16", "--epochs", "1", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    args = ["train", "--task", "anomaly", "--data", str(flat), "--size", "16", "--epochs", "1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["data"]["count"] == 48 and info["task"] == "anomaly"
-    assert Path(out.stdout.strip().splitlines()[-1]) == tmp_path / "run"
+    assert info["config"]["epochs"] == 1 and info["config"]["batch_size"] == 64
+    assert Path(capsys.readouterr().out.strip().splitlines()[-1]) == tmp_path / "run"

@@ -147,7 +147,7 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
     import tensorflow as tf
 
     from train.anomaly.model import MAP, SCORE, build_anomaly_model, map_size
-    from train.anomaly.pseudo import PseudoConfig, make_batch
+    from train.anomaly.pseudo import PseudoConfig, make_batch, vary_contrast
 
     rng = np.random.default_rng(cfg.seed)
     size = cfg.input_size
@@ -171,6 +171,7 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
         for axis in (1, 2):  # horizontal and vertical flips: a seam runs either way
             flip = rng.random(len(x)) < 0.5
             x[flip] = np.flip(x[flip], axis=axis)
+        x = vary_contrast(x, rng)
         x, maps = make_batch(x, rng, grid, cfg.pseudo_defects, pseudo)
         if crop:
             x, maps = crop_batch(x, maps, crop, rng)
@@ -182,8 +183,19 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
             .map(lambda a, b: (tf.cast(a, tf.float32), b))
             .prefetch(2)
         )
-        hist = twin.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose)
+        started = time.monotonic()
+        hist = twin.fit(data, epochs=1, verbose=0, shuffle=False)
         losses.append(float(hist.history["loss"][-1]))
+        if verbose:
+            log.info(
+                "epoch %d/%d: loss %.4f (map %.4f, score %.4f), %.0f s",
+                epoch + 1,
+                cfg.epochs,
+                losses[-1],
+                float(hist.history[f"{MAP}_loss"][-1]),
+                float(hist.history[f"{SCORE}_loss"][-1]),
+                time.monotonic() - started,
+            )
     if twin is not model:
         for layer in twin.layers:
             if layer.weights:
