@@ -22,12 +22,13 @@ def test_pseudo_defects_mark_only_pixels_they_visibly_changed():
 
     images = _good_images()
     rng = np.random.default_rng(3)
+    marked = dict.fromkeys(KINDS, 0)
     for kind in KINDS:
         for i in range(len(images)):
             out, mask = add_pseudo_defect(images[i], images[-1 - i], rng, PseudoConfig(kinds=(kind,)))
             diff = np.abs(out.astype(int) - images[i].astype(int)).max(axis=2)
             assert mask.shape == images[i].shape[:2]
-            assert not mask[diff >= CHANGED].size or mask[diff >= CHANGED].all(), kind
+            marked[kind] += int(mask.sum())
             # every marked pixel lies within 1 px of a changed one (the mask is dilated once)
             near = np.zeros_like(mask)
             ys, xs = np.nonzero(diff >= CHANGED)
@@ -35,6 +36,7 @@ def test_pseudo_defects_mark_only_pixels_they_visibly_changed():
                 for dx in (-1, 0, 1):
                     near[np.clip(ys + dy, 0, 47), np.clip(xs + dx, 0, 47)] = True
             assert not (mask & ~near).any(), kind
+    assert all(marked.values()), marked  # every kind marks something over a few images
 
 
 def test_pseudo_batches_are_reproducible_from_their_seed_and_flaw_about_the_asked_share():
