@@ -5,7 +5,7 @@
 
 Both models come from the same conversion (model.tflite and its float32 reference); they are
 timed in interleaved rounds so machine noise falls on both. Prints sizes, MACs, p50/p95 and the
-int8/fp32 ratio of the medians (the issue asks for <= 0.5).
+int8/fp32 ratio of the medians (the target is <= 0.5).
 """
 
 from __future__ import annotations

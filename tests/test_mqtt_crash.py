@@ -25,7 +25,7 @@ from daemon_helpers import wait_until as _wait_until
 from edge.events import DefectEvent
 
 LABELS = ("error", "break", "length")
-OUTAGE_S = 20.0  # the figure: the broker is down this long while defects occur
+OUTAGE_S = 20.0  # the outage the spool must ride out: the broker is down this long while defects occur
 HERE = Path(__file__).resolve()
 wait_until = functools.partial(_wait_until, timeout=20.0, interval=0.05)
 

@@ -7,7 +7,7 @@ IP camera) paced at ``STREAM_FPS`` and looping, so defects keep occurring in rea
 small CPU cost. The daemon's stdout JSON lines are the ground truth of every defect event it
 produced (they are written and flushed before the event reaches the MQTT spool).
 
-Scenario (the issue's first "done when"): the broker is stopped for 20 s while defects occur,
+Scenario (the spool's main guarantee): the broker is stopped for 20 s while defects occur,
 the daemon is SIGKILLed during the outage and started again, the broker comes back: a real
 persistent-session subscriber must get every event, duplicates only as the same event id with
 the same payload. Then the daemon is SIGKILLed with the broker up (the subscriber sees
