@@ -136,7 +136,7 @@ def int8_scores(bundle_dir: Path, images: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
-    from convert.bundle_writer import pick_golden, write_bundle
+    from convert.bundle_writer import pick_golden, source_name, write_bundle
     from convert.equalize import equalize_activations
     from convert.fold import fold_pooled_batchnorm
     from convert.pipeline import ConvertResult
@@ -188,7 +188,7 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         input_dtype=opts.io_type,
         quantization="int8",
         head=None,
-        source_run=str(Path(run_dir).resolve()),
+        source_run=source_name(Path(run_dir)),
         outputs=dict(OUTPUTS),
     )
     with tempfile.TemporaryDirectory(prefix="pi-inspect-bundle-") as tmp:

@@ -32,6 +32,16 @@ GOLDEN_FILE = "golden.npz"
 GOLDEN_COUNT = 6
 
 
+def source_name(run_dir: Path) -> str:
+    """The run a bundle came from, as the manifest records it: relative to the working folder
+    when inside it (``runs/demo``), else the run folder's name; never a machine's full path."""
+    import os
+
+    run = Path(run_dir).resolve()
+    rel = os.path.relpath(run, Path.cwd().resolve())
+    return rel if not rel.startswith("..") else run.name
+
+
 def check_label_names(labels: list[str]) -> None:
     """Refuse, before any work, labels the Pi could not publish or save (MQTT levels, files)."""
     try:

@@ -175,7 +175,7 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
-    from convert.bundle_writer import check_label_names, pick_golden
+    from convert.bundle_writer import check_label_names, pick_golden, source_name
 
     check_label_names(labels)  # before minutes of conversion, not after
     task = info["task"]
@@ -221,7 +221,7 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         input_dtype=input_dtype,
         quantization=opts.quant,
         head=head,
-        source_run=str(run_dir.resolve()),
+        source_run=source_name(run_dir),
         # the region the training frames were cut with; the daemon compares it with its own
         extra={"view": info["view"]} if info.get("view") is not None else None,
     )

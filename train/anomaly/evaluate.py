@@ -70,15 +70,22 @@ def pointing(
     image_sizes: list[tuple[int, int]],
     size: tuple[int, int],
     kinds: list[str],
+    only: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
     """The pointing game per boxed kind: the map's peak inside one of the image's boxes of that
     kind (boxes scaled from each image's own size to the model input; the usual 15 px slack at
-    224 px, scaled)."""
+    224 px, scaled).
+
+    An anomaly map has no kinds: on an image with a break and a loop its peak may rightly sit
+    on the loop. With ``only`` ({kind: mask}), a kind is scored on the images where it is the
+    only defect."""
     tolerance = 15.0 * size[0] / 224.0
     out = {}
     for kind in kinds:
         hits = []
         for i, path in enumerate(paths):
+            if only is not None and not only[kind][i]:
+                continue
             found = boxes.get((os.path.normpath(str(path)), kind))
             if not found:
                 continue
@@ -124,9 +131,14 @@ def _image_sizes(paths: list[Path]) -> list[tuple[int, int]]:
 
 
 def evaluate_anomaly(
-    run: Run, data: str | os.PathLike, with_robustness: bool = False, boxes_path: Path | None = None
+    run: Run,
+    data: str | os.PathLike,
+    with_robustness: bool = False,
+    boxes_path: Path | None = None,
+    bundle: Path | None = None,
 ) -> dict[str, Any]:
-    """Score ``data`` with the run's model, write RUN/eval/anomaly.json and histogram.png."""
+    """Score ``data`` with the run's model (or with ``bundle``, its int8 conversion, through
+    the edge runtime as on the Pi), write RUN/eval/anomaly.json and histogram.png."""
     from edge.data.images import load_images
     from train.anomaly.fit import predict_scores
     from train.evaluate import PERTURBATIONS
@@ -139,10 +151,23 @@ def evaluate_anomaly(
     paths = [p for p, k in zip(paths, ok, strict=True) if k]
     kinds = {k: m[ok] for k, m in kinds.items()}
     threshold = float(run.thresholds.get("anomaly", run.info["anomaly"]["threshold"]))
-    scores, maps = predict_scores(run.model, images[ok])
+
+    def score(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if bundle is None:
+            return predict_scores(run.model, x)
+        from convert.anomaly import int8_scores
+
+        return int8_scores(bundle, x)
+
+    if bundle is not None:
+        from edge.bundle import read_manifest
+
+        threshold = float(read_manifest(bundle).thresholds["anomaly"])
+    scores, maps = score(images[ok])
     per_kind, good = kind_metrics(scores, kinds, threshold)
     result: dict[str, Any] = {
         "task": "anomaly",
+        "model": str(bundle) if bundle is not None else "float (Keras)",
         "count": len(scores),
         "threshold": threshold,
         "false_alarm_target": run.info["anomaly"]["false_alarm_target"],
@@ -155,15 +180,17 @@ def evaluate_anomaly(
     if Path(candidate).is_file():
         boxes = read_boxes(candidate)
         boxed = sorted({label for (_, label) in boxes} & set(kinds))
-        result["pointing"] = pointing(
-            maps, paths, boxes, _image_sizes(paths), run.input_size, boxed
-        )
+        sizes = _image_sizes(paths)
+        count = sum(m.astype(int) for m in kinds.values())
+        only = {k: m & (count == 1) for k, m in kinds.items()}
+        result["pointing"] = pointing(maps, paths, boxes, sizes, run.input_size, boxed, only)
+        result["pointing_all"] = pointing(maps, paths, boxes, sizes, run.input_size, boxed)
     histogram_png(scores, good, threshold, out_dir / "histogram.png")
     if with_robustness:
         rows = []
         for name, fn in {"clean": None, **PERTURBATIONS}.items():
             x = images[ok] if fn is None else np.stack([fn(img) for img in images[ok]])
-            s = scores if fn is None else predict_scores(run.model, x)[0]
+            s = scores if fn is None else score(x)[0]
             pk, _ = kind_metrics(s, kinds, threshold)
             rows.append(
                 {
@@ -181,19 +208,26 @@ def evaluate_anomaly(
 def format_anomaly(result: dict[str, Any]) -> str:
     """The headline numbers as a short table."""
     lines = [
+        f"model: {result['model']}",
         f"threshold {result['threshold']:.4f}: false alarms {result['false_alarms']:.2%} of "
         f"{result['good']} good images (target {result['false_alarm_target']:.2%}); "
         f"AUROC good vs any defect {result['auroc_any']:.4f}",
-        f"{'kind':<10} {'AUROC':>7} {'only':>7} {'recall':>7} {'support':>8} {'pointing':>9}",
+        f"{'kind':<10} {'AUROC':>7} {'only':>7} {'recall':>7} {'support':>8} {'pointing':>9} "
+        f"{'(all)':>7}",
     ]
-    pointing = result.get("pointing", {})
+    pointing, everywhere = result.get("pointing", {}), result.get("pointing_all", {})
     for kind, m in result["kinds"].items():
-        p = pointing.get(kind)
+        p, a = pointing.get(kind), everywhere.get(kind)
         ptxt = f"{p['score']:.1%}" if p else "-"
+        atxt = f"{a['score']:.1%}" if a else "-"
         lines.append(
             f"{kind:<10} {m['auroc']:>7.4f} {m['auroc_only']:>7.4f} {m['recall']:>7.1%} "
-            f"{m['support']:>8d} {ptxt:>9}"
+            f"{m['support']:>8d} {ptxt:>9} {atxt:>7}"
         )
+    lines.append(
+        "pointing: on images with that defect only (an anomaly map has no kinds); "
+        "(all): on every image with one"
+    )
     for row in result.get("robustness", []):
         aur = ", ".join(f"{k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("auroc_"))
         lines.append(

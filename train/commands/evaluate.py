@@ -4,6 +4,7 @@ for an anomaly run, AUROC per defect kind, false alarms, the pointing game and a
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="what the per-label thresholds maximise on the validation split",
     )
     parser.add_argument("--list-size", type=int, default=50, help="rows in uncertain.csv")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="anomaly runs: score the run's int8 bundle through the edge runtime instead of "
+        "the float model",
+    )
 
 
 def format_summary(result: dict) -> str:
@@ -66,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if run_.task == "anomaly":
         from train.anomaly.evaluate import evaluate_anomaly, format_anomaly
 
-        result = evaluate_anomaly(run_, args.data, with_robustness=args.robustness)
+        result = evaluate_anomaly(
+            run_, args.data, with_robustness=args.robustness, bundle=args.bundle
+        )
         print(format_anomaly(result))
         print(f"written: {run_.path / EVAL_DIR}/anomaly.json, histogram.png")
         return 0
