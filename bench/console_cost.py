@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mqtt_overhead import KeptOpen, spread  # noqa: E402
+from daemon_arm import KeptOpen  # noqa: E402
+from mqtt_overhead import spread  # noqa: E402
 
 VIEWER = """
 import sys, time, urllib.request

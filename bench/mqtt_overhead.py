@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_arm import KeptOpen  # noqa: E402 - shared with the other daemon benches
+
 LABELS = ("good", "error", "break", "length")
 
 
@@ -51,19 +54,6 @@ class StandInClassifier:
 
     def heatmap(self, prediction, label: str) -> np.ndarray:
         raise ValueError("no heat maps")
-
-    def close(self) -> None:
-        pass
-
-
-class KeptOpen:
-    """The same loaded classifier for every run: the daemon closes its model when a run ends."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str):
-        return getattr(self._inner, name)
 
     def close(self) -> None:
         pass

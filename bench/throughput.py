@@ -15,9 +15,11 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_arm import run_daemon  # noqa: E402 - the daemon arm bench/camera.py runs too
 
 
 def make_video(path: Path, frames: int, size: tuple[int, int]) -> Path:
@@ -50,24 +52,7 @@ def naive(video: Path, clf) -> tuple[int, float]:
 
 def pipelined(video: Path, clf) -> tuple[int, float]:
     """The daemon itself on the same file (snapshots, GPIO and stdout off)."""
-    from edge.config import parse_config
-    from edge.daemon import Daemon
-
-    class Kept:  # the daemon closes its classifier at shutdown; keep it for the next round
-        def __getattr__(self, name):
-            return getattr(clf, name)
-
-        def close(self) -> None: ...
-
-    settings = {
-        "source": {"kind": "file", "uri": str(video)},
-        "gpio": {"enabled": False},
-        "snapshots": {"enabled": False},
-        "output": {"stdout": False},
-        "pipeline": {"drop": "block", "queue": 4},
-    }
-    daemon = Daemon(parse_config(settings), outputs=[], classifier_loader=lambda _m: Kept())
-    summary = daemon.run(threading.Event())
+    summary = run_daemon(video, clf, queue=4)
     return summary.frames, summary.elapsed_s
 
 

@@ -30,7 +30,8 @@ _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0x
 
 def jpeg_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     """(width, height) from a JPEG's start-of-frame header, or None if it is not a JPEG."""
-    buf = data.tobytes() if isinstance(data, np.ndarray) else data
+    # A view, not a copy: only the header is read, the packet may be tens of KB.
+    buf = data.reshape(-1).data if isinstance(data, np.ndarray) else data
     if len(buf) < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
         return None
     i, n = 2, len(buf)

@@ -43,6 +43,8 @@ class Preparer:
     work per frame; every ``every`` inferred frames the resize moves to the side with less of
     it (``margin`` keeps it from flapping on noise). With read < infer the resize belongs in
     capture (max(read + resize, infer) is the smaller maximum), otherwise in the loop.
+    ``read`` is the capture thread's CPU time, not the time a camera makes it wait for the
+    next frame: a 30 FPS camera blocks ``read()`` for ~33 ms, which is no work at all.
     """
 
     def __init__(
@@ -162,13 +164,16 @@ class CaptureWorker:
         backoff_max_s: float = 10.0,
         on_status: Callable[[bool, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        work_clock: Callable[[], float] = time.thread_time,
     ) -> None:
+        """``work_clock`` measures this thread's own work per read (CPU time by default)."""
         self._factory = source_factory
         self._queue = queue
         self._preparer = preparer if preparer is not None else Preparer(clock=clock)
         self._backoff = (backoff_min_s, backoff_max_s)
         self._on_status = on_status
         self._clock = clock
+        self._work_clock = work_clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.heartbeat = clock()  # last sign of life (monotonic)
@@ -249,9 +254,9 @@ class CaptureWorker:
     def _pump(self, source: FrameSource) -> bool:
         """Read until stop (False) or the natural end of a file/folder (True)."""
         while not self._stop.is_set():
-            t0 = self._clock()
+            t0 = self._work_clock()
             frame = source.read()
-            self._preparer.record_read((self._clock() - t0) * 1000.0)
+            self._preparer.record_read((self._work_clock() - t0) * 1000.0)
             self._beat()
             if frame is None:
                 return True

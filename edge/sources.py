@@ -77,7 +77,6 @@ class Pacer:
         self._due = now + self.period
 
 
-
 class FrameSource(Protocol):
     name: str
     live: bool  # a camera or stream (drop old frames), not a file or folder (process all)
@@ -232,9 +231,10 @@ class OpenCVSource:
             if self._pacer is not None:
                 self._pacer.wait()
             if self.raw:
-                pixels = JpegPixels.of(image) if jpeg_size(image) else None
-                if pixels is None:
-                    raise SourceError(f"{self.name} delivered a frame that is not a JPEG")
+                try:
+                    pixels = JpegPixels.of(image)
+                except ValueError:
+                    raise SourceError(f"{self.name} delivered a frame that is not a JPEG") from None
                 frame = Frame(self._index, time.time(), pixels=pixels, view=self.view)
             else:
                 frame = Frame(self._index, time.time(), image, view=self.view)

@@ -117,6 +117,23 @@ pip_target() {
 exists_user() { getent passwd "$1" >/dev/null 2>&1; }
 exists_group() { getent group "$1" >/dev/null 2>&1; }
 
+# The commands a real install runs, and the Debian package that brings each (Raspberry Pi OS
+# has them all; a minimal Debian root may lack passwd). Checked before anything is changed.
+declare -A TOOL_PACKAGE=([apt-get]=apt [getent]=libc-bin [groupadd]=passwd [useradd]=passwd
+    [usermod]=passwd [chown]=coreutils [install]=coreutils [python3]=python3)
+
+require_tools() {
+    local tools=("${!TOOL_PACKAGE[@]}") tool missing=() packages=()
+    [ "$EMULATED" -eq 1 ] && tools+=(apt-cache) && TOOL_PACKAGE[apt-cache]=apt
+    [ "$EMULATED" -eq 1 ] || { tools+=(systemctl) && TOOL_PACKAGE[systemctl]=systemd; }
+    for tool in "${tools[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 && continue
+        missing+=("$tool")
+        [[ " ${packages[*]} " == *" ${TOOL_PACKAGE[$tool]} "* ]] || packages+=("${TOOL_PACKAGE[$tool]}")
+    done
+    [ ${#missing[@]} -eq 0 ] || die "missing command(s): $(printf '%s\n' "${missing[@]}" | sort | tr '\n' ' ')(apt-get install ${packages[*]}); nothing was changed"
+}
+
 # True when apt knows an installable version of package $1.
 apt_has() { apt-cache policy "$1" 2>/dev/null | grep -q '^ *Candidate: [^(]'; }
 
@@ -237,6 +254,7 @@ main() {
         return
     fi
     detect_os
+    [ "$DRY_RUN" -eq 1 ] || require_tools
     note "installing $SERVICE on $OS (Python $PYTHON_VERSION)$([ "$TFLITE" -eq 1 ] && echo ', tflite-runtime')$([ "$EMULATED" -eq 1 ] && echo ', emulated root')"
     install_packages
     create_user

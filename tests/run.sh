@@ -16,9 +16,23 @@ declare -A apt_why=(
     [qemu-user-static]="the Pi check: runs the arm64 roots as a Cortex-A72 / A76"
     [binfmt-support]="the Pi check: registers qemu's arm64 handler in binfmt_misc"
 )
-# The Raspberry Pi check (tests/pi/matrix.sh) is opt-in: PI_INSPECT_PI=run.
-PI_CHECK="${PI_INSPECT_PI:-skip}"
-[ "$PI_CHECK" = run ] && apt_packages+=(mmdebstrap qemu-user-static binfmt-support)
+# The Raspberry Pi check (tests/pi/matrix.sh, last): PI_INSPECT_PI=auto (the default) runs it
+# when this host can (root, binfmt_misc), run requires it (a host that cannot is an error),
+# skip leaves it out. A skipped check is said loudly, at the start and at the end.
+PI_CHECK="${PI_INSPECT_PI:-auto}"
+PI_SKIPPED=""
+case "$PI_CHECK" in
+    auto|run) ;;
+    skip) PI_SKIPPED="PI_INSPECT_PI=skip" ;;
+    *) echo "tests/run.sh: error: PI_INSPECT_PI must be auto, run or skip, not '$PI_CHECK'" >&2; exit 2 ;;
+esac
+if [ "$PI_CHECK" = auto ] && [ "$(id -u)" -ne 0 ]; then
+    PI_SKIPPED="not root (mmdebstrap, chroot and mounts need root)"
+fi
+pi_skipped_line() {
+    echo "== Pi check SKIPPED: $PI_SKIPPED: the Raspberry Pi's software stack is NOT tested by this run"
+}
+[ -n "$PI_SKIPPED" ] || apt_packages+=(mmdebstrap qemu-user-static binfmt-support)
 missing=()
 echo "== system-wide (apt): ${apt_packages[*]}"
 for pkg in "${apt_packages[@]}"; do
@@ -42,6 +56,11 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "== skipped: apt-get install ${missing[*]} (no root, passwordless sudo or apt-get);"
         echo "   everything else runs, and the tests that need them skip and say so"
     fi
+fi
+if [ -n "$PI_SKIPPED" ]; then
+    pi_skipped_line
+else
+    echo "== Pi check (arm64 Raspberry Pi OS under qemu) runs after pytest: PI_INSPECT_PI=$PI_CHECK"
 fi
 [ "${RUN_SH_ONLY:-}" = "system" ] && exit 0  # tests/test_run_sh.py checks the part above
 
@@ -72,12 +91,24 @@ echo "== pytest"
 $PY -m pytest -q "$@"
 
 # The Raspberry Pi's software stack: Raspberry Pi OS's Debian base (arm64 Bookworm, Trixie)
-# under qemu as a Cortex-A72 (Pi 4) / Cortex-A76 (Pi 5); see tests/pi/run.sh. Needs root; the
-# roots are cached in /var/cache/pi-inspect/pi-roots. Opt-in: it is not yet proven to pass
-# within CI's time on every combination. PI_INSPECT_PI_MATRIX picks the combinations.
-if [ "$PI_CHECK" = run ]; then
+# under qemu as a Cortex-A72 (Pi 4) / Cortex-A76 (Pi 5); see tests/pi/run.sh. The roots are
+# cached in /var/cache/pi-inspect/pi-roots (times: docs/benchmarks.md). PI_INSPECT_PI_MATRIX
+# picks the combinations (default: bookworm:cortex-a72 and trixie:cortex-a76).
+if [ -z "$PI_SKIPPED" ]; then
+    set +e
+    why="$(bash tests/pi/run.sh --host-check 2>&1)"
+    status=$?
+    set -e
+    if [ "$status" -eq 3 ] && [ "$PI_CHECK" = auto ]; then
+        PI_SKIPPED="${why#pi check: }"
+    elif [ "$status" -ne 0 ]; then
+        echo "$why" >&2
+        exit 1
+    fi
+fi
+if [ -n "$PI_SKIPPED" ]; then
+    pi_skipped_line
+else
     echo "== Pi check (tests/pi/matrix.sh, ${PI_INSPECT_PI_MATRIX:-ci})"
     bash tests/pi/matrix.sh
-else
-    echo "== Pi check skipped: opt-in (PI_INSPECT_PI=run), not yet proven to pass within CI's time"
 fi

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+from daemon_helpers import wait_until
 
 from edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from edge.sources import Frame
@@ -32,6 +35,46 @@ def test_placement_does_not_flap_on_noise_around_the_balance_point():
     assert settle(p, read_ms=1.05, infer_ms=1.0) is True  # within the 15% margin: stays
     assert settle(p, read_ms=1.2, infer_ms=1.0) is False
     assert settle(p, read_ms=0.95, infer_ms=1.0) is False  # within the margin the other way too
+
+
+class WaitingCamera:
+    """A live camera at its frame rate: ``read()`` blocks until the next frame, doing no work."""
+
+    live = True
+    name = "camera 0"
+
+    def __init__(self, frames: int, period_s: float) -> None:
+        self._left, self._period = frames, period_s
+
+    def open(self) -> None:
+        pass
+
+    def read(self):
+        if self._left == 0:
+            return None
+        self._left -= 1
+        time.sleep(self._period)
+        return Frame(self._left, time.time(), np.zeros((24, 32, 3), np.uint8))
+
+    def close(self) -> None:
+        pass
+
+
+def test_waiting_for_the_camera_does_not_count_as_capture_work():
+    """A 100 FPS camera makes each read wait 10 ms; decoding nothing, the capture thread is
+    idle, so the resize stays there even though the loop's work (2 ms) is far shorter."""
+    p = Preparer()
+    p.set_size((16, 16))
+    w = CaptureWorker(lambda: WaitingCamera(40, 0.01), FrameQueue(2, drop_oldest=True), preparer=p)
+    w.start()
+    try:
+        assert wait_until(w.finished.is_set, timeout=10)
+    finally:
+        w.stop()
+    assert p.read_ms < 1.0  # the reads' CPU time, not their 10 ms of waiting
+    for _ in range(32):  # the loop reports its work; the 32nd frame re-balances
+        p.record_infer(2.0)
+    assert p.in_capture is True
 
 
 def test_the_model_input_is_resized_once_wherever_the_resize_runs():

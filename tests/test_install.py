@@ -209,6 +209,22 @@ def test_real_install_twice_is_idempotent_and_keeps_the_edited_config(sandbox, t
     assert again[-1] == "systemctl restart pi-inspect"
 
 
+def test_real_install_without_useradd_names_the_package_and_changes_nothing(sandbox, tmp_path):
+    # A minimal Debian root (Trixie's required set) lacks passwd: groupadd, useradd, usermod.
+    if any(shutil.which(t, path="/usr/bin:/bin") for t in ("groupadd", "useradd", "usermod")):
+        pytest.skip("this host has the passwd tools on the sandbox's PATH")
+    for tool in ("groupadd", "useradd", "usermod"):
+        (sandbox.bin / tool).unlink()
+    root = tmp_path / "root"
+    proc = sandbox.run("--os", "trixie", "--source", "/src/pi", ROOT=str(root))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "install.sh: error: missing command(s): groupadd useradd usermod "
+        "(apt-get install passwd); nothing was changed"
+    )
+    assert sandbox.calls() == [] and not root.exists()
+
+
 def test_real_install_refuses_without_root_privileges_unless_dry_run(sandbox):
     uid = None
     if os.geteuid() == 0:

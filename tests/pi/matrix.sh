@@ -8,9 +8,11 @@
 #   ci (default)  bookworm/cortex-a72 and trixie/cortex-a76: both releases, both cpus
 #   all           the four combinations
 #   "bookworm:cortex-a76 trixie:cortex-a72 ..."   any list
-# PI_INSPECT_PI_BREAK=numpy2 (the default) also runs the Bookworm check with numpy 2 forced
-# into the venv and requires it to FAIL: a check that cannot fail proves nothing.
-# PI_INSPECT_PI_BREAK=none skips that.
+# PI_INSPECT_PI_BREAK="numpy2 cpuinfo" (the default) also runs the Bookworm/A72 check with
+# numpy 2 forced into the venv, and with the x86 host's cpu files left in the root, and
+# requires each to FAIL at its own step (PI_FAIL_FAST: it stops at the first failed step): a
+# check that cannot fail proves nothing. PI_INSPECT_PI_BREAK=none skips that.
+# PI_INSPECT_PI_JOBS (default 2): how many of these run side by side.
 # --write-docs puts the rows into the "Tested on" table of docs/service.md (between its
 # pi-tested-on markers; rows of combinations not run are kept).
 set -euo pipefail
@@ -40,26 +42,86 @@ for release in "${releases[@]}"; do
 done
 for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed build fails its checks below
 
+# The checks, then the deliberate breakages, PI_INSPECT_PI_JOBS (default 2) at a time: each is
+# mostly one busy qemu thread, so two side by side keep a 2-core machine's cores busy. A job's
+# output is printed whole when it ends, so the log reads one check at a time.
+# The step each breakage must fail at: failing elsewhere (the network, say) would prove
+# nothing about the check.
+declare -A break_step=([numpy2]=stack [cpuinfo]=cpu-files [cpu-max]=cpu-model)
+read -r -a breakages <<< "${PI_INSPECT_PI_BREAK:-numpy2 cpuinfo}"
+queue=()
+for combo in "${combos[@]}"; do queue+=("check:$combo"); done
+for breakage in "${breakages[@]}"; do [ "$breakage" = none ] || queue+=("break:$breakage"); done
+jobs_max="${PI_INSPECT_PI_JOBS:-2}"
 rows="$(mktemp)"
-trap 'rm -f "$rows"' EXIT
+logs="$(mktemp -d)"
+trap 'rm -rf "$rows" "$logs"' EXIT
 failed=()
-for combo in "${combos[@]}"; do
-    start=$SECONDS
-    PI_INSPECT_PI_ROWS="$rows" bash "$HERE/run.sh" "${combo%%:*}" "${combo#*:}" || failed+=("$combo")
-    echo "== $combo took $((SECONDS - start)) s"
-done
+started=$SECONDS
 
-breakage="${PI_INSPECT_PI_BREAK:-numpy2}"
-if [ "$breakage" != none ]; then
-    start=$SECONDS
-    echo "== the check must fail on a broken install: bookworm cortex-a72 --break $breakage"
-    if PI_FAIL_FAST=1 bash "$HERE/run.sh" bookworm cortex-a72 --break "$breakage"; then
-        echo "pi check: error: the deliberately broken install ($breakage) passed" >&2
-        failed+=("break-$breakage")
-    else
-        echo "== as required, the broken install ($breakage) failed ($((SECONDS - start)) s)"
+launch() {  # $1: a queue entry; runs it in the background, leaves NAME.log and NAME.status
+    local kind="${1%%:*}" what="${1#*:}" name="${1//:/-}"
+    (
+        start=$SECONDS rc=0
+        if [ "$kind" = check ]; then
+            PI_INSPECT_PI_ROWS="$rows" bash "$HERE/run.sh" "${what%%:*}" "${what#*:}" \
+                > "$logs/$name.log" 2>&1 || rc=$?
+        else
+            PI_FAIL_FAST=1 bash "$HERE/run.sh" bookworm cortex-a72 --break "$what" \
+                > "$logs/$name.log" 2>&1 || rc=$?
+        fi
+        echo "$rc $((SECONDS - start))" > "$logs/$name.status"
+    ) &
+}
+
+report() {  # $1: a finished queue entry: its output, then its verdict
+    local kind="${1%%:*}" what="${1#*:}" name="${1//:/-}" rc took expected
+    read -r rc took < "$logs/$name.status"
+    echo
+    echo "==== $kind $what ($took s) ===="
+    cat "$logs/$name.log"
+    if [ "$kind" = check ]; then
+        [ "$rc" -eq 0 ] || failed+=("$what")
+        echo "== $what took $took s"
+        return
     fi
-fi
+    expected="${break_step[$what]:-?}"
+    if [ "$rc" -eq 0 ]; then
+        echo "pi check: error: the deliberately broken install ($what) passed" >&2
+        failed+=("break-$what")
+    elif ! grep -q "^FAILED step: $expected " "$logs/$name.log"; then
+        echo "pi check: error: the broken install ($what) failed, but not at step '$expected'" >&2
+        failed+=("break-$what")
+    else
+        echo "== as required, the broken install ($what) failed at step '$expected' ($took s)"
+    fi
+}
+
+reported=" "
+report_finished() {
+    local entry
+    for entry in "${queue[@]}"; do
+        [ -e "$logs/${entry//:/-}.status" ] || continue
+        [[ "$reported" == *" $entry "* ]] && continue
+        report "$entry"
+        reported+="$entry "
+    done
+}
+
+echo "== pi check: ${queue[*]}; $jobs_max at a time"
+for entry in "${queue[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n || true
+        report_finished
+    done
+    launch "$entry"
+done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do
+    wait -n || true
+    report_finished
+done
+report_finished
+echo "== pi check: all jobs ended in $((SECONDS - started)) s"
 
 echo
 echo "Tested on:"
