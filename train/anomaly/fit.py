@@ -43,7 +43,6 @@ class AnomalyConfig:
     pseudo_defects: float = 0.5  # share of training images given a pseudo-defect
     kinds: tuple[str, ...] = ("cutpaste", "scale", "scar", "smooth", "warp")
     crop: int = 64  # train on crops this size (0: whole images); the model is convolutional
-    init: str | None = None  # a previous anomaly run whose weights training starts from
     seed: int = 0
     workers: int | None = None
     deterministic: bool = True
@@ -204,21 +203,6 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
     return losses
 
 
-def _start_from(model, run_dir: Path) -> None:
-    """Copy a previous anomaly run's weights into ``model`` (same input size and layers)."""
-    from train.runs import load_run
-
-    previous = load_run(run_dir)
-    if previous.task != "anomaly":
-        raise ConfigError(f"--init {run_dir}: not an anomaly run (task {previous.task!r})")
-    if tuple(previous.input_size) != tuple(model.input_shape[2:0:-1]):
-        raise ConfigError(f"--init {run_dir}: input size {previous.input_size} differs")
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights(previous.model.get_layer(layer.name).get_weights())
-    log.info("anomaly: starting from the weights of %s", run_dir)
-
-
 def predict_scores(model, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """(scores (n,), maps (n, mh, mw)) of the Keras anomaly model."""
     from train.anomaly.model import MAP, SCORE
@@ -252,8 +236,6 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     model = build_anomaly_model(cfg.input_size)
-    if cfg.init:
-        _start_from(model, Path(cfg.init))
     losses = _fit(model, train_x, cfg)
     model.save(run_dir / runs.MODEL_FILE)
     scores, _ = predict_scores(model, held_x)

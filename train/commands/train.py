@@ -26,13 +26,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "anything unlike them",
     )
     parser.add_argument(
-        "--init",
-        metavar="RUN",
-        default=None,
-        help="--task anomaly: start from a previous anomaly run's weights (train it longer, or "
-        "on new good images)",
-    )
-    parser.add_argument(
         "--false-alarms",
         type=float,
         default=0.005,
@@ -188,7 +181,6 @@ def _run_anomaly(args: argparse.Namespace) -> int:
         size=args.size,
         **given,
         false_alarms=args.false_alarms,
-        init=args.init,
         seed=args.seed,
         workers=args.workers,
         deterministic=not args.no_determinism,
