@@ -32,6 +32,16 @@ GOLDEN_FILE = "golden.npz"
 GOLDEN_COUNT = 6
 
 
+def source_name(run_dir: Path) -> str:
+    """The run a bundle came from, as the manifest records it: relative to the working folder
+    when inside it (``runs/demo``), else the run folder's name; never a machine's full path."""
+    import os
+
+    run = Path(run_dir).resolve()
+    rel = os.path.relpath(run, Path.cwd().resolve())
+    return rel if not rel.startswith("..") else run.name
+
+
 def check_label_names(labels: list[str]) -> None:
     """Refuse, before any work, labels the Pi could not publish or save (MQTT levels, files)."""
     try:
@@ -137,6 +147,7 @@ def write_bundle(
     force: bool = False,
     golden: np.ndarray | None = None,
     meanings: dict[str, dict[str, str]] | None = None,
+    outputs: dict[str, str] | None = None,
 ) -> Manifest:
     """Write into a temporary sibling directory, verify it, then move it into place.
 
@@ -178,7 +189,7 @@ def write_bundle(
             "reference_model": FLOAT_FILE if float_bytes is not None else None,
             "signature": "serving_default",
             "input_name": "pixels",
-            "outputs": {"scores": "scores", "features": "features"},
+            "outputs": dict(outputs or {"scores": "scores", "features": "features"}),
             "files": files,
             "heatmap": head.to_dict() if head is not None else None,
             "parity": parity,

@@ -166,10 +166,16 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     run_dir = Path(run_dir)
     if Path(out_dir).exists() and not opts.force:  # before minutes of conversion, not after
         raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
+    from train.runs import read_info
+
+    if read_info(run_dir).get("task") == "anomaly":
+        from convert.anomaly import convert_anomaly_run
+
+        return convert_anomaly_run(run_dir, Path(out_dir), opts)
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
-    from convert.bundle_writer import check_label_names, pick_golden
+    from convert.bundle_writer import check_label_names, pick_golden, source_name
 
     check_label_names(labels)  # before minutes of conversion, not after
     task = info["task"]
@@ -215,7 +221,7 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         input_dtype=input_dtype,
         quantization=opts.quant,
         head=head,
-        source_run=str(run_dir.resolve()),
+        source_run=source_name(run_dir),
         # the region the training frames were cut with; the daemon compares it with its own
         extra={"view": info["view"]} if info.get("view") is not None else None,
     )

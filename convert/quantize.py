@@ -27,14 +27,19 @@ SIGNATURE = "serving_default"
 INPUT_NAME = "pixels"
 
 
-def export_saved_model(model, out_dir: Path, with_features: bool = True) -> Path:
-    """Export ``model`` with a fixed batch of 1 and named outputs via Keras' ExportArchive."""
+def export_saved_model(
+    model, out_dir: Path, with_features: bool = True, outputs: dict | None = None
+) -> Path:
+    """Export ``model`` with a fixed batch of 1 and named outputs via Keras' ExportArchive.
+
+    ``outputs`` (signature name -> Keras tensor) replaces the classifier's ``scores`` and
+    ``features`` (an anomaly model exports ``anomaly_score`` and ``anomaly_map``)."""
     import keras
     import tensorflow as tf
 
     _, h, w, c = model.input_shape
-    outputs = {"scores": model.output}
-    if with_features:
+    outputs = dict(outputs) if outputs is not None else {"scores": model.output}
+    if with_features and "features" not in outputs and "scores" in outputs:
         try:
             outputs["features"] = model.get_layer(FEATURE_LAYER).output
         except ValueError:
@@ -103,12 +108,15 @@ def convert_model(
     calibration: np.ndarray | None = None,
     io_type: Literal["uint8", "int8"] = "uint8",
     with_features: bool = True,
+    outputs: dict | None = None,
 ) -> bytes:
     """Export through a temporary SavedModel and convert."""
     from train.quiet import stderr_silenced, verbose
 
     with tempfile.TemporaryDirectory(prefix="pi-inspect-export-") as tmp:
-        saved = export_saved_model(model, Path(tmp) / "saved_model", with_features=with_features)
+        saved = export_saved_model(
+            model, Path(tmp) / "saved_model", with_features=with_features, outputs=outputs
+        )
         with stderr_silenced(not verbose()):  # the converter's C++ logs; errors still raise
             return convert_saved_model(saved, quant, calibration, io_type)
 

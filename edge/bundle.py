@@ -178,3 +178,8 @@ def write_manifest(bundle_dir: str | Path, data: dict[str, Any]) -> Path:
 def default_bundle_dir() -> Path:
     """The demo bundle shipped inside the package."""
     return Path(__file__).resolve().parent / "assets" / "demo_bundle"
+
+
+def anomaly_bundle_dir() -> Path:
+    """The demo anomaly bundle shipped inside the package (trained on good seams only)."""
+    return Path(__file__).resolve().parent / "assets" / "anomaly_bundle"

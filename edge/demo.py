@@ -61,6 +61,18 @@ def read_occurrences(path: Path) -> list[Occurrence]:
         ]
 
 
+def as_anomaly(truth: list[Occurrence], label: str = "anomaly") -> list[Occurrence]:
+    """The ground truth as an anomaly model sees it: every defect, whatever its kind, is one
+    ``anomaly`` occurrence (overlapping ones merge into one)."""
+    merged: list[Occurrence] = []
+    for occ in sorted(truth, key=lambda o: o.first_frame):
+        if merged and occ.first_frame <= merged[-1].last_frame:
+            last = merged.pop()
+            occ = Occurrence(label, last.first_frame, max(last.last_frame, occ.last_frame))
+        merged.append(Occurrence(label, occ.first_frame, occ.last_frame))
+    return merged
+
+
 def match_events(events: list[DefectEvent], truth: list[Occurrence], tolerance: int = 3) -> Score:
     """An event matches an unmatched occurrence of its label whose frames overlap its own
     (within ``tolerance`` frames) and that could explain it: at most twice the occurrence's

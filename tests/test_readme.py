@@ -26,6 +26,9 @@ README = ROOT / "README.md"
 # (pattern, replacement): scaled-down counts; the README keeps the real ones.
 SCALE = [
     (r"--count 6000\b", "--count 40"),
+    (r"--count 8000\b", "--count 240"),  # --good-only keeps about a quarter
+    (r"--epochs 50\b", "--epochs 1"),
+    (r"^pi-inspect demo --anomaly$", "pi-inspect demo --anomaly --frames 45"),
     (r"--count 1000\b", "--count 16"),
     (r"--epochs 20\b", "--epochs 1"),
     (r"--size 96\b", "--size 32"),

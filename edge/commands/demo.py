@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from edge.demo import ConsoleOutput, LampView, match_events, read_occurrences
+from edge.demo import ConsoleOutput, LampView, as_anomaly, match_events, read_occurrences
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="320x240", help="video size WxH")
     parser.add_argument("--fps", type=float, default=15.0, help="video frame rate")
     parser.add_argument("--bundle", help="model bundle (default: the built-in demo bundle)")
+    parser.add_argument(
+        "--anomaly",
+        action="store_true",
+        help="judge the video with the built-in good-only anomaly bundle (or --bundle, an "
+        "anomaly bundle): every defect kind counts as one 'anomaly'",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -86,6 +92,8 @@ def _demo(args: argparse.Namespace, out_dir: Path, started: float) -> int:
     )
     render_video(video, frames=args.frames, seed=args.seed, size=size, fps=args.fps)
     truth = read_occurrences(video.with_name(f"{video.stem}.occurrences.csv"))
+    if args.anomaly:
+        truth = as_anomaly(truth)
     view.say(
         f"  ground truth: {len(truth)} defects ("
         + ", ".join(f"{o.label} {o.first_frame}-{o.last_frame}" for o in truth)
@@ -101,6 +109,10 @@ def _demo(args: argparse.Namespace, out_dir: Path, started: float) -> int:
     }
     if args.bundle:
         settings["model"] = {"bundle": args.bundle}
+    elif args.anomaly:
+        from edge.bundle import anomaly_bundle_dir
+
+        settings["model"] = {"bundle": str(anomaly_bundle_dir())}
     config = parse_config(settings)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -29,6 +29,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=1000, help="number of stills")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
+        "--good-only",
+        action="store_true",
+        help="render only the good stills among --count (training data for --task anomaly)",
+    )
+    parser.add_argument(
         "--size",
         type=parse_size,
         default=None,
@@ -69,7 +74,9 @@ def _run(args: argparse.Namespace) -> int:
 
         size = args.size or (128, 128)
         start = time.monotonic()
-        summary = generate_dataset(args.out, args.count, args.seed, size, args.workers)
+        summary = generate_dataset(
+            args.out, args.count, args.seed, size, args.workers, good_only=args.good_only
+        )
         freq = ", ".join(
             f"{k} {summary.frequency(k):.0%}" for k in ("good", "error", "break", "length")
         )

@@ -104,15 +104,25 @@ def generate_dataset(
     size: tuple[int, int] = (128, 128),
     workers: int | None = None,
     chunk: int = 32,
+    good_only: bool = False,
 ) -> DatasetSummary:
-    """Render ``count`` stills into ``out`` and write both CSV files; returns what was written."""
+    """Render ``count`` stills into ``out`` and write both CSV files; returns what was written.
+
+    ``good_only`` renders only the good stills among the ``count`` (about a quarter), under
+    the names they have in the full set: training data for a model that learns from good
+    parts only, never overlapping a full set of another seed.
+    """
+    from edge.synth.still import is_good
+
     if count < 1:
         raise ValueError("count must be >= 1")
     root = Path(out)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    indices = [i for i in range(count) if not good_only or is_good(seed, i)]
+    if not indices:
+        raise ValueError(f"none of the first {count} stills of seed {seed} is good")
     jobs = [
-        (str(root), seed, size, list(range(s, min(count, s + chunk))))
-        for s in range(0, count, chunk)
+        (str(root), seed, size, indices[s : s + chunk]) for s in range(0, len(indices), chunk)
     ]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers == 1:

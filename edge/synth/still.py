@@ -148,12 +148,23 @@ def sample_camera(rng: np.random.Generator, size: tuple[int, int]) -> Camera:
     return Camera(size, float(fov), float(angle), (float(rng.uniform(-20, 20)), float(-offset)))
 
 
-def render_still(seed: int, index: int, size: tuple[int, int] = (128, 128)) -> Sample:
-    """Render image ``index`` of the data set with seed ``seed`` at ``size`` = (w, h)."""
-    rng = image_rng(seed, index)
+def _draw_labels(rng: np.random.Generator) -> tuple[bool, bool, bool]:
+    """An image's defects (error, break, length): the first numbers its generator gives."""
     error = bool(rng.random() < P_ERROR)
     brk = bool(rng.random() < P_BREAK)
     length = bool(rng.random() < P_LENGTH)
+    return error, brk, length
+
+
+def is_good(seed: int, index: int) -> bool:
+    """Whether image ``index`` of seed ``seed`` is good, without rendering it."""
+    return make_labels(*_draw_labels(image_rng(seed, index)))["good"]
+
+
+def render_still(seed: int, index: int, size: tuple[int, int] = (128, 128)) -> Sample:
+    """Render image ``index`` of the data set with seed ``seed`` at ``size`` = (w, h)."""
+    rng = image_rng(seed, index)
+    error, brk, length = _draw_labels(rng)
     for _attempt in range(20):
         sample = _try_render(rng, size, error, brk, length)
         if sample is not None:

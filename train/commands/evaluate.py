@@ -1,8 +1,10 @@
-"""``pi-inspect evaluate RUN --data TEST``: per-label metrics with thresholds tuned on validation."""
+"""``pi-inspect evaluate RUN --data TEST``: per-label metrics with thresholds tuned on validation;
+for an anomaly run, AUROC per defect kind, false alarms, the pointing game and a histogram."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +24,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="what the per-label thresholds maximise on the validation split",
     )
     parser.add_argument("--list-size", type=int, default=50, help="rows in uncertain.csv")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="anomaly runs: score the run's int8 bundle through the edge runtime instead of "
+        "the float model",
+    )
 
 
 def format_summary(result: dict) -> str:
@@ -62,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
     from train.runs import EVAL_DIR, load_run, split_path
 
     run_ = load_run(args.run)
+    if run_.task == "anomaly":
+        from train.anomaly.evaluate import evaluate_anomaly, format_anomaly
+
+        result = evaluate_anomaly(
+            run_, args.data, with_robustness=args.robustness, bundle=args.bundle
+        )
+        print(format_anomaly(result))
+        print(f"written: {run_.path / EVAL_DIR}/anomaly.json, histogram.png")
+        return 0
     test = read_labelled(args.data, run_.task)
     if list(test.labels) != run_.labels:
         from edge.errors import DataError

@@ -1,4 +1,5 @@
-"""``pi-inspect train``: train a classifier from a lookup table or class folders into RUN_DIR."""
+"""``pi-inspect train``: train a classifier from a lookup table or class folders into RUN_DIR,
+or (``--task anomaly``) an anomaly model from good images only."""
 
 from __future__ import annotations
 
@@ -14,7 +15,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         required=True,
-        help="lookup table CSV (multi-label), a folder with labels.csv, or class folders (multi-class)",
+        help="lookup table CSV (multi-label), a folder with labels.csv, or class folders "
+        "(multi-class); for --task anomaly also a folder of good images",
+    )
+    parser.add_argument(
+        "--task",
+        default="classify",
+        choices=["classify", "anomaly"],
+        help="classify: learn the labels; anomaly: learn the good images only and flag "
+        "anything unlike them",
+    )
+    parser.add_argument(
+        "--false-alarms",
+        type=float,
+        default=0.005,
+        help="--task anomaly: share of held-out good images allowed over the threshold",
     )
     parser.add_argument(
         "--valid", help="explicit validation set (else --data is split 85/15 by source group)"
@@ -28,7 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size", type=int, default=96, help="square input size in pixels"
     )
-    parser.add_argument("--epochs", type=int, default=30, help="most epochs to train")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="most epochs to train (default: 30; anomaly 24)"
+    )
     parser.add_argument(
         "--out", required=True, metavar="RUN_DIR", help="run folder for the model, run.json, curves"
     )
@@ -40,9 +57,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--head-hidden", default="", help="hidden Dense layers before the logits, e.g. 64,32"
     )
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout before the head")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per training step")
     parser.add_argument(
-        "--lr", type=float, default=1e-3, dest="learning_rate", help="initial learning rate"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per training step (default: 32; anomaly 64)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        dest="learning_rate",
+        help="initial learning rate (default: 0.001; anomaly 0.002)",
     )
     parser.add_argument(
         "--schedule",
@@ -82,6 +108,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "anomaly":
+        return _run_anomaly(args)
     from edge.view import station_view
     from train.augment_config import AugmentConfig
     from train.fit import TrainConfig, train
@@ -92,14 +120,14 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         arch=args.arch,
         size=args.size,
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else 30,
         valid=args.valid,
         weights=args.weights,
         alpha=args.alpha,
         head_hidden=parse_hidden(args.head_hidden),
         dropout=args.dropout,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
+        batch_size=args.batch_size if args.batch_size is not None else 32,
+        learning_rate=args.learning_rate if args.learning_rate is not None else 1e-3,
         schedule=args.schedule,
         fine_tune_epochs=args.fine_tune_epochs,
         patience=args.patience,
@@ -112,4 +140,51 @@ def run(args: argparse.Namespace) -> int:
     )
     run_dir = train(cfg)
     print(run_dir)
+    return 0
+
+
+# Options that only a classifier uses; an anomaly run says so rather than ignoring them.
+_CLASSIFIER_ONLY = {
+    "valid": None,
+    "arch": "cnn",
+    "weights": "none",
+    "head_hidden": "",
+    "schedule": "plateau",
+    "weighting": "balanced",
+    "augment": DEFAULT_AUGMENT,
+}
+
+
+def _run_anomaly(args: argparse.Namespace) -> int:
+    import logging
+
+    from edge.view import station_view
+    from train.anomaly.fit import AnomalyConfig, train_anomaly
+
+    ignored = [
+        "--" + key.replace("_", "-")
+        for key, default in _CLASSIFIER_ONLY.items()
+        if getattr(args, key) != default
+    ]
+    if ignored:
+        logging.getLogger("pi-inspect.train").warning(
+            "--task anomaly ignores %s (classifier options)", ", ".join(ignored)
+        )
+    given = {
+        key: getattr(args, key)
+        for key in ("epochs", "batch_size", "learning_rate")
+        if getattr(args, key) is not None
+    }
+    cfg = AnomalyConfig(
+        data=args.data,
+        out=args.out,
+        size=args.size,
+        **given,
+        false_alarms=args.false_alarms,
+        seed=args.seed,
+        workers=args.workers,
+        deterministic=not args.no_determinism,
+        view=station_view(args.station_config).to_dict() if args.station_config else None,
+    )
+    print(train_anomaly(cfg))
     return 0

@@ -1,0 +1,236 @@
+"""Convert an anomaly run: full-int8 model, threshold recalibrated on int8 scores, verified.
+
+The same steps as for a classifier (fold, equalise, int8 with uint8 input, no float op, a
+float32 reference, golden set), with three differences:
+
+- calibration images are the run's good images, half of them with a pseudo-defect, so the int8
+  ranges of every layer also cover what a flaw does to the activations (calibrated on good
+  images only, a real defect's activations clip and its score comes out too low);
+- the threshold is set again on the int8 model's scores of the held-out good images, for the
+  run's false-alarm target: the Pi decides with int8 scores, so they must meet the target;
+- parity is measured as the issue of anomaly scores asks: Pearson correlation of float and
+  int8 scores (at least ``MIN_CORRELATION``) and, on a labelled ``--test`` set, the drop in
+  image AUROC of good against defective images (at most ``MAX_AUROC_DROP``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ConversionError
+
+log = logging.getLogger("pi-inspect.convert")
+
+MIN_CORRELATION = 0.99
+MAX_AUROC_DROP = 0.005
+OUTPUTS = {"scores": "anomaly_score", "map": "anomaly_map"}
+
+
+@dataclass
+class AnomalyParity:
+    count: int
+    pearson: float
+    auroc_float: float | None
+    auroc_int8: float | None
+    mean_abs_diff: float
+    max_abs_diff: float
+    map_pearson: float
+    threshold_float: float
+    threshold_int8: float
+
+    @property
+    def auroc_drop(self) -> float | None:
+        if self.auroc_float is None or self.auroc_int8 is None:
+            return None
+        return self.auroc_float - self.auroc_int8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "auroc_drop": self.auroc_drop}
+
+    def table(self) -> str:
+        lines = [
+            f"anomaly scores, float vs int8 on {self.count} images: Pearson {self.pearson:.4f} "
+            f"(min {MIN_CORRELATION}), mean |diff| {self.mean_abs_diff:.4f}, "
+            f"max {self.max_abs_diff:.4f}; maps Pearson {self.map_pearson:.3f}",
+        ]
+        if self.auroc_drop is not None:
+            lines.append(
+                f"image AUROC good vs defective: float {self.auroc_float:.4f}, int8 "
+                f"{self.auroc_int8:.4f} (drop {self.auroc_drop:+.4f}, max {MAX_AUROC_DROP})"
+            )
+        lines.append(
+            f"threshold: {self.threshold_int8:.4f} on int8 scores "
+            f"(float model: {self.threshold_float:.4f})"
+        )
+        return "\n".join(lines)
+
+
+def check_anomaly_parity(report: AnomalyParity, allow_drop: bool) -> None:
+    problems = []
+    if not report.pearson >= MIN_CORRELATION:
+        problems.append(f"score correlation {report.pearson:.4f} < {MIN_CORRELATION}")
+    drop = report.auroc_drop
+    if drop is not None and drop > MAX_AUROC_DROP:
+        problems.append(f"AUROC drops by {drop:.4f} > {MAX_AUROC_DROP}")
+    if problems and not allow_drop:
+        raise ConversionError(
+            f"the int8 anomaly model does not match the float one: {'; '.join(problems)}; not "
+            "writing the bundle. Use more/other --calib images, --quant float16, or --allow-drop"
+        )
+
+
+def _good(path: Path, size: tuple[int, int], count: int, seed: int) -> np.ndarray:
+    from edge.data.images import load_images
+    from train.anomaly.fit import good_paths
+
+    paths = good_paths(path)
+    if len(paths) > count:
+        pick = np.random.default_rng(seed).choice(len(paths), size=count, replace=False)
+        paths = [paths[i] for i in np.sort(pick)]
+    images, ok = load_images(paths, size)
+    if not ok.any():
+        raise ConversionError(f"{path}: no readable good images")
+    return images[ok]
+
+
+def _labelled(path: Path, size: tuple[int, int], count: int, seed: int):
+    """Images of a labelled test set and whether each is defective (any alarm condition)."""
+    from edge.data.images import load_images
+    from train.anomaly.evaluate import defect_kinds
+
+    kinds, paths = defect_kinds(path)
+    idx = np.arange(len(paths))
+    if len(idx) > count:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), size=count, replace=False))
+    images, ok = load_images([paths[i] for i in idx], size)
+    defective = np.zeros(len(paths), bool)
+    for mask in kinds.values():
+        defective |= mask
+    return images[ok], defective[idx][ok]
+
+
+def calibration_images(good: np.ndarray, seed: int) -> np.ndarray:
+    """Good images, every other one with a pseudo-defect (see the module docstring)."""
+    from train.anomaly.model import map_size
+    from train.anomaly.pseudo import make_batch
+
+    h, w = good.shape[1:3]
+    images, _ = make_batch(good, np.random.default_rng(seed), map_size((w, h)), 0.5)
+    return images
+
+
+def int8_scores(bundle_dir: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (n,), maps (n, mh, mw)) of a bundle through the edge runtime."""
+    from edge.runtime import load_classifier
+
+    with load_classifier(bundle_dir, check_golden=False) as model:
+        preds = [model.predict(img) for img in images]
+    return np.array([p.scores[0] for p in preds]), np.stack([p.features for p in preds])
+
+
+def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
+    from convert.bundle_writer import pick_golden, source_name, write_bundle
+    from convert.equalize import equalize_activations
+    from convert.fold import fold_pooled_batchnorm
+    from convert.pipeline import ConvertResult
+    from convert.quantize import convert_model
+    from convert.verify import check_integer_only, list_ops, pearson
+    from train.anomaly.fit import HOLDOUT_SPLIT, TRAIN_SPLIT, calibrate, predict_scores
+    from train.anomaly.model import MAP, SCORE
+    from train.metrics import auroc
+    from train.runs import load_run
+
+    if opts.quant != "int8":
+        raise ConversionError("an anomaly model converts to int8 only (--quant int8)")
+    run = load_run(run_dir)
+    info = run.info
+    size = tuple(int(v) for v in info["input_size"])
+    seed = int(info.get("seed", 0))
+    target = float(info["anomaly"]["false_alarm_target"])
+    calib_path = opts.calib or Path(run_dir) / TRAIN_SPLIT
+    held = _good(Path(run_dir) / HOLDOUT_SPLIT, size, 100_000, seed)
+    calib = calibration_images(_good(Path(calib_path), size, opts.calib_count, seed), seed)
+    if opts.test is not None:
+        test_x, test_bad = _labelled(Path(opts.test), size, opts.test_count, seed + 1)
+    else:
+        test_x, test_bad = held, None
+    log.info(
+        "calibrating on %d images (half with pseudo-defects); threshold on %d held-out good "
+        "images; parity on %d images",
+        len(calib),
+        len(held),
+        len(test_x),
+    )
+    model = fold_pooled_batchnorm(run.model)
+    equalize_activations(model, calib)
+    outputs = {SCORE: model.output[SCORE], MAP: model.output[MAP]}
+    model_bytes = convert_model(model, "int8", calib, opts.io_type, False, outputs)
+    ops = list_ops(model_bytes)
+    check_integer_only(ops)
+    float_bytes = convert_model(model, "float32", None, "uint8", False, outputs) if opts.reference else None
+    float_held, _ = predict_scores(model, held)
+    float_test, float_maps = predict_scores(model, test_x)
+    common: dict[str, Any] = dict(
+        name=opts.name or Path(run_dir).resolve().name,
+        version=opts.version or dt.datetime.now(dt.timezone.utc).strftime("%Y.%m.%d-%H%M"),
+        task="anomaly",
+        labels=["anomaly"],
+        alarms={"anomaly": "above"},
+        meanings={"anomaly": dict(info["meanings"]["anomaly"])},
+        input_size=size,
+        input_dtype=opts.io_type,
+        quantization="int8",
+        head=None,
+        source_run=source_name(Path(run_dir)),
+        outputs=dict(OUTPUTS),
+    )
+    with tempfile.TemporaryDirectory(prefix="pi-inspect-bundle-") as tmp:
+        probe = Path(tmp) / "bundle"
+        write_bundle(
+            probe, model_bytes=model_bytes, float_bytes=None, parity=None,
+            thresholds={"anomaly": 0.5}, **common,
+        )
+        q_held, _ = int8_scores(probe, held)
+        q_test, q_maps = int8_scores(probe, test_x)
+    threshold = calibrate(q_held, target)
+    map_r = [pearson(a, b) for a, b in zip(float_maps, q_maps, strict=True)]
+    diff = np.abs(float_test - q_test)
+    report = AnomalyParity(
+        count=len(test_x),
+        pearson=pearson(float_test, q_test),
+        auroc_float=auroc(test_bad, float_test) if test_bad is not None else None,
+        auroc_int8=auroc(test_bad, q_test) if test_bad is not None else None,
+        mean_abs_diff=float(diff.mean()),
+        max_abs_diff=float(diff.max()),
+        map_pearson=float(np.nanmean(map_r)) if np.isfinite(map_r).any() else float("nan"),
+        threshold_float=calibrate(float_held, target),
+        threshold_int8=threshold,
+    )
+    check_anomaly_parity(report, opts.allow_drop)
+    anomaly = {
+        "false_alarm_target": target,
+        "calibrated_on": int(len(held)),
+        "map_size": [int(q_maps.shape[2]), int(q_maps.shape[1])],
+    }
+    extra: dict[str, Any] = {"anomaly": anomaly}
+    if info.get("view") is not None:
+        extra["view"] = info["view"]
+    manifest = write_bundle(
+        out_dir,
+        model_bytes=model_bytes,
+        float_bytes=float_bytes,
+        parity=report.to_dict(),
+        force=opts.force,
+        golden=test_x[pick_golden(q_test[:, None])],
+        thresholds={"anomaly": threshold},
+        extra=extra,
+        **common,
+    )
+    return ConvertResult(manifest=manifest, bundle_dir=Path(out_dir), ops=ops, parity=report)

@@ -1,0 +1,104 @@
+"""The anomaly model's pieces that need no training: pseudo-defects, the threshold, AUROC,
+good-only rendering and the demo's anomaly ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.demo import Occurrence, as_anomaly
+
+
+def _good_images(n: int = 6, size: int = 48) -> np.ndarray:
+    from edge.preprocess import prepare
+    from edge.synth.still import is_good, render_still
+
+    goods = [i for i in range(60) if is_good(5, i)][:n]
+    return np.stack([prepare(render_still(5, i, (size, size)).image, (size, size)) for i in goods])
+
+
+def test_pseudo_defects_mark_only_pixels_they_visibly_changed():
+    from train.anomaly.pseudo import CHANGED, KINDS, PseudoConfig, add_pseudo_defect
+
+    images = _good_images()
+    rng = np.random.default_rng(3)
+    marked = dict.fromkeys(KINDS, 0)
+    for kind in KINDS:
+        for i in range(len(images)):
+            out, mask = add_pseudo_defect(images[i], images[-1 - i], rng, PseudoConfig(kinds=(kind,)))
+            diff = np.abs(out.astype(int) - images[i].astype(int)).max(axis=2)
+            assert mask.shape == images[i].shape[:2]
+            marked[kind] += int(mask.sum())
+            # every marked pixel lies within 1 px of a changed one (the mask is dilated once)
+            near = np.zeros_like(mask)
+            ys, xs = np.nonzero(diff >= CHANGED)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    near[np.clip(ys + dy, 0, 47), np.clip(xs + dx, 0, 47)] = True
+            assert not (mask & ~near).any(), kind
+    assert all(marked.values()), marked  # every kind marks something over a few images
+
+
+def test_pseudo_batches_are_reproducible_from_their_seed_and_flaw_about_the_asked_share():
+    from train.anomaly.pseudo import make_batch
+
+    images = np.repeat(_good_images(), 20, axis=0)
+    a, ma = make_batch(images, np.random.default_rng(7), (6, 6), 0.5)
+    b, mb = make_batch(images, np.random.default_rng(7), (6, 6), 0.5)
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)
+    assert ma.shape == (len(images), 6, 6) and ma.min() >= 0 and ma.max() <= 1
+    flawed = (a != images).any(axis=(1, 2, 3)).mean()
+    assert 0.3 < flawed < 0.7
+    clean = ~(a != images).any(axis=(1, 2, 3))
+    assert (ma[clean] == 0).all()  # an untouched image has an empty target
+
+
+def test_threshold_lets_at_most_the_target_share_of_good_scores_above_it():
+    from train.anomaly.fit import calibrate
+
+    scores = np.random.default_rng(0).random(1000)
+    for target in (0.001, 0.005, 0.01, 0.1):
+        t = calibrate(scores, target)
+        assert (scores > t).mean() <= target
+        assert (scores >= t).mean() > target - 1 / 1000  # and no higher than it needs to be
+
+
+def test_auroc_counts_ties_half_and_matches_pairwise_definition():
+    from train.metrics import auroc
+
+    rng = np.random.default_rng(1)
+    y = rng.random(200) < 0.3
+    s = np.round(rng.random(200) + y * 0.3, 1)  # coarse scores: many ties
+    pos, neg = s[y], s[~y]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (
+        len(pos) * len(neg)
+    )
+    assert auroc(y, s) == pytest.approx(pairwise)
+    assert np.isnan(auroc(np.zeros(5, bool), np.arange(5)))
+
+
+def test_good_only_rendering_keeps_the_full_sets_names_and_images(tmp_path):
+    from edge.data.table import read_dataset
+    from edge.synth.dataset import generate_dataset
+
+    full = generate_dataset(tmp_path / "full", 24, seed=9, size=(32, 32), workers=1)
+    good = generate_dataset(tmp_path / "good", 24, seed=9, size=(32, 32), workers=1, good_only=True)
+    expected = [r.name for r in full.rows if r.labels["good"]]
+    assert [r.name for r in good.rows] == expected and expected
+    for name in expected:
+        assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "good" / name).read_bytes()
+    assert read_dataset(tmp_path / "good").y[:, 0].all()
+
+
+def test_demo_ground_truth_for_an_anomaly_model_is_every_defect_as_one_kind():
+    truth = [
+        Occurrence("error", 10, 20),
+        Occurrence("length", 50, 90),
+        Occurrence("break", 85, 100),
+        Occurrence("break", 200, 210),
+    ]
+    assert as_anomaly(truth) == [
+        Occurrence("anomaly", 10, 20),
+        Occurrence("anomaly", 50, 100),
+        Occurrence("anomaly", 200, 210),
+    ]

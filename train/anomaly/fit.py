@@ -1,0 +1,275 @@
+"""``pi-inspect train --task anomaly``: learn the good parts, calibrate a threshold, write a run.
+
+The good images are split into a training part and a held-out part (``holdout``, seeded). The
+model trains on the training part, each epoch with fresh pseudo-defects (``pseudo``); the
+held-out good images then set the threshold: the score that only ``false_alarms`` of good
+images exceed. ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import ConfigError, DataError
+from train import runs
+
+log = logging.getLogger(__name__)
+
+LABEL = "anomaly"
+MEANING = {"alarm": "present", "meaning": "unlike the good parts the model was trained on"}
+TRAIN_SPLIT = "train_good.csv"
+HOLDOUT_SPLIT = "holdout_good.csv"
+
+
+@dataclass
+class AnomalyConfig:
+    """Every option of ``pi-inspect train --task anomaly`` (stored in run.json["config"])."""
+
+    data: str
+    out: str
+    size: int = 96
+    epochs: int = 24
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    false_alarms: float = 0.005  # share of good images allowed over the threshold
+    holdout: float = 0.15
+    pseudo_defects: float = 0.5  # share of training images given a pseudo-defect
+    kinds: tuple[str, ...] = ("cutpaste", "scale", "scar", "smooth", "warp")
+    crop: int = 64  # train on crops this size (0: whole images); the model is convolutional
+    seed: int = 0
+    workers: int | None = None
+    deterministic: bool = True
+    verbose: int | None = None
+    view: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (int(self.size), int(self.size))
+
+    def validate(self) -> None:
+        from train.anomaly.pseudo import KINDS
+
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("--epochs and --batch-size must be at least 1")
+        if self.size < 16:
+            raise ConfigError(f"--size {self.size} is too small (minimum 16 px)")
+        if self.crop and (self.crop % 8 or not self.crop >= 16):
+            raise ConfigError(f"crop {self.crop}: a multiple of 8, at least 16")
+        if not 0.0 < self.false_alarms < 0.5:
+            raise ConfigError("--false-alarms must be in (0, 0.5)")
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not self.kinds:
+            raise ConfigError(f"pseudo-defect kinds {unknown}: choose from {', '.join(KINDS)}")
+
+
+def good_paths(data: str | Path) -> list[Path]:
+    """The good images of ``data``: a flat folder of images (all good), or a lookup table /
+    class-folder set whose ``good`` label is true."""
+    from edge.data.table import read_dataset
+    from train.inputs import read_image_set
+
+    image_set = read_image_set(data)
+    if image_set.dataset is None:
+        return list(image_set.paths)
+    ds = image_set.dataset
+    if "good" not in ds.labels:
+        ds = read_dataset(data)  # the same error path as any other bad data set
+        raise DataError(
+            f"{data}: no 'good' label among {list(ds.labels)}; give a folder of good images "
+            "or a data set with a 'good' label or class"
+        )
+    column = list(ds.labels).index("good")
+    return [p for p, y in zip(ds.paths, ds.y, strict=True) if y[column] > 0.5]
+
+
+def split_good(paths: list[Path], holdout: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """(train, held-out) good images, seeded; at least 20 held out to calibrate on."""
+    if len(paths) < 40:
+        raise DataError(f"{len(paths)} good images: anomaly training needs at least 40")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n = max(20, int(round(holdout * len(paths))))
+    held = sorted(int(i) for i in order[:n])
+    kept = sorted(int(i) for i in order[n:])
+    return [paths[i] for i in kept], [paths[i] for i in held]
+
+
+def calibrate(good_scores: np.ndarray, false_alarms: float) -> float:
+    """The threshold that at most ``false_alarms`` of ``good_scores`` exceed (strictly above it
+    alarms), never below the highest score at that rank."""
+    s = np.sort(np.asarray(good_scores, dtype=np.float64))
+    allowed = int(np.floor(false_alarms * len(s)))
+    return float(s[len(s) - 1 - allowed])
+
+
+def write_good_split(path: Path, paths: list[Path]) -> None:
+    from edge.data.table import write_table
+
+    write_table(path, [str(Path(p).absolute()) for p in paths], ("good",), [[True]] * len(paths))
+
+
+def crop_batch(
+    images: np.ndarray, maps: np.ndarray, crop: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``crop`` px square of each image and the matching cells of its map (offsets on the
+    map grid, so every crop cell is one whole map cell)."""
+    from train.anomaly.model import STRIDE
+
+    n, h, w = images.shape[:3]
+    k = crop // STRIDE
+    oy = rng.integers(0, (h - crop) // STRIDE + 1, size=n)
+    ox = rng.integers(0, (w - crop) // STRIDE + 1, size=n)
+    xs = np.empty((n, crop, crop, 3), images.dtype)
+    ms = np.empty((n, k, k), maps.dtype)
+    for i in range(n):
+        y, x = oy[i] * STRIDE, ox[i] * STRIDE
+        xs[i] = images[i, y : y + crop, x : x + crop]
+        ms[i] = maps[i, oy[i] : oy[i] + k, ox[i] : ox[i] + k]
+    return xs, ms
+
+
+def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
+    """Train epoch by epoch, each with freshly flipped images and fresh pseudo-defects.
+
+    Training runs on ``cfg.crop`` px crops (2.25x fewer pixels than 96 px per step, the same
+    weights: the model is convolutional up to its map) through a twin model of the crop size;
+    the trained weights are then copied into ``model``. The map's loss is focal: most cells
+    are clean, and plain cross-entropy settles on their base rate before it learns the flaws.
+    """
+    import keras
+    import tensorflow as tf
+
+    from train.anomaly.model import MAP, SCORE, build_anomaly_model, map_size
+    from train.anomaly.pseudo import PseudoConfig, make_batch, vary_contrast
+
+    rng = np.random.default_rng(cfg.seed)
+    size = cfg.input_size
+    crop = cfg.crop if cfg.crop and cfg.crop < min(size) else 0
+    twin = build_anomaly_model((crop, crop)) if crop else model
+    steps = max(1, len(images) // cfg.batch_size)
+    rate = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.02
+    )
+    twin.compile(
+        optimizer=keras.optimizers.Adam(rate),
+        loss={MAP: keras.losses.BinaryFocalCrossentropy(gamma=2.0), SCORE: keras.losses.BinaryCrossentropy()},
+        loss_weights={MAP: 10.0, SCORE: 1.0},
+    )
+    pseudo = PseudoConfig(kinds=tuple(cfg.kinds))
+    grid = map_size(size)
+    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stderr.isatty() else 2)
+    losses = []
+    for epoch in range(cfg.epochs):
+        x = images.copy()
+        for axis in (1, 2):  # horizontal and vertical flips: a seam runs either way
+            flip = rng.random(len(x)) < 0.5
+            x[flip] = np.flip(x[flip], axis=axis)
+        x = vary_contrast(x, rng)
+        x, maps = make_batch(x, rng, grid, cfg.pseudo_defects, pseudo)
+        if crop:
+            x, maps = crop_batch(x, maps, crop, rng)
+        flawed = (maps.reshape(len(maps), -1).max(axis=1) > 0.1).astype(np.float32)[:, None]
+        data = (
+            tf.data.Dataset.from_tensor_slices((x, {MAP: maps, SCORE: flawed}))
+            .shuffle(len(x), seed=cfg.seed + epoch)
+            .batch(cfg.batch_size)
+            .map(lambda a, b: (tf.cast(a, tf.float32), b))
+            .prefetch(2)
+        )
+        started = time.monotonic()
+        hist = twin.fit(data, epochs=1, verbose=0, shuffle=False)
+        losses.append(float(hist.history["loss"][-1]))
+        if verbose:
+            log.info(
+                "epoch %d/%d: loss %.4f (map %.4f, score %.4f), %.0f s",
+                epoch + 1,
+                cfg.epochs,
+                losses[-1],
+                float(hist.history[f"{MAP}_loss"][-1]),
+                float(hist.history[f"{SCORE}_loss"][-1]),
+                time.monotonic() - started,
+            )
+    if twin is not model:
+        for layer in twin.layers:
+            if layer.weights:
+                model.get_layer(layer.name).set_weights(layer.get_weights())
+    return losses
+
+
+def predict_scores(model, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (n,), maps (n, mh, mw)) of the Keras anomaly model."""
+    from train.anomaly.model import MAP, SCORE
+
+    out = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(out[SCORE])[:, 0], np.asarray(out[MAP])
+
+
+def train_anomaly(cfg: AnomalyConfig) -> Path:
+    """Train per ``cfg``; returns the run directory (model.keras, run.json, thresholds.json)."""
+    import keras
+    import tensorflow as tf
+
+    from edge.data.images import load_images
+    from train.anomaly.model import build_anomaly_model, map_size
+
+    cfg.validate()
+    run_dir = Path(cfg.out).absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    train_paths, held_paths = split_good(good_paths(cfg.data), cfg.holdout, cfg.seed)
+    write_good_split(run_dir / TRAIN_SPLIT, train_paths)
+    write_good_split(run_dir / HOLDOUT_SPLIT, held_paths)
+    workers = cfg.workers or 4
+    train_x, ok = load_images(train_paths, cfg.input_size, workers)
+    train_x = train_x[ok]
+    held_x, ok_h = load_images(held_paths, cfg.input_size, workers)
+    held_x = held_x[ok_h]
+    log.info("anomaly: %d good images to train on, %d held out", len(train_x), len(held_x))
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    model = build_anomaly_model(cfg.input_size)
+    losses = _fit(model, train_x, cfg)
+    model.save(run_dir / runs.MODEL_FILE)
+    scores, _ = predict_scores(model, held_x)
+    threshold = calibrate(scores, cfg.false_alarms)
+    runs.write_json(run_dir / runs.THRESHOLDS_FILE, {LABEL: round(threshold, 6)})
+    config = asdict(cfg)
+    config["kinds"] = list(cfg.kinds)
+    info = {
+        "arch": "cnn",
+        "task": "anomaly",
+        "labels": [LABEL],
+        "input_size": list(cfg.input_size),
+        "map_size": list(map_size(cfg.input_size)),
+        "meanings": {LABEL: dict(MEANING)},
+        "alarms": {LABEL: "above"},
+        "data": {
+            "path": str(Path(cfg.data).absolute()),
+            "sha256": runs.data_hash(train_paths + held_paths, [[1.0]] * (len(train_paths) + len(held_paths))),
+            "count": len(train_paths) + len(held_paths),
+        },
+        "splits": {"train": str(run_dir / TRAIN_SPLIT), "holdout": str(run_dir / HOLDOUT_SPLIT)},
+        "anomaly": {
+            "false_alarm_target": cfg.false_alarms,
+            "calibrated_on": int(len(held_x)),
+            "threshold": round(threshold, 6),
+        },
+        "losses": [round(v, 5) for v in losses],
+        "config": config,
+        "seed": cfg.seed,
+        "versions": runs.versions(),
+        "train_seconds": round(time.monotonic() - started, 1),
+    }
+    if cfg.view is not None:
+        info["view"] = cfg.view
+    runs.write_json(run_dir / runs.RUN_FILE, info)
+    log.info("anomaly run written to %s (threshold %.4f)", run_dir, threshold)
+    return run_dir
