@@ -110,3 +110,20 @@ def test_matrix_fails_when_a_check_fails(tmp_path):
     assert proc.stderr.splitlines()[-1] == (
         "pi check: FAILED: bookworm:cortex-a72 trixie:cortex-a76"
     )
+
+
+def test_roots_count_as_cached_only_when_each_releases_installed_layer_exists(tmp_path):
+    """tests/run.sh leaves the Pi check out of an auto run on a machine without the roots
+    (building them takes over an hour); this is the test it asks."""
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        f'source "{root}/tests/pi/roots.sh"; pi_roots_cached "{root}" bookworm trixie && '
+        'echo cached || echo cold; for r in bookworm trixie; do '
+        f'mkdir -p "$PI_CACHE/installed-$r-$(pi_installed_key $r "{root}")"; '
+        'pi_roots_cached "' + str(root) + '" bookworm trixie && echo cached || echo cold; done'
+    )
+    out = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PI_INSPECT_PI_CACHE": str(tmp_path)},
+    )
+    assert out.stdout.split() == ["cold", "cold", "cached"], out.stderr

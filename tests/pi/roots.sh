@@ -47,6 +47,15 @@ pi_base_key() {
     { printf '%s\n' "format $PI_ROOT_FORMAT" "$1"; pi_base_packages "$1"; } | pi_hash
 }
 
+pi_roots_cached() {  # $1 checkout, then releases: whether each one's installed layer exists
+    local checkout="$1" release key
+    shift
+    for release in "$@"; do
+        key="$(pi_installed_key "$release" "$checkout")" || return 1
+        [ -d "$PI_CACHE/installed-$release-$key" ] || return 1
+    done
+}
+
 pi_installed_key() {  # $1 release, $2 checkout
     local deps
     deps="$("${PYTHON:-python3}" "$2/tests/pi/depset.py" "$2/pyproject.toml")" || return 1
