@@ -280,10 +280,13 @@ def test_a_read_only_state_dir_runs_with_a_memory_spool_and_shows_the_fault(
 
 
 def test_disk_full_at_run_time_keeps_events_in_memory_and_counts_them_until_space_returns(
-    make_tmpfs, mosquitto_broker, mqtt_subscribe, tmp_path: Path
+    make_tmpfs, make_mosquitto, mqtt_subscribe, tmp_path: Path
 ):
     fs = make_tmpfs("4m")
-    sub = mqtt_subscribe(mosquitto_broker, [DEFECTS])
+    # the subscriber's session survives the broker's restart: events the daemon sends while
+    # the subscriber is still reconnecting wait for it instead of being lost to the test
+    mosquitto_broker = make_mosquitto(persistence=True)
+    sub = mqtt_subscribe(mosquitto_broker, [DEFECTS], client_id="truth", clean_session=False)
     config = write_config(tmp_path / "c.toml", fs.path, mosquitto_broker.port, snapshots=False)
     child = Child(config, tmp_path)
     try:
