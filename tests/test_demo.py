@@ -36,6 +36,23 @@ def test_no_events_and_no_truth_is_perfect():
     assert score.recall == 1.0 and score.precision == 1.0
 
 
+def run_demo(out_dir: Path, *options: str, python_flags: tuple[str, ...] = ()):
+    """``pi-inspect demo OPTIONS --out OUT_DIR``: the finished process, its recall and its
+    precision."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, *python_flags, "-m", "edge.cli", "demo", *options, "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recall = float(re.search(r"recall\s+([\d.]+)", proc.stdout).group(1))
+    precision = float(re.search(r"precision\s+([\d.]+)", proc.stdout).group(1))
+    return proc, recall, precision
+
+
 def _demo_available() -> str | None:
     from edge.bundle import default_bundle_dir
 
@@ -50,18 +67,8 @@ def _demo_available() -> str | None:
 
 @pytest.mark.skipif(_demo_available() is not None, reason=str(_demo_available()))
 def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent(tmp_path: Path):
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "edge.cli", "demo", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, recall, precision = run_demo(tmp_path, python_flags=("-X", "importtime"))
     out = proc.stdout
-    recall = float(re.search(r"recall\s+([\d.]+)", out).group(1))
-    precision = float(re.search(r"precision\s+([\d.]+)", out).group(1))
     assert recall >= 0.95 and precision >= 0.95, out
     assert list((tmp_path / "snapshots").glob("*.heat.jpg"))
     assert "[G]" in out and "[R]" in out  # LED states were shown
@@ -118,18 +125,8 @@ def test_demo_removes_its_temporary_folder_unless_keep(tmp_path: Path, keep: boo
 def test_demo_with_the_good_only_anomaly_bundle_finds_most_defects_without_false_alarms(
     tmp_path: Path,
 ):
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "demo", "--anomaly", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, recall, precision = run_demo(tmp_path, "--anomaly")
     out = proc.stdout
-    recall = float(re.search(r"recall\s+([\d.]+)", out).group(1))
-    precision = float(re.search(r"precision\s+([\d.]+)", out).group(1))
     # the good-only model misses some wrong-length stretches (docs/results.md): recall 11/14
     assert recall >= 0.75 and precision >= 0.9, out
     assert re.search(r"anomaly\s+\d+ found, \d+ true", out), out

@@ -77,6 +77,16 @@ def _feather(img: np.ndarray, flawed: np.ndarray, region: np.ndarray, rng) -> np
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def _paste(img: np.ndarray, patch: np.ndarray, y: int, x: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``patch`` feathered into ``img`` at (y, x), and the region it covers."""
+    ph, pw = patch.shape[:2]
+    out = img.copy()
+    out[y : y + ph, x : x + pw] = patch
+    region = np.zeros(img.shape[:2], bool)
+    region[y : y + ph, x : x + pw] = True
+    return _feather(img, out, region, rng), region
+
+
 def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     h, w = img.shape[:2]
     y, x, ph, pw = _region(rng, h, w, cfg)
@@ -89,11 +99,7 @@ def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg) -> tuple[np.ndarray,
         patch = patch[:, ::-1]
     if ph == pw and rng.random() < 0.5:
         patch = np.rot90(patch)
-    out = img.copy()
-    out[y : y + ph, x : x + pw] = patch
-    region = np.zeros((h, w), bool)
-    region[y : y + ph, x : x + pw] = True
-    return _feather(img, out, region, rng), region
+    return _paste(img, patch, y, x, rng)
 
 
 def _scale(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -113,11 +119,7 @@ def _scale(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     y0 = int(np.clip(round(cy - sh / 2), 0, max(0, h - sh)))
     src = img[y0 : y0 + sh, x0 : x0 + sw]
     patch = cv2.resize(src, (pw, ph), interpolation=cv2.INTER_LINEAR if up else cv2.INTER_AREA)
-    out = img.copy()
-    out[y : y + ph, x : x + pw] = patch
-    region = np.zeros((h, w), bool)
-    region[y : y + ph, x : x + pw] = True
-    return _feather(img, out, region, rng), region
+    return _paste(img, patch, y, x, rng)
 
 
 def _scar(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -148,11 +150,7 @@ def _smooth(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     y, x, ph, pw = _region(rng, h, w, cfg)
     sigma = rng.uniform(2.0, 5.0)
     blurred = cv2.GaussianBlur(img, (0, 0), sigma)
-    out = img.copy()
-    out[y : y + ph, x : x + pw] = blurred[y : y + ph, x : x + pw]
-    region = np.zeros((h, w), bool)
-    region[y : y + ph, x : x + pw] = True
-    return _feather(img, out, region, rng), region
+    return _paste(img, blurred[y : y + ph, x : x + pw], y, x, rng)
 
 
 def _warp(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
