@@ -148,6 +148,7 @@ def evaluate_anomaly(
     out_dir.mkdir(parents=True, exist_ok=True)
     kinds, paths = defect_kinds(data)
     images, ok = load_images(paths, run.input_size)
+    images = images[ok]  # unreadable files were reported by load_images and are left out
     paths = [p for p, k in zip(paths, ok, strict=True) if k]
     kinds = {k: m[ok] for k, m in kinds.items()}
     threshold = float(run.thresholds.get("anomaly", run.info["anomaly"]["threshold"]))
@@ -163,7 +164,7 @@ def evaluate_anomaly(
         from edge.bundle import read_manifest
 
         threshold = float(read_manifest(bundle).thresholds["anomaly"])
-    scores, maps = score(images[ok])
+    scores, maps = score(images)
     per_kind, good = kind_metrics(scores, kinds, threshold)
     result: dict[str, Any] = {
         "task": "anomaly",
@@ -189,8 +190,7 @@ def evaluate_anomaly(
     if with_robustness:
         rows = []
         for name, fn in {"clean": None, **PERTURBATIONS}.items():
-            x = images[ok] if fn is None else np.stack([fn(img) for img in images[ok]])
-            s = scores if fn is None else score(x)[0]
+            s = scores if fn is None else score(np.stack([fn(img) for img in images]))[0]
             pk, _ = kind_metrics(s, kinds, threshold)
             rows.append(
                 {
