@@ -5,10 +5,12 @@ to an MJPG AVI (the frames a USB camera in MJPG mode sends):
 
 0. each stage's CPU cost alone (full and reduced model input, ``predict``), and the ratio that
    the slower of the daemon's two stages allows;
-1. throughput: the daemon (compressed frames, DCT-scaled decode in the capture thread) against
-   the naive full-decode loop (``cap.read()`` -> ``prepare()`` -> ``predict()``), every frame
-   inferred in both, and against a bare two-thread pipeline of the same two stages (what the
-   daemon itself costs), each arm leading the rounds in turn (target >= 2.5x);
+1. throughput: the daemon (compressed frames, DCT-scaled decode in the capture thread, a
+   backlog inferred on its interpreters side by side) against the naive full-decode loop
+   (``cap.read()`` -> ``prepare()`` -> ``predict()``) with the same interpreter threads and with
+   every core as interpreter threads (the target counts the faster of the two), every frame
+   inferred in all arms, and against a bare two-thread pipeline of the same two stages on one
+   interpreter, each arm leading the rounds in turn (target >= 2.5x);
 2. CPU time per frame when frames arrive at a fixed camera pace (30 FPS), both arms;
 3. the demo model's decisions from reduced against full decoding: per-frame, per-label alarm
    agreement and debounced event recall on the demo video, agreement and accuracy on held-out
@@ -122,23 +124,34 @@ def bare(video: Path, clf) -> tuple[int, float]:
     return n, time.monotonic() - t0
 
 
-def throughput(video: Path, clf, rounds: int) -> tuple[float, float, float]:
+def throughput(video: Path, clf, best, rounds: int) -> tuple[float, float, float]:
+    """Frames per second of each arm; the target ratio is the daemon's over the faster naive
+    arm (``best``: the same loop given every core as interpreter threads)."""
     naive(video, clf)  # warm-up: page cache, interpreter arenas
-    fps: dict[str, list[float]] = {"naive": [], "bare": [], "daemon": []}
-    arms = [("naive", naive), ("bare", bare), ("daemon", pipelined)]
+    fps: dict[str, list[float]] = {"naive": [], "naive_all": [], "bare": [], "daemon": []}
+    arms = [
+        ("naive", lambda v, _c: naive(v, clf)), ("naive_all", lambda v, _c: naive(v, best)),
+        ("bare", bare), ("daemon", pipelined),
+    ]  # fmt: skip
     for r in range(rounds):
-        for name, arm in arms[r % 3 :] + arms[: r % 3]:  # each arm leads in turn
+        for name, arm in arms[r % 4 :] + arms[: r % 4]:  # each arm leads in turn
             n, s = arm(video, clf)
             fps[name].append(n / s)
-    a, b, c = (statistics.median(fps[k]) for k in ("naive", "bare", "daemon"))
-    paired = statistics.median(p / n for p, n in zip(fps["daemon"], fps["naive"], strict=True))
+    med = {k: statistics.median(v) for k, v in fps.items()}
+    top = "naive" if med["naive"] >= med["naive_all"] else "naive_all"
+    paired = statistics.median(p / n for p, n in zip(fps["daemon"], fps[top], strict=True))
     own = statistics.median(p / q for p, q in zip(fps["daemon"], fps["bare"], strict=True))
-    print(f"  naive full decode: {a:7.1f} FPS  ({', '.join(f'{x:.0f}' for x in fps['naive'])})")
-    print(f"  bare two threads:  {b:7.1f} FPS  ({', '.join(f'{x:.0f}' for x in fps['bare'])})")
-    print(f"  daemon, reduced:   {c:7.1f} FPS  ({', '.join(f'{x:.0f}' for x in fps['daemon'])})")
-    print(f"  ratio: {c / a:.2f}x of medians, {paired:.2f}x median of per-round ratios; "
-          f"daemon / bare pipeline {own:.2f} (the daemon's own cost)")
-    return a, c, c / a
+    rows = (
+        ("naive", "naive full decode"), ("naive_all", "naive, all cores"),
+        ("bare", "bare two threads"), ("daemon", "daemon, reduced"),
+    )  # fmt: skip
+    for key, title in rows:
+        print(f"  {title + ':':19s}{med[key]:7.1f} FPS  ({', '.join(f'{x:.0f}' for x in fps[key])})")
+    ratio = med["daemon"] / med[top]
+    print(f"  ratio over the faster naive arm ({top}): {ratio:.2f}x of medians, {paired:.2f}x "
+          f"median of per-round ratios; over the same-threads naive arm "
+          f"{med['daemon'] / med['naive']:.2f}x; daemon / bare pipeline {own:.2f}")
+    return med[top], med["daemon"], ratio
 
 
 class Paced:
@@ -293,7 +306,10 @@ def still_scores(clf, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def main() -> int:
+    import os
+
     from edge.daemon import default_num_threads
+    from edge.daemon.workers import default_workers
     from edge.runtime import load_classifier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -305,13 +321,18 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="demo video seed")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (both)")
     args = parser.parse_args()
-    threads = args.threads or default_num_threads()
+    workers = default_workers()
+    threads = args.threads or default_num_threads(workers)
     clf = load_classifier(args.bundle, num_threads=threads)
+    cores = os.cpu_count() or 1
+    best = load_classifier(args.bundle, num_threads=cores)  # the naive loop at its fastest
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         video, truth = mjpg_video(Path(tmp), args.frames, args.seed)
         w, h = clf.input_size
-        print(f"640x480 MJPG AVI, {args.frames} frames, model {w}x{h}, {threads} thread(s)")
+        print(f"640x480 MJPG AVI, {args.frames} frames, model {w}x{h}; {threads} interpreter "
+              f"thread(s) in both arms, the daemon with {workers} interpreter(s) for a backlog "
+              f"(its default here); one more naive arm with {cores} threads")
         full_ms, reduced_ms, infer_ms = stage_costs(video, clf)
         print(f"0. model input: full decode + resize {full_ms:.2f} ms CPU/frame, reduced "
               f"decode + resize {reduced_ms:.2f} ms ({full_ms / reduced_ms:.2f}x less); "
@@ -319,7 +340,7 @@ def main() -> int:
         print(f"  the slower stage bounds the daemon: about (full + predict) / "
               f"max(reduced, predict) = {(full_ms + infer_ms) / max(reduced_ms, infer_ms):.2f}x")
         print("1. throughput")
-        *_, ratio = throughput(video, clf, args.rounds)
+        *_, ratio = throughput(video, clf, best, args.rounds)
         ok = ok and ratio >= 2.5
         print(f"2. CPU per frame at 30 FPS ({args.paced} frames per arm)")
         naive_ms, daemon_ms = cpu_at_pace(video, clf, args.paced, 30.0)
@@ -342,6 +363,7 @@ def main() -> int:
               f"agree; accuracy full {acc_full:.4f}, reduced {acc_red:.4f}")
         ok = ok and agree >= 0.995 and sagree >= 0.995 and r_red >= r_full
     clf.close()
+    best.close()
     return 0 if ok else 1
 
 
