@@ -5,12 +5,12 @@ to an MJPG AVI (the frames a USB camera in MJPG mode sends):
 
 0. each stage's CPU cost alone (full and reduced model input, ``predict``), and the ratio that
    the slower of the daemon's two stages allows;
-1. throughput: the daemon (compressed frames, DCT-scaled decode in the capture thread, a
-   backlog inferred on its interpreters side by side) against the naive full-decode loop
-   (``cap.read()`` -> ``prepare()`` -> ``predict()``) with the same interpreter threads and with
-   every core as interpreter threads (the target counts the faster of the two), every frame
-   inferred in all arms, and against a bare two-thread pipeline of the same two stages on one
-   interpreter, each arm leading the rounds in turn (target >= 2.5x);
+1. throughput: the daemon (compressed frames, DCT-scaled decode in the capture thread) against
+   the naive full-decode loop (``cap.read()`` -> ``prepare()`` -> ``predict()``) with the same
+   interpreter threads and with every core as interpreter threads (the target counts the faster
+   of the two), every frame inferred in all arms, and against a bare two-thread pipeline of the
+   same two stages (what the daemon itself costs), each arm leading the rounds in turn
+   (target >= 2.5x);
 2. CPU time per frame when frames arrive at a fixed camera pace (30 FPS), both arms;
 3. the demo model's decisions from reduced against full decoding: per-frame, per-label alarm
    agreement and debounced event recall on the demo video, agreement and accuracy on held-out
@@ -309,7 +309,6 @@ def main() -> int:
     import os
 
     from edge.daemon import default_num_threads
-    from edge.daemon.workers import default_workers
     from edge.runtime import load_classifier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -321,8 +320,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="demo video seed")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (both)")
     args = parser.parse_args()
-    workers = default_workers()
-    threads = args.threads or default_num_threads(workers)
+    threads = args.threads or default_num_threads()
     clf = load_classifier(args.bundle, num_threads=threads)
     cores = os.cpu_count() or 1
     best = load_classifier(args.bundle, num_threads=cores)  # the naive loop at its fastest
@@ -331,8 +329,8 @@ def main() -> int:
         video, truth = mjpg_video(Path(tmp), args.frames, args.seed)
         w, h = clf.input_size
         print(f"640x480 MJPG AVI, {args.frames} frames, model {w}x{h}; {threads} interpreter "
-              f"thread(s) in both arms, the daemon with {workers} interpreter(s) for a backlog "
-              f"(its default here); one more naive arm with {cores} threads")
+              f"thread(s) in both arms (the daemon's default here), one more naive arm with "
+              f"{cores}")
         full_ms, reduced_ms, infer_ms = stage_costs(video, clf)
         print(f"0. model input: full decode + resize {full_ms:.2f} ms CPU/frame, reduced "
               f"decode + resize {reduced_ms:.2f} ms ({full_ms / reduced_ms:.2f}x less); "

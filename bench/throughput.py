@@ -1,7 +1,6 @@
 """Pipelined daemon vs a naive sequential read -> resize -> invoke loop, side by side.
 
-Same bundle, same threads per interpreter (the daemon's default unless ``--threads``; the daemon
-infers a backlog on its default number of interpreters side by side), same
+Same bundle, same interpreter thread count (the daemon's default unless ``--threads``), same
 camera-like video (a rendered synthetic seam, at 320x240 and 640x480), every frame inferred in
 both (the daemon's file sources apply back-pressure, they do not drop). Rounds alternate which
 arm runs first so background load hits both alike; the ratio of the medians and the median of
@@ -76,7 +75,6 @@ def compare(video: Path, clf, rounds: int) -> tuple[list[float], list[float]] | 
 
 def main() -> int:
     from edge.daemon import default_num_threads
-    from edge.daemon.workers import default_workers
     from edge.runtime import load_classifier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,9 +84,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="320x240,640x480")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (both)")
     args = parser.parse_args()
-    threads = args.threads or default_num_threads(default_workers())
-    # one interpreter for both arms (the daemon adds its own replicas for a backlog)
-    clf = load_classifier(args.bundle, num_threads=threads)
+    threads = args.threads or default_num_threads()
+    clf = load_classifier(args.bundle, num_threads=threads)  # one interpreter for both arms
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for text in args.sizes.split(","):

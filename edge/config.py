@@ -149,7 +149,6 @@ class ModelConfig(Section):
     bundle: PathText | None = None  # None: the built-in demo bundle
     backend: Literal["auto", "litert", "tflite_runtime"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=16)] | None = None
-    workers: Annotated[int, Field(ge=1, le=8)] | None = None
     thresholds: dict[str, Score] = Field(default_factory=dict)
     retry_s: Annotated[float, Field(gt=0, le=3600)] = 15.0  # retry a missing bundle this often
 

@@ -138,17 +138,6 @@ class FrameQueue:
             self._cond.notify_all()
             return item
 
-    def get_many(self, most: int, timeout: float) -> list[Captured]:
-        """The next item (waiting up to ``timeout``) and whatever else is queued behind it, up
-        to ``most`` in all, oldest first; empty if nothing came."""
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout)
-            items = [self._items.popleft() for _ in range(min(most, len(self._items)))]
-            if items:
-                self._cond.notify_all()
-            return items
-
     def discard_all(self) -> int:
         """Empty the queue (e.g. frames nobody asked to inspect); returns how many."""
         with self._cond:

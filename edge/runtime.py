@@ -161,24 +161,6 @@ class Classifier:
                     f"head takes {head_in}"
                 )
         self._input_buf = np.zeros(want, dtype=self._in.dtype)
-        self._spawn: Callable[[], Any] | None = None  # a fresh interpreter on the same model
-        self._model_path = (bundle_dir / manifest.model_file).resolve()  # past any symlink
-
-    def replica(self) -> Classifier:
-        """Another interpreter on this verified model, to infer a second frame at the same time
-        (``edge.daemon.workers``); the golden set already ran on these bytes."""
-        if self._closed or self._spawn is None:
-            raise BundleError(f"bundle {self.bundle_dir}: no second interpreter can be made")
-        from edge.manifest import sha256_file
-
-        path = self._model_path
-        if sha256_file(path) != self.manifest.files.get(self.manifest.model_file):
-            raise BundleError(f"bundle {self.bundle_dir}: {path.name} changed since it was loaded")
-        interp = self._spawn()
-        interp.allocate_tensors()
-        twin = Classifier(self.manifest, self.bundle_dir, interp, self.backend)
-        twin._spawn, twin._model_path = self._spawn, self._model_path
-        return twin
 
     def _anomaly_map(self, outputs: dict[str, Any]) -> _TensorIO:
         """The anomaly map output: (1, mh, mw), and the manifest's map size where it names one."""
@@ -301,16 +283,15 @@ def load_classifier(
     else:
         backend = getattr(interpreter_factory, "__module__", "injected")
     threads = num_threads if num_threads is not None else min(4, os.cpu_count() or 1)
-    # resolved: a replica made later reads this file, not whatever a symlink points to by then
-    model_path, factory = str((bundle_dir / manifest.model_file).resolve()), interpreter_factory
     try:
-        interp = factory(model_path=model_path, num_threads=threads)
+        interp = interpreter_factory(
+            model_path=str(bundle_dir / manifest.model_file), num_threads=threads
+        )
         interp.allocate_tensors()
     except (ValueError, RuntimeError, TypeError, IndexError, KeyError) as exc:
         raise BundleError(f"bundle {bundle_dir}: the runtime cannot load the model ({_first(exc)})") from None
     try:
         clf = Classifier(manifest, bundle_dir, interp, backend)
-        clf._spawn = lambda: factory(model_path=model_path, num_threads=threads)
     except BundleError:
         raise
     except (ValueError, RuntimeError, TypeError, IndexError, KeyError) as exc:

@@ -24,7 +24,6 @@ from edge.daemon.model import (
     ModelSlot,
     load_anomaly_from_config,
     load_from_config,
-    workers_of,
 )
 from edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from edge.daemon.status import Faults, Status
@@ -70,9 +69,8 @@ class Daemon:
         )
         self._preparer = Preparer(clock=clock)
         self._inspector = Inspector(
-            self._slot, self._preparer, self.status.faults, config.trigger,
-            workers=workers_of(config.model), clock=clock, wall=wall,
-        )  # fmt: skip
+            self._slot, self._preparer, self.status.faults, config.trigger, clock=clock, wall=wall
+        )
         self._dispatcher = Dispatcher(
             self._slot.heatmap,
             {

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from edge.config import Config
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.inspector import Inspector
-from edge.daemon.model import ModelSlot, workers_of
+from edge.daemon.model import ModelSlot
 from edge.daemon.protocols import Notifier
 from edge.daemon.status import Status, fold_health
 from edge.errors import ConfigError, PiInspectError
@@ -126,23 +126,22 @@ class Loop:
         if self._slot.retry_due() and self._slot.try_load(self.config):
             self._summary.model = self._slot.description
             self._preparer.set_size(self._slot.classifier.input_size)
-        items = self._queue.get_many(self._inspector.batch, 0.1) if self._queue is not None else []
+        item = self._queue.get(timeout=0.1) if self._queue is not None else None
         if self._capture_healthy():
             self._notifier.watchdog()
         new_defect = False
-        if items:
-            inspections = self._inspector.step_many(items)
-            t_dispatch = self._clock()
-            for item, inspection in zip(items, inspections, strict=True):
-                self._dispatcher.live(item.frame, inspection)
-                if inspection is not None:
-                    ended = [e for e in self._dispatcher.inspection(inspection) if e.kind == "end"]
-                    self._summary.events.extend(ended)
-                    new_defect = new_defect or inspection.new_defect
-                    self._count(inspection.result.latency_ms)
-            if done := [i for i in inspections if i is not None]:  # the loop's work per frame
-                dispatch_ms = (self._clock() - t_dispatch) * 1000.0 / len(done)
-                self._preparer.record_infer(done[0].work_ms + dispatch_ms)
+        if item is not None:
+            t0 = self._clock()
+            inspection = self._inspector.step(item)
+            self._dispatcher.live(item.frame, inspection)
+            if inspection is not None:
+                for event in self._dispatcher.inspection(inspection):
+                    if event.kind == "end":
+                        self._summary.events.append(event)
+                new_defect = inspection.new_defect
+                self._count(inspection.result.latency_ms, t0)
+                dispatch_ms = (self._clock() - t0) * 1000.0 - inspection.result.latency_ms
+                self._preparer.record_infer(inspection.work_ms + max(0.0, dispatch_ms))
         self._poll_health()
         self._show(new_defect)
         self._tell_service_manager()
@@ -160,7 +159,7 @@ class Loop:
             self._notifier.status(status)
         self._status_sent = status
 
-    def _count(self, latency_ms: float) -> None:
+    def _count(self, latency_ms: float, t0: float) -> None:
         done = self._clock()
         self._stats.record(latency_ms, done)
         self._summary.frames += 1
@@ -171,8 +170,10 @@ class Loop:
         return self._capture is not None and self._capture.online
 
     def _capture_healthy(self) -> bool:
-        capture, timeout_s = self._capture, self.config.pipeline.heartbeat_timeout_s
-        return capture is not None and self._clock() - capture.heartbeat < timeout_s
+        capture = self._capture
+        if capture is None:
+            return False
+        return self._clock() - capture.heartbeat < self.config.pipeline.heartbeat_timeout_s
 
     def _camera_status(self, online: bool, fault: str | None) -> None:
         """The capture thread's report, as it happens (the worker logs its own lines)."""
@@ -241,7 +242,7 @@ class Loop:
             log.warning("gpio/mqtt changes take effect after a restart")
         source_changed = config.source != self.config.source
         self.config = config
-        self._inspector.configure(config.trigger, workers_of(config.model))
+        self._inspector.configure(config.trigger)
         ended = self._slot.swap(clf, debouncer)
         self._summary.events.extend(e for e in self._dispatcher.events(ended) if e.kind == "end")
         self._preparer.set_size(clf.input_size)
@@ -301,5 +302,4 @@ class Loop:
             except Exception as exc:  # shutdown goes on: the LEDs must go off regardless
                 log.warning("closing %s: %s", type(closer).__name__, exc)
         self._dispatcher.close()
-        self._inspector.close()
         self._slot.close()

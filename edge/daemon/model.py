@@ -37,30 +37,19 @@ FAULTS = {CLASSIFIER: FAULT, ANOMALY: "anomaly_model"}  # each part's fault name
 _NO = {CLASSIFIER: "no model", ANOMALY: "no anomaly model"}
 
 
-def default_num_threads(workers: int = 1) -> int:
-    """Threads per interpreter when the config says none: the cores but one (left to the
-    capture thread, which decodes and resizes), shared among the ``workers`` interpreters."""
+def default_num_threads() -> int:
+    """Interpreter threads when the config says none: all cores but one, which is left to the
+    capture thread (decoding and resizing) so the two stages overlap instead of competing."""
     import os
 
-    return max(1, ((os.cpu_count() or 1) - 1) // max(1, workers))
-
-
-def workers_of(model: ModelConfig) -> int:
-    """Interpreters inferring side by side: the config's, else ``default_workers()``."""
-    from edge.daemon.workers import default_workers
-
-    return model.workers if model.workers is not None else default_workers()
-
-
-def threads_of(model: ModelConfig) -> int:
-    return model.num_threads if model.num_threads is not None else default_num_threads(workers_of(model))
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def load_from_config(model: ModelConfig) -> Classifier:
     """The default loader: verify and load the configured bundle (None: the demo bundle)."""
     from edge.runtime import load_classifier
 
-    threads = threads_of(model)
+    threads = model.num_threads if model.num_threads is not None else default_num_threads()
     return load_classifier(model.bundle, backend=model.backend, num_threads=threads)
 
 
@@ -70,7 +59,7 @@ def load_anomaly_from_config(config: Config) -> Classifier:
     from edge.runtime import load_classifier
 
     model = config.model
-    threads = threads_of(model)
+    threads = model.num_threads if model.num_threads is not None else default_num_threads()
     clf = load_classifier(config.anomaly.bundle, backend=model.backend, num_threads=threads)
     if clf.task != "anomaly":
         clf.close()

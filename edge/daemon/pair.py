@@ -131,19 +131,6 @@ class ModelPair:
         scores = np.concatenate([np.asarray(p.scores, np.float32).reshape(-1) for p in predictions])
         return PairPrediction(scores, tuple(predictions) if with_features else None)
 
-    def replica(self) -> ModelPair:
-        """The parts on interpreters of their own (``edge.daemon.workers``), timed into this
-        pair's windows; a part that cannot be copied closes the copies made so far."""
-        parts: dict[str, Classifier] = {}
-        try:
-            parts.update((name, clf.replica()) for name, clf in self.parts.items())  # type: ignore[attr-defined]
-        except BaseException:
-            _ = [made.close() for made in parts.values()]
-            raise
-        twin = ModelPair(parts, clock=self._clock)
-        twin._cost = self._cost
-        return twin
-
     def heatmap(self, prediction: PairPrediction, label: str) -> np.ndarray:
         """``label``'s heat map from the part that scores it."""
         if label not in self._owner:
@@ -159,7 +146,10 @@ class ModelPair:
         for name, window in self._cost.items():
             if window:
                 values = sorted(window)
-                out[name] = {"p50": round(percentile(values, 50), 2), "p95": round(percentile(values, 95), 2)}
+                out[name] = {
+                    "p50": round(percentile(values, 50), 2),
+                    "p95": round(percentile(values, 95), 2),
+                }
         return out
 
     def close(self) -> None:
