@@ -53,6 +53,31 @@ def test_pseudo_batches_are_reproducible_from_their_seed_and_flaw_about_the_aske
     assert (ma[clean] == 0).all()  # an untouched image has an empty target
 
 
+def test_stretch_changes_the_period_along_a_line_and_not_its_width():
+    """A dashed line stretched along itself: the dashes get longer, the line stays as thick."""
+    import cv2
+
+    from train.anomaly.pseudo import line_direction
+
+    img = np.full((64, 64, 3), 200, np.uint8)
+    for x in range(0, 64, 6):  # dashes 3 px long, 3 px apart, 3 px thick, along y = 32
+        img[31:34, x : x + 3] = 40
+    assert abs(np.sin(line_direction(img, 16, 16, 32, 32))) < 0.05  # runs along x
+    assert abs(np.cos(line_direction(np.ascontiguousarray(np.rot90(img)), 16, 16, 32, 32))) < 0.05
+
+    from train.anomaly.pseudo import PseudoConfig, add_pseudo_defect
+
+    stretched = 0
+    for seed in range(12):
+        out, mask = add_pseudo_defect(img, img, np.random.default_rng(seed), PseudoConfig(kinds=("stretch",)))
+        dark = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) < 120
+        rows = np.flatnonzero(dark.any(axis=1))
+        assert rows.min() >= 30 and rows.max() <= 34  # the line keeps its place and width
+        runs = np.diff(np.flatnonzero(np.diff(dark[32].astype(np.int8)) != 0))
+        stretched += int(runs.max() > 4)  # some dash or gap longer than any in the original
+    assert stretched >= 6
+
+
 def test_threshold_lets_at_most_the_target_share_of_good_scores_above_it():
     from train.anomaly.fit import calibrate
 

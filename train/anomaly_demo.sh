@@ -17,7 +17,7 @@ EPOCHS=${EPOCHS:-50}
 time pi-inspect train --task anomaly --data "$GOOD" --epochs "$EPOCHS" --out "$RUN" --seed 0
 pi-inspect evaluate "$RUN" --data "$TEST" --robustness
 pi-inspect convert "$RUN" --out "$REPO/edge/assets/anomaly_bundle" --test "$TEST" \
-    --name seam-anomaly --version 1.0.0 --force
+    --name seam-anomaly --version 1.1.0 --force
 # the figures that count: int8, on a seed nothing was tuned on
 [ -f "$ROOT/data/seam_seed3/labels.csv" ] || pi-inspect synth --out "$ROOT/data/seam_seed3" --count 2000 --seed 3
 pi-inspect evaluate "$RUN" --data "$ROOT/data/seam_seed3" --bundle "$REPO/edge/assets/anomaly_bundle" --robustness

@@ -41,7 +41,7 @@ class AnomalyConfig:
     false_alarms: float = 0.005  # share of good images allowed over the threshold
     holdout: float = 0.15
     pseudo_defects: float = 0.5  # share of training images given a pseudo-defect
-    kinds: tuple[str, ...] = ("cutpaste", "scale", "scar", "smooth", "warp")
+    kinds: tuple[str, ...] = ("cutpaste", "scale", "scar", "smooth", "warp", "stretch")
     crop: int = 64  # train on crops this size (0: whole images); the model is convolutional
     seed: int = 0
     workers: int | None = None

@@ -9,7 +9,10 @@ and learns a map of where the image stops looking like the good parts:
   period changes while its look stays the same;
 - ``scar``: a thin curved stroke in a colour taken from the image;
 - ``smooth``: a region blurred flat, so fine structure vanishes;
-- ``warp``: a smooth local displacement that bends whatever runs through it.
+- ``warp``: a smooth local displacement that bends whatever runs through it;
+- ``stretch``: a region stretched or squeezed along the direction its own lines run (the
+  structure tensor's), so a periodic pattern along a line changes its period while the line
+  keeps its width.
 
 Each flaw is blended in through a feathered mask, so no flaw can be found by its straight
 pasted edge (a shortcut a model learns first and real defects do not have), and most are
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("cutpaste", "scale", "scar", "smooth", "warp")
+KINDS = ("cutpaste", "scale", "scar", "smooth", "warp", "stretch")
 ON_STRUCTURE = 0.7  # share of flaws centred on a strong-gradient pixel
 CHANGED = 24  # a pixel whose largest channel moved by this much (of 255) is visibly changed
 
@@ -173,6 +176,40 @@ def _warp(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     return out, bump > 0.2
 
 
+def line_direction(img: np.ndarray, y: int, x: int, ph: int, pw: int) -> float:
+    """The angle (radians) along which the region's lines run: perpendicular to the dominant
+    gradient of its structure tensor, taken after a blur that joins a dashed line into one
+    stroke and smooths away a fine weave."""
+    import cv2
+
+    grey = cv2.cvtColor(img[y : y + ph, x : x + pw], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.GaussianBlur(grey, (0, 0), 2.0)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    return 0.5 * float(np.arctan2(2.0 * jxy, jxx - jyy)) + np.pi / 2
+
+
+def _stretch(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    h, w = img.shape[:2]
+    y, x, ph, pw = _region(rng, h, w, PseudoConfig(0.25, 0.6))
+    theta = line_direction(img, y, x, ph, pw)
+    f = rng.uniform(1.5, 2.5) if rng.random() < 0.7 else rng.uniform(0.4, 0.7)
+    c, s = np.cos(theta), np.sin(theta)
+    rot = np.array([[c, -s], [s, c]])
+    # destination -> source: squeeze (1/f) along the line direction, unchanged across it
+    a = rot @ np.diag([1.0 / f, 1.0]) @ rot.T
+    centre = np.array([x + pw / 2.0, y + ph / 2.0])
+    m = np.hstack([a, (centre - a @ centre)[:, None]]).astype(np.float32)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    out = cv2.warpAffine(img, m, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
+    region = np.zeros((h, w), bool)
+    region[y : y + ph, x : x + pw] = True
+    return _feather(img, out, region, rng), region
+
+
 def add_pseudo_defect(
     img: np.ndarray, donor: np.ndarray, rng: np.random.Generator, cfg: PseudoConfig = PseudoConfig()
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +226,8 @@ def add_pseudo_defect(
         out, region = _scale(img, rng, cfg)
     elif kind == "scar":
         out, region = _scar(img, rng, cfg)
+    elif kind == "stretch":
+        out, region = _stretch(img, rng, cfg)
     else:
         out, region = _smooth(img, rng, cfg)
     diff = np.abs(out.astype(np.int16) - img.astype(np.int16)).max(axis=2).astype(np.uint8)
