@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from daemon_arm import daemon_for  # noqa: E402 - the daemon arm bench/throughput.py runs
+from daemon_arm import bare_pipeline, daemon_for  # noqa: E402 - shared with the other benches
 from throughput import naive, pipelined  # noqa: E402 - the same arms as bench/throughput.py
 
 SIZE = (640, 480)
@@ -97,31 +97,10 @@ def stage_costs(video: Path, clf, repeats: int = 5) -> tuple[float, float, float
 
 
 def bare(video: Path, clf) -> tuple[int, float]:
-    """The daemon's two stages and nothing else: one thread reads the compressed packet and
-    makes the model input (reduced decode + resize), a 4-deep queue, the caller predicts."""
-    import queue
-
+    """The daemon's two stages and nothing else, on the compressed packets (reduced decode)."""
     from edge.sources import OpenCVSource
 
-    frames: queue.Queue = queue.Queue(4)
-
-    def capture() -> None:
-        source = OpenCVSource(str(video), live=False, raw_jpeg=True)
-        source.open()
-        while (frame := source.read()) is not None:
-            frames.put(frame.prepare(clf.input_size))
-        source.close()
-        frames.put(None)
-
-    t0 = time.monotonic()
-    thread = threading.Thread(target=capture)
-    thread.start()
-    n = 0
-    while (rgb := frames.get()) is not None:
-        clf.predict(rgb, with_features=False)
-        n += 1
-    thread.join()
-    return n, time.monotonic() - t0
+    return bare_pipeline(lambda: OpenCVSource(str(video), live=False, raw_jpeg=True), clf)
 
 
 def throughput(video: Path, clf, best, rounds: int) -> tuple[float, float, float]:

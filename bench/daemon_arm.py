@@ -1,12 +1,14 @@
 """The daemon arm the throughput benches share: the real daemon on a video file, outputs,
 snapshots and GPIO off, the same loaded classifier run after run.
 
-    from daemon_arm import KeptOpen, daemon_for, run_daemon
+    from daemon_arm import KeptOpen, bare_pipeline, daemon_for, run_daemon
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,3 +52,31 @@ def daemon_for(
 def run_daemon(video: Path, clf, *, queue: int = 4):
     """``daemon_for(video, clf)`` run until the file ends; its ``RunSummary``."""
     return daemon_for(video, clf, queue=queue).run(threading.Event())
+
+
+def bare_pipeline(
+    open_source: Callable[[], Any], clf, *, clock: Callable[[], float] = time.monotonic
+) -> tuple[int, float]:
+    """The daemon's two stages and nothing else: one thread reads the source and makes the
+    model input (``frame.prepare``), a 4-deep queue, the caller predicts. (frames, seconds of
+    ``clock``: wall time for throughput, ``time.process_time`` for CPU per frame.)"""
+    items: queue.Queue = queue.Queue(4)
+    size = clf.input_size
+
+    def capture() -> None:
+        source = open_source()
+        source.open()
+        while (frame := source.read()) is not None:
+            items.put(frame.prepare(size))
+        source.close()
+        items.put(None)
+
+    t0 = clock()
+    thread = threading.Thread(target=capture)
+    thread.start()
+    n = 0
+    while (rgb := items.get()) is not None:
+        clf.predict(rgb, with_features=False)
+        n += 1
+    thread.join()
+    return n, clock() - t0

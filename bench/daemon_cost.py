@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import statistics
 import sys
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from daemon_arm import KeptOpen, daemon_for  # noqa: E402 - the daemon arm of the other benches
+from daemon_arm import KeptOpen, bare_pipeline, daemon_for  # noqa: E402 - shared with the other benches
 
 
 class Instant(KeptOpen):
@@ -71,25 +70,7 @@ def daemon_arm(clf, image: np.ndarray, frames: int) -> tuple[int, float]:
 
 
 def bare_arm(clf, image: np.ndarray, frames: int) -> tuple[int, float]:
-    items: queue.Queue = queue.Queue(4)
-    size = clf.input_size
-
-    def capture() -> None:
-        source = Prepared(image, frames)
-        source.open()
-        while (frame := source.read()) is not None:
-            items.put(frame.prepare(size))
-        items.put(None)
-
-    c0 = time.process_time()
-    thread = threading.Thread(target=capture)
-    thread.start()
-    n = 0
-    while (rgb := items.get()) is not None:
-        clf.predict(rgb, with_features=False)
-        n += 1
-    thread.join()
-    return n, time.process_time() - c0
+    return bare_pipeline(lambda: Prepared(image, frames), clf, clock=time.process_time)
 
 
 def main() -> int:
