@@ -127,3 +127,25 @@ def test_demo_ground_truth_for_an_anomaly_model_is_every_defect_as_one_kind():
         Occurrence("anomaly", 50, 100),
         Occurrence("anomaly", 200, 210),
     ]
+
+
+def test_pointing_counts_a_peak_on_another_defect_only_in_the_class_agnostic_game():
+    """An image with a break and a loop whose map peaks on the loop: a miss for 'break' in the
+    per-kind game, a hit in the class-agnostic one; on a break-only image both agree."""
+    from pathlib import Path
+
+    from train.anomaly.evaluate import pointing
+
+    peak_left = np.zeros((4, 4), np.float32)
+    peak_left[1, 0] = 1.0  # centre of that cell: (12, 36) px at 96 px
+    paths = [Path("a.png"), Path("b.png")]
+    boxes = {
+        ("a.png", "break"): [(60.0, 0.0, 95.0, 30.0)],  # the break, far from the peak
+        ("a.png", "error"): [(0.0, 24.0, 30.0, 48.0)],  # the loop, under the peak
+        ("b.png", "break"): [(60.0, 0.0, 95.0, 30.0)],
+    }
+    maps = np.stack([peak_left, peak_left])
+    args = (maps, paths, boxes, [(96, 96)] * 2, (96, 96), ["break", "error"])
+    assert pointing(*args)["break"] == {"score": 0.0, "trials": 2}
+    assert pointing(*args, any_kind=True)["break"] == {"score": 0.5, "trials": 2}
+    assert pointing(*args, any_kind=True)["error"] == {"score": 1.0, "trials": 1}

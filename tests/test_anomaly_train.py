@@ -112,6 +112,7 @@ def test_evaluate_reports_auroc_per_defect_kind_pointing_and_histogram(tiny, cap
     for m in result["kinds"].values():
         assert 0.0 <= m["auroc"] <= 1.0 and m["support"] > 0
     assert set(result["pointing"]) <= {"error", "break"} and result["pointing"]
+    assert set(result["pointing_any"]) == set(result["pointing_all"])
     assert (run / "eval" / "histogram.png").stat().st_size > 1000
     assert "AUROC" in stdout and "false alarms" in stdout
 
