@@ -320,3 +320,27 @@ def test_label_command_refuses_a_table_with_other_labels(tmp_path, capsys):
     video = make_video(tmp_path / "seam.mp4")
     assert main(["label", str(video), "--out", str(out), "--port", "0"]) == 1
     assert "has labels ['ok']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_label_command_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path, signame):
+    """The signal asks the server to stop, as q does: exit 0 and the closing line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    video = make_video(tmp_path / "seam.mp4")
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, "-m", "edge.cli", "label", str(video), "--out", str(tmp_path / "out"), "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for line in proc.stdout:
+            if line.startswith("open http://127.0.0.1:"):
+                break
+    finally:
+        proc.send_signal(getattr(signal, signame))
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopped; labels in" in out, out

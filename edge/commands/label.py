@@ -81,12 +81,30 @@ def run(args: argparse.Namespace) -> int:
             print(f"label meanings: {declared}")
             print(f"keys: n next, p previous, {shown}, s save, q quit")
             print(f"open {server.url}", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops like q
-                server.serve_forever()
+            _serve_until_stopped(server)
     finally:
         frames.close()
     print(f"stopped; labels in {args.out}")
     return 0
+
+
+def _serve_until_stopped(server) -> None:
+    """Serve until ``q``, Ctrl-C or SIGTERM. The signals ask the server to stop, as ``q`` does,
+    instead of raising KeyboardInterrupt wherever the main thread happens to be: an interrupt
+    landing inside a lock's acquire-release can leave the lock held and hang the exit."""
+    import signal
+    import threading
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach only that thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: server.request_stop())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handler was set
+            server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _names(text: str) -> set[str]:
