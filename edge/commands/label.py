@@ -75,23 +75,26 @@ def run(args: argparse.Namespace) -> int:
             server = LabelServer(session, args.port)
         except OSError as exc:
             raise SourceError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
-        with server:
+        with server, _stop_on_signals(server):
             shown = ", ".join(f"{key}={label}" for key, label in keys.items())
             print(f"labelling {len(frames)} frames of {args.source} into {args.out}")
             print(f"label meanings: {declared}")
             print(f"keys: n next, p previous, {shown}, s save, q quit")
             print(f"open {server.url}", flush=True)
-            _serve_until_stopped(server)
+            with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C the handler did not see
+                server.serve_forever()
     finally:
         frames.close()
     print(f"stopped; labels in {args.out}")
     return 0
 
 
-def _serve_until_stopped(server) -> None:
-    """Serve until ``q``, Ctrl-C or SIGTERM. The signals ask the server to stop, as ``q`` does,
-    instead of raising KeyboardInterrupt wherever the main thread happens to be: an interrupt
-    landing inside a lock's acquire-release can leave the lock held and hang the exit."""
+@contextlib.contextmanager
+def _stop_on_signals(server):
+    """Ctrl-C and SIGTERM ask the server to stop, as ``q`` does, from before the address is
+    printed: a signal raised as KeyboardInterrupt wherever the main thread happens to be can
+    leave a lock held and hang the exit, and a shell that starts the command in the background
+    hands it SIGINT ignored, which Python then never turns into KeyboardInterrupt at all."""
     import signal
     import threading
 
@@ -100,8 +103,7 @@ def _serve_until_stopped(server) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: server.request_stop())
     try:
-        with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handler was set
-            server.serve_forever()
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
