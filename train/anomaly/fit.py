@@ -19,6 +19,7 @@ import numpy as np
 
 from edge.errors import ConfigError, DataError
 from train import runs
+from train.anomaly.pseudo import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class AnomalyConfig:
     false_alarms: float = 0.005  # share of good images allowed over the threshold
     holdout: float = 0.15
     pseudo_defects: float = 0.5  # share of training images given a pseudo-defect
-    kinds: tuple[str, ...] = ("cutpaste", "scale", "scar", "smooth", "warp", "stretch")
+    kinds: tuple[str, ...] = KINDS  # pseudo-defect kinds (train/anomaly/pseudo.py)
     crop: int = 64  # train on crops this size (0: whole images); the model is convolutional
     seed: int = 0
     workers: int | None = None
@@ -55,8 +56,6 @@ class AnomalyConfig:
         return (int(self.size), int(self.size))
 
     def validate(self) -> None:
-        from train.anomaly.pseudo import KINDS
-
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be at least 1")
         if self.size < 16:
