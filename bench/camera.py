@@ -10,13 +10,18 @@ to an MJPG AVI (the frames a USB camera in MJPG mode sends):
    interpreter threads and with every core as interpreter threads (the target counts the faster
    of the two), every frame inferred in all arms, and against a bare two-thread pipeline of the
    same two stages (what the daemon itself costs), each arm leading the rounds in turn
-   (target >= 2.5x);
+   (target >= 2.5x); then this machine's inference ceiling: the most model inputs per second
+   ``predict`` gets through with nothing else running (one interpreter, one with every core as
+   threads, one interpreter per core side by side), which caps every pipeline's throughput and so
+   the ratio any arrangement could reach here, as does the CPU work per frame spread perfectly
+   over every core;
 2. CPU time per frame when frames arrive at a fixed camera pace (30 FPS), both arms;
 3. the demo model's decisions from reduced against full decoding: per-frame, per-label alarm
    agreement and debounced event recall on the demo video, agreement and accuracy on held-out
    stills (JPEG, 640x480) (target >= 99.5 % agreement, recall unchanged).
 
     python bench/camera.py [--bundle DIR] [--frames 900] [--rounds 5] [--paced 240] [--stills 500]
+                           [--threads N]
 """
 
 from __future__ import annotations
@@ -60,14 +65,9 @@ def mjpg_video(tmp: Path, frames: int, seed: int) -> tuple[Path, list]:
     return avi, read_occurrences(mp4.with_name(f"{mp4.stem}.occurrences.csv"))
 
 
-def stage_costs(video: Path, clf, repeats: int = 5) -> tuple[float, float, float]:
-    """CPU ms per frame of each stage, alone in one thread (median of ``repeats`` passes over
-    the same compressed packets): full decode + resize, reduced decode + resize, ``predict``."""
+def jpeg_packets(video: Path) -> list[np.ndarray]:
+    """The video's compressed frames, as the daemon's source reads them."""
     import cv2
-
-    from edge.jpeg import JpegPixels
-    from edge.preprocess import prepare
-    from edge.view import Frame
 
     cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
     cap.set(cv2.CAP_PROP_FORMAT, -1)
@@ -78,7 +78,29 @@ def stage_costs(video: Path, clf, repeats: int = 5) -> tuple[float, float, float
             break
         packets.append(packet.reshape(-1))
     cap.release()
-    inputs = [Frame(0, 0.0, pixels=JpegPixels.of(p)).prepare(clf.input_size) for p in packets]
+    return packets
+
+
+def prepared_inputs(video: Path, clf) -> list[np.ndarray]:
+    """The model input of every frame, from reduced decoding."""
+    from edge.jpeg import JpegPixels
+    from edge.view import Frame
+
+    size = clf.input_size
+    return [Frame(0, 0.0, pixels=JpegPixels.of(p)).prepare(size) for p in jpeg_packets(video)]
+
+
+def stage_costs(video: Path, clf, repeats: int = 5) -> tuple[float, float, float]:
+    """CPU ms per frame of each stage, alone in one thread (median of ``repeats`` passes over
+    the same compressed packets): full decode + resize, reduced decode + resize, ``predict``."""
+    import cv2
+
+    from edge.jpeg import JpegPixels
+    from edge.preprocess import prepare
+    from edge.view import Frame
+
+    packets = jpeg_packets(video)
+    inputs = prepared_inputs(video, clf)
     full, reduced, infer = [], [], []
     for _ in range(repeats):
         c0 = time.process_time()
@@ -131,6 +153,46 @@ def throughput(video: Path, clf, best, rounds: int) -> tuple[float, float, float
           f"median of per-round ratios; over the same-threads naive arm "
           f"{med['daemon'] / med['naive']:.2f}x; daemon / bare pipeline {own:.2f}")
     return med[top], med["daemon"], ratio
+
+
+def ceiling(inputs: list, clfs: dict, parallel: list, rounds: int) -> tuple[str, float]:
+    """The most ``predict`` calls per second on prepared inputs, nothing else running: each
+    classifier in ``clfs`` alone, and the ``parallel`` classifiers (one per core, one thread
+    each) side by side on interleaved shares of the inputs. (best arrangement, its FPS)."""
+
+    def alone(clf) -> float:
+        t0 = time.monotonic()
+        for rgb in inputs:
+            clf.predict(rgb, with_features=False)
+        return len(inputs) / (time.monotonic() - t0)
+
+    def side_by_side(_clf) -> float:
+        def work(clf, share: list) -> None:
+            for rgb in share:
+                clf.predict(rgb, with_features=False)
+
+        threads = [
+            threading.Thread(target=work, args=(clf, inputs[i :: len(parallel)]))
+            for i, clf in enumerate(parallel)
+        ]
+        t0 = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return len(inputs) / (time.monotonic() - t0)
+
+    arms = [(name, alone, clf) for name, clf in clfs.items()]
+    arms.append((f"{len(parallel)} interpreters side by side", side_by_side, None))
+    fps: dict[str, list[float]] = {name: [] for name, *_ in arms}
+    for r in range(rounds):
+        for name, arm, clf in arms[r % len(arms) :] + arms[: r % len(arms)]:
+            fps[name].append(arm(clf))
+    med = {name: statistics.median(v) for name, v in fps.items()}
+    for name, value in med.items():
+        print(f"  {name + ':':34s}{value:7.1f} FPS  ({', '.join(f'{x:.0f}' for x in fps[name])})")
+    top = max(med, key=med.__getitem__)
+    return top, med[top]
 
 
 class Paced:
@@ -317,8 +379,24 @@ def main() -> int:
         print(f"  the slower stage bounds the daemon: about (full + predict) / "
               f"max(reduced, predict) = {(full_ms + infer_ms) / max(reduced_ms, infer_ms):.2f}x")
         print("1. throughput")
-        *_, ratio = throughput(video, clf, best, args.rounds)
+        naive_top, _, ratio = throughput(video, clf, best, args.rounds)
         ok = ok and ratio >= 2.5
+        print("1b. this machine's inference ceiling: predict alone on the prepared inputs")
+        inputs = prepared_inputs(video, clf)
+        parallel = [load_classifier(args.bundle, num_threads=1) for _ in range(cores)]
+        arrangements = {f"one interpreter, {threads} thread(s)": clf,
+                        f"one interpreter, {cores} threads": best}
+        top, most = ceiling(inputs, arrangements, parallel, args.rounds)
+        for extra in parallel:
+            extra.close()
+        packed = cores * 1000.0 / (reduced_ms + infer_ms)
+        cap = min(most, packed)
+        print(f"  inference alone: at most {most:.0f} FPS ({top}); every core busy with nothing "
+              f"but the reduced input and predict (step 0): {cores} x 1000 / ({reduced_ms:.2f} "
+              f"+ {infer_ms:.2f}) = {packed:.0f} FPS")
+        print(f"  so no arrangement here exceeds {cap:.0f} FPS = {cap / naive_top:.2f}x over the "
+              f"faster naive arm (2.5x would be {2.5 * naive_top:.0f} FPS"
+              f"{'' if cap >= 2.5 * naive_top else ', out of reach on this machine'})")
         print(f"2. CPU per frame at 30 FPS ({args.paced} frames per arm)")
         naive_ms, daemon_ms = cpu_at_pace(video, clf, args.paced, 30.0)
         print(f"  naive full decode: {naive_ms:.2f} ms CPU/frame")
