@@ -384,8 +384,9 @@ def main() -> int:
         print("1b. this machine's inference ceiling: predict alone on the prepared inputs")
         inputs = prepared_inputs(video, clf)
         parallel = [load_classifier(args.bundle, num_threads=1) for _ in range(cores)]
-        arrangements = {f"one interpreter, {threads} thread(s)": clf,
-                        f"one interpreter, {cores} threads": best}
+        arrangements = {f"one interpreter, {threads} thread(s)": clf}
+        if cores != threads:
+            arrangements[f"one interpreter, {cores} threads"] = best
         top, most = ceiling(inputs, arrangements, parallel, args.rounds)
         for extra in parallel:
             extra.close()
