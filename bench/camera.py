@@ -81,16 +81,15 @@ def jpeg_packets(video: Path) -> list[np.ndarray]:
     return packets
 
 
-def prepared_inputs(video: Path, clf) -> list[np.ndarray]:
-    """The model input of every frame, from reduced decoding."""
+def prepared_inputs(packets: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """The model input of every compressed frame, from reduced decoding."""
     from edge.jpeg import JpegPixels
     from edge.view import Frame
 
-    size = clf.input_size
-    return [Frame(0, 0.0, pixels=JpegPixels.of(p)).prepare(size) for p in jpeg_packets(video)]
+    return [Frame(0, 0.0, pixels=JpegPixels.of(p)).prepare(size) for p in packets]
 
 
-def stage_costs(video: Path, clf, repeats: int = 5) -> tuple[float, float, float]:
+def stage_costs(packets: list[np.ndarray], clf, repeats: int = 5) -> tuple[float, float, float]:
     """CPU ms per frame of each stage, alone in one thread (median of ``repeats`` passes over
     the same compressed packets): full decode + resize, reduced decode + resize, ``predict``."""
     import cv2
@@ -99,8 +98,7 @@ def stage_costs(video: Path, clf, repeats: int = 5) -> tuple[float, float, float
     from edge.preprocess import prepare
     from edge.view import Frame
 
-    packets = jpeg_packets(video)
-    inputs = prepared_inputs(video, clf)
+    inputs = prepared_inputs(packets, clf.input_size)
     full, reduced, infer = [], [], []
     for _ in range(repeats):
         c0 = time.process_time()
@@ -372,7 +370,8 @@ def main() -> int:
         print(f"640x480 MJPG AVI, {args.frames} frames, model {w}x{h}; {threads} interpreter "
               f"thread(s) in both arms (the daemon's default here), one more naive arm with "
               f"{cores}")
-        full_ms, reduced_ms, infer_ms = stage_costs(video, clf)
+        packets = jpeg_packets(video)
+        full_ms, reduced_ms, infer_ms = stage_costs(packets, clf)
         print(f"0. model input: full decode + resize {full_ms:.2f} ms CPU/frame, reduced "
               f"decode + resize {reduced_ms:.2f} ms ({full_ms / reduced_ms:.2f}x less); "
               f"predict {infer_ms:.2f} ms")
@@ -382,7 +381,7 @@ def main() -> int:
         naive_top, _, ratio = throughput(video, clf, best, args.rounds)
         ok = ok and ratio >= 2.5
         print("1b. this machine's inference ceiling: predict alone on the prepared inputs")
-        inputs = prepared_inputs(video, clf)
+        inputs = prepared_inputs(packets, clf.input_size)
         parallel = [load_classifier(args.bundle, num_threads=1) for _ in range(cores)]
         arrangements = {f"one interpreter, {threads} thread(s)": clf}
         if cores != threads:
