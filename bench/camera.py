@@ -27,6 +27,7 @@ to an MJPG AVI (the frames a USB camera in MJPG mode sends):
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -158,34 +159,28 @@ def ceiling(inputs: list, clfs: dict, parallel: list, rounds: int) -> tuple[str,
     classifier in ``clfs`` alone, and the ``parallel`` classifiers (one per core, one thread
     each) side by side on interleaved shares of the inputs. (best arrangement, its FPS)."""
 
-    def alone(clf) -> float:
-        t0 = time.monotonic()
-        for rgb in inputs:
+    def predict_all(clf, share: list) -> None:
+        for rgb in share:
             clf.predict(rgb, with_features=False)
-        return len(inputs) / (time.monotonic() - t0)
 
-    def side_by_side(_clf) -> float:
-        def work(clf, share: list) -> None:
-            for rgb in share:
-                clf.predict(rgb, with_features=False)
-
+    def side_by_side() -> None:
         threads = [
-            threading.Thread(target=work, args=(clf, inputs[i :: len(parallel)]))
+            threading.Thread(target=predict_all, args=(clf, inputs[i :: len(parallel)]))
             for i, clf in enumerate(parallel)
         ]
-        t0 = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return len(inputs) / (time.monotonic() - t0)
 
-    arms = [(name, alone, clf) for name, clf in clfs.items()]
-    arms.append((f"{len(parallel)} interpreters side by side", side_by_side, None))
-    fps: dict[str, list[float]] = {name: [] for name, *_ in arms}
+    arms = [(name, functools.partial(predict_all, clf, inputs)) for name, clf in clfs.items()]
+    arms.append((f"{len(parallel)} interpreters side by side", side_by_side))
+    fps: dict[str, list[float]] = {name: [] for name, _ in arms}
     for r in range(rounds):
-        for name, arm, clf in arms[r % len(arms) :] + arms[: r % len(arms)]:
-            fps[name].append(arm(clf))
+        for name, arm in arms[r % len(arms) :] + arms[: r % len(arms)]:
+            t0 = time.monotonic()
+            arm()
+            fps[name].append(len(inputs) / (time.monotonic() - t0))
     med = {name: statistics.median(v) for name, v in fps.items()}
     for name, value in med.items():
         print(f"  {name + ':':34s}{value:7.1f} FPS  ({', '.join(f'{x:.0f}' for x in fps[name])})")
