@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.bundle import anomaly_bundle_dir, default_bundle_dir  # noqa: E402
+from pi_inspect.edge.bundle import anomaly_bundle_dir, default_bundle_dir  # noqa: E402
 
 
 def frames(size: tuple[int, int], count: int = 16) -> list[np.ndarray]:
-    from edge.preprocess import prepare
-    from edge.synth.still import render_still
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.synth.still import render_still
 
     return [prepare(render_still(3, i, (128, 128)).image, size) for i in range(count)]
 
@@ -42,7 +42,7 @@ def time_invokes(model, images: list[np.ndarray], runs: int) -> list[float]:
 
 
 def main() -> int:
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--anomaly", type=Path, default=anomaly_bundle_dir())

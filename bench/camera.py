@@ -48,8 +48,8 @@ def mjpg_video(tmp: Path, frames: int, seed: int) -> tuple[Path, list]:
     """The rendered seam (mp4) re-encoded as MJPG AVI, plus its ground-truth occurrences."""
     import cv2
 
-    from edge.demo import read_occurrences
-    from edge.synth import render_video
+    from pi_inspect.edge.demo import read_occurrences
+    from pi_inspect.edge.synth import render_video
 
     mp4 = tmp / f"seam_{seed}.mp4"
     render_video(mp4, frames=frames, seed=seed, size=SIZE, fps=15.0)
@@ -84,8 +84,8 @@ def jpeg_packets(video: Path) -> list[np.ndarray]:
 
 def prepared_inputs(packets: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
     """The model input of every compressed frame, from reduced decoding."""
-    from edge.jpeg import JpegPixels
-    from edge.view import Frame
+    from pi_inspect.edge.jpeg import JpegPixels
+    from pi_inspect.edge.view import Frame
 
     return [Frame(0, 0.0, pixels=JpegPixels.of(p)).prepare(size) for p in packets]
 
@@ -95,9 +95,9 @@ def stage_costs(packets: list[np.ndarray], clf, repeats: int = 5) -> tuple[float
     the same compressed packets): full decode + resize, reduced decode + resize, ``predict``."""
     import cv2
 
-    from edge.jpeg import JpegPixels
-    from edge.preprocess import prepare
-    from edge.view import Frame
+    from pi_inspect.edge.jpeg import JpegPixels
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.view import Frame
 
     inputs = prepared_inputs(packets, clf.input_size)
     full, reduced, infer = [], [], []
@@ -119,7 +119,7 @@ def stage_costs(packets: list[np.ndarray], clf, repeats: int = 5) -> tuple[float
 
 def bare(video: Path, clf) -> tuple[int, float]:
     """The daemon's two stages and nothing else, on the compressed packets (reduced decode)."""
-    from edge.sources import OpenCVSource
+    from pi_inspect.edge.sources import OpenCVSource
 
     return bare_pipeline(lambda: OpenCVSource(str(video), live=False, raw_jpeg=True), clf)
 
@@ -217,8 +217,8 @@ def cpu_at_pace(video: Path, clf, frames: int, fps: float) -> tuple[float, float
     """CPU milliseconds per frame (all threads) for both arms at ``fps``."""
     import cv2
 
-    from edge.preprocess import prepare
-    from edge.sources import OpenCVSource
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.sources import OpenCVSource
 
     period = 1.0 / fps
     cap = cv2.VideoCapture(str(video))
@@ -272,8 +272,8 @@ def video_scores(video: Path, clf) -> tuple[np.ndarray, np.ndarray]:
     """Scores per frame from full decoding (OpenCV, as before) and from reduced decoding."""
     import cv2
 
-    from edge.preprocess import prepare
-    from edge.sources import OpenCVSource
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.sources import OpenCVSource
 
     full = []
     cap = cv2.VideoCapture(str(video))
@@ -294,7 +294,7 @@ def video_scores(video: Path, clf) -> tuple[np.ndarray, np.ndarray]:
 
 def decisions(scores: np.ndarray, clf) -> np.ndarray:
     """Alarm (True/False) per frame and alarming label, as the daemon's rules decide."""
-    from edge.decide import make_rules
+    from pi_inspect.edge.decide import make_rules
 
     rules = make_rules(clf.labels, clf.thresholds, clf.alarms)
     cols = [clf.labels.index(label) for label in rules]
@@ -305,8 +305,8 @@ def decisions(scores: np.ndarray, clf) -> np.ndarray:
 
 
 def events_recall(scores: np.ndarray, clf, truth: list) -> tuple[float, int]:
-    from edge.decide import Debouncer, make_rules
-    from edge.demo import match_events
+    from pi_inspect.edge.decide import Debouncer, make_rules
+    from pi_inspect.edge.demo import match_events
 
     debouncer = Debouncer(make_rules(clf.labels, clf.thresholds, clf.alarms), k=3, n=4, m=5)
     events = []
@@ -322,10 +322,10 @@ def still_scores(clf, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np
     """Held-out stills (another seed than the training data) as 640x480 JPEG, both decodes."""
     import cv2
 
-    from edge.jpeg import JpegPixels
-    from edge.preprocess import prepare
-    from edge.synth import render_still
-    from edge.view import Frame
+    from pi_inspect.edge.jpeg import JpegPixels
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.synth import render_still
+    from pi_inspect.edge.view import Frame
 
     full, reduced, truth = [], [], []
     for i in range(count):
@@ -342,8 +342,8 @@ def still_scores(clf, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np
 def main() -> int:
     import os
 
-    from edge.daemon import default_num_threads
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.daemon import default_num_threads
+    from pi_inspect.edge.runtime import load_classifier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None)

@@ -43,12 +43,12 @@ while True:
 
 
 def make_station_video(path: Path, frames: int) -> Path:
-    """640x480 MJPG (what a USB camera sends) of a synthetic seam (edge.synth, seed 3): real
+    """640x480 MJPG (what a USB camera sends) of a synthetic seam (pi_inspect.edge.synth, seed 3): real
     texture, so the live view's JPEGs are the size a station's would be. 300 rendered frames,
     repeated up to ``frames``."""
     import cv2
 
-    from edge.synth import render_video
+    from pi_inspect.edge.synth import render_video
 
     seam = path.with_name("seam.mp4")
     render_video(seam, frames=min(frames, 300), seed=3, size=(640, 480), fps=15.0)
@@ -77,8 +77,8 @@ def free_port() -> int:
 
 def run_daemon(video: Path, classifier, state_dir: Path, console: str, viewer_fps: float):
     """One run; ``console`` is ``off``, ``idle`` (enabled, nobody watching) or ``viewer``."""
-    from edge.config import parse_config
-    from edge.daemon import Daemon
+    from pi_inspect.edge.config import parse_config
+    from pi_inspect.edge.daemon import Daemon
 
     port = free_port()
     settings = {
@@ -86,7 +86,8 @@ def run_daemon(video: Path, classifier, state_dir: Path, console: str, viewer_fp
         "source": {"kind": "file", "uri": str(video)},
         "gpio": {"enabled": False},
         "snapshots": {"enabled": False},
-        "output": {"stdout": False, "stats_interval_s": 1.0},
+        "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 1.0},
         "pipeline": {"drop": "block", "queue": 4},
         "console": {"enabled": console != "off", "port": port},
     }
@@ -132,7 +133,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--viewer-fps", type=float, default=5.0)
     args = parser.parse_args()
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     classifier = KeptOpen(load_classifier(args.bundle))
     arms = ["off", "idle", "viewer"]

@@ -32,14 +32,14 @@ def daemon_for(
 ):
     """The daemon over ``video`` (or the source ``source_factory`` builds) with ``clf``; its
     file source applies back-pressure, so every frame is inferred."""
-    from edge.config import parse_config
-    from edge.daemon import Daemon
+    from pi_inspect.edge.config import parse_config
+    from pi_inspect.edge.daemon import Daemon
 
     settings = {
         "source": {"kind": "file", "uri": str(video)},
         "gpio": {"enabled": False},
         "snapshots": {"enabled": False},
-        "output": {"stdout": False},
+        "stdout": {"enabled": False},
         "pipeline": {"drop": "block", "queue": queue},
     }
     kept = KeptOpen(clf)

@@ -51,7 +51,7 @@ class Prepared:
         self._given = 0
 
     def read(self):
-        from edge.view import Frame
+        from pi_inspect.edge.view import Frame
 
         if self._given >= self._count:
             return None
@@ -74,7 +74,7 @@ def bare_arm(clf, image: np.ndarray, frames: int) -> tuple[int, float]:
 
 
 def main() -> int:
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from convert.bench import bench_bundle, report  # noqa: E402
-from edge.bundle import default_bundle_dir  # noqa: E402
+from pi_inspect.convert.bench import bench_bundle, report  # noqa: E402
+from pi_inspect.edge.bundle import default_bundle_dir  # noqa: E402
 
 
 def main() -> int:

@@ -43,7 +43,7 @@ class StandInClassifier:
     has_heatmaps = False
 
     def __init__(self) -> None:
-        from edge.events import ModelInfo
+        from pi_inspect.edge.events import ModelInfo
 
         self.info = ModelInfo("stand-in", "1", "0" * 64)
 
@@ -77,9 +77,9 @@ def make_video(path: Path, frames: int) -> Path:
 
 
 def make_seam_video(path: Path, frames: int) -> Path:
-    """A synthetic seam video (edge.synth) so a real model sees real defects (seed 3: an
+    """A synthetic seam video (pi_inspect.edge.synth) so a real model sees real defects (seed 3: an
     error, a break and a 4 mm segment every 200 frames)."""
-    from edge.synth import render_video
+    from pi_inspect.edge.synth import render_video
 
     render_video(path, frames=frames, seed=3, size=(320, 240), fps=15.0)
     return path
@@ -138,14 +138,15 @@ class CountingOutput:
 
 
 def run_daemon(video: Path, classifier, outputs: list) -> tuple[int, float]:
-    from edge.config import parse_config
-    from edge.daemon import Daemon
+    from pi_inspect.edge.config import parse_config
+    from pi_inspect.edge.daemon import Daemon
 
     settings = {
         "source": {"kind": "file", "uri": str(video)},
         "gpio": {"enabled": False},
         "snapshots": {"enabled": False},
-        "output": {"stdout": False, "stats_interval_s": 1.0},
+        "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 1.0},
         "pipeline": {"drop": "block", "queue": 4},
     }
     daemon = Daemon(
@@ -157,17 +158,16 @@ def run_daemon(video: Path, classifier, outputs: list) -> tuple[int, float]:
 
 
 def mqtt_output(port: int, state_dir: Path, result_hz: float):
-    from edge.mqtt import make_output
-    from edge.mqtt.config import MqttConfig
+    from pi_inspect.edge.mqtt import make_output
+    from pi_inspect.edge.mqtt.config import MqttConfig
 
     config = MqttConfig(
         enabled=True,
         host="127.0.0.1",
         port=port,
-        device_id="bench",
         result={"enabled": True, "max_rate_hz": result_hz},
     )
-    out = make_output(config, state_dir)
+    out = make_output(config, state_dir, "bench")
     deadline = time.monotonic() + 10
     while not out.connected and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -212,7 +212,7 @@ def main() -> int:
         print("mosquitto is not installed", file=sys.stderr)
         return 2
     if args.bundle:
-        from edge.runtime import load_classifier
+        from pi_inspect.edge.runtime import load_classifier
 
         classifier = KeptOpen(load_classifier(args.bundle))
     else:

@@ -20,8 +20,8 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, threading
 t_import = __import__("time").monotonic()
-from edge.config import parse_config
-from edge.daemon import Daemon
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon import Daemon
 
 def rss_kb():
     for line in open("/proc/self/status"):
@@ -57,7 +57,7 @@ settings = {
     "source": {"kind": "file", "uri": video, "loop": True},
     "gpio": {"enabled": False},
     "snapshots": {"enabled": False},
-    "output": {"stdout": False},
+    "stdout": {"enabled": False},
     "pipeline": {"drop": "block"},
 }
 if bundle:

@@ -23,8 +23,8 @@ from daemon_arm import run_daemon  # noqa: E402 - the daemon arm bench/camera.py
 
 
 def make_video(path: Path, frames: int, size: tuple[int, int]) -> Path:
-    """A synthetic seam scrolling past, like a camera beside the machine (edge.synth)."""
-    from edge.synth import render_video
+    """A synthetic seam scrolling past, like a camera beside the machine (pi_inspect.edge.synth)."""
+    from pi_inspect.edge.synth import render_video
 
     render_video(path, frames=frames, seed=5, size=size, fps=15.0)
     return path
@@ -34,7 +34,7 @@ def naive(video: Path, clf) -> tuple[int, float]:
     """read -> prepare -> predict, one after the other."""
     import cv2
 
-    from edge.preprocess import prepare
+    from pi_inspect.edge.preprocess import prepare
 
     cap = cv2.VideoCapture(str(video))
     n = 0
@@ -74,8 +74,8 @@ def compare(video: Path, clf, rounds: int) -> tuple[list[float], list[float]] | 
 
 
 def main() -> int:
-    from edge.daemon import default_num_threads
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.daemon import default_num_threads
+    from pi_inspect.edge.runtime import load_classifier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default=None)

@@ -26,7 +26,7 @@ def bn_first_cnn(size: int):
     import keras
     from keras import layers
 
-    from train.models import _conv_bn_relu
+    from pi_inspect.train.models import _conv_bn_relu
 
     pixels = keras.Input(shape=(size, size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255.0)(pixels)
@@ -51,7 +51,7 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from train.models import ModelSpec, build_model
+    from pi_inspect.train.models import ModelSpec, build_model
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ConversionError
+from pi_inspect.edge.errors import ConversionError
 
 log = logging.getLogger("pi-inspect.convert")
 
@@ -87,8 +87,8 @@ def check_anomaly_parity(report: AnomalyParity, allow_drop: bool) -> None:
 
 
 def _good(path: Path, size: tuple[int, int], count: int, seed: int) -> np.ndarray:
-    from edge.data.images import load_images
-    from train.anomaly.fit import good_paths
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.train.anomaly.fit import good_paths
 
     paths = good_paths(path)
     if len(paths) > count:
@@ -102,8 +102,8 @@ def _good(path: Path, size: tuple[int, int], count: int, seed: int) -> np.ndarra
 
 def _labelled(path: Path, size: tuple[int, int], count: int, seed: int):
     """Images of a labelled test set and whether each is defective (any alarm condition)."""
-    from edge.data.images import load_images
-    from train.anomaly.evaluate import defect_kinds
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.train.anomaly.evaluate import defect_kinds
 
     kinds, paths = defect_kinds(path)
     idx = np.arange(len(paths))
@@ -118,34 +118,26 @@ def _labelled(path: Path, size: tuple[int, int], count: int, seed: int):
 
 def calibration_images(good: np.ndarray, seed: int) -> np.ndarray:
     """Good images, every other one with a pseudo-defect (see the module docstring)."""
-    from train.anomaly.model import map_size
-    from train.anomaly.pseudo import make_batch
+    from pi_inspect.train.anomaly.model import map_size
+    from pi_inspect.train.anomaly.pseudo import make_batch
 
     h, w = good.shape[1:3]
     images, _ = make_batch(good, np.random.default_rng(seed), map_size((w, h)), 0.5)
     return images
 
 
-def int8_scores(bundle_dir: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (n,), maps (n, mh, mw)) of a bundle through the edge runtime."""
-    from edge.runtime import load_classifier
-
-    with load_classifier(bundle_dir, check_golden=False) as model:
-        preds = [model.predict(img) for img in images]
-    return np.array([p.scores[0] for p in preds]), np.stack([p.features for p in preds])
-
-
 def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
-    from convert.bundle_writer import pick_golden, source_name, write_bundle
-    from convert.equalize import equalize_activations
-    from convert.fold import fold_pooled_batchnorm
-    from convert.pipeline import ConvertResult
-    from convert.quantize import convert_model
-    from convert.verify import check_integer_only, list_ops, pearson
-    from train.anomaly.fit import HOLDOUT_SPLIT, TRAIN_SPLIT, calibrate, predict_scores
-    from train.anomaly.model import MAP, SCORE
-    from train.metrics import auroc
-    from train.runs import load_run
+    from pi_inspect.convert.bundle_writer import pick_golden, source_name, write_bundle
+    from pi_inspect.convert.equalize import equalize_activations
+    from pi_inspect.convert.fold import fold_pooled_batchnorm
+    from pi_inspect.convert.quantize import convert_model
+    from pi_inspect.convert.result import ConvertResult
+    from pi_inspect.convert.verify import check_integer_only, list_ops, pearson
+    from pi_inspect.edge.runtime import int8_scores
+    from pi_inspect.train.anomaly.fit import HOLDOUT_SPLIT, TRAIN_SPLIT, calibrate, predict_scores
+    from pi_inspect.train.anomaly.model import MAP, SCORE
+    from pi_inspect.train.metrics import auroc
+    from pi_inspect.train.runs import load_run
 
     if opts.quant != "int8":
         raise ConversionError("an anomaly model converts to int8 only (--quant int8)")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.verify import count_macs, list_ops
-from edge.bundle import verify_bundle
-from edge.errors import BundleError
+from pi_inspect.convert.verify import count_macs, list_ops
+from pi_inspect.edge.bundle import verify_bundle
+from pi_inspect.edge.errors import BundleError
 
 MOBILENETV2_MACS = 300e6
 PI4_MS = {"int8": 17.0, "float32": 46.0}

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from edge import __version__
-from edge.bundle import (
+from pi_inspect.edge import __version__
+from pi_inspect.edge.bundle import (
     GOLDEN_TOLERANCE,
     SCHEMA_VERSION,
     DenseLayer,
@@ -24,7 +24,7 @@ from edge.bundle import (
     write_golden,
     write_manifest,
 )
-from edge.errors import BundleError, ConversionError
+from pi_inspect.edge.errors import BundleError, ConversionError
 
 MODEL_FILE = "model.tflite"
 FLOAT_FILE = "model_float32.tflite"
@@ -80,7 +80,7 @@ def record_golden(
 
     The manifest is rewritten (its ``files`` re-hashed), so the bundle stays consistent.
     """
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     bundle_dir = Path(bundle_dir)
     with load_classifier(

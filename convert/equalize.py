@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convert.fold import only_child, only_parent
+from pi_inspect.convert.fold import only_child, only_parent
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _commutes(layer) -> bool:
         return True
     if _global(layer):
         return not layer.get_config().get("keepdims")
-    return type(layer).__name__ == "PassThrough"  # convert.fold's stand-in for a folded layer
+    return type(layer).__name__ == "PassThrough"  # pi_inspect.convert.fold's stand-in for a folded layer
 
 
 def _global(layer) -> bool:

@@ -1,7 +1,7 @@
 """Fold the BatchNorm that follows a max pool back into the conv before it, for conversion.
 
 The ``cnn`` trains its pooled blocks as conv -> max pool -> BatchNorm -> ReLU (fast on a CPU,
-see ``train.models._cnn``). Converted as is, int8 quantizes the raw conv output, whose channels
+see ``pi_inspect.train.models._cnn``). Converted as is, int8 quantizes the raw conv output, whose channels
 span scales 4-6x apart, then adds a MUL and an ADD per block. For a channel whose BatchNorm
 scale ``a`` is positive, ``a * max(z) + c == max(a * z + c)``, so the BatchNorm folds exactly
 into the conv's weights and bias.

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Manifest
-from edge.errors import ConversionError, DataError
+from pi_inspect.convert.result import ConvertResult
+from pi_inspect.edge.bundle import Manifest
+from pi_inspect.edge.errors import ConversionError, DataError
 
 log = logging.getLogger("pi-inspect.convert")
 
@@ -35,30 +36,9 @@ class ConvertOptions:
     heatmap_check: bool = True
 
 
-@dataclass
-class ConvertResult:
-    manifest: Manifest
-    bundle_dir: Path
-    ops: list
-    parity: Any
-
-    def summary(self) -> str:
-        m = self.manifest
-        size = (self.bundle_dir / m.model_file).stat().st_size
-        lines = [
-            f"bundle {self.bundle_dir}: {m.name} {m.version}, {m.quantization}, "
-            f"{m.input_width}x{m.input_height} {m.input_dtype} input, {size / 1024:.0f} KiB, "
-            f"sha256 {m.sha256[:12]}",
-            f"ops: {len(self.ops)} ({', '.join(sorted({op.name for op in self.ops}))})",
-        ]
-        if self.parity is not None:
-            lines.append(self.parity.table())
-        return "\n".join(lines)
-
-
 def load_run(run_dir: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
     """(Keras model, run.json, thresholds) of a training run."""
-    from train.runs import load_run as _load
+    from pi_inspect.train.runs import load_run as _load
 
     run = _load(run_dir)
     if not run.thresholds:
@@ -70,8 +50,8 @@ def load_run(run_dir: Path) -> tuple[Any, dict[str, Any], dict[str, float]]:
 
 def _images(path: Path, labels: list[str], size: tuple[int, int], count: int, seed: int):
     """Decode up to ``count`` images of a data set, in the run's label order."""
-    from edge.data.images import load_images
-    from edge.data.table import read_dataset
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.data.table import read_dataset
 
     ds = read_dataset(path)
     if list(ds.labels) != list(labels):
@@ -100,7 +80,7 @@ def _default_split(info: dict[str, Any], key: str, fallback: str) -> Path:
 
 def converted_scores(bundle_dir: Path, images: np.ndarray, interpreter_factory=None):
     """Scores (and feature maps) of a bundle's model through the edge runtime."""
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     with load_classifier(
         bundle_dir, interpreter_factory=interpreter_factory, check_golden=False
@@ -119,9 +99,9 @@ def heatmap_agreement(
     model the first 64 images alone overstated ``error`` by 0.03 (0.983 against 0.948 over all
     1 000). A pair where either map is all zero has no correlation and is left out.
     """
-    from convert.verify import pearson
-    from edge.heatmap import gradcam
-    from train.gradcam import gradcam as keras_gradcam
+    from pi_inspect.convert.verify import pearson
+    from pi_inspect.edge.heatmap import gradcam
+    from pi_inspect.train.gradcam import gradcam as keras_gradcam
 
     labels, alarms = list(manifest.labels), manifest.alarms
 
@@ -148,7 +128,7 @@ def heatmap_agreement(
 def _meanings(info: dict, labels: list[str], run_dir: Path) -> dict:
     """The run's label meanings (the data set's declaration); a run trained before meanings
     were declared has them from its alarm directions."""
-    from edge.data.meanings import from_alarms, parse_meanings
+    from pi_inspect.edge.data.meanings import from_alarms, parse_meanings
 
     if info.get("meanings"):
         return parse_meanings(info["meanings"], labels, f"{run_dir}/run.json")
@@ -156,26 +136,26 @@ def _meanings(info: dict, labels: list[str], run_dir: Path) -> dict:
 
 
 def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertResult:
-    from convert.bundle_writer import head_spec, write_bundle
-    from convert.equalize import equalize_activations
-    from convert.fold import fold_pooled_batchnorm
-    from convert.quantize import convert_model
-    from convert.verify import check_integer_only, check_parity, list_ops, parity_report
-    from edge.data.meanings import directions
+    from pi_inspect.convert.bundle_writer import head_spec, write_bundle
+    from pi_inspect.convert.equalize import equalize_activations
+    from pi_inspect.convert.fold import fold_pooled_batchnorm
+    from pi_inspect.convert.quantize import convert_model
+    from pi_inspect.convert.verify import check_integer_only, check_parity, list_ops, parity_report
+    from pi_inspect.edge.data.meanings import directions
 
     run_dir = Path(run_dir)
     if Path(out_dir).exists() and not opts.force:  # before minutes of conversion, not after
         raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
-    from train.runs import read_info
+    from pi_inspect.train.runs import read_info
 
     if read_info(run_dir).get("task") == "anomaly":
-        from convert.anomaly import convert_anomaly_run
+        from pi_inspect.convert.anomaly import convert_anomaly_run
 
         return convert_anomaly_run(run_dir, Path(out_dir), opts)
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
-    from convert.bundle_writer import check_label_names, pick_golden, source_name
+    from pi_inspect.convert.bundle_writer import check_label_names, pick_golden, source_name
 
     check_label_names(labels)  # before minutes of conversion, not after
     task = info["task"]
@@ -235,7 +215,7 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         if opts.heatmap_check and features is not None:
             try:
                 report.heatmap_pearson = heatmap_agreement(model, probe_manifest, test_x, features)
-            except ImportError:  # train.gradcam not importable: report without it
+            except ImportError:  # pi_inspect.train.gradcam not importable: report without it
                 log.warning("Keras Grad-CAM not available; heat-map agreement not measured")
     check_parity(report, opts.allow_drop)
     manifest = write_bundle(

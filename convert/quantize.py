@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge.errors import ConversionError
+from pi_inspect.edge.errors import ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def convert_model(
     outputs: dict | None = None,
 ) -> bytes:
     """Export through a temporary SavedModel and convert."""
-    from train.quiet import stderr_silenced, verbose
+    from pi_inspect.train.quiet import stderr_silenced, verbose
 
     with tempfile.TemporaryDirectory(prefix="pi-inspect-export-") as tmp:
         saved = export_saved_model(

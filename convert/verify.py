@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ConversionError
+from pi_inspect.edge.errors import ConversionError
 
 FLOAT_TYPES = {"float32", "float16", "float64"}
 
@@ -106,7 +106,9 @@ def decisions(scores: np.ndarray, task: str, thresholds: np.ndarray) -> np.ndarr
         out = np.zeros_like(scores, dtype=bool)
         out[np.arange(len(scores)), scores.argmax(axis=1)] = True
         return out
-    from train.metrics import apply_thresholds  # the rule evaluate uses, so parity agrees with it
+    from pi_inspect.train.metrics import (
+        apply_thresholds,  # the rule evaluate uses, so parity agrees with it
+    )
 
     return apply_thresholds(scores, thresholds)
 

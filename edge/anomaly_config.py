@@ -9,8 +9,8 @@ any classifier label; ``model.thresholds`` overrides its threshold too (``anomal
 
 from __future__ import annotations
 
-from edge.config_checks import PathText
-from edge.section import Section
+from pi_inspect.edge.config_checks import PathText
+from pi_inspect.edge.section import Section
 
 
 class AnomalyConfig(Section):

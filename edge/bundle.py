@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BundleError
-from edge.manifest import (  # noqa: F401 - the bundle API, as before
+from pi_inspect.edge.errors import BundleError
+from pi_inspect.edge.manifest import (  # noqa: F401 - the bundle API, as before
     GOLDEN_TOLERANCE,
     INPUT_DTYPES,
     MANIFEST,

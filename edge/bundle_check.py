@@ -1,4 +1,4 @@
-"""``python -m edge.bundle_check BUNDLE``: load a bundle with this machine's runtime and run its
+"""``python -m pi_inspect.edge.bundle_check BUNDLE``: load a bundle with this machine's runtime and run its
 golden set, in a process of its own.
 
 ``deploy`` runs this as a child before it switches ``current``, so a model that crashes or
@@ -13,12 +13,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.errors import MissingExtraError, PiInspectError
+from pi_inspect.edge.errors import MissingExtraError, PiInspectError
 
 
 def check(bundle: str, backend: str = "auto") -> str:
     """Load ``bundle`` and run its golden set (or one blank frame without one); a summary."""
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     with load_classifier(bundle, backend=backend, num_threads=1) as clf:
         w, h = clf.input_size
@@ -28,7 +28,7 @@ def check(bundle: str, backend: str = "auto") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.bundle_check")
+    parser = argparse.ArgumentParser(prog="python -m pi_inspect.edge.bundle_check")
     parser.add_argument("bundle")
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args(argv)

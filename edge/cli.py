@@ -17,8 +17,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge import __version__
-from edge.errors import ConfigError, MissingExtraError, PiInspectError
+from pi_inspect.edge import __version__
+from pi_inspect.edge.errors import ConfigError, MissingExtraError, PiInspectError
 
 
 @dataclass(frozen=True)
@@ -30,24 +30,24 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     # edge: runs on the Pi
-    "demo": Command("edge.commands.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
-    "run": Command("edge.commands.run", "run the inspection daemon from a TOML config", "edge"),
-    "check-config": Command("edge.commands.check_config", "validate a config file and print every problem", "edge"),
-    "config": Command("edge.commands.config", "print a complete commented config, or the reference of every key", "edge"),
-    "doctor": Command("edge.commands.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
-    "deploy": Command("edge.commands.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
-    "synth": Command("edge.commands.synth", "render synthetic seam images (and a video) with ground truth", "edge"),
-    "frames": Command("edge.commands.frames", "extract frames from a recorded video", "edge"),
-    "split": Command("edge.commands.split", "split a lookup table into train/valid/test without leakage", "edge"),
-    "label": Command("edge.commands.label", "label video frames in the browser", "edge"),
+    "demo": Command("pi_inspect.edge.commands.demo", "run the daemon on the built-in demo bundle and a synthetic seam video", "edge"),
+    "run": Command("pi_inspect.edge.commands.run", "run the inspection daemon from a TOML config", "edge"),
+    "check-config": Command("pi_inspect.edge.commands.check_config", "validate a config file and print every problem", "edge"),
+    "config": Command("pi_inspect.edge.commands.config", "print a complete commented config, or the reference of every key", "edge"),
+    "doctor": Command("pi_inspect.edge.commands.doctor", "check this device: runtime, camera, GPIO, broker, bundle, disk", "edge"),
+    "deploy": Command("pi_inspect.edge.commands.deploy", "copy a model bundle to a Pi (or a local path) and switch to it", "edge"),
+    "synth": Command("pi_inspect.edge.commands.synth", "render synthetic seam images (and a video) with ground truth", "edge"),
+    "frames": Command("pi_inspect.edge.commands.frames", "extract frames from a recorded video", "edge"),
+    "split": Command("pi_inspect.edge.commands.split", "split a lookup table into train/valid/test without leakage", "edge"),
+    "label": Command("pi_inspect.edge.commands.label", "label video frames in the browser", "edge"),
     # workstation: training and conversion
-    "train": Command("train.commands.train", "train a classifier from a lookup table or class folders", "train"),
-    "evaluate": Command("train.commands.evaluate", "evaluate a training run on a test set", "train"),
-    "gradcam": Command("train.commands.gradcam", "Grad-CAM heat maps for a training run", "train"),
-    "embed": Command("train.commands.embed", "image embeddings from a run's headless model", "train"),
-    "similar": Command("train.commands.similar", "nearest images to a query by embedding", "train"),
-    "convert": Command("convert.commands.convert", "convert a run to a verified int8 TFLite model bundle", "train"),
-    "bench": Command("convert.commands.bench", "latency of a bundle's int8 and float32 models", "edge"),
+    "train": Command("pi_inspect.train.commands.train", "train a classifier from a lookup table or class folders", "train"),
+    "evaluate": Command("pi_inspect.train.commands.evaluate", "evaluate a training run on a test set", "train"),
+    "gradcam": Command("pi_inspect.train.commands.gradcam", "Grad-CAM heat maps for a training run", "train"),
+    "embed": Command("pi_inspect.train.commands.embed", "image embeddings from a run's headless model", "train"),
+    "similar": Command("pi_inspect.train.commands.similar", "nearest images to a query by embedding", "train"),
+    "convert": Command("pi_inspect.convert.commands.convert", "convert a run to a verified int8 TFLite model bundle", "train"),
+    "bench": Command("pi_inspect.convert.commands.bench", "latency of a bundle's int8 and float32 models", "edge"),
 }
 
 # Third-party top-level modules and the extra that brings each one.
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         if COMMANDS[args.command].extra == "train":  # TensorFlow, imported without its chatter
-            importlib.import_module("train.quiet").import_tensorflow()
+            importlib.import_module("pi_inspect.train.quiet").import_tensorflow()
         return int(_import_command(args.command).run(args) or 0)
     except ModuleNotFoundError as exc:
         hint = missing_extra(exc, args.command)

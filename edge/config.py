@@ -1,42 +1,48 @@
 """The daemon's configuration: one TOML file, strictly validated, every problem with its key path.
 
 Each section is a pydantic model with ``extra="forbid"`` so a typo is an error, not a silently
-ignored key. Validators do no I/O: whether a path exists or a camera opens is the runtime's
+ignored key. The core's sections are here; each output plugin brings its own (``[stdout]``,
+``[mqtt]``, ``[console]``, ...), found through entry points, so a new output never changes this
+file. A key renamed or removed by an upgrade is carried over with a warning
+(``pi_inspect.edge.config_migrate``), so an old config still starts. Validators do no I/O: whether a path exists or a camera opens is the runtime's
 business (and gives a fault LED there, not a config error). An empty file -- or no file -- is a
 valid config: the defaults run the built-in demo bundle on USB camera 0.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BeforeValidator,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from edge.anomaly_config import AnomalyConfig
-from edge.config_checks import (  # noqa: F401 - PathText and path_text: part of the config API
+from pi_inspect.edge import __version__
+from pi_inspect.edge.anomaly_config import AnomalyConfig
+from pi_inspect.edge.config_checks import (  # noqa: F401 - PathText and path_text: part of the config API
     PathText,
     add_pin_problems,
-    camera_index,
     path_text,
     pin_conflicts,
     suggestion,
 )
-from edge.console.config import ConsoleConfig
-from edge.controls import ControlsConfig
-from edge.errors import ConfigError
-from edge.mqtt.config import MqttConfig
-from edge.section import Section
+from pi_inspect.edge.config_migrate import migrate
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.edge.identity import DeviceConfig
+from pi_inspect.edge.outputs import OutputContext
+from pi_inspect.edge.outputs.registry import plugins
+from pi_inspect.edge.section import Section
+from pi_inspect.edge.source_config import SourceConfig, SourceKind  # noqa: F401 - config API
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,101 +52,8 @@ else:  # pragma: no cover - Python 3.10 (the edge extra brings tomli there)
 # BCM numbers of the 40-pin header's GPIOs: 0-27 on every Pi with that header (28+ are not wired).
 Pin = Annotated[int, Field(ge=0, le=27)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
-MAX_USB_INDEX = 255  # /dev/video0 .. /dev/video255 (V4L2's minor range)
 
-
-
-
-class SourceConfig(Section):
-    """Where frames come from."""
-
-    kind: Literal["auto", "usb", "picamera2", "stream", "file", "folder"] = "auto"
-    # USB index ("0") or /dev/videoN, rtsp:// or http(s):// URL, video file, image folder.
-    uri: Annotated[str, BeforeValidator(camera_index)] = Field(default="0", min_length=1)
-    loop: bool = False  # video file / image folder: start again at the end
-    width: Annotated[int, Field(ge=16, le=8192)] | None = None  # camera request, if set
-    height: Annotated[int, Field(ge=16, le=8192)] | None = None
-    fps: Annotated[float, Field(gt=0, le=240)] | None = None
-    realtime: bool = False  # video file: play at its own frame rate (not as fast as it decodes)
-    reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
-    # What the station inspects (edge/view.py): [x, y, w, h] in pixels (ints) or fractions of
-    # the frame (floats), then flips, then a clockwise rotation; all before the resize.
-    roi: Annotated[list[int | float], Field(min_length=4, max_length=4)] | None = None
-    rotate: Literal[0, 90, 180, 270] = 0
-    hflip: bool = False
-    vflip: bool = False
-    # USB cameras: "auto" asks for MJPG and decodes only what the model needs, else YUYV.
-    fourcc: Literal["auto", "MJPG", "YUYV"] = "auto"
-    camera_num: Annotated[int, Field(ge=0, le=7)] = 0  # picamera2: which camera port
-    controls: ControlsConfig = ControlsConfig()
-
-    @field_validator("roi")
-    @classmethod
-    def _roi_valid(cls, value: list | None) -> list | None:
-        if value is None:
-            return value
-        x, y, w, h = value
-        if any(isinstance(v, float) for v in value):
-            if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1):
-                raise PydanticCustomError("roi", "fractions: 0 <= x, y < 1 and 0 < w, h <= 1")
-            if x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
-                raise PydanticCustomError("roi", "fractions: x + w and y + h must be <= 1")
-        elif x < 0 or y < 0 or w < 8 or h < 8:
-            raise PydanticCustomError("roi", "pixels: x, y >= 0 and w, h >= 8")
-        return value
-
-    @field_validator("reconnect_max_s")
-    @classmethod
-    def _max_not_below_min(cls, value: float, info) -> float:
-        low = info.data.get("reconnect_min_s")
-        if low is not None and value < low:
-            raise PydanticCustomError("order", "must be >= reconnect_min_s ({low})", {"low": low})
-        return value
-
-    @field_validator("uri")
-    @classmethod
-    def _usb_index_in_range(cls, uri: str, info) -> str:
-        """A camera index OpenCV cannot take would kill the capture thread, not fail an open."""
-        usb = info.data.get("kind") in ("auto", "usb") and uri.isdigit()
-        if usb and (not uri.isascii() or len(uri) > 3 or int(uri) > MAX_USB_INDEX):
-            raise PydanticCustomError(
-                "usb_index",
-                "camera index {uri} is not in 0-{top}",
-                {"uri": uri if len(uri) <= 12 else uri[:12] + "...", "top": MAX_USB_INDEX},
-            )
-        return uri
-
-    def resolved(self) -> SourceKind:
-        """What ``kind`` (``auto`` judged from ``uri``) means; the one place that decides it.
-
-        Looks at the disk only to tell a folder from a file, and only for an ``auto`` path.
-        """
-        kind = self.kind
-        if kind == "auto":
-            uri = self.uri
-            if uri.isdigit() or uri.startswith("/dev/"):  # /dev/videoN, /dev/v4l/by-id/...
-                kind = "usb"
-            elif uri == "picamera2":
-                kind = "picamera2"
-            elif "://" in uri:
-                kind = "stream"
-            else:
-                kind = "folder" if Path(uri).is_dir() else "file"
-        return SourceKind(kind, live=kind in _LIVE_KINDS, is_path=kind in ("file", "folder"))
-
-
-_LIVE_KINDS = ("usb", "picamera2", "stream")
-
-
-@dataclass(frozen=True)
-class SourceKind:
-    """A resolved source: its kind, whether it is live (a camera or stream: drop old frames,
-    never ends) and whether ``uri`` is a path (a file or folder: relative to the config file)."""
-
-    name: str  # usb, picamera2, stream, file or folder
-    live: bool
-    is_path: bool
+log = logging.getLogger(__name__)
 
 
 class ModelConfig(Section):
@@ -218,10 +131,8 @@ class SnapshotConfig(Section):
 
 
 class OutputConfig(Section):
-    """stdout JSON lines (journald-friendly), and how often every output gets stats."""
+    """What every output gets alike."""
 
-    stdout: bool = True
-    results: bool = False  # also one line per inferred frame (noisy)
     # The one stats interval: stdout, MQTT and any other output get the same stats line.
     stats_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
@@ -236,10 +147,11 @@ class PipelineConfig(Section):
     heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
 
 
-class Config(Section):
-    """The whole daemon configuration."""
+class CoreConfig(Section):
+    """The daemon's own sections; ``Config`` adds one section per output plugin."""
 
     state_dir: PathText | None = None  # None: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
     source: SourceConfig = SourceConfig()
     model: ModelConfig = ModelConfig()
     anomaly: AnomalyConfig = AnomalyConfig()
@@ -249,11 +161,9 @@ class Config(Section):
     snapshots: SnapshotConfig = SnapshotConfig()
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
-    mqtt: MqttConfig = MqttConfig()
-    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
-    def _pins_unique(self) -> Config:
+    def _pins_unique(self) -> CoreConfig:
         conflicts = pin_conflicts(self.gpio.model_dump(), self.trigger.model_dump(), _PINS)
         if conflicts:
             key, pin, other = conflicts[0]
@@ -276,6 +186,29 @@ class Config(Section):
     def snapshot_dir(self) -> Path:
         path = Path(self.snapshots.dir).expanduser()
         return path if path.is_absolute() else self.resolved_state_dir() / path
+
+
+def _with_plugins() -> type[CoreConfig]:
+    """The whole daemon configuration: the core's sections and one per output plugin."""
+    sections: dict[str, Any] = {
+        name: (plugin.section, Field(default_factory=plugin.section))
+        for name, plugin in plugins().items()
+    }
+    return create_model(
+        "Config",
+        __base__=CoreConfig,
+        __module__=__name__,
+        __doc__="The whole daemon configuration.",
+        **sections,
+    )
+
+
+Config = _with_plugins()
+
+def output_context(config: CoreConfig) -> OutputContext:
+    """What every output plugin is built with, from ``config``."""
+    snapshots = config.snapshot_dir() if config.snapshots.enabled else None
+    return OutputContext(config.device.id, config.resolved_state_dir(), snapshots, __version__)
 
 
 _GPIO_PIN_KEYS = ("green", "red", "amber", "buzzer", "relay", "ack_button")
@@ -320,9 +253,20 @@ def _nul_problems(data: Any, path: tuple[str, ...] = ()) -> list[str]:
     return sorted(found)
 
 
-def parse_config(data: dict[str, Any]) -> Config:
-    """Validate a TOML-shaped dict. Raises ConfigError listing every problem."""
+Warn = Callable[[str], None]
+
+
+def parse_config(data: dict[str, Any], *, warn: Warn = log.warning) -> Config:
+    """Validate a TOML-shaped dict. Raises ConfigError listing every problem.
+
+    Keys an upgrade renamed or removed are carried over first, each with one ``warn`` line
+    that says what to write instead; only a value that cannot be carried over is a problem.
+    """
     problems = _nul_problems(data)
+    if not problems:
+        data, warnings, problems = migrate(data)
+        for line in warnings:
+            warn(line)
     if not problems:
         try:
             return Config.model_validate(data)
@@ -339,7 +283,7 @@ def _resolve_relative(config: Config, base: Path) -> Config:
     """Paths in a config file are relative to the file, not to the daemon's working directory."""
 
     def rel(value: str | None) -> str | None:
-        # "~" and "~user" are expanded when used (edge.preflight checks the user exists).
+        # "~" and "~user" are expanded when used (pi_inspect.edge.preflight checks the user exists).
         if value is None or not value or value.startswith("~") or Path(value).is_absolute():
             return value
         return str(base / value)
@@ -366,10 +310,8 @@ def with_overrides(config: Config, source: str | None = None, bundle: str | None
     return parse_config(data)
 
 
-def load_config(path: str | os.PathLike[str] | None) -> Config:
-    """Read and validate a TOML config file; ``None`` gives the defaults."""
-    if path is None:
-        return Config()
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A config file's TOML as a dict; ConfigError (one line) when it cannot be read or parsed."""
     file = Path(path)
     try:
         raw = file.read_bytes()
@@ -383,4 +325,12 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(
             f"invalid config: {file} is not valid TOML", [f"{file}: nested too deeply"]
         ) from None
-    return _resolve_relative(parse_config(data), file.resolve().parent)
+    return data
+
+
+def load_config(path: str | os.PathLike[str] | None, *, warn: Warn = log.warning) -> Config:
+    """Read and validate a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    data = read_toml(path)
+    return _resolve_relative(parse_config(data, warn=warn), Path(path).resolve().parent)

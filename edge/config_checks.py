@@ -1,5 +1,5 @@
 """Config checks that look past the first error: pin conflicts on the data as written, and the
-nearest known key for an unknown one. Used by edge.config; no pydantic models defined here. Also the string rules every path key
+nearest known key for an unknown one. Used by pi_inspect.edge.config; no pydantic models defined here. Also the string rules every path key
 follows (``PathText``), shared by the sections in modules of their own."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 def path_text(value: str) -> str:
     """String rules for a path (no I/O): non-empty, a valid file name on Linux, ``~`` or
-    ``~user`` only as the first component. Whether it exists is ``edge.preflight``'s business."""
+    ``~user`` only as the first component. Whether it exists is ``pi_inspect.edge.preflight``'s business."""
     if not value:
         raise ValueError("must not be empty (leave the key out for the default)")
     try:

@@ -17,7 +17,9 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
-from edge.config import Config
+from pi_inspect.edge.config import Config
+from pi_inspect.edge.config_migrate import MOVED, REMOVED
+from pi_inspect.edge.outputs.registry import plugins
 
 _FIELD = re.compile(r"^\s{4}(\w+)\s*:")
 
@@ -41,10 +43,6 @@ MEANINGS = {
     "source.hflip": "mirror each frame left to right",
     "source.vflip": "mirror each frame top to bottom",
     "source.controls.focus": "focus mode: auto, continuous, or manual at lens_position",
-    "console.enabled": "serve the operator console (live view, events, review)",
-    "console.host": "address the console listens on (a non-loopback one needs credentials)",
-    "console.port": "port the console listens on",
-    "console.review_max_count": "most 'this verdict is wrong' review items kept",
     "source.reconnect_min_s": "first wait before reopening a failed source",
     "source.reconnect_max_s": "longest wait between reopen attempts (doubling from the minimum)",
     "model.backend": "inference runtime: LiteRT, the legacy tflite-runtime, or whichever is there",
@@ -71,38 +69,23 @@ MEANINGS = {
     "snapshots.max_bytes": "most bytes of snapshots kept",
     "snapshots.max_age_s": "snapshots older than this are removed",
     "snapshots.jpeg_quality": "JPEG quality of the snapshots",
-    "output.stdout": "write events, state and stats as JSON lines on stdout",
     "output.stats_interval_s": "seconds between stats lines",
     "pipeline.queue": "frames that may wait between capture and inference",
     "pipeline.heartbeat_timeout_s": "a stage silent this long is a fault (and the watchdog's cue)",
-    "mqtt.enabled": "publish events, state and stats over MQTT",
-    "mqtt.host": "broker host name or address",
-    "mqtt.port": "broker port (8883 is usual with TLS)",
-    "mqtt.prefix": "first topic level(s): <prefix>/<device_id>/...",
-    "mqtt.device_id": "this station's topic level (default: this machine's host name)",
-    "mqtt.client_id": "MQTT client id (unset: derived from the device id)",
-    "mqtt.tls": "TLS settings, a table with ca_file, cert_file, key_file, insecure (unset: no TLS)",
-    "mqtt.username": "broker user name",
-    "mqtt.password": "broker password (prefer credentials_file; never logged)",
-    "mqtt.keepalive": "seconds between MQTT keep-alive pings",
-    "mqtt.reconnect_min_s": "first wait before reconnecting to the broker",
-    "mqtt.reconnect_max_s": "longest wait between reconnect attempts",
-    "mqtt.max_inflight": "QoS 1 messages in flight at once",
-    "mqtt.result.enabled": "publish per-frame results (rate-limited)",
-    "mqtt.result.max_rate_hz": "most result messages per second",
-    "mqtt.commands.enabled": "accept commands under cmd/ (trigger, snapshot, reload, thresholds)",
-    "mqtt.discovery.enabled": "publish Home Assistant discovery configs",
-    "mqtt.discovery.prefix": "Home Assistant's discovery prefix",
-    "mqtt.spool.max_events": "most unsent events kept in the spool (oldest dropped first)",
 }
 
 
 def _comments(model: type[BaseModel]) -> dict[str, str]:
-    """Per field: the trailing comment on its line, after any comment lines just above it."""
-    try:
-        lines = inspect.getsource(model).splitlines()
-    except (OSError, TypeError):
-        return {}
+    """Per field: the trailing comment on its line, after any comment lines just above it (in
+    the class that declares it: ``Config`` inherits the core's and adds the plugins')."""
+    lines: list[str] = []
+    for cls in reversed(model.__mro__):
+        if cls is BaseModel or not (inspect.isclass(cls) and issubclass(cls, BaseModel)):
+            continue
+        try:
+            lines += inspect.getsource(cls).splitlines()
+        except (OSError, TypeError):
+            continue
     out: dict[str, str] = {}
     above: list[str] = []
     for line in lines:
@@ -165,6 +148,14 @@ def _default(field: Any) -> Any:
     return None  # computed where it runs (the hostname, say): the meaning says what it is
 
 
+def meanings() -> dict[str, str]:
+    """``MEANINGS`` and what each output plugin says of its own keys."""
+    found = dict(MEANINGS)
+    for name, plugin in plugins().items():
+        found.update({f"{name}.{key}": text for key, text in plugin.meanings.items()})
+    return found
+
+
 def keys(model: type[BaseModel] = Config, prefix: str = "") -> list[Key]:
     """Every key of ``model`` and its sections, in declaration order."""
     out: list[Key] = []
@@ -181,7 +172,7 @@ def keys(model: type[BaseModel] = Config, prefix: str = "") -> list[Key]:
                 value = getattr(m, attr, None)
                 if value is not None:
                     bounds = ", ".join(b for b in (bounds, f"{sym} {value}") if b)
-        meaning = comments.get(name) or field.description or MEANINGS.get(path, "")
+        meaning = comments.get(name) or field.description or meanings().get(path, "")
         out.append(Key(path, type_name, _default(field), bounds, meaning))
     return out
 
@@ -232,6 +223,12 @@ def reference_markdown() -> str:
             cells = [f"`{key.path}`", key.type, f"`{default}`" if default is not None else "unset",
                      key.bounds, key.meaning]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", "## Renamed and removed keys", "",
+              "A config that still uses one of these runs: each is carried over with one warning",
+              "(`check-config` shows them, exit 0), and `pi-inspect config --migrate FILE` prints",
+              "the file updated.", "", "| old key | now |", "|---|---|"]
+    lines += [f"| `{old}` | renamed to `{new}` |" for old, new in MOVED.items()]
+    lines += [f"| `{old}` | removed: {why} |" for old, why in REMOVED.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """Camera controls from the config (``[source.controls]``): exposure, gain, white balance, focus.
 
 A real station locks exposure and focus so a defect looks the same at 8 am and at 4 pm. The
-same keys drive picamera2 (libcamera controls, edge.picamera) and V4L2 USB cameras (OpenCV
+same keys drive picamera2 (libcamera controls, pi_inspect.edge.picamera) and V4L2 USB cameras (OpenCV
 ``CAP_PROP_*``, here) where the driver offers them; a control a driver refuses is logged once
 and the camera runs on (a station never gives up over a knob).
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from edge.section import Section
+from pi_inspect.edge.section import Section
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edge.data.meanings import LabelMeaning, from_alarms
-from edge.events import DefectEvent
+from pi_inspect.edge.data.meanings import LabelMeaning, from_alarms
+from pi_inspect.edge.events import DefectEvent
 
 ALARM_DIRECTIONS = ("above", "below")
 

@@ -1,6 +1,6 @@
 """``pi-inspect demo``: the daemon on the built-in bundle and a freshly rendered seam video.
 
-Renders a synthetic seam video with known defects (edge.synth), runs the real daemon on it with
+Renders a synthetic seam video with known defects (pi_inspect.edge.synth), runs the real daemon on it with
 gpiozero's MockFactory (LED states shown in the terminal), writes heat-map snapshots to a
 temporary folder, and closes with a summary: frames, FPS, latency, and the defects found
 against the ground truth: event-level recall and precision (an event counts only for its own
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from edge.events import DefectEvent
-    from edge.signals import Lamps
+    from pi_inspect.edge.events import DefectEvent
+    from pi_inspect.edge.signals import Lamps
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Score:
 
 
 def read_occurrences(path: Path) -> list[Occurrence]:
-    """``id,label,first_frame,last_frame`` rows written by edge.synth next to the video."""
+    """``id,label,first_frame,last_frame`` rows written by pi_inspect.edge.synth next to the video."""
     with open(path, newline="") as fh:
         return [
             Occurrence(row["label"], int(row["first_frame"]), int(row["last_frame"]))

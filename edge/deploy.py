@@ -11,7 +11,7 @@ After a deploy, bundles beyond the ``--keep`` most recently deployed are deleted
 and ``previous`` never are), so a Pi's SD card does not fill up one model at a time.
 
 The copy is verified against its manifest *where it landed* and then loaded by the runtime in a
-child process (``python -m edge.bundle_check``: shapes, labels, signature, golden set; a crash or
+child process (``python -m pi_inspect.edge.bundle_check``: shapes, labels, signature, golden set; a crash or
 hang there refuses the bundle) before ``current`` moves, and the link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon never
 sees a half-copied or corrupt model. For ``user@host:/path`` targets the bundle goes over scp
 and the Pi runs ``pi-inspect deploy --local`` itself: the verification code exists once.
@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.bundle import MANIFEST, verify_bundle
-from edge.errors import BundleError, MissingExtraError, PiInspectError
+from pi_inspect.edge.bundle import MANIFEST, verify_bundle
+from pi_inspect.edge.errors import BundleError, MissingExtraError, PiInspectError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def check_in_child(
     ``BundleError`` with the child's one-line reason when the bundle is refused, crashes the
     runtime or does not finish within ``timeout_s``; ``MissingExtraError`` without a runtime.
     """
-    cmd = [python, "-m", "edge.bundle_check", str(bundle)]
+    cmd = [python, "-m", "pi_inspect.edge.bundle_check", str(bundle)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pi_inspect.edge.config import output_context
+from pi_inspect.edge.outputs.registry import plugins
+
 DEFAULT_CONFIG = "/etc/pi-inspect/config.toml"
 MIN_FREE_BYTES = 100_000_000
 
@@ -196,8 +199,8 @@ def check_broker(
 
 
 def check_bundle(bundle: str | Path | None, name: str = "bundle") -> Check:
-    from edge.bundle import default_bundle_dir, verify_bundle
-    from edge.errors import BundleError
+    from pi_inspect.edge.bundle import default_bundle_dir, verify_bundle
+    from pi_inspect.edge.errors import BundleError
 
     path = Path(bundle) if bundle else default_bundle_dir()
     try:
@@ -206,8 +209,8 @@ def check_bundle(bundle: str | Path | None, name: str = "bundle") -> Check:
         return Check(
             name, False, str(exc), "pi-inspect deploy BUNDLE pi@host:/var/lib/pi-inspect/models"
         )
-    from edge.errors import MissingExtraError
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.errors import MissingExtraError
+    from pi_inspect.edge.runtime import load_classifier
 
     resolved = path.resolve().name
     try:  # what the daemon does: load it and run its golden set
@@ -265,16 +268,15 @@ def _run_command(cmd: Sequence[str]) -> tuple[int, str]:
 
 
 def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
-    """The checks for ``config``, in order, each ready to run."""
-    from edge.sources import make_source
+    """The checks for ``config``, in order, each ready to run (the output plugins' own after
+    the station's hardware)."""
+    from pi_inspect.edge.sources import make_source
 
-    mqtt = config.mqtt
-    creds = (None, None)
-    if getattr(mqtt, "enabled", False):
-        from edge.mqtt.client import read_credentials
-
-        c = read_credentials(mqtt)
-        creds = (c.username, c.password)
+    outputs: list[tuple[str, Callable[[], Check]]] = []
+    context = output_context(config)
+    for name, plugin in plugins().items():
+        if plugin.doctor is not None:
+            outputs += plugin.doctor(getattr(config, name), context)
     return [
         ("python", check_python),
         ("runtime", lambda: check_runtime(_version("ai-edge-litert"), _version("tflite-runtime"))),
@@ -288,15 +290,7 @@ def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
                 config.gpio.pin_factory,
             ),
         ),
-        (
-            "broker",
-            lambda: check_broker(
-                getattr(mqtt, "enabled", False),
-                getattr(mqtt, "host", ""),
-                getattr(mqtt, "port", 1883),
-                *creds,
-            ),
-        ),
+        *outputs,
         ("bundle", lambda: check_bundle(config.model.bundle)),
         *(
             [("anomaly bundle", lambda: check_bundle(config.anomaly.bundle, "anomaly bundle"))]

@@ -30,6 +30,7 @@ class DefectEvent:
     model_sha256: str | None = None
     condition: str | None = None  # the alarm condition that holds: "length absent"
     meaning: str | None = None  # what the label means, as the data set declared it
+    device: str | None = None  # the station that saw it ([device] id), set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +67,7 @@ class Stats:
     camera_online: bool
     cpu_temp_c: float | None = None  # the SoC temperature, where the kernel exposes it
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None  # the station ([device] id), set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +104,7 @@ class State:
     alarms: dict[str, str] = field(default_factory=dict)  # label -> "above" or "below"
     lamps: dict[str, bool] = field(default_factory=dict)  # green/red/amber/relay as shown
     conditions: tuple[str, ...] = ()  # the active labels' alarm conditions: "length absent"
+    device: str | None = None  # the station ([device] id), set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

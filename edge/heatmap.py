@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.bundle import HeadSpec
+from pi_inspect.edge.bundle import HeadSpec
 
 
 def head_forward(z: np.ndarray, head: HeadSpec) -> tuple[np.ndarray, list[np.ndarray]]:

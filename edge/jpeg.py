@@ -14,12 +14,13 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from edge.errors import SourceError
-from edge.view import IDENTITY, Frame, View
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.view import IDENTITY, Frame, View
 
 # cv2.IMREAD_REDUCED_COLOR_2/_4/_8; looked up lazily so importing this module stays cheap.
 SCALES = (8, 4, 2)
@@ -221,17 +222,26 @@ class _Prefixed:
 
 
 class MjpegStreamSource:
-    """An HTTP ``multipart/x-mixed-replace`` MJPEG stream, read by edge.jpeg's small reader;
-    a URL that serves something else (HLS, a video file) goes to OpenCV instead."""
+    """An HTTP ``multipart/x-mixed-replace`` MJPEG stream, read by this module's small reader;
+    a URL that serves something else (HLS, a video file) goes to ``fallback`` instead, the
+    source the factory chose for it (OpenCV's)."""
 
     live = True
 
-    def __init__(self, url: str, *, view: View = IDENTITY, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        view: View = IDENTITY,
+        timeout_s: float = 5.0,
+        fallback: Callable[[], Any] | None = None,
+    ) -> None:
         self.name = url
         self.url = url
         self.view = view
         self._timeout = timeout_s
         self._reader: MjpegReader | None = None
+        self._make_fallback = fallback
         self._fallback: Any = None
         self._index = 0
 
@@ -242,9 +252,9 @@ class MjpegStreamSource:
             self._reader = reader
             return
         reader.close()
-        from edge.sources import OpenCVSource  # a stream OpenCV/FFmpeg decodes (HLS, mp4)
-
-        self._fallback = OpenCVSource(self.url, live=True, view=self.view)
+        if self._make_fallback is None:
+            raise SourceError(f"{self.name} is not an MJPEG stream")
+        self._fallback = self._make_fallback()  # a stream OpenCV/FFmpeg decodes (HLS, mp4)
         self._fallback.open()
 
     def read(self) -> Any:

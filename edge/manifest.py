@@ -1,6 +1,6 @@
 """The bundle manifest: its dataclasses and the strict parser that checks every value.
 
-``edge.bundle`` reads the file and verifies the bundle's files; this module only turns the
+``pi_inspect.edge.bundle`` reads the file and verifies the bundle's files; this module only turns the
 parsed JSON into a ``Manifest`` or a one-line ``BundleError``.
 """
 
@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.data.meanings import LabelMeaning, declared_meanings
-from edge.errors import BundleError
-from edge.events import ModelInfo
-from edge.manifest_head import (  # noqa: F401 - part of the manifest API
+from pi_inspect.edge.data.meanings import LabelMeaning, declared_meanings
+from pi_inspect.edge.errors import BundleError
+from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.manifest_head import (  # noqa: F401 - part of the manifest API
     MAX_DIM,
     DenseLayer,
     HeadSpec,

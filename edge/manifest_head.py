@@ -1,6 +1,6 @@
 """The heat-map head in a manifest: float32 arrays as JSON and the dense layers Grad-CAM needs.
 
-Split from ``edge.manifest`` (which re-exports every name): a classifier bundle carries its head
+Split from ``pi_inspect.edge.manifest`` (which re-exports every name): a classifier bundle carries its head
 in float so the Pi computes Grad-CAM in numpy.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.errors import BundleError
+from pi_inspect.edge.errors import BundleError
 
 MAX_DIM = 1 << 16  # any one dimension of head weights
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.controls import ControlsConfig
-from edge.errors import SourceError
-from edge.view import IDENTITY, Frame, View
+from pi_inspect.edge.controls import ControlsConfig
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.view import IDENTITY, Frame, View
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.errors import SourceError
-from edge.sources import Frame, FrameSource
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Preparer:
         if not self.in_capture or size is None:
             return Captured(frame, None, None)
         t0 = self._clock()
-        rgb = frame.prepare(size)  # decodes only what ``size`` needs (edge.view.Frame)
+        rgb = frame.prepare(size)  # decodes only what ``size`` needs (pi_inspect.edge.view.Frame)
         return Captured(frame, size, rgb, (self._clock() - t0) * 1000.0)
 
     def model_input(self, captured: Captured, size: tuple[int, int]) -> tuple[np.ndarray, float]:

@@ -15,11 +15,12 @@ import os
 import stat
 from pathlib import Path
 
-from edge.config import Config
-from edge.errors import ConfigError
+from pi_inspect.edge.config import Config
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.edge.outputs.registry import plugins
 
 
-def _expand(key: str, value: str, problems: list[str]) -> Path | None:
+def expand(key: str, value: str, problems: list[str]) -> Path | None:
     """``value`` with ``~``/``~user`` expanded, or None (and a problem) when that cannot be."""
     if not value.startswith("~"):
         return Path(value)
@@ -75,7 +76,7 @@ def _directory(key: str, path: Path, problems: list[str]) -> None:
         problems.append(f"{key}: {path} exists and is not a directory")
 
 
-def _regular_file(key: str, path: Path, problems: list[str]) -> None:
+def regular_file(key: str, path: Path, problems: list[str]) -> None:
     st = _existing(key, path, problems)
     if st is None:
         return
@@ -90,25 +91,24 @@ def problems(config: Config) -> list[str]:
     found: list[str] = []
     state: Path | None
     if config.state_dir:
-        state = _expand("state_dir", config.state_dir, found)
+        state = expand("state_dir", config.state_dir, found)
     else:
         state = config.resolved_state_dir()
     if state is not None:
         _directory("state_dir", state, found)
     state_ok = state is not None and not found
     if config.snapshots.enabled:
-        snap = _expand("snapshots.dir", config.snapshots.dir, found)
+        snap = expand("snapshots.dir", config.snapshots.dir, found)
         if snap is not None and (snap.is_absolute() or state_ok):
             _directory("snapshots.dir", snap if snap.is_absolute() else state / snap, found)
     if config.model.bundle:
-        _expand("model.bundle", config.model.bundle, found)
+        expand("model.bundle", config.model.bundle, found)
     if config.anomaly.bundle:
-        _expand("anomaly.bundle", config.anomaly.bundle, found)
-    mqtt = config.mqtt
-    if getattr(mqtt, "enabled", False) and state is not None:
-        spool = _expand("mqtt.spool.path", str(mqtt.spool_path(state)), found)
-        if spool is not None:
-            _regular_file("mqtt.spool.path", spool, found)
+        expand("anomaly.bundle", config.anomaly.bundle, found)
+    if state is not None:  # each output plugin's own files
+        for name, plugin in plugins().items():
+            if plugin.preflight is not None:
+                found += plugin.preflight(getattr(config, name), state)
     return found
 
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Manifest, default_bundle_dir, golden_inputs, verify_bundle
-from edge.data.meanings import LabelMeaning
-from edge.errors import BundleError, MissingExtraError
-from edge.events import ModelInfo
-from edge.heatmap import gradcam
+from pi_inspect.edge.bundle import Manifest, default_bundle_dir, golden_inputs, verify_bundle
+from pi_inspect.edge.data.meanings import LabelMeaning
+from pi_inspect.edge.errors import BundleError, MissingExtraError
+from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.heatmap import gradcam
 
 log = logging.getLogger(__name__)
 
@@ -353,3 +353,11 @@ def run_golden(clf: Classifier) -> float | None:
                 f"{float(expected[manifest.labels.index(label)]):.3f} (tolerance {golden.tolerance:g})"
             )
     return worst
+
+
+def int8_scores(bundle_dir: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (n,), maps (n, mh, mw)) of an anomaly bundle through this runtime, as the device
+    computes them: what conversion checks and evaluation reports."""
+    with load_classifier(bundle_dir, check_golden=False) as model:
+        preds = [model.predict(img) for img in images]
+    return np.array([p.scores[0] for p in preds]), np.stack([p.features for p in preds])

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edge.errors import PiInspectError
+from pi_inspect.edge.errors import PiInspectError
 
 if TYPE_CHECKING:
-    from edge.config import GpioConfig, TriggerConfig
+    from pi_inspect.edge.config import GpioConfig, TriggerConfig
 
 log = logging.getLogger(__name__)
 

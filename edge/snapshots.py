@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.health import Health
+from pi_inspect.edge.health import Health
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@ stream, image folder.
 
 JPEG-coded sources (USB cameras in MJPG mode, MJPEG AVI files, HTTP MJPEG streams, JPEG folders)
 hand over the compressed frame: ``Frame.prepare`` decodes it at the smallest DCT scale that
-covers the model input (edge.jpeg), and only a snapshot decodes it in full. Every source applies
-the station's ``View`` (region of interest, flips, rotation; edge.view) before the resize.
+covers the model input (pi_inspect.edge.jpeg), and only a snapshot decodes it in full. Every source applies
+the station's ``View`` (region of interest, flips, rotation; pi_inspect.edge.view) before the resize.
 
 Every source has the same small life cycle: ``open()`` (raises SourceError), ``read()`` returning
 a ``Frame`` or ``None`` at the natural end of a file/folder (raises SourceError when a live
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from edge.controls import ControlsConfig, apply_v4l2, lock_v4l2_exposure
-from edge.errors import SourceError
-from edge.jpeg import JpegPixels, MjpegStreamSource, jpeg_size
-from edge.view import IDENTITY, Frame, View
+from pi_inspect.edge.controls import ControlsConfig, apply_v4l2, lock_v4l2_exposure
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.jpeg import JpegPixels, MjpegStreamSource, jpeg_size
+from pi_inspect.edge.view import IDENTITY, Frame, View
 
 if TYPE_CHECKING:
-    from edge.config import SourceConfig
+    from pi_inspect.edge.config import SourceConfig
 
 __all__ = ["Frame", "FrameSource", "FolderSource", "OpenCVSource", "MjpegStreamSource"]
 
@@ -130,8 +130,7 @@ class OpenCVSource:
         self._clock = clock
         self._lock_at: float | None = None
         self._size = (width, height)
-        self._fps = fps
-        self._cap = None
+        self._fps, self._cap = fps, None
         self._probe: np.ndarray | None = None  # the first raw frame, read to check it decodes
         self._position = 0  # frames read from the current pass over a file
         self._index = 0  # frames read in total (continues across loops)
@@ -359,7 +358,7 @@ def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None)
     kind = config.resolved().name
     view = View.of(config)
     if kind == "picamera2":
-        from edge.picamera import PiCamera2Source
+        from pi_inspect.edge.picamera import PiCamera2Source
 
         return PiCamera2Source(
             config.width,
@@ -386,9 +385,10 @@ def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None)
             controls=config.controls,
         )
     if kind == "stream":
+        stream = OpenCVSource(config.uri, live=True, view=view)  # not opened until asked for
         if config.uri.lower().startswith(("http://", "https://")):
-            return MjpegStreamSource(config.uri, view=view)
-        return OpenCVSource(config.uri, live=True, view=view)
+            return MjpegStreamSource(config.uri, view=view, fallback=lambda: stream)
+        return stream
     return OpenCVSource(
         config.uri,
         live=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from edge.events import Stats
+from pi_inspect.edge.events import Stats
 
 CPU_TEMP_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
 

@@ -2,12 +2,12 @@
 
 A ``View`` is the region of interest (pixels or fractions of the frame) plus flips and a
 rotation, applied in that order -- crop, flip, rotate -- before the one resize in
-``edge.preprocess.prepare``. The daemon, ``pi-inspect frames``/``label`` and the bundle manifest
+``pi_inspect.edge.preprocess.prepare``. The daemon, ``pi-inspect frames``/``label`` and the bundle manifest
 all speak of the same ``View`` so training sees the pixels the station sees.
 
 A ``Frame`` holds its pixels behind a small ``Pixels`` provider: a decoded array, a JPEG that
-decodes at the smallest DCT scale that still covers the model input (edge.jpeg), or a camera's
-small and large streams (edge.picamera). ``frame.prepare(size)`` builds the model input from the
+decodes at the smallest DCT scale that still covers the model input (pi_inspect.edge.jpeg), or a camera's
+small and large streams (pi_inspect.edge.picamera). ``frame.prepare(size)`` builds the model input from the
 cheapest pixels that suffice; ``frame.image`` (snapshots) decodes the full-resolution view once,
 only when asked.
 """
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.errors import SourceError
+from pi_inspect.edge.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class Frame:
 
     def prepare(self, model_size: tuple[int, int]) -> np.ndarray:
         """The model input: uint8 RGB at ``model_size`` (w, h), resized by the one function."""
-        from edge.preprocess import prepare
+        from pi_inspect.edge.preprocess import prepare
 
         return prepare(self.region(model_size), model_size)
 
@@ -247,6 +247,6 @@ def warn_if_view_differs(classifier: Any, source: Any) -> str | None:
 def station_view(config_path: Any) -> View:
     """The view a station's config file describes (``--station-config`` of frames/label/train),
     so training data is cut the way the station cuts its frames."""
-    from edge.config import load_config
+    from pi_inspect.edge.config import load_config
 
     return View.of(load_config(config_path).source)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import default_bundle_dir
+from pi_inspect.edge.bundle import default_bundle_dir
 
 DEMO = default_bundle_dir()
 CARRIED = ("model.tflite", "golden.npz")  # the float reference stays out: smaller copies
@@ -161,7 +161,7 @@ def write_anomaly_bundle(bundle: Path, tflite: bytes, size: int = ANOMALY_SIZE) 
     interpreter, the manifest with every file's sha256."""
     import tensorflow as tf
 
-    from edge.bundle import golden_entry, write_golden, write_manifest
+    from pi_inspect.edge.bundle import golden_entry, write_golden, write_manifest
 
     bundle.mkdir(parents=True, exist_ok=True)
     (bundle / "model.tflite").write_bytes(tflite)

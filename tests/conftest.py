@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from edge.outputs import Command, Reply  # noqa: E402
+from pi_inspect.edge.outputs import Command, Reply  # noqa: E402
 
 
 def free_loopback_port() -> int:
@@ -211,8 +211,8 @@ class RecordingReceiver:
 
     def __call__(self, command: Command) -> Reply:
         if command.verb == "thresholds":
-            self.calls.append(("thresholds", dict(command.thresholds)))
-            self.thresholds.update(command.thresholds)
+            self.calls.append(("thresholds", dict(command.args)))
+            self.thresholds.update(command.args)
             return Reply("thresholds", True, result={"thresholds": dict(self.thresholds)})
         self.calls.append((command.verb, None))
         if command.verb == "snapshot":
@@ -241,7 +241,7 @@ def make_daemon(pins):
     scripted classifier (tests/daemon_helpers.py), its pins are ``pins`` and it has no outputs."""
     from daemon_helpers import ScriptedClassifier
 
-    from edge.daemon import Daemon
+    from pi_inspect.edge.daemon import Daemon
 
     def make(config, **parts):
         parts.setdefault("classifier_loader", lambda _model: ScriptedClassifier())

@@ -13,9 +13,9 @@ from typing import Any
 
 from conftest import RecordingReceiver
 
-from edge.config import parse_config
-from edge.console import build_console
-from edge.events import ModelInfo, State
+from pi_inspect.edge.config import output_context, parse_config
+from pi_inspect.edge.console import build_console
+from pi_inspect.edge.events import ModelInfo, State
 
 TOKEN = "s3cret-console-token-0123"
 
@@ -55,7 +55,7 @@ def console_config(state_dir: Path, host: str = "127.0.0.1", **console: Any):
 def running_console(state_dir: Path, recording: Any = None, host: str = "127.0.0.1", **console):
     """A started console whose commands go to ``recording`` (a recording receiver)."""
     config = console_config(state_dir, host, **console)
-    output, server = build_console(config)
+    output, server = build_console(config.console, output_context(config))
     output.subscribe(recording if recording is not None else receiver())
     output.publish_state(model_state())
     server.start()

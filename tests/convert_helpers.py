@@ -48,9 +48,9 @@ def make_run(
     """Train a tiny model in the converter contract and save it as a run directory."""
     import keras
 
-    from edge.data.images import load_images
-    from edge.data.table import read_dataset
-    from train.models import ModelSpec, build_model
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.train.models import ModelSpec, build_model
 
     keras.utils.set_random_seed(seed)
     train_csv = make_images(root / "train", 160, seed)

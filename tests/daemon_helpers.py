@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.data.meanings import from_alarms
-from edge.errors import SourceError
-from edge.events import ModelInfo
-from edge.sources import Frame
+from pi_inspect.edge.data.meanings import from_alarms
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.sources import Frame
 
 OK_BGR = (255, 0, 0)  # blue high: length ok, no error, no break
 ERROR_BGR = (255, 0, 255)  # + red: error
@@ -269,7 +269,7 @@ SEAM_GOOD, SEAM_ERROR = 9, 3  # seed-1 stills the demo classifier scores good (a
 def seam_still(index: int, speck: bool = False) -> np.ndarray:
     """A rendered 96 px seam (BGR); ``speck``: a white 8x8 cell in its bottom-right corner,
     which the demo classifier passes as good and the tests' anomaly model flags."""
-    from edge.synth.still import render_still
+    from pi_inspect.edge.synth.still import render_still
 
     bgr = render_still(1, index, size=(96, 96)).image.copy()
     if speck:

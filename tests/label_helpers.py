@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.data.table import SEED_LABELS
-from edge.label.server import LabelServer
-from edge.label.session import LabelSession, assign_keys
-from edge.label.sources import open_frames
-from edge.label.store import ClassFolderStore, TableStore
+from pi_inspect.edge.data.table import SEED_LABELS
+from pi_inspect.edge.label.server import LabelServer
+from pi_inspect.edge.label.session import LabelSession, assign_keys
+from pi_inspect.edge.label.sources import open_frames
+from pi_inspect.edge.label.store import ClassFolderStore, TableStore
 
 
 def make_video(path: Path, frames: int = 6) -> Path:

@@ -16,8 +16,8 @@ import cv2
 import pytest
 from daemon_helpers import write_seam_frames
 
-from edge.config import parse_config
-from edge.daemon import Daemon
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon import Daemon
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -33,10 +33,12 @@ def test_anomaly_beside_the_classifier_publishes_both_kinds_of_defect_over_mqtt(
             "model": {"num_threads": 1},
             "anomaly": {"bundle": str(anomaly_bundle)},
             "gpio": {"red_mode": "hold"},
-            "output": {"stdout": False, "stats_interval_s": 0.05},
+            "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 0.05},
+            "device": {"id": "pair"},
             "mqtt": {
                 "enabled": True, "host": mosquitto_broker.host, "port": mosquitto_broker.port,
-                "device_id": "pair", "reconnect_min_s": 1, "reconnect_max_s": 1,
+                "reconnect_min_s": 1, "reconnect_max_s": 1,
                 "discovery": {"enabled": True},
             },
         }
@@ -86,7 +88,7 @@ def test_anomaly_snapshot_heat_map_is_the_anomaly_map_where_the_speck_is(tmp_pat
             "model": {"num_threads": 1},
             "anomaly": {"bundle": str(anomaly_bundle)},
             "snapshots": {"dir": str(snaps)},
-            "output": {"stdout": False},
+            "stdout": {"enabled": False},
         }
     )
     Daemon(config, pin_factory=pins, outputs=[]).run(threading.Event())

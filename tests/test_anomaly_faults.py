@@ -10,8 +10,8 @@ from pathlib import Path
 from bundle_helpers import make_bundle
 from daemon_helpers import RecordingOutput, write_seam_frames
 
-from edge.config import load_config, parse_config
-from edge.daemon import Daemon
+from pi_inspect.edge.config import load_config, parse_config
+from pi_inspect.edge.daemon import Daemon
 
 AMBER = 22
 
@@ -25,7 +25,8 @@ def run_beside(tmp_path: Path, anomaly: str, pins) -> tuple:
             "model": {"num_threads": 1},
             "anomaly": {"bundle": anomaly},
             "snapshots": {"enabled": False},
-            "output": {"stdout": False, "stats_interval_s": 0.05},
+            "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 0.05},
         }
     )
     summary = Daemon(config, pin_factory=pins, outputs=[out]).run(threading.Event())
@@ -66,7 +67,7 @@ def test_reload_naming_a_bad_anomaly_bundle_is_refused_and_the_classifier_runs_o
 
 
 def test_doctor_checks_the_anomaly_bundle_when_one_is_configured(tmp_path):
-    from edge.doctor import collect
+    from pi_inspect.edge.doctor import collect
 
     plain = [name for name, _check in collect(parse_config({}), "pi-inspect")]
     assert "anomaly bundle" not in plain
@@ -78,7 +79,7 @@ def test_doctor_checks_the_anomaly_bundle_when_one_is_configured(tmp_path):
 
 
 def test_preflight_expands_the_anomaly_bundle_path():
-    from edge.preflight import problems
+    from pi_inspect.edge.preflight import problems
 
     found = problems(parse_config({"anomaly": {"bundle": "~nosuchuserhere/bundle"}}))
     assert any(p.startswith("anomaly.bundle:") for p in found)

@@ -7,8 +7,8 @@ import copy
 import pytest
 from bundle_helpers import ANOMALY_MEANING, anomaly_manifest
 
-from edge.bundle import parse_manifest
-from edge.errors import BundleError
+from pi_inspect.edge.bundle import parse_manifest
+from pi_inspect.edge.errors import BundleError
 
 SHA = "0" * 64
 

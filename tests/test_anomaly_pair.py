@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from daemon_helpers import ODD_BGR, OK_BGR, ManualClock, ScriptedAnomaly, ScriptedClassifier
 
-from edge.config import parse_config
-from edge.daemon.model import ModelSlot
-from edge.daemon.pair import ModelPair
-from edge.daemon.status import Faults
-from edge.errors import BundleError
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon.model import ModelSlot
+from pi_inspect.edge.daemon.pair import ModelPair
+from pi_inspect.edge.daemon.status import Faults
+from pi_inspect.edge.errors import BundleError
 
 
 def rgb(bgr: tuple[int, int, int]) -> np.ndarray:
@@ -211,6 +211,6 @@ def test_each_bundle_of_the_pair_is_compared_with_the_stations_view(caplog):
 
     loaders, faults, clock = Loaders(), Faults(), ManualClock()
     slot = ModelSlot(loaders.model, faults, anomaly_loader=lambda _c: RotatedAnomaly(), clock=clock)
-    with caplog.at_level(logging.WARNING, logger="edge.view"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.view"):
         slot.try_load(both())
     assert "rotate 90" in caplog.text and "differs from the one the model was trained on" in caplog.text

@@ -6,19 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.demo import Occurrence, as_anomaly
+from pi_inspect.edge.demo import Occurrence, as_anomaly
 
 
 def _good_images(n: int = 6, size: int = 48) -> np.ndarray:
-    from edge.preprocess import prepare
-    from edge.synth.still import is_good, render_still
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.synth.still import is_good, render_still
 
     goods = [i for i in range(60) if is_good(5, i)][:n]
     return np.stack([prepare(render_still(5, i, (size, size)).image, (size, size)) for i in goods])
 
 
 def test_pseudo_defects_mark_only_pixels_they_visibly_changed():
-    from train.anomaly.pseudo import CHANGED, KINDS, PseudoConfig, add_pseudo_defect
+    from pi_inspect.train.anomaly.pseudo import CHANGED, KINDS, PseudoConfig, add_pseudo_defect
 
     images = _good_images()
     rng = np.random.default_rng(3)
@@ -40,7 +40,7 @@ def test_pseudo_defects_mark_only_pixels_they_visibly_changed():
 
 
 def test_pseudo_batches_are_reproducible_from_their_seed_and_flaw_about_the_asked_share():
-    from train.anomaly.pseudo import make_batch
+    from pi_inspect.train.anomaly.pseudo import make_batch
 
     images = np.repeat(_good_images(), 20, axis=0)
     a, ma = make_batch(images, np.random.default_rng(7), (6, 6), 0.5)
@@ -57,7 +57,7 @@ def test_stretch_changes_the_period_along_a_line_and_not_its_width():
     """A dashed line stretched along itself: the dashes get longer, the line stays as thick."""
     import cv2
 
-    from train.anomaly.pseudo import line_direction
+    from pi_inspect.train.anomaly.pseudo import line_direction
 
     img = np.full((64, 64, 3), 200, np.uint8)
     for x in range(0, 64, 6):  # dashes 3 px long, 3 px apart, 3 px thick, along y = 32
@@ -65,7 +65,7 @@ def test_stretch_changes_the_period_along_a_line_and_not_its_width():
     assert abs(np.sin(line_direction(img, 16, 16, 32, 32))) < 0.05  # runs along x
     assert abs(np.cos(line_direction(np.ascontiguousarray(np.rot90(img)), 16, 16, 32, 32))) < 0.05
 
-    from train.anomaly.pseudo import PseudoConfig, add_pseudo_defect
+    from pi_inspect.train.anomaly.pseudo import PseudoConfig, add_pseudo_defect
 
     stretched = 0
     for seed in range(12):
@@ -79,7 +79,7 @@ def test_stretch_changes_the_period_along_a_line_and_not_its_width():
 
 
 def test_threshold_lets_at_most_the_target_share_of_good_scores_above_it():
-    from train.anomaly.fit import calibrate
+    from pi_inspect.train.anomaly.fit import calibrate
 
     scores = np.random.default_rng(0).random(1000)
     for target in (0.001, 0.005, 0.01, 0.1):
@@ -89,7 +89,7 @@ def test_threshold_lets_at_most_the_target_share_of_good_scores_above_it():
 
 
 def test_auroc_counts_ties_half_and_matches_pairwise_definition():
-    from train.metrics import auroc
+    from pi_inspect.train.metrics import auroc
 
     rng = np.random.default_rng(1)
     y = rng.random(200) < 0.3
@@ -103,8 +103,8 @@ def test_auroc_counts_ties_half_and_matches_pairwise_definition():
 
 
 def test_good_only_rendering_keeps_the_full_sets_names_and_images(tmp_path):
-    from edge.data.table import read_dataset
-    from edge.synth.dataset import generate_dataset
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.edge.synth.dataset import generate_dataset
 
     full = generate_dataset(tmp_path / "full", 24, seed=9, size=(32, 32), workers=1)
     good = generate_dataset(tmp_path / "good", 24, seed=9, size=(32, 32), workers=1, good_only=True)
@@ -134,7 +134,7 @@ def test_pointing_counts_a_peak_on_another_defect_only_in_the_class_agnostic_gam
     per-kind game, a hit in the class-agnostic one; on a break-only image both agree."""
     from pathlib import Path
 
-    from train.anomaly.evaluate import pointing
+    from pi_inspect.train.anomaly.evaluate import pointing
 
     peak_left = np.zeros((4, 4), np.float32)
     peak_left[1, 0] = 1.0  # centre of that cell: (12, 36) px at 96 px

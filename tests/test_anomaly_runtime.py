@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from bundle_helpers import anomaly_manifest, bright_patch
 
-from edge.errors import BundleError
-from edge.manifest import parse_manifest
-from edge.runtime import Classifier, Prediction, load_classifier
+from pi_inspect.edge.errors import BundleError
+from pi_inspect.edge.manifest import parse_manifest
+from pi_inspect.edge.runtime import Classifier, Prediction, load_classifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -127,7 +127,7 @@ def test_heatmap_is_the_dequantized_map_unchanged():
 def test_deploy_checks_an_anomaly_bundle_in_a_child_and_switches_its_own_models_directory(
     anomaly_bundle, tmp_path
 ):
-    from edge.deploy import check_in_child, deploy_local
+    from pi_inspect.edge.deploy import check_in_child, deploy_local
 
     check_in_child(anomaly_bundle)  # loads it and runs its golden set; raises when refused
     models = tmp_path / "anomaly-models"  # beside the classifier's models directory

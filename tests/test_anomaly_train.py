@@ -20,9 +20,9 @@ def tiny(tmp_path_factory):
 
     So short a run has not learned enough for int8 to follow its scores closely; the parity
     check itself is proven on its own below, so the conversion here may pass --allow-drop."""
-    from convert.pipeline import ConvertOptions, convert_run
-    from edge.synth.dataset import generate_dataset
-    from train.anomaly.fit import AnomalyConfig, train_anomaly
+    from pi_inspect.convert.pipeline import ConvertOptions, convert_run
+    from pi_inspect.edge.synth.dataset import generate_dataset
+    from pi_inspect.train.anomaly.fit import AnomalyConfig, train_anomaly
 
     root = tmp_path_factory.mktemp("anomaly")
     generate_dataset(root / "good", 240, seed=11, size=(48, 48), good_only=True, workers=1)
@@ -57,7 +57,7 @@ def test_good_only_run_records_its_task_threshold_and_held_out_split(tiny):
 
 
 def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_runtime(tiny):
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     root, _, result = tiny
     ops = {op.name for op in result.ops}
@@ -79,9 +79,9 @@ def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_ru
 
 
 def test_int8_threshold_keeps_held_out_false_alarms_under_target(tiny):
-    from convert.anomaly import int8_scores
-    from edge.data.images import load_images
-    from train.anomaly.fit import good_paths
+    from pi_inspect.edge.runtime import int8_scores
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.train.anomaly.fit import good_paths
 
     root, run, _ = tiny
     manifest = json.loads((root / "bundle" / "manifest.json").read_text())
@@ -91,8 +91,8 @@ def test_int8_threshold_keeps_held_out_false_alarms_under_target(tiny):
 
 
 def test_converter_refuses_an_int8_model_whose_scores_do_not_follow_the_float_model():
-    from convert.anomaly import AnomalyParity, check_anomaly_parity
-    from edge.errors import ConversionError
+    from pi_inspect.convert.anomaly import AnomalyParity, check_anomaly_parity
+    from pi_inspect.edge.errors import ConversionError
 
     bad = AnomalyParity(100, 0.95, 0.99, 0.97, 0.1, 0.5, 0.9, 0.5, 0.5)
     with pytest.raises(ConversionError, match="correlation 0.9500.*AUROC drops by 0.0200"):
@@ -102,7 +102,7 @@ def test_converter_refuses_an_int8_model_whose_scores_do_not_follow_the_float_mo
 
 
 def test_evaluate_reports_auroc_per_defect_kind_pointing_and_histogram(tiny, capsys):
-    from edge.cli import main
+    from pi_inspect.edge.cli import main
 
     root, run, _ = tiny
     assert main(["evaluate", str(run), "--data", str(root / "test")]) == 0
@@ -122,7 +122,7 @@ def test_train_command_trains_an_anomaly_model_from_a_folder_of_plain_images(
 ):
     import shutil
 
-    from edge.cli import main
+    from pi_inspect.edge.cli import main
 
     root, _, _ = tiny
     flat = tmp_path / "flat"

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from bundle_helpers import DEMO
 
-from edge.errors import BundleError
-from edge.runtime import Classifier, load_classifier
+from pi_inspect.edge.errors import BundleError
+from pi_inspect.edge.runtime import Classifier, load_classifier
 
 CASES = 240
 FILES = ("model.tflite", "golden.npz", "model_float32.tflite")

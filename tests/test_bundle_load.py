@@ -14,10 +14,10 @@ from bundle_helpers import DEMO, demo_manifest, make_bundle, write_raw_manifest
 from daemon_helpers import OK_BGR, RecordingOutput, script, wait_until, write_video
 from gpiozero.pins.mock import MockFactory
 
-from edge.bundle import sha256_file
-from edge.cli import main
-from edge.config import load_config
-from edge.daemon import Daemon
+from pi_inspect.edge.bundle import sha256_file
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.config import load_config
+from pi_inspect.edge.daemon import Daemon
 
 AMBER = 22
 DEMO_SHA = sha256_file(DEMO / "model.tflite")
@@ -68,7 +68,7 @@ def station(tmp_path: Path, bundle: Path, factory) -> tuple[Daemon, RecordingOut
     path.write_text(
         f'[source]\nuri = "{video}"\nloop = true\n[gpio]\npin_factory = "mock"\n'
         f'[model]\nbundle = "{models / "current"}"\nretry_s = 0.2\nnum_threads = 1\n'
-        f"[snapshots]\nenabled = false\n[output]\nstdout = false\n"
+        f"[snapshots]\nenabled = false\n[stdout]\nenabled = false\n"
     )
     out = RecordingOutput()
     daemon = Daemon(load_config(path), config_path=path, outputs=[out], pin_factory=factory)
@@ -183,7 +183,7 @@ def test_bench_does_not_follow_a_reference_model_out_of_the_bundle(tmp_path, cap
 
 
 def test_a_bundle_without_a_golden_set_loads_with_one_warning(tmp_path, caplog):
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     def older(data):
         data["golden"] = None
@@ -197,7 +197,7 @@ def test_a_bundle_without_a_golden_set_loads_with_one_warning(tmp_path, caplog):
 
 
 def test_the_demo_bundle_passes_its_own_golden_set():
-    from edge.runtime import load_classifier, run_golden
+    from pi_inspect.edge.runtime import load_classifier, run_golden
 
     manifest = demo_manifest()
     assert manifest["golden"]["file"] == "golden.npz" and len(manifest["golden"]["scores"]) == 6
@@ -212,8 +212,8 @@ def test_the_demo_bundle_passes_its_own_golden_set():
     "label", ["a#b", "a+b", "a/b", "$SYS", "", " padded", "nul\0", "..", "x" * 65]
 )
 def test_convert_refuses_labels_that_cannot_be_topic_levels_or_file_names(label):
-    from convert.bundle_writer import check_label_names
-    from edge.errors import ConversionError
+    from pi_inspect.convert.bundle_writer import check_label_names
+    from pi_inspect.edge.errors import ConversionError
 
     with pytest.raises(ConversionError, match="must be usable as an MQTT topic level") as info:
         check_label_names(["good", label])
@@ -221,7 +221,7 @@ def test_convert_refuses_labels_that_cannot_be_topic_levels_or_file_names(label)
 
 
 def test_convert_accepts_ordinary_labels():
-    from convert.bundle_writer import check_label_names
+    from pi_inspect.convert.bundle_writer import check_label_names
 
     check_label_names(["good", "error", "break", "length", "Naht gerissen", "faden-2.5mm"])
 
@@ -229,7 +229,7 @@ def test_convert_accepts_ordinary_labels():
 def test_golden_inputs_cover_the_top_and_bottom_of_every_label():
     import numpy as np
 
-    from convert.bundle_writer import pick_golden
+    from pi_inspect.convert.bundle_writer import pick_golden
 
     scores = np.array([[0.5, 0.5], [0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.0, 0.2]])
     # label 0: highest 1, lowest 4; label 1: highest 2, lowest 1 (taken); then the first ones

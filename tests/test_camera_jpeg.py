@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import SourceConfig
-from edge.errors import SourceError
-from edge.jpeg import JpegPixels, jpeg_size, pick_scale
-from edge.preprocess import prepare
-from edge.sources import FolderSource, MjpegStreamSource, OpenCVSource, make_source
-from edge.view import View
+from pi_inspect.edge.config import SourceConfig
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.jpeg import JpegPixels, jpeg_size, pick_scale
+from pi_inspect.edge.preprocess import prepare
+from pi_inspect.edge.sources import FolderSource, MjpegStreamSource, OpenCVSource, make_source
+from pi_inspect.edge.view import View
 
 SIZE = (640, 480)
 
@@ -107,7 +107,7 @@ def test_jpeg_folder_stays_compressed_and_skips_a_corrupt_file(tmp_path, caplog)
         (tmp_path / f"f{i}.jpg").write_bytes(jpeg(halves(i)))
     (tmp_path / "f1b.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     cv2.imwrite(str(tmp_path / "f3.png"), halves(3))
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.sources"):
         frames = read_all(FolderSource(tmp_path))
     assert len(frames) == 4
     assert [isinstance(f.pixels, JpegPixels) for f in frames] == [True, True, True, False]

@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import SourceConfig, parse_config
-from edge.controls import ControlsConfig, apply_v4l2, v4l2_settings
-from edge.errors import SourceError
-from edge.picamera import PiCamera2Source, lores_size
-from edge.sources import OpenCVSource, make_source
-from edge.view import View
+from pi_inspect.edge.config import SourceConfig, parse_config
+from pi_inspect.edge.controls import ControlsConfig, apply_v4l2, v4l2_settings
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.picamera import PiCamera2Source, lores_size
+from pi_inspect.edge.sources import OpenCVSource, make_source
+from pi_inspect.edge.view import View
 
 
 def scene(size: tuple[int, int]) -> np.ndarray:

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.bundle import default_bundle_dir
-from edge.cli import main
-from edge.config import parse_config
-from edge.daemon import Daemon
-from edge.view import View, same_view, trained_view, warn_if_view_differs
+from pi_inspect.edge.bundle import default_bundle_dir
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon import Daemon
+from pi_inspect.edge.view import View, same_view, trained_view, warn_if_view_differs
 
 
 def halves(w: int = 64, h: int = 48) -> np.ndarray:
@@ -69,7 +69,7 @@ def run_daemon(bundle: Path, folder: Path, source: dict) -> None:
             "model": {"bundle": str(bundle)},
             "gpio": {"enabled": False},
             "snapshots": {"enabled": False},
-            "output": {"stdout": False},
+            "stdout": {"enabled": False},
         }
     )
     Daemon(config, outputs=[]).run(threading.Event())
@@ -87,7 +87,7 @@ def test_daemon_warns_when_the_station_view_differs_from_the_bundles(
     folder = tmp_path / "images"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.jpg"), halves(192, 96))
-    with caplog.at_level(logging.WARNING, logger="edge.view"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.view"):
         run_daemon(bundle_with_view, folder, source)
     assert ("differs from the one the model was trained on" in caplog.text) == warned
 
@@ -103,8 +103,8 @@ def test_bundle_without_a_recorded_view_is_not_compared():
 def test_a_region_outside_the_frame_is_a_camera_fault_not_a_crash(tmp_path):
     from daemon_helpers import wait_until
 
-    from edge.pipeline import CaptureWorker, FrameQueue, Preparer
-    from edge.sources import FolderSource
+    from pi_inspect.edge.pipeline import CaptureWorker, FrameQueue, Preparer
+    from pi_inspect.edge.sources import FolderSource
 
     cv2.imwrite(str(tmp_path / "a.jpg"), halves())
     view = View(roi=(500, 400, 64, 64))  # the images are 64x48
@@ -124,7 +124,7 @@ def test_a_region_outside_the_frame_is_a_camera_fault_not_a_crash(tmp_path):
 
 
 def test_label_frames_are_cut_to_the_station_view(tmp_path):
-    from edge.label.sources import ViewedFrames, open_frames
+    from pi_inspect.edge.label.sources import ViewedFrames, open_frames
 
     cv2.imwrite(str(tmp_path / "a.png"), halves())
     frames = ViewedFrames(open_frames(tmp_path), View(roi=(32, 0, 32, 48), rotate=180))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edge import cli
+from pi_inspect.edge import cli
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -46,7 +46,7 @@ def test_subcommand_without_its_extra_says_which_extra_and_exits_2(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from pi_inspect.edge.cli import main; sys.exit(main(sys.argv[1:]))",
             "train",
             "--data",
             str(tmp_path),

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from edge.cli import COMMANDS, build_parser
+from pi_inspect.edge.cli import COMMANDS, build_parser
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:

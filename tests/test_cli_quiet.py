@@ -19,7 +19,7 @@ def _run_daemon_on_a_file(tmp_path: Path, *flags: str) -> subprocess.CompletedPr
         f'[source]\nkind = "file"\nuri = "{video}"\n\n[snapshots]\nenabled = false\n'
     )  # gpio left to gpiozero's own choice: on a workstation it falls back, pin by pin
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *flags, "run", "--config", str(config)],
+        [sys.executable, "-m", "pi_inspect.edge.cli", *flags, "run", "--config", str(config)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
 
@@ -41,7 +41,7 @@ def test_verbose_shows_the_library_warnings_again(tmp_path):
 
 def test_tensorflow_commands_start_quietly():
     code = (
-        "from edge.cli import quiet; quiet(); from train.quiet import import_tensorflow; "
+        "from pi_inspect.edge.cli import quiet; quiet(); from pi_inspect.train.quiet import import_tensorflow; "
         "import_tensorflow(); import tensorflow as tf; tf.reduce_sum(tf.ones((2, 2))).numpy()"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

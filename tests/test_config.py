@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli import main
-from edge.config import Config, load_config
-from edge.errors import ConfigError
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.config import Config, load_config
+from pi_inspect.edge.errors import ConfigError
 
 BAD = """
 [source]

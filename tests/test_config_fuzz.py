@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import tomllib
 
-from edge import preflight
-from edge.cli import main
-from edge.config import Config, parse_config
-from edge.errors import ConfigError
+from pi_inspect.edge import preflight
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.config import Config, parse_config
+from pi_inspect.edge.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "systemd" / "config.example.toml"
 MUTANTS_PER_BASE = 300  # two bases: 600 configs
@@ -71,14 +71,15 @@ FULL: dict[str, Any] = {
         "max_age_s": 86400.0,
         "jpeg_quality": 85,
     },
-    "output": {"stdout": True, "results": False, "stats_interval_s": 10.0},
+    "stdout": {"enabled": True, "results": False},
+    "output": {"stats_interval_s": 10.0},
     "pipeline": {"queue": 2, "drop": "auto", "heartbeat_timeout_s": 15.0},
+    "device": {"id": "pi-7"},
     "mqtt": {
         "enabled": True,
         "host": "broker.lan",
         "port": 8883,
         "prefix": "factory/line1",
-        "device_id": "pi-7",
         "client_id": "pi-7-inspect",
         "tls": {"ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem"},
         "username": "pi",

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from edge.config import parse_config
-from edge.config_doc import MEANINGS, example_toml, keys, reference_markdown
-from edge.errors import ConfigError
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.config_doc import MEANINGS, example_toml, keys, reference_markdown
+from pi_inspect.edge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,9 +70,9 @@ def test_the_example_config_is_complete_and_valid(tmp_path):
     assert {k.path.rsplit(".", 1)[-1] for k in keys()} <= listed
     path = tmp_path / "config.toml"
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "pi_inspect.edge.cli", "check-config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and ": OK" in proc.stdout, proc.stderr
-    out = subprocess.run([sys.executable, "-m", "edge.cli", "config", "--example"],
+    out = subprocess.run([sys.executable, "-m", "pi_inspect.edge.cli", "config", "--example"],
                          capture_output=True, text=True, timeout=60).stdout
     assert out == text

@@ -10,12 +10,12 @@ import pytest
 from console_helpers import TOKEN, action, receiver, request, running_console
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.config import parse_config
-from edge.console.live import LiveView
-from edge.console.review import ReviewStore
-from edge.errors import ConfigError
-from edge.events import DefectEvent, ModelInfo, State, Stats
-from edge.outputs import LiveFrame
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.console.live import LiveView
+from pi_inspect.edge.console.review import ReviewStore
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.edge.events import DefectEvent, ModelInfo, State, Stats
+from pi_inspect.edge.outputs import LiveFrame
 
 
 def test_a_console_off_loopback_without_credentials_is_a_config_error_with_its_key_path():
@@ -184,7 +184,7 @@ def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
 
 
 def test_the_spool_depth_is_read_from_the_spool_file_without_writing_it(tmp_path):
-    from edge.mqtt.spool import Spool, read_depth
+    from pi_inspect.edge.mqtt.spool import Spool, read_depth
 
     path = tmp_path / "spool.sqlite3"
     assert read_depth(path) is None and not path.exists()  # nothing created

@@ -17,7 +17,7 @@ from browser_helpers import needs_chromium
 from console_helpers import TOKEN, free_port, running_console
 from daemon_helpers import wait_until
 
-from edge.sources import Frame, OpenCVSource
+from pi_inspect.edge.sources import Frame, OpenCVSource
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 pytestmark = needs_chromium
@@ -87,9 +87,9 @@ def station(tmp_path):
     """A daemon on the demo bundle with the console enabled, running in a thread."""
     from gpiozero.pins.mock import MockFactory
 
-    from edge.config import parse_config
-    from edge.daemon import Daemon
-    from edge.synth import render_video
+    from pi_inspect.edge.config import parse_config
+    from pi_inspect.edge.daemon import Daemon
+    from pi_inspect.edge.synth import render_video
 
     truth = render_video(tmp_path / "seam.mp4", frames=180, seed=3, size=(320, 240), fps=15.0)
     source = PacedVideo(truth.path, fps=15.0, hold_frame=clean_frame(truth.labels))
@@ -98,7 +98,8 @@ def station(tmp_path):
         {
             "state_dir": str(tmp_path / "state"),
             "gpio": {"latch": True, "red_mode": "hold"},
-            "output": {"stdout": False, "stats_interval_s": 0.5},
+            "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 0.5},
             "console": {"enabled": True, "port": port, "fps": 5.0},
         }
     )

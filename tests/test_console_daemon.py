@@ -15,8 +15,8 @@ from daemon_helpers import (
 )
 from gpiozero.pins.mock import MockFactory
 
-from edge.config import parse_config
-from edge.daemon import Daemon
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon import Daemon
 
 RED = 27
 
@@ -52,7 +52,7 @@ def run(tmp_path, colours, *outputs, source=None, **sections):
         "source": {"uri": str(video), **(source or {})},
         "gpio": {"red_mode": "hold", "latch": True},
         "snapshots": {"dir": str(tmp_path / "snaps")},
-        "output": {"stdout": False},
+        "stdout": {"enabled": False},
         **sections,
     }
     classifier = ScriptedClassifier()
@@ -109,7 +109,7 @@ def test_the_state_carries_thresholds_and_a_latched_red_until_acknowledged(tmp_p
                 "source": {"uri": str(video)},
                 "gpio": {"red_mode": "hold", "latch": True},
                 "snapshots": {"enabled": False},
-                "output": {"stdout": False},
+                "stdout": {"enabled": False},
                 "pipeline": {"queue": 1},
             }
         ),
@@ -137,9 +137,9 @@ class _Slow(ScriptedClassifier):
 
 
 def test_the_heat_map_shown_is_of_the_label_nearest_to_alarming():
-    from edge.config import Config
-    from edge.daemon.model import ModelSlot
-    from edge.daemon.status import Faults
+    from pi_inspect.edge.config import Config
+    from pi_inspect.edge.daemon.model import ModelSlot
+    from pi_inspect.edge.daemon.status import Faults
 
     slot = ModelSlot(lambda _m: ScriptedClassifier(), Faults())
     assert slot.try_load(Config())

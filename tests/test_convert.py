@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from convert_helpers import LABELS, SIZE, make_images, make_run
 
-from edge.bundle import read_manifest, verify_bundle
-from edge.errors import BundleError, ConversionError
+from pi_inspect.edge.bundle import read_manifest, verify_bundle
+from pi_inspect.edge.errors import BundleError, ConversionError
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle(run_dir, tmp_path_factory):
-    from convert.pipeline import ConvertOptions, convert_run
+    from pi_inspect.convert.pipeline import ConvertOptions, convert_run
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     return convert_run(run_dir, out, ConvertOptions())
@@ -34,7 +34,7 @@ def bundle(run_dir, tmp_path_factory):
 @pytest.mark.parametrize("head_hidden", [(), (16,)], ids=["gap-dense", "hidden-dense"])
 def test_on_device_heatmaps_match_keras_gradcam(tmp_path, head_hidden):
     """numpy Grad-CAM from the int8 feature map tracks Keras Grad-CAM on the float model."""
-    from convert.pipeline import ConvertOptions, convert_run
+    from pi_inspect.convert.pipeline import ConvertOptions, convert_run
 
     run = make_run(tmp_path, head_hidden=head_hidden)
     result = convert_run(run, tmp_path / "bundle", ConvertOptions())
@@ -47,7 +47,7 @@ def test_on_device_heatmaps_match_keras_gradcam(tmp_path, head_hidden):
 
 
 def test_int8_bundle_has_no_float_ops_and_keeps_accuracy(bundle):
-    from convert.verify import float_ops
+    from pi_inspect.convert.verify import float_ops
 
     assert float_ops(bundle.ops) == []
     names = {op.name for op in bundle.ops}
@@ -76,8 +76,8 @@ def test_manifest_carries_contract_fields(bundle):
 
 
 def test_golden_set_records_what_the_edge_runtime_computes(bundle):
-    from edge.bundle import golden_inputs
-    from edge.runtime import load_classifier, run_golden
+    from pi_inspect.edge.bundle import golden_inputs
+    from pi_inspect.edge.runtime import load_classifier, run_golden
 
     m = read_manifest(bundle.bundle_dir)
     inputs = golden_inputs(bundle.bundle_dir, m)
@@ -89,9 +89,9 @@ def test_golden_set_records_what_the_edge_runtime_computes(bundle):
 
 def test_float_op_left_in_int8_model_is_refused(run_dir):
     """A float32 conversion listed as if it were int8 must fail the integer-only check."""
-    from convert.pipeline import load_run
-    from convert.quantize import convert_model
-    from convert.verify import check_integer_only, list_ops
+    from pi_inspect.convert.pipeline import load_run
+    from pi_inspect.convert.quantize import convert_model
+    from pi_inspect.convert.verify import check_integer_only, list_ops
 
     model, _, _ = load_run(run_dir)
     ops = list_ops(convert_model(model, "float32"))
@@ -100,7 +100,7 @@ def test_float_op_left_in_int8_model_is_refused(run_dir):
 
 
 def test_accuracy_drop_beyond_tolerance_is_refused():
-    from convert.verify import check_parity, parity_report
+    from pi_inspect.convert.verify import check_parity, parity_report
 
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=np.float32)
     good = y * 0.9 + 0.05
@@ -134,7 +134,7 @@ def test_unknown_schema_version_is_refused(bundle, tmp_path):
 
 
 def test_bundle_for_wrong_input_size_is_refused(bundle):
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     with pytest.raises(
         BundleError, match="model input is 32x32, this device is configured for 96x96"
@@ -143,7 +143,7 @@ def test_bundle_for_wrong_input_size_is_refused(bundle):
 
 
 def test_missing_bundle_is_refused_in_one_line(tmp_path):
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     with pytest.raises(BundleError) as err:
         load_classifier(tmp_path / "nope")
@@ -153,9 +153,9 @@ def test_missing_bundle_is_refused_in_one_line(tmp_path):
 def test_litert_and_tensorflow_lite_give_identical_scores(bundle, tmp_path):
     import tensorflow as tf
 
-    from edge.data.images import load_images
-    from edge.data.table import read_dataset
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.edge.runtime import load_classifier
 
     ds = read_dataset(make_images(tmp_path / "imgs", 12, seed=7))
     x, _ = load_images(ds.paths, (SIZE, SIZE))
@@ -177,9 +177,9 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
     """The legacy runtime (numpy<2, its own venv made by tests/run.sh) agrees with LiteRT."""
     if not TFLITE_VENV.exists():
         pytest.skip("no .venv-tflite (tests/run.sh creates it with tflite-runtime and numpy<2)")
-    from edge.data.images import load_images
-    from edge.data.table import read_dataset
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.edge.runtime import load_classifier
 
     ds = read_dataset(make_images(tmp_path / "imgs", 8, seed=11))
     x, _ = load_images(ds.paths, (SIZE, SIZE))
@@ -216,7 +216,7 @@ def test_tflite_runtime_and_litert_give_identical_scores(bundle, tmp_path):
 
 
 def test_convert_refuses_an_existing_out_before_it_starts(tmp_path, capsys):
-    from edge.cli import main
+    from pi_inspect.edge.cli import main
 
     out = tmp_path / "bundle"
     out.mkdir()
@@ -227,7 +227,7 @@ def test_convert_refuses_an_existing_out_before_it_starts(tmp_path, capsys):
 
 
 def test_the_view_a_run_was_trained_on_is_recorded_in_the_manifest(run_dir, tmp_path):
-    from convert.pipeline import ConvertOptions, convert_run
+    from pi_inspect.convert.pipeline import ConvertOptions, convert_run
 
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)

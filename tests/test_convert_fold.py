@@ -1,4 +1,4 @@
-"""convert.fold: the pool-first BatchNorm folds into its conv without changing the function."""
+"""pi_inspect.convert.fold: the pool-first BatchNorm folds into its conv without changing the function."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from convert.fold import fold_pooled_batchnorm, pooled_batchnorms
-from train.models import ModelSpec, build_model
+from pi_inspect.convert.fold import fold_pooled_batchnorm, pooled_batchnorms
+from pi_inspect.train.models import ModelSpec, build_model
 
 
 def _cnn_with_trained_looking_batchnorms(seed: int = 0) -> keras.Model:
@@ -81,7 +81,7 @@ def test_pooled_convs_quantize_only_the_non_negative_range_they_pass_on():
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    from convert.quantize import convert_model
+    from pi_inspect.convert.quantize import convert_model
 
     folded = fold_pooled_batchnorm(_cnn_with_trained_looking_batchnorms())
     assert [folded.get_layer(f"block{i}_conv").activation.__name__ for i in range(3)] == [
@@ -106,8 +106,8 @@ def _log_range_spread(model, x) -> float:
 
 @pytest.mark.parametrize("hidden", [(), (16,)])
 def test_equalising_activations_keeps_scores_and_grad_cam_maps(hidden):
-    from convert.equalize import equalize_activations, links
-    from train.gradcam import gradcam
+    from pi_inspect.convert.equalize import equalize_activations, links
+    from pi_inspect.train.gradcam import gradcam
 
     model = _cnn_with_trained_looking_batchnorms()
     if hidden:  # same trunk, a hidden dense layer in the head
@@ -133,13 +133,13 @@ def test_equalising_activations_keeps_scores_and_grad_cam_maps(hidden):
 
 
 def test_equalising_leaves_mobilenet_relu6_chains_alone():
-    from convert.equalize import links
+    from pi_inspect.convert.equalize import links
 
     assert links(build_model(ModelSpec("mobilenetv2", (32, 32), 3))) == []
 
 
 def test_equalising_the_residual_net_keeps_its_scores():
-    from convert.equalize import equalize_activations
+    from pi_inspect.convert.equalize import equalize_activations
 
     keras.utils.set_random_seed(0)
     model = build_model(ModelSpec("resnet", (32, 32), 3))

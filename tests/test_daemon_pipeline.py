@@ -7,8 +7,8 @@ import time
 import numpy as np
 from daemon_helpers import wait_until
 
-from edge.pipeline import CaptureWorker, FrameQueue, Preparer
-from edge.sources import Frame
+from pi_inspect.edge.pipeline import CaptureWorker, FrameQueue, Preparer
+from pi_inspect.edge.sources import Frame
 
 
 def settle(preparer: Preparer, read_ms: float, infer_ms: float) -> bool:
@@ -96,7 +96,7 @@ def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp
 
     from daemon_helpers import ERROR_BGR, OK_BGR, ScriptedClassifier, script, write_video
 
-    from edge.config import parse_config
+    from pi_inspect.edge.config import parse_config
 
     class Counting(ScriptedClassifier):
         feature_calls = 0
@@ -111,7 +111,7 @@ def test_feature_map_is_fetched_only_for_frames_that_get_a_heat_map_snapshot(tmp
         "source": {"uri": str(video)},
         "gpio": {"enabled": False},
         "snapshots": {"dir": str(tmp_path / "snaps")},
-        "output": {"stdout": False},
+        "stdout": {"enabled": False},
     }
     daemon = make_daemon(parse_config(settings), classifier_loader=lambda m: Counting())
     summary = daemon.run(threading.Event())
@@ -182,7 +182,7 @@ def test_a_camera_fault_logs_one_line_when_it_starts_and_one_when_it_ends(caplog
         backoff_min_s=0.01,
         backoff_max_s=0.01,
     )
-    with caplog.at_level(logging.INFO, logger="edge.pipeline"):
+    with caplog.at_level(logging.INFO, logger="pi_inspect.edge.pipeline"):
         w.start()
         try:
             deadline = time.monotonic() + 10

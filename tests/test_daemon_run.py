@@ -20,9 +20,9 @@ from daemon_helpers import (
     write_video,
 )
 
-from edge.config import parse_config
-from edge.daemon import Daemon, load_from_config
-from edge.errors import BundleError
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon import Daemon, load_from_config
+from pi_inspect.edge.errors import BundleError
 
 GREEN, RED, AMBER = 17, 27, 22
 
@@ -225,14 +225,14 @@ def looping_video_config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "pi.toml"
     path.write_text(
         f'[source]\nuri = "{video}"\nloop = true\n[gpio]\npin_factory = "mock"\n'
-        f"[snapshots]\nenabled = false\n[output]\nstdout = false\n{extra}"
+        f"[snapshots]\nenabled = false\n[stdout]\nenabled = false\n{extra}"
     )
     return path
 
 
 def file_daemon(make_daemon, path: Path, out, loader, overrides=None) -> Daemon:
     """A daemon started from (and reloading) the config file at ``path``."""
-    from edge.config import load_config
+    from pi_inspect.edge.config import load_config
 
     config = load_config(path)
     return make_daemon(
@@ -269,7 +269,7 @@ def test_sighup_reload_swaps_in_the_new_model_and_its_thresholds(tmp_path: Path,
 def test_sighup_reload_keeps_the_command_line_bundle_override(tmp_path: Path, pins, make_daemon):
     from functools import partial
 
-    from edge.config import with_overrides
+    from pi_inspect.edge.config import with_overrides
 
     path = looping_video_config(tmp_path, '[model]\nbundle = "from-file"\n')
     overrides = partial(with_overrides, bundle=str(tmp_path / "from-cli"))
@@ -374,7 +374,7 @@ def test_without_gpio_the_station_inspects_and_reports_the_fault_instead_of_exit
 def test_commands_reach_the_daemon_through_its_receiver_and_come_back_as_replies(
     tmp_path: Path, make_daemon
 ):
-    from edge.outputs import Command
+    from pi_inspect.edge.outputs import Command
 
     source = FlakySource(die_after=10**9, refusals=0, period_s=0.005)
     out = RecordingOutput()

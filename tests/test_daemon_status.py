@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 
-from edge.daemon.status import Faults, Status
-from edge.events import ModelInfo
-from edge.stats import read_cpu_temp_c
+from pi_inspect.edge.daemon.status import Faults, Status
+from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.stats import read_cpu_temp_c
 
 MODEL = ModelInfo("scripted", "1", "a" * 64, ("good", "error"))
 
 
 def test_a_fault_logs_one_line_when_it_starts_and_one_when_it_ends(caplog):
     faults = Faults()
-    with caplog.at_level(logging.INFO, logger="edge.daemon.status"):
+    with caplog.at_level(logging.INFO, logger="pi_inspect.edge.daemon.status"):
         faults.set("spool", "spool unwritable: disk full")
         faults.set("spool", "spool unwritable: read-only file system")  # same fault, new text
         faults.clear("spool")

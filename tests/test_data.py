@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.cli import main
-from edge.data.frames import extract_frames
-from edge.data.images import load_images
-from edge.data.split import split_dataset, write_split
-from edge.data.table import (
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.data.frames import extract_frames
+from pi_inspect.edge.data.images import load_images
+from pi_inspect.edge.data.split import split_dataset, write_split
+from pi_inspect.edge.data.table import (
     SEED_LABELS,
     Dataset,
     read_class_folders,
@@ -23,7 +23,7 @@ from edge.data.table import (
     upsert_row,
     write_table,
 )
-from edge.errors import DataError, SourceError
+from pi_inspect.edge.errors import DataError, SourceError
 
 
 def _png(path: Path, value: int = 128, size: tuple[int, int] = (16, 12)) -> Path:
@@ -196,7 +196,7 @@ def test_broken_images_give_one_warning_each_a_count_and_no_crash(tmp_path, capl
     truncated.write_bytes(good.read_bytes()[:20])
     missing = tmp_path / "missing.png"
     paths = [good, zero, text, truncated, missing, good]
-    with caplog.at_level(logging.WARNING, logger="edge.data.images"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.data.images"):
         batch, mask = load_images(paths, (8, 6), workers=2)
     assert batch.shape == (6, 6, 8, 3) and batch.dtype == np.uint8
     assert mask.tolist() == [True, False, False, False, False, True]
@@ -241,7 +241,7 @@ def test_corrupt_video_yields_the_decodable_frames_with_one_warning(tmp_path, ca
     data[a:b] = bytes(b - a)  # zero out the middle of the media data, keep the index
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="edge.data.frames"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.data.frames"):
         written = extract_frames(broken, tmp_path / "out")
     assert 0 < len(written) < 30
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -252,7 +252,7 @@ def test_truncated_avi_extracts_what_it_can_and_exits_0(tmp_path, capsys, caplog
     data = _video(tmp_path / "rec.avi", frames=30, fourcc="MJPG").read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 2])
-    with caplog.at_level(logging.WARNING, logger="edge.data.frames"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.data.frames"):
         code = main(["frames", str(cut), "--out", str(tmp_path / "out")])
     assert code == 0
     n = len(list((tmp_path / "out").glob("cut_*.png")))

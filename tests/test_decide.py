@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.decide import Debouncer, make_rules
+from pi_inspect.edge.decide import Debouncer, make_rules
 
 LABELS = ("good", "error", "break", "length")
 ALARMS = {"error": "above", "break": "above", "length": "below"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.demo import Occurrence, match_events
-from edge.events import DefectEvent
+from pi_inspect.edge.demo import Occurrence, match_events
+from pi_inspect.edge.events import DefectEvent
 
 
 def event(label: str, first: int, last: int) -> DefectEvent:
@@ -42,7 +42,7 @@ def run_demo(out_dir: Path, *options: str, python_flags: tuple[str, ...] = ()):
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, *python_flags, "-m", "edge.cli", "demo", *options, "--out", str(out_dir)],
+        [sys.executable, *python_flags, "-m", "pi_inspect.edge.cli", "demo", *options, "--out", str(out_dir)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -54,14 +54,14 @@ def run_demo(out_dir: Path, *options: str, python_flags: tuple[str, ...] = ()):
 
 
 def _demo_available() -> str | None:
-    from edge.bundle import default_bundle_dir
+    from pi_inspect.edge.bundle import default_bundle_dir
 
     if not (default_bundle_dir() / "manifest.json").exists():
         return "the demo bundle (edge/assets/demo_bundle) is not checked in yet"
     try:
-        from edge.synth import render_video  # noqa: F401
+        from pi_inspect.edge.synth import render_video  # noqa: F401
     except ImportError:
-        return "edge.synth.render_video does not exist yet"
+        return "pi_inspect.edge.synth.render_video does not exist yet"
     return None
 
 
@@ -73,11 +73,12 @@ def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent
     assert list((tmp_path / "snapshots").glob("*.heat.jpg"))
     assert "[G]" in out and "[R]" in out  # LED states were shown
     imported = {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
+        line.rsplit("|", 1)[1].strip()
         for line in proc.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    assert "edge" in imported and not imported & {"tensorflow", "keras"}
+    assert "pi_inspect.edge" in imported
+    assert not {name.split(".")[0] for name in imported} & {"tensorflow", "keras", "edge"}
 
 
 def test_a_stuck_alarm_scores_badly_on_events_and_frames():
@@ -111,7 +112,7 @@ def test_demo_removes_its_temporary_folder_unless_keep(tmp_path: Path, keep: boo
     import os
     import subprocess
 
-    args = [sys.executable, "-m", "edge.cli", "demo", "--frames", "30", *(["--keep"] * keep)]
+    args = [sys.executable, "-m", "pi_inspect.edge.cli", "demo", "--frames", "30", *(["--keep"] * keep)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]

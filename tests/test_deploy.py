@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from bundle_helpers import make_bundle, write_raw_manifest
 
-from edge.cli import main
-from edge.deploy import (
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.deploy import (
     DeployError,
     RemoteTarget,
     check_in_child,
@@ -26,7 +26,7 @@ from edge.deploy import (
     rollback_local,
     systemctl_reload,
 )
-from edge.errors import BundleError
+from pi_inspect.edge.errors import BundleError
 
 
 class Reloads:
@@ -224,7 +224,7 @@ def test_cli_deploy_and_rollback_on_a_local_target(tmp_path, models, capsys):
 
 
 def test_cli_deploys_to_a_new_local_folder_without_systemd_and_says_so(tmp_path, capsys):
-    from edge.commands.deploy import service_installed
+    from pi_inspect.edge.commands.deploy import service_installed
 
     a = make_bundle(tmp_path, "seam", 1)
     target = tmp_path / "fresh" / "models"
@@ -265,7 +265,7 @@ def _fake_ssh_pair(tmp_path: Path) -> tuple[str, str]:
 
 def test_remote_deploy_runs_verification_on_the_target_and_cleans_staging(tmp_path, models):
     ssh, scp = _fake_ssh_pair(tmp_path)
-    remote_cmd = f"{sys.executable} -m edge.cli"
+    remote_cmd = f"{sys.executable} -m pi_inspect.edge.cli"
     target = RemoteTarget("pi@seampi", str(models))
     a, b = make_bundle(tmp_path, "seam", 1), make_bundle(tmp_path, "seam", 2)
     before = set(Path("/tmp").glob("pi-inspect-deploy.*"))
@@ -294,7 +294,7 @@ def test_remote_deploy_reports_the_remote_refusal_in_one_line(tmp_path, models):
             a,
             RemoteTarget("pi@seampi", str(models)),
             reload=False,
-            remote_command=f"{sys.executable} -m edge.cli",
+            remote_command=f"{sys.executable} -m pi_inspect.edge.cli",
             ssh=ssh,
             scp=scp,
         )

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from edge.cli import main
-from edge.doctor import (
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.doctor import (
     Check,
     check_broker,
     check_bundle,
@@ -23,7 +23,7 @@ from edge.doctor import (
     check_runtime,
     check_service,
 )
-from edge.sources import Frame
+from pi_inspect.edge.sources import Frame
 from tests.test_deploy import make_bundle
 
 

@@ -240,9 +240,9 @@ def test_real_install_refuses_without_root_privileges_unless_dry_run(sandbox):
 
 def test_example_config_passes_check_config(capsys):
     pytest.importorskip(
-        "edge.commands.check_config", reason="check-config command not available yet"
+        "pi_inspect.edge.commands.check_config", reason="check-config command not available yet"
     )
-    from edge.cli import main
+    from pi_inspect.edge.cli import main
 
     assert main(["check-config", str(REPO / "systemd" / "config.example.toml")]) == 0
     assert "OK" in capsys.readouterr().out

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from label_helpers import files_under, make_video, raw_request, request, start_server
 
-from edge.cli import main
-from edge.data.table import SEED_LABELS, read_dataset, read_table
-from edge.errors import ConfigError, DataError
-from edge.label.server import MAX_BODY
-from edge.label.session import assign_keys
-from edge.label.sources import open_frames
-from edge.label.store import inside
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.data.table import SEED_LABELS, read_dataset, read_table
+from pi_inspect.edge.errors import ConfigError, DataError
+from pi_inspect.edge.label.server import MAX_BODY
+from pi_inspect.edge.label.session import assign_keys
+from pi_inspect.edge.label.sources import open_frames
+from pi_inspect.edge.label.store import inside
 
 GOOD_SAVE = {"index": 1, "values": {"good": True, "error": False, "break": False, "length": True}}
 
@@ -333,7 +333,7 @@ def test_label_command_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path, signame):
 
     video = make_video(tmp_path / "seam.mp4")
     root = Path(__file__).resolve().parents[1]
-    argv = [sys.executable, "-m", "edge.cli", "label", str(video), "--out", str(tmp_path / "out"), "--port", "0"]
+    argv = [sys.executable, "-m", "pi_inspect.edge.cli", "label", str(video), "--out", str(tmp_path / "out"), "--port", "0"]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

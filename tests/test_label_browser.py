@@ -8,8 +8,8 @@ import pytest
 from browser_helpers import needs_chromium
 from label_helpers import make_video, start_server
 
-from edge.data.table import SEED_LABELS, read_dataset, read_table
-from edge.label.sources import open_frames
+from pi_inspect.edge.data.table import SEED_LABELS, read_dataset, read_table
+from pi_inspect.edge.label.sources import open_frames
 
 pytestmark = needs_chromium
 

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.bundle import parse_manifest, read_manifest
-from edge.data.meanings import (
+from pi_inspect.edge.bundle import parse_manifest, read_manifest
+from pi_inspect.edge.data.meanings import (
     LabelMeaning,
     declaration_path,
     meanings_for,
     read_declaration,
     write_declaration,
 )
-from edge.decide import Debouncer, make_rules
-from edge.errors import BundleError, DataError
+from pi_inspect.edge.decide import Debouncer, make_rules
+from pi_inspect.edge.errors import BundleError, DataError
 
 
 def _alarming(rules, scores: dict[str, float]) -> set[str]:
@@ -131,8 +131,8 @@ def test_a_manifest_with_a_bad_declaration_is_refused_in_one_line():
 
 
 def test_home_assistant_discovery_names_alarm_conditions_not_labels():
-    from edge.mqtt.discovery import discovery_messages
-    from edge.mqtt.topics import Topics
+    from pi_inspect.edge.mqtt.discovery import discovery_messages
+    from pi_inspect.edge.mqtt.topics import Topics
 
     meanings = {
         "good": LabelMeaning("never", "flawless"),
@@ -162,7 +162,7 @@ def _rename_column(src: Path, dst: Path, old: str, new: str, *, invert: bool = F
 
 
 def _train(data: Path, out: Path) -> None:
-    from edge.cli import main
+    from pi_inspect.edge.cli import main
 
     args = ["train", "--data", str(data), "--arch", "cnn", "--size", "32", "--epochs", "1",
             "--batch-size", "16", "--augment", "none", "--seed", "3", "--out", str(out)]
@@ -172,7 +172,7 @@ def _train(data: Path, out: Path) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     pytest.importorskip("tensorflow")
-    from edge.cli import main
+    from pi_inspect.edge.cli import main
 
     root = tmp_path_factory.mktemp("meanings")
     seams = root / "seams"
@@ -197,10 +197,10 @@ def trained(tmp_path_factory):
 
 
 def test_renamed_pitch_column_declared_absent_alarms_exactly_like_length(trained):
-    from edge.cli import main
-    from edge.data.images import load_images
-    from edge.data.table import read_dataset
-    from train.runs import load_run
+    from pi_inspect.edge.cli import main
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.train.runs import load_run
 
     root, runs = trained
     a, b = load_run(runs["seams"]), load_run(runs["renamed"])
@@ -243,9 +243,9 @@ def test_renamed_pitch_column_declared_absent_alarms_exactly_like_length(trained
 
 
 def test_defect_column_named_length_declared_present_alarms_on_a_high_score(trained):
-    from edge.data.images import load_images
-    from edge.data.table import read_dataset
-    from train.runs import load_run
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.train.runs import load_run
 
     root, runs = trained
     run = load_run(runs["defect"])
@@ -264,8 +264,8 @@ def test_defect_column_named_length_declared_present_alarms_on_a_high_score(trai
 def test_labelling_tool_declares_the_labels_it_is_given(tmp_path):
     import argparse
 
-    from edge.commands.label import _declare
-    from edge.errors import ConfigError
+    from pi_inspect.edge.commands.label import _declare
+    from pi_inspect.edge.errors import ConfigError
 
     args = argparse.Namespace(out=tmp_path / "labelled", absent="pitch_ok", never="good",
                               meaning=["pitch_ok=stitch pitch is 2 mm"])
@@ -283,8 +283,8 @@ def test_labelling_tool_declares_the_labels_it_is_given(tmp_path):
 
 
 def test_split_keeps_the_declaration_beside_its_tables(tmp_path):
-    from edge.cli import main
-    from edge.synth.dataset import generate_dataset
+    from pi_inspect.edge.cli import main
+    from pi_inspect.edge.synth.dataset import generate_dataset
 
     generate_dataset(tmp_path / "seams", 24, seed=2, size=(32, 32), workers=1)
     assert main(["split", str(tmp_path / "seams"), "--out", str(tmp_path / "split")]) == 0
@@ -294,7 +294,7 @@ def test_split_keeps_the_declaration_beside_its_tables(tmp_path):
 
 
 def test_evaluate_scores_the_alarm_condition_not_the_label():
-    from train.metrics import alarm_metrics
+    from pi_inspect.train.metrics import alarm_metrics
 
     truth = np.array([[True, True], [True, False], [False, False], [True, True]])
     pred = np.array([[True, True], [True, True], [False, False], [True, False]])

@@ -130,7 +130,7 @@ def _hang_up_mid_request(server) -> None:
 
 def test_clients_hanging_up_are_debug_lines_not_tracebacks(tmp_path, caplog, capfd):
     video = make_video(tmp_path / "seam.mp4")
-    caplog.set_level(logging.DEBUG, logger="edge.label.server")
+    caplog.set_level(logging.DEBUG, logger="pi_inspect.edge.label.server")
     with start_server(video, tmp_path / "out") as server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -12,8 +12,9 @@ from conftest import RecordingReceiver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.mqtt.commands import MAX_PAYLOAD_BYTES, answer
-from edge.mqtt.topics import COMMAND_VERBS
+from pi_inspect.edge.verbs import MAX_BODY_BYTES as MAX_PAYLOAD_BYTES
+from pi_inspect.edge.verbs import answer
+from pi_inspect.edge.mqtt.topics import COMMAND_VERBS
 
 LABELS = ("error", "break", "length")
 NO_ARG_VERBS = ("snapshot", "trigger", "reload", "acknowledge")
@@ -143,11 +144,12 @@ def test_an_empty_payload_is_not_a_command():
 
 
 def test_a_failing_command_becomes_an_error_reply():
-    from edge.daemon.dispatch import Dispatcher
+    from pi_inspect.edge.daemon.dispatch import Dispatcher
 
-    def reload(_command):
-        raise OSError("bundle unreadable\nsecond line")
+    class Station:
+        def reload(self):
+            raise OSError("bundle unreadable\nsecond line")
 
-    dispatcher = Dispatcher(lambda *_: None, {"reload": reload})
+    dispatcher = Dispatcher(lambda *_: None, Station())
     reply = answer("reload", b"{}", LABELS, dispatcher.receive)
     assert reply.ok is False and reply.error == "bundle unreadable"

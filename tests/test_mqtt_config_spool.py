@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge.errors import ConfigError
-from edge.mqtt.client import read_credentials
-from edge.mqtt.config import MqttConfig
-from edge.mqtt.spool import Spool
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.edge.mqtt.client import read_credentials
+from pi_inspect.edge.mqtt.config import MqttConfig
+from pi_inspect.edge.mqtt.spool import Spool
 
 
 def test_defaults_are_disabled_with_a_hostname_device_id_and_state_dir_spool():
+    from pi_inspect.edge.identity import DeviceConfig
+
     config = MqttConfig()
     assert config.enabled is False
     assert config.prefix == "pi-inspect" and config.discovery.prefix == "homeassistant"
-    assert config.device_id and not set("+#/") & set(config.device_id)
+    device = DeviceConfig().id
+    assert device and not set("+#/") & set(device)
     assert config.spool_path(Path("/var/lib/pi-inspect")) == Path(
         "/var/lib/pi-inspect/spool.sqlite3"
     )
@@ -27,10 +30,7 @@ def test_defaults_are_disabled_with_a_hostname_device_id_and_state_dir_spool():
 @pytest.mark.parametrize(
     "bad",
     [
-        {"device_id": "line/1"},
-        {"device_id": "line+"},
-        {"device_id": "#"},
-        {"device_id": ""},
+        {"device_id": "line"},  # now [device] id: an unknown key of this section
         {"prefix": "a//b"},
         {"prefix": "pi/#"},
         {"port": 0},
@@ -97,3 +97,11 @@ def test_full_spool_drops_the_oldest_and_counts_them_persistently(tmp_path: Path
         assert [r.payload for r in spool.after(0, 100)] == [str(i).encode() for i in range(15, 25)]
     with Spool(path, max_events=10) as spool:
         assert spool.dropped == 15
+
+
+@pytest.mark.parametrize("bad", ["line/1", "line+", "#", ""])
+def test_a_device_id_that_is_not_one_topic_level_is_rejected(bad):
+    from pi_inspect.edge.identity import DeviceConfig
+
+    with pytest.raises(ValidationError):
+        DeviceConfig.model_validate({"id": bad})

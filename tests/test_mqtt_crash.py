@@ -1,6 +1,6 @@
 """Crash safety of the MQTT output in a real child process: SIGKILL, SIGTERM, broker outage.
 
-The child (this file run as a script) drives ``edge.mqtt.make_output`` with scripted defect
+The child (this file run as a script) drives ``pi_inspect.edge.mqtt.make_output`` with scripted defect
 events, exactly as the daemon does, and records how many it has handed over. The test kills it
 during a broker outage, starts another one, brings the broker back and checks with a real
 subscriber that every event id arrives.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from daemon_helpers import wait_until as _wait_until
 
-from edge.events import DefectEvent
+from pi_inspect.edge.events import DefectEvent
 
 LABELS = ("error", "break", "length")
 OUTAGE_S = 20.0  # the outage the spool must ride out: the broker is down this long while defects occur
@@ -52,8 +52,8 @@ def scripted_event(i: int) -> DefectEvent:
 
 def child_main(argv: list[str]) -> int:
 
-    from edge.mqtt import make_output
-    from edge.mqtt.config import MqttConfig
+    from pi_inspect.edge.mqtt import make_output
+    from pi_inspect.edge.mqtt.config import MqttConfig
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -67,7 +67,6 @@ def child_main(argv: list[str]) -> int:
         enabled=True,
         host="127.0.0.1",
         port=args.port,
-        device_id="harness",
         reconnect_min_s=1,
         reconnect_max_s=1,
         discovery={"enabled": False},
@@ -75,7 +74,7 @@ def child_main(argv: list[str]) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *a: stopping.append(True))
     progress = args.state_dir / "progress"
-    with make_output(config, args.state_dir) as out:
+    with make_output(config, args.state_dir, "harness") as out:
         for n, i in enumerate(range(args.first, args.first + args.count), start=1):
             out.publish_event(scripted_event(i))
             tmp = progress.with_suffix(".tmp")

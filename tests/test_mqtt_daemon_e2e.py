@@ -2,7 +2,7 @@
 
 The daemon is a real ``pi-inspect run --config FILE`` subprocess (its MQTT output made by the
 daemon itself from the ``[mqtt]`` section) watching a synthetic seam video with known defects
-(``edge.synth.render_video``). The video is served by the test as an MJPEG-over-HTTP stream (an
+(``pi_inspect.edge.synth.render_video``). The video is served by the test as an MJPEG-over-HTTP stream (an
 IP camera) paced at ``STREAM_FPS`` and looping, so defects keep occurring in real time at a
 small CPU cost. The daemon's stdout JSON lines are the ground truth of every defect event it
 produced (they are written and flushed before the event reaches the MQTT spool).
@@ -54,7 +54,7 @@ class MjpegStream:
     Every client gets the frames from the first one, so a restarted daemon sees the same seam.
     """
 
-    occurrences: tuple = ()  # the video's ground truth (edge.synth Occurrence)
+    occurrences: tuple = ()  # the video's ground truth (pi_inspect.edge.synth Occurrence)
 
     def __init__(self, jpegs: list[bytes], fps: float) -> None:
         period = 1.0 / fps
@@ -94,7 +94,7 @@ def seam_stream(tmp_path_factory) -> MjpegStream:
     """A looping, paced MJPEG stream of a synthetic seam video with known defects."""
     import cv2
 
-    from edge.synth import render_video
+    from pi_inspect.edge.synth import render_video
 
     video = tmp_path_factory.mktemp("seam") / "seam.mp4"
     truth = render_video(video, frames=VIDEO_FRAMES, seed=3, size=(320, 240), fps=15.0)
@@ -137,15 +137,19 @@ enabled = false
 [snapshots]
 enabled = false
 
+[stdout]
+enabled = true
+
 [output]
-stdout = true
 stats_interval_s = 1.0
+
+[device]
+id = "e2e"
 
 [mqtt]
 enabled = true
 host = "127.0.0.1"
 port = {port}
-device_id = "e2e"
 reconnect_min_s = 1
 reconnect_max_s = 1
 
@@ -158,7 +162,7 @@ enabled = false
 
 def start_daemon(config: Path, bundle: Path, stdout: Path) -> subprocess.Popen:
     exe = shutil.which("pi-inspect")
-    cmd = [exe] if exe else [sys.executable, "-m", "edge.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "pi_inspect.edge.cli"]
     cmd += ["run", "--config", str(config), "--bundle", str(bundle)]
     with stdout.open("wb") as out, stdout.with_suffix(".log").open("wb") as err:
         return subprocess.Popen(cmd, stdout=out, stderr=err)

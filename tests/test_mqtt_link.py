@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from edge.mqtt.link import Link
+from pi_inspect.edge.mqtt.link import Link
 
 
 def lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "edge.mqtt"]
+    return [r.getMessage() for r in caplog.records if r.name == "pi_inspect.edge.mqtt"]
 
 
 def test_an_outage_with_many_retries_logs_one_line_when_it_starts_and_one_when_it_ends(caplog):

@@ -6,9 +6,13 @@ import json
 import uuid
 from pathlib import Path
 
-from edge.events import DefectEvent, FrameResult, ModelInfo, State, Stats
-from edge.mqtt import make_output
-from edge.mqtt.config import MqttConfig
+from pi_inspect.edge.events import DefectEvent, FrameResult, ModelInfo, State, Stats
+from pi_inspect.edge.mqtt import make_output as _make_output
+from pi_inspect.edge.mqtt.config import MqttConfig
+
+
+def make_output(config: MqttConfig, state_dir: Path, device: str = "line1"):
+    return _make_output(config, state_dir, device)
 
 
 def config_for(broker, **overrides) -> MqttConfig:
@@ -16,7 +20,6 @@ def config_for(broker, **overrides) -> MqttConfig:
         "enabled": True,
         "host": broker.host,
         "port": broker.port,
-        "device_id": "line1",
         "reconnect_min_s": 1,
         "reconnect_max_s": 1,
     }
@@ -130,8 +133,8 @@ def test_snapshot_bytes_are_published_only_when_enabled(
     sub = mqtt_subscribe(mosquitto_broker, ["pi-inspect/+/snapshot", "pi-inspect/+/stats"])
     jpeg = b"\xff\xd8fake-jpeg\xff\xd9"
     for device, enabled in (("off", False), ("on", True)):
-        config = config_for(mosquitto_broker, device_id=device, snapshot=enabled)
-        with make_output(config, tmp_path / device) as out:
+        config = config_for(mosquitto_broker, snapshot=enabled)
+        with make_output(config, tmp_path / device, device) as out:
             out.publish_snapshot(jpeg, make_event(1))
             out.publish_stats(stats())
             assert sub.wait_for(lambda m, d=device: sub.payloads(f"pi-inspect/{d}/stats"))

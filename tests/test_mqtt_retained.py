@@ -10,14 +10,14 @@ from pathlib import Path
 
 from test_mqtt_output import RUNNING, config_for, make_event
 
-from edge.mqtt import make_output
+from pi_inspect.edge.mqtt import make_output
 
 CMD = "pi-inspect/line1/cmd"
 
 
 def start(broker, receiver, state_dir: Path, **overrides):
     """A started MQTT output for a running model whose commands reach ``receiver``."""
-    out = make_output(config_for(broker, **overrides), state_dir)
+    out = make_output(config_for(broker, **overrides), state_dir, "line1")
     out.subscribe(receiver)
     out.publish_state(RUNNING)
     return out
@@ -73,7 +73,7 @@ def test_an_empty_payload_is_not_a_command(
 def test_an_outage_is_logged_once_and_health_shows_the_real_spool_depth(
     make_mosquitto, recording_receiver, tmp_path: Path, caplog
 ):
-    caplog.set_level(logging.INFO, logger="edge.mqtt")
+    caplog.set_level(logging.INFO, logger="pi_inspect.edge.mqtt")
     broker = make_mosquitto()
     broker.stop()  # unreachable from the start: paho retries every second
     with start(broker, recording_receiver, tmp_path, discovery={"enabled": False}) as out:
@@ -99,7 +99,7 @@ def test_an_outage_is_logged_once_and_health_shows_the_real_spool_depth(
         while time.monotonic() < deadline and out.connected:
             time.sleep(0.05)
         time.sleep(2.5)  # retries against the stopped broker
-    lines = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "pi_inspect.edge.mqtt"]
     where = f"{broker.host}:{broker.port}"
     assert [line.split(";")[0].split(" (")[0] for line in lines] == [
         f"MQTT broker {where} unreachable",

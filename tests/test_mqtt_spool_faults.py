@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.mqtt.spool import Spool
+from pi_inspect.edge.mqtt.spool import Spool
 
 
 class FakeClock:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.events import DefectEvent
-from edge.mqtt import make_output
-from edge.mqtt.config import MqttConfig
+from pi_inspect.edge.events import DefectEvent
+from pi_inspect.edge.mqtt import make_output
+from pi_inspect.edge.mqtt.config import MqttConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not found")
 
@@ -107,7 +107,6 @@ def tls_config(broker, pki, tmp_path: Path, **overrides) -> MqttConfig:
         "enabled": True,
         "host": broker.host,
         "port": broker.port,
-        "device_id": "secure",
         "reconnect_min_s": 1,
         "reconnect_max_s": 1,
         "tls": {
@@ -140,7 +139,7 @@ def test_event_is_delivered_over_tls_with_client_certificate_and_password_file(
     creds.write_text("s3cret-pw\n")  # the systemd LoadCredential= form: password only
     config = tls_config(broker, pki, tmp_path, credentials_file=str(creds))
     sub = mqtt_subscribe(broker, ["pi-inspect/secure/#"], setup=_tls_subscriber_setup(pki))
-    with make_output(config, tmp_path / "state") as out:
+    with make_output(config, tmp_path / "state", "secure") as out:
         out.publish_event(event())
         assert sub.wait_for(lambda m: sub.payloads("pi-inspect/secure/defect/break"))
         assert sub.wait_for(lambda m: out.spool_depth == 0)
@@ -151,7 +150,7 @@ def test_event_is_delivered_over_tls_with_client_certificate_and_password_file(
 def test_wrong_password_is_refused_and_the_event_stays_spooled(tls_broker, tmp_path: Path, caplog):
     broker, pki = tls_broker
     config = tls_config(broker, pki, tmp_path, password="wrong-pw")
-    with make_output(config, tmp_path / "state") as out:
+    with make_output(config, tmp_path / "state", "secure") as out:
         out.publish_event(event())
         deadline = time.monotonic() + 15
         while "refused" not in caplog.text and time.monotonic() < deadline:
@@ -168,7 +167,7 @@ def test_untrusted_server_certificate_is_not_accepted(tls_broker, tmp_path: Path
     other_ca = make_pki(other)["ca.crt"]
     config = tls_config(broker, pki, tmp_path, password="s3cret-pw")
     config = config.model_copy(update={"tls": config.tls.model_copy(update={"ca_file": other_ca})})
-    with make_output(config, tmp_path / "state") as out:
+    with make_output(config, tmp_path / "state", "secure") as out:
         out.publish_event(event())
         log = broker.log_path
         deadline = time.monotonic() + 15

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import edge
-from edge.bundle import default_bundle_dir
+import pi_inspect.edge as edge
+from pi_inspect.edge.bundle import default_bundle_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKER = """
@@ -54,12 +54,14 @@ def guarded(tmp_path):
 
 
 def edge_modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.walk_packages(edge.__path__, prefix="edge."))
+    return sorted(m.name for m in pkgutil.walk_packages(edge.__path__, prefix="pi_inspect.edge."))
 
 
 def test_every_edge_module_imports_without_tensorflow(guarded):
     modules = edge_modules()
-    assert "edge.runtime" in modules and "edge.daemon" in modules and "edge.mqtt.output" in modules
+    assert {"pi_inspect.edge.runtime", "pi_inspect.edge.daemon", "pi_inspect.edge.mqtt.output"} <= set(
+        modules
+    )
     code = (
         "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
     )
@@ -69,7 +71,7 @@ def test_every_edge_module_imports_without_tensorflow(guarded):
 
 
 def test_edge_commands_run_without_tensorflow(guarded, tmp_path):
-    cli = [sys.executable, "-m", "edge.cli"]
+    cli = [sys.executable, "-m", "pi_inspect.edge.cli"]
     proc, attempts = guarded(
         [
             *cli,
@@ -100,7 +102,7 @@ def test_edge_commands_run_without_tensorflow(guarded, tmp_path):
     not (default_bundle_dir() / "manifest.json").exists(), reason="no demo bundle checked in"
 )
 def test_demo_and_bench_run_without_tensorflow(guarded):
-    cli = [sys.executable, "-m", "edge.cli"]
+    cli = [sys.executable, "-m", "pi_inspect.edge.cli"]
     proc, attempts = guarded([*cli, "demo", "--frames", "90"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc, more = guarded([*cli, "bench", "--runs", "20"])

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from edge.data.table import SEED_LABELS, write_table
-from train.runs import write_json
+from pi_inspect.edge.data.table import SEED_LABELS, write_table
+from pi_inspect.train.runs import write_json
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

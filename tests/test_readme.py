@@ -120,7 +120,7 @@ def test_every_readme_command_runs_as_written_in_an_empty_folder(tmp_path):
         if words[0] != "pi-inspect":
             assert words[0] in NOT_RUN
             continue
-        argv = [sys.executable, "-m", "edge.cli", *words[1:]]
+        argv = [sys.executable, "-m", "pi_inspect.edge.cli", *words[1:]]
         ran.append(words[1])
         if words[1] == "label":
             _run_label(argv, work, env)

@@ -88,7 +88,7 @@ def _run_in_readonly_root(tmp_path: Path, workdir: str | None, lg_wd: bool):
         f'state_dir = "{state}"\n'
         f'[source]\nkind = "folder"\nuri = "{images}"\n'
         f'[gpio]\npin_factory = "{factory}"\n'
-        "[output]\nresults = true\n"
+        "[stdout]\nresults = true\n"
     )
     env = {
         **os.environ,
@@ -111,7 +111,7 @@ def _run_in_readonly_root(tmp_path: Path, workdir: str | None, lg_wd: bool):
         "sh",
         sys.executable,
         "-m",
-        "edge.cli",
+        "pi_inspect.edge.cli",
         "run",
         "--config",
         str(config),

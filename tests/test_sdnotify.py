@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sdnotify import Notifier
+from pi_inspect.edge.sdnotify import Notifier
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_everything_is_a_noop_without_notify_socket(tmp_path):
 def test_send_failure_is_logged_once_and_never_raised(tmp_path, caplog):
     missing = tmp_path / "nobody-listens.sock"
     n = Notifier(str(missing), watchdog_usec=1)
-    with caplog.at_level(logging.DEBUG, logger="edge.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="pi_inspect.edge.sdnotify"):
         for _ in range(5):
             n.ready()
             n.status("still here")

@@ -9,9 +9,9 @@ import pytest
 from daemon_helpers import wait_until as _wait_until
 from gpiozero.pins.mock import MockFactory
 
-from edge.config import GpioConfig
-from edge.errors import PiInspectError
-from edge.signals import Lamps, Signals, make_pin_factory
+from pi_inspect.edge.config import GpioConfig
+from pi_inspect.edge.errors import PiInspectError
+from pi_inspect.edge.signals import Lamps, Signals, make_pin_factory
 
 wait_until = functools.partial(_wait_until, timeout=3.0)
 

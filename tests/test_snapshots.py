@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.snapshots import SUFFIXES, SnapshotStore
+from pi_inspect.edge.snapshots import SUFFIXES, SnapshotStore
 
 
 def noise(seed: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:

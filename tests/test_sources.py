@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from daemon_helpers import OK_BGR, FlakySource, script, solid, write_video
 
-from edge.config import SourceConfig
-from edge.errors import SourceError
-from edge.pipeline import Captured, CaptureWorker, FrameQueue
-from edge.sources import FolderSource, OpenCVSource, make_source
+from pi_inspect.edge.config import SourceConfig
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.pipeline import Captured, CaptureWorker, FrameQueue
+from pi_inspect.edge.sources import FolderSource, OpenCVSource, make_source
 
 
 def read_all(source) -> list:
@@ -57,7 +57,7 @@ def test_truncated_avi_yields_its_frames_and_warns_once(tmp_path: Path, caplog):
     good = write_video(tmp_path / "v.avi", script((OK_BGR, 40)))
     cut = tmp_path / "cut.avi"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.sources"):
         frames = read_all(OpenCVSource(str(cut), live=False))
     assert 0 < len(frames) < 40
     assert sum("truncated" in r.message for r in caplog.records) <= 1
@@ -74,7 +74,7 @@ def test_folder_skips_corrupt_images_with_one_warning_each(tmp_path: Path, caplo
     (tmp_path / "1b.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (tmp_path / "2b.png").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("ignored")
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.sources"):
         source = FolderSource(tmp_path, loop=True)
         source.open()
         frames = [source.read() for _ in range(6)]  # two passes
@@ -177,7 +177,7 @@ def test_blocking_queue_loses_nothing_and_stops_waiting_on_stop():
 
 
 def _frame(i: int):
-    from edge.sources import Frame
+    from pi_inspect.edge.sources import Frame
 
     return Frame(i, 0.0, np.zeros((2, 2, 3), np.uint8))
 
@@ -195,7 +195,7 @@ def test_a_corrupt_image_is_warned_about_once_per_run_across_reopens(tmp_path: P
     worker = CaptureWorker(
         factory, FrameQueue(2, drop_oldest=True), backoff_min_s=0.01, backoff_max_s=0.01
     )
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="pi_inspect.edge.sources"):
         worker.start()
         try:
             deadline = time.monotonic() + 10

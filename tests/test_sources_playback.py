@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from daemon_helpers import OK_BGR, write_video
 
-from edge.config import parse_config
-from edge.errors import SourceError
-from edge.sources import OpenCVSource, make_source
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.errors import SourceError
+from pi_inspect.edge.sources import OpenCVSource, make_source
 
 
 class FakeClock:

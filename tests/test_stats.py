@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.stats import StatsWindow, percentile
+from pi_inspect.edge.stats import StatsWindow, percentile
 
 
 @pytest.mark.parametrize(

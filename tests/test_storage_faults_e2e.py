@@ -55,7 +55,7 @@ class NoisyLoopingCamera:
         self._due = time.monotonic()
 
     def read(self):
-        from edge.sources import Frame
+        from pi_inspect.edge.sources import Frame
 
         self._due += self._period
         time.sleep(max(0.0, self._due - time.monotonic()))
@@ -75,8 +75,8 @@ def child_main(argv: list[str]) -> int:
 
     from daemon_helpers import ScriptedClassifier
 
-    from edge.config import load_config
-    from edge.daemon import Daemon
+    from pi_inspect.edge.config import load_config
+    from pi_inspect.edge.daemon import Daemon
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", type=Path, required=True)
@@ -118,15 +118,19 @@ max_count = 100000
 max_bytes = 1000000000
 min_free_bytes = {min_free_bytes}
 
+[stdout]
+enabled = true
+
 [output]
-stdout = true
 stats_interval_s = 0.5
+
+[device]
+id = "{DEVICE}"
 
 [mqtt]
 enabled = true
 host = "127.0.0.1"
 port = {port}
-device_id = "{DEVICE}"
 reconnect_min_s = 1
 reconnect_max_s = 1
 

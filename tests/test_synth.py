@@ -10,12 +10,18 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.cli import main
-from edge.synth.dataset import generate_dataset
-from edge.synth.geometry import SeamCurve, loop_stroke
-from edge.synth.look import TEXTURE_UNDER_THREAD, Look, luminance, texture_swing
-from edge.synth.still import LABELS, MIN_REGULAR_IN_VIEW, PITCH_MM, break_span, render_still
-from edge.synth.video import read_video_truth, render_video, sidecar_paths
+from pi_inspect.edge.cli import main
+from pi_inspect.edge.synth.dataset import generate_dataset
+from pi_inspect.edge.synth.geometry import SeamCurve, loop_stroke
+from pi_inspect.edge.synth.look import TEXTURE_UNDER_THREAD, Look, luminance, texture_swing
+from pi_inspect.edge.synth.still import (
+    LABELS,
+    MIN_REGULAR_IN_VIEW,
+    PITCH_MM,
+    break_span,
+    render_still,
+)
+from pi_inspect.edge.synth.video import read_video_truth, render_video, sidecar_paths
 
 PROBE_SIZE = (48, 48)  # rendered size; the probe sees it as 32x32 grey
 PROBE_TRAIN, PROBE_TEST = 1500, 500
@@ -69,7 +75,7 @@ def test_labels_csv_is_the_seed_lookup_table_and_boxes_csv_names_real_images(tmp
 
 
 def test_labels_csv_reads_back_with_the_data_set_reader(tmp_path):
-    from edge.data.table import read_table
+    from pi_inspect.edge.data.table import read_table
 
     summary = generate_dataset(tmp_path, 5, seed=6, size=(48, 48), workers=1)
     data = read_table(tmp_path / "labels.csv")
@@ -289,7 +295,7 @@ def test_fabric_for_a_strip_longer_than_opencv_remap_allows_is_rendered_in_slice
     """A long video at camera resolution needs a canvas wider than cv2.remap's SHRT_MAX."""
     import numpy as np
 
-    from edge.synth.look import Look, fabric_texture
+    from pi_inspect.edge.synth.look import Look, fabric_texture
 
     rng = np.random.default_rng(0)
     look = Look.sample(rng)

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("edge.daemon")
+pytest.importorskip("pi_inspect.edge.daemon")
 
 from daemon_helpers import ScriptedClassifier  # noqa: E402
 
-from edge.config import parse_config  # noqa: E402
-from edge.daemon import Daemon  # noqa: E402
-from edge.errors import SourceError  # noqa: E402
-from edge.sdnotify import Notifier  # noqa: E402
-from edge.sources import Frame  # noqa: E402
+from pi_inspect.edge.config import parse_config  # noqa: E402
+from pi_inspect.edge.daemon import Daemon  # noqa: E402
+from pi_inspect.edge.errors import SourceError  # noqa: E402
+from pi_inspect.edge.sdnotify import Notifier  # noqa: E402
+from pi_inspect.edge.sources import Frame  # noqa: E402
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s; systemd would kill after 1 s of silence
 WATCHDOG_S = WATCHDOG_USEC / 1e6
@@ -115,7 +115,7 @@ def config():
         {
             "gpio": {"enabled": False},
             "snapshots": {"enabled": False},
-            "output": {"stdout": False},
+            "stdout": {"enabled": False},
             "pipeline": {"heartbeat_timeout_s": 0.5},
         }
     )

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from edge.errors import ConfigError
-from train.augment import NAMES, AugmentConfig, augment, brightness_contrast, roll_band
-from train.pipeline import make_dataset
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.train.augment import NAMES, AugmentConfig, augment, brightness_contrast, roll_band
+from pi_inspect.train.pipeline import make_dataset
 
 
 def _images(n=6, size=24):

@@ -8,11 +8,11 @@ import sys
 import pytest
 
 MODULES = [
-    "train.commands.train",
-    "train.commands.evaluate",
-    "train.commands.gradcam",
-    "train.commands.embed",
-    "train.commands.similar",
+    "pi_inspect.train.commands.train",
+    "pi_inspect.train.commands.evaluate",
+    "pi_inspect.train.commands.gradcam",
+    "pi_inspect.train.commands.embed",
+    "pi_inspect.train.commands.similar",
 ]
 
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.cli import main
-from train.runs import load_run
+from pi_inspect.edge.cli import main
+from pi_inspect.train.runs import load_run
 
 pytestmark = pytest.mark.slow
 LABELS = ["good", "error", "break", "length"]
@@ -38,7 +38,7 @@ def _seam_table(root: Path, n: int = 24, seed: int = 0) -> Path:
         csv.writer(fh).writerows([["name", *LABELS], *rows])
     with open(root / "boxes.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([["name", "label", "x0", "y0", "x1", "y1"], *boxes])
-    from edge.synth.dataset import write_meanings
+    from pi_inspect.edge.synth.dataset import write_meanings
 
     write_meanings(root)  # the seam labels' declaration: length alarms when absent
     return root
@@ -258,8 +258,8 @@ def test_cosine_schedule_decays_the_rate_within_the_run_and_skips_the_plateau_ca
 
 
 def test_unknown_schedule_is_a_config_error(tmp_path):
-    from edge.errors import ConfigError
-    from train.fit import TrainConfig, train
+    from pi_inspect.edge.errors import ConfigError
+    from pi_inspect.train.fit import TrainConfig, train
 
     with pytest.raises(ConfigError, match="--schedule"):
         train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), schedule="steps"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from train.gradcam import colour_for, colour_heat, gradcam
-from train.metrics import peak_in_box
+from pi_inspect.train.gradcam import colour_for, colour_heat, gradcam
+from pi_inspect.train.metrics import peak_in_box
 
 
 def _red_detector(size: int = 32) -> keras.Model:
@@ -78,7 +78,7 @@ def test_heat_colours_follow_label_position_not_name():
 def test_montage_has_a_colour_legend_under_the_grid(tmp_path):
     import cv2
 
-    from train.plots import montage
+    from pi_inspect.train.plots import montage
 
     tiles = [np.full((32, 32, 3), 128, np.uint8)] * 3
     legend = {"error present": (0, 0, 255), "length absent": (255, 0, 0)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train import metrics as M
+from pi_inspect.train import metrics as M
 
 
 def test_binary_metrics_match_hand_counts():

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from edge.errors import ConfigError
-from train.models import ARCHS, MIN_SIZE, ModelSpec, build_model, caffe_preprocess_layer
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.train.models import ARCHS, MIN_SIZE, ModelSpec, build_model, caffe_preprocess_layer
 
 HEAD = ["features", "gap", "head_dropout", "head_hidden_0", "logits", "scores"]
 SLOW = {"efficientnetb0", "resnet50", "resnet"}

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from edge.runtime import load_classifier
+from pi_inspect.edge.runtime import load_classifier
 
 if __name__ == "__main__":
     images = np.load(sys.argv[2])

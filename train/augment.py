@@ -12,7 +12,7 @@ import math
 
 import tensorflow as tf
 
-from train.augment_config import NAMES, AugmentConfig
+from pi_inspect.train.augment_config import NAMES, AugmentConfig
 
 __all__ = ["NAMES", "AugmentConfig", "augment", "brightness_contrast", "gaussian_blur", "roll_band"]
 

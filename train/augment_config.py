@@ -29,7 +29,7 @@ class AugmentConfig:
     @classmethod
     def from_names(cls, names: str) -> AugmentConfig:
         """``"brightness,roll,blur"`` -> only those on; ``"none"`` -> all off."""
-        from edge.errors import ConfigError
+        from pi_inspect.edge.errors import ConfigError
 
         chosen = {n.strip() for n in names.split(",") if n.strip()} - {"none"}
         unknown = chosen - set(NAMES)

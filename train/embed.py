@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import DataError
+from pi_inspect.edge.errors import DataError
 
 
 def headless(model):

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from train import metrics as M
-from train.runs import EVAL_DIR, THRESHOLDS_FILE, Run, write_json
+from pi_inspect.train import metrics as M
+from pi_inspect.train.runs import EVAL_DIR, THRESHOLDS_FILE, Run, write_json
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def evaluate(
     list_size: int = 50,
 ) -> dict[str, Any]:
     """Tune thresholds, score the test set, write RUN/eval/; returns metrics.json's content."""
-    from train.plots import binary_confusions_png, confusion_png
+    from pi_inspect.train.plots import binary_confusions_png, confusion_png
 
     out = run.path / EVAL_DIR
     out.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ConfigError, DataError
-from train import runs
-from train.augment_config import AugmentConfig
-from train.models import TRANSFER_ARCHS, ModelSpec
+from pi_inspect.edge.errors import ConfigError, DataError
+from pi_inspect.train import runs
+from pi_inspect.train.augment_config import AugmentConfig
+from pi_inspect.train.models import TRANSFER_ARCHS, ModelSpec
 
 log = logging.getLogger(__name__)
 VALID_FRACTION = 0.15
@@ -65,15 +65,15 @@ class TrainConfig:
 
 @dataclass
 class Splits:
-    train: Any  # edge.data.table.Dataset
+    train: Any  # pi_inspect.edge.data.table.Dataset
     valid: Any
     paths: dict[str, str]  # split name -> absolute CSV path
 
 
 def load_splits(cfg: TrainConfig, run_dir: Path) -> Splits:
     """Explicit --valid, or split --data group-wise (valid 0.15) and write the CSVs into RUN/."""
-    from edge.data.split import write_split
-    from edge.data.table import read_dataset, read_table
+    from pi_inspect.edge.data.split import write_split
+    from pi_inspect.edge.data.table import read_dataset, read_table
 
     data = read_dataset(cfg.data)
     if cfg.valid:
@@ -115,7 +115,7 @@ def _learning_rate(cfg: TrainConfig, base: float, epochs: int, steps_per_epoch: 
 def _compile(model, task: str, y_train: np.ndarray, cfg: TrainConfig, learning_rate):
     import keras
 
-    from train.losses import WeightedBinaryCrossentropy, positive_weights
+    from pi_inspect.train.losses import WeightedBinaryCrossentropy, positive_weights
 
     if task == "multilabel":
         if cfg.weighting == "balanced":
@@ -171,7 +171,7 @@ def _seed_everything(cfg: TrainConfig) -> None:
 
 def _sample_weights(task: str, y: np.ndarray, weighting: str) -> np.ndarray | None:
     """Multi-class imbalance goes through per-sample weights (the sigmoid loss weighs itself)."""
-    from train.losses import class_weights
+    from pi_inspect.train.losses import class_weights
 
     if task != "multiclass" or weighting != "balanced":
         return None
@@ -193,7 +193,7 @@ def train(cfg: TrainConfig) -> Path:
     splits = load_splits(cfg, run_dir)
     labels = tuple(splits.train.labels)
     task = splits.train.task
-    from edge.data.meanings import meanings_for
+    from pi_inspect.edge.data.meanings import meanings_for
 
     meanings, declaration = meanings_for(cfg.data, labels)
     if declaration is None:
@@ -215,7 +215,7 @@ def train(cfg: TrainConfig) -> Path:
     )
     spec.validate()
 
-    from train.pipeline import decode, make_dataset
+    from pi_inspect.train.pipeline import decode, make_dataset
 
     train_data = decode(splits.train, cfg.input_size, cfg.workers)
     valid_data = decode(splits.valid, cfg.input_size, cfg.workers)
@@ -231,7 +231,7 @@ def train(cfg: TrainConfig) -> Path:
     runs.write_json(run_dir / runs.RUN_FILE, info)
 
     _seed_everything(cfg)
-    from train.models import backbone, build_model
+    from pi_inspect.train.models import backbone, build_model
 
     model = build_model(spec)
     weights = _sample_weights(task, train_data.y, cfg.weighting)
@@ -276,7 +276,7 @@ def train(cfg: TrainConfig) -> Path:
             callbacks=_callbacks(run_dir, cfg.patience, append=True, plateau=plateau),
         )
 
-    from train.plots import training_curves
+    from pi_inspect.train.plots import training_curves
 
     training_curves(run_dir / runs.HISTORY_FILE, run_dir / runs.CURVES_FILE)
     info["train_seconds"] = round(time.monotonic() - started, 1)
@@ -288,7 +288,7 @@ def train(cfg: TrainConfig) -> Path:
 def _run_info(
     cfg: TrainConfig, spec: ModelSpec, labels, task: str, splits: Splits, meanings
 ) -> dict[str, Any]:
-    from edge.data.meanings import directions
+    from pi_inspect.edge.data.meanings import directions
 
     every = list(splits.train.paths) + list(splits.valid.paths)
     y_all = np.concatenate([splits.train.y, splits.valid.y])

@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.data.table import IMAGE_SUFFIXES, TABLE_NAME, Dataset, read_dataset, read_table
-from edge.errors import DataError
+from pi_inspect.edge.data.table import IMAGE_SUFFIXES, TABLE_NAME, Dataset, read_dataset, read_table
+from pi_inspect.edge.errors import DataError
 
 BOXES_NAME = "boxes.csv"
 

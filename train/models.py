@@ -2,7 +2,7 @@
 
 ``pixels`` (float32, raw 0..255 RGB) -> preprocessing layers -> backbone -> ``features`` (last
 conv feature map) -> ``gap`` -> [Dropout] -> [``head_hidden_i``] -> ``logits`` -> ``scores``.
-Preprocessing lives inside the model so the Pi only resizes (edge.preprocess.prepare). No Lambda
+Preprocessing lives inside the model so the Pi only resizes (pi_inspect.edge.preprocess.prepare). No Lambda
 layers: they neither serialise nor convert well.
 """
 
@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from edge.errors import ConfigError
+from pi_inspect.edge.errors import ConfigError
 
 ARCHS = ("cnn", "resnet", "mobilenetv2", "efficientnetb0", "resnet50")
 TRANSFER_ARCHS = ("mobilenetv2", "efficientnetb0", "resnet50")
@@ -126,7 +126,7 @@ def _cnn(pixels, spec: ModelSpec):
 
     The pooled blocks run conv -> max pool -> BatchNorm -> ReLU. Max pooling commutes with
     ReLU and with a positive per-channel scale, so this is the usual conv -> BN -> ReLU -> pool
-    block (``convert.fold`` folds it back for int8), but BatchNorm and ReLU touch a quarter of
+    block (``pi_inspect.convert.fold`` folds it back for int8), but BatchNorm and ReLU touch a quarter of
     the pixels; at 96 px those memory-bound passes were most of the step. Measured 1.2-1.6x the
     training throughput (bench/train_step.py, docs/benchmarks.md). Strided convs instead of
     pools were faster still but never started learning: a 1 px thread needs the max.

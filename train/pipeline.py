@@ -1,7 +1,7 @@
 """tf.data input pipeline: parallel decode, cache, shuffle, augment, batch, prefetch.
 
-Images are decoded by ``edge.data.images.load_images`` (threads; OpenCV releases the GIL) which
-resizes with ``edge.preprocess.prepare`` -- the very function the Pi runs -- so training and the
+Images are decoded by ``pi_inspect.edge.data.images.load_images`` (threads; OpenCV releases the GIL) which
+resizes with ``pi_inspect.edge.preprocess.prepare`` -- the very function the Pi runs -- so training and the
 edge cannot drift apart. The decoded uint8 arrays are the cache; at 96 px 10 000 images take
 ~280 MB. Unreadable images are dropped with one warning each.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.data.table import Dataset
-from edge.errors import DataError
-from train.augment_config import AugmentConfig
+from pi_inspect.edge.data.table import Dataset
+from pi_inspect.edge.errors import DataError
+from pi_inspect.train.augment_config import AugmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def default_workers() -> int:
 
 def decode(ds: Dataset, size: tuple[int, int], workers: int | None = None) -> Decoded:
     """Decode every image of ``ds`` at ``size`` = (w, h); drop (and warn about) unreadable ones."""
-    from edge.data.images import load_images
+    from pi_inspect.edge.data.images import load_images
 
     images, ok = load_images(ds.paths, size, workers=workers or default_workers())
     if not ok.any():
@@ -69,7 +69,7 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    from train.augment import augment
+    from pi_inspect.train.augment import augment
 
     tensors = (images, y) if sample_weight is None else (images, y, sample_weight)
     data = tf.data.Dataset.from_tensor_slices(tensors).cache()
@@ -97,7 +97,7 @@ def decode_paths(
     paths, size: tuple[int, int], workers: int | None = None
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Decode plain image paths; returns (uint8 images, kept paths, kept row indices)."""
-    from edge.data.images import load_images
+    from pi_inspect.edge.data.images import load_images
 
     images, ok = load_images(list(paths), size, workers=workers or default_workers())
     keep = np.flatnonzero(ok)

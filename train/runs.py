@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.data.meanings import LabelMeaning, from_alarms, parse_meanings
-from edge.errors import DataError
-from edge.files import follow_umask
+from pi_inspect.edge.data.meanings import LabelMeaning, from_alarms, parse_meanings
+from pi_inspect.edge.errors import DataError
+from pi_inspect.edge.files import follow_umask
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -73,7 +73,7 @@ def versions() -> dict[str, str]:
     import numpy as np
     import tensorflow as tf
 
-    from edge import __version__
+    from pi_inspect.edge import __version__
 
     return {
         "python": platform.python_version(),
@@ -146,7 +146,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     """Load RUN/model.keras (uncompiled), run.json and thresholds.json (if evaluated)."""
     import keras
 
-    import train.losses  # noqa: F401  (registers the custom loss so old checkpoints load)
+    import pi_inspect.train.losses  # noqa: F401  (registers the custom loss so old checkpoints load)
 
     folder = Path(run_dir)
     info = read_info(folder)

@@ -14,8 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from convert.bench import bench_bundle, report
-    from edge.bundle import default_bundle_dir
+    from pi_inspect.convert.bench import bench_bundle, report
+    from pi_inspect.edge.bundle import default_bundle_dir
 
     bundle = args.bundle or default_bundle_dir()
     results = bench_bundle(bundle, threads=args.threads, runs=args.runs)

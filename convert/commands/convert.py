@@ -47,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from convert.pipeline import ConvertOptions, convert_run
+    from pi_inspect.convert.pipeline import ConvertOptions, convert_run
 
     opts = ConvertOptions(
         quant=args.quant,

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from edge.demo import ConsoleOutput, LampView, as_anomaly, match_events, read_occurrences
+from pi_inspect.edge.demo import ConsoleOutput, LampView, as_anomaly, match_events, read_occurrences
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -79,9 +79,9 @@ def _demo(args: argparse.Namespace, out_dir: Path, started: float) -> int:
 
     from gpiozero.pins.mock import MockFactory
 
-    from edge.config import parse_config
-    from edge.daemon import Daemon
-    from edge.synth import render_video
+    from pi_inspect.edge.config import parse_config
+    from pi_inspect.edge.daemon import Daemon
+    from pi_inspect.edge.synth import render_video
 
     video = out_dir / "seam.mp4"
     size = _size(args.size)
@@ -104,19 +104,20 @@ def _demo(args: argparse.Namespace, out_dir: Path, started: float) -> int:
         "source": {"kind": "file", "uri": str(video), "realtime": args.realtime},
         "gpio": {"pin_factory": "mock", "red_mode": "hold"},
         "snapshots": {"dir": str(out_dir / "snapshots")},
-        "output": {"stdout": False, "stats_interval_s": 5.0},
+        "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 5.0},
         "pipeline": {"drop": "block", "queue": 4},
     }
     if args.bundle:
         settings["model"] = {"bundle": args.bundle}
     elif args.anomaly:
-        from edge.bundle import anomaly_bundle_dir
+        from pi_inspect.edge.bundle import anomaly_bundle_dir
 
         settings["model"] = {"bundle": str(anomaly_bundle_dir())}
     config = parse_config(settings)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    daemon_log = logging.getLogger("edge.daemon")
+    daemon_log = logging.getLogger("pi_inspect.edge.daemon")
     level = daemon_log.level
     daemon_log.setLevel(logging.WARNING)  # the demo prints its own lines; faults still show
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.deploy import (
+from pi_inspect.edge.deploy import (
     DEFAULT_KEEP,
     DEFAULT_REMOTE_COMMAND,
     DEFAULT_SERVICE,

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from edge.doctor import DEFAULT_CONFIG, collect
+from pi_inspect.edge.doctor import DEFAULT_CONFIG, collect
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     # each check already turns those failures into its FAIL line with a fix hint.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     warnings.simplefilter("ignore")
-    from edge import preflight
-    from edge.config import load_config
+    from pi_inspect.edge import preflight
+    from pi_inspect.edge.config import load_config
 
     path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     config = load_config(path)

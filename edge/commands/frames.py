@@ -21,8 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.data.frames import extract_frames
-    from edge.view import station_view
+    from pi_inspect.edge.data.frames import extract_frames
+    from pi_inspect.edge.view import station_view
 
     view = station_view(args.station_config) if args.station_config else None
     written = extract_frames(

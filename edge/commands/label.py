@@ -50,11 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.errors import ConfigError, SourceError
-    from edge.label.server import LabelServer
-    from edge.label.session import LabelSession, assign_keys
-    from edge.label.sources import open_frames
-    from edge.label.store import ClassFolderStore, TableStore, check_labels
+    from pi_inspect.edge.errors import ConfigError, SourceError
+    from pi_inspect.edge.label.server import LabelServer
+    from pi_inspect.edge.label.session import LabelSession, assign_keys
+    from pi_inspect.edge.label.sources import open_frames
+    from pi_inspect.edge.label.store import ClassFolderStore, TableStore, check_labels
 
     labels = tuple(label.strip() for label in args.labels.split(",") if label.strip())
     check_labels(labels)
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port} is not a port number")
     frames = open_frames(args.source)
     if args.station_config:
-        from edge.label.sources import ViewedFrames
-        from edge.view import station_view
+        from pi_inspect.edge.label.sources import ViewedFrames
+        from pi_inspect.edge.view import station_view
 
         frames = ViewedFrames(frames, station_view(args.station_config))
     try:
@@ -115,8 +115,13 @@ def _names(text: str) -> set[str]:
 
 def _declare(args: argparse.Namespace, labels: tuple[str, ...]) -> str:
     """Write OUT/dataset.toml (what each label means); one already there is kept."""
-    from edge.data.meanings import DECLARATION, LabelMeaning, read_declaration, write_declaration
-    from edge.errors import ConfigError
+    from pi_inspect.edge.data.meanings import (
+        DECLARATION,
+        LabelMeaning,
+        read_declaration,
+        write_declaration,
+    )
+    from pi_inspect.edge.errors import ConfigError
 
     absent, never = _names(args.absent), _names(args.never)
     meaning: dict[str, str] = {}

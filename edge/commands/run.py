@@ -45,10 +45,10 @@ def install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -
 def run(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from edge import preflight
-    from edge.config import load_config, with_overrides
-    from edge.daemon import Daemon
-    from edge.sdnotify import Notifier
+    from pi_inspect.edge import preflight
+    from pi_inspect.edge.config import load_config, with_overrides
+    from pi_inspect.edge.daemon import Daemon
+    from pi_inspect.edge.sdnotify import Notifier
 
     overrides = partial(with_overrides, source=args.source, bundle=args.bundle)
     config = overrides(load_config(args.config))

@@ -17,9 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.data.meanings import meanings_for, write_declaration
-    from edge.data.split import write_split
-    from edge.data.table import read_dataset, read_table
+    from pi_inspect.edge.data.meanings import meanings_for, write_declaration
+    from pi_inspect.edge.data.split import write_split
+    from pi_inspect.edge.data.table import read_dataset, read_table
 
     ds = read_dataset(args.data)
     meanings, declared = meanings_for(args.data, ds.labels)  # checked before writing anything

@@ -6,7 +6,7 @@ import argparse
 import logging
 import time
 
-from edge.errors import ConfigError, PiInspectError
+from pi_inspect.edge.errors import ConfigError, PiInspectError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.video and args.frames < 1:
         raise ConfigError("--frames must be >= 1")
     if args.out:
-        from edge.synth.dataset import generate_dataset
+        from pi_inspect.edge.synth.dataset import generate_dataset
 
         size = args.size or (128, 128)
         start = time.monotonic()
@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{time.monotonic() - start:.1f} s ({freq})"
         )
     if args.video:
-        from edge.synth.video import render_video
+        from pi_inspect.edge.synth.video import render_video
 
         size = args.size or (320, 240)
         start = time.monotonic()
@@ -99,8 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.contact_sheet:
         import cv2
 
-        from edge.synth.contact import contact_sheet
-        from edge.synth.still import render_still
+        from pi_inspect.edge.synth.contact import contact_sheet
+        from pi_inspect.edge.synth.still import render_still
 
         size = args.size if (args.size and not args.video) else (128, 128)
         samples = [render_still(args.seed, i, size) for i in range(16)]

@@ -1,6 +1,7 @@
 """The operator console: live view, scores, LEDs, stats, events, actions and /metrics in a browser.
 
-The daemon builds it with :func:`start_console` when ``[console] enabled = true``; it is an
+The daemon builds it through its plugin (``pi_inspect.edge.console.plugin``) with
+:func:`start_console` when ``[console] enabled = true``; it is an
 ``Output`` (it keeps what the daemon dispatches) with a frame tap (frames flow only while someone
 watches). Importing this package is cheap: Flask, waitress and prometheus_client are imported
 when a console starts. Docs: docs/console.md.
@@ -13,25 +14,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge.config import Config
-    from edge.console.output import ConsoleOutput
+    from pi_inspect.edge.console.config import ConsoleConfig
+    from pi_inspect.edge.console.output import ConsoleOutput
+    from pi_inspect.edge.outputs import OutputContext
 
 __all__ = ["build_console", "start_console"]
 
 log = logging.getLogger(__name__)
 
 
-def build_console(config: Config, *, port: int | None = None) -> tuple[ConsoleOutput, Any]:
-    """The console's output and its (not yet started) server, wired from ``config``."""
-    from edge.console.actions import Actions
-    from edge.console.config import is_loopback
-    from edge.console.live import LiveView
-    from edge.console.output import ConsoleOutput
-    from edge.console.review import ReviewStore
-    from edge.console.security import Guard, read_token
-    from edge.console.server import ConsoleServer, create_app
+def build_console(
+    c: ConsoleConfig, context: OutputContext, *, port: int | None = None
+) -> tuple[ConsoleOutput, Any]:
+    """The console's output and its (not yet started) server, wired from its section."""
+    from pi_inspect.edge.console.actions import Actions
+    from pi_inspect.edge.console.config import is_loopback
+    from pi_inspect.edge.console.live import LiveView
+    from pi_inspect.edge.console.output import ConsoleOutput
+    from pi_inspect.edge.console.review import ReviewStore
+    from pi_inspect.edge.console.security import Guard, read_token
+    from pi_inspect.edge.console.server import ConsoleServer, create_app
 
-    c = config.console
     token = read_token(c.credentials) if c.credentials else None
     loopback = is_loopback(c.host)
     guard = Guard(
@@ -43,10 +46,10 @@ def build_console(config: Config, *, port: int | None = None) -> tuple[ConsoleOu
     )
     review_dir = Path(c.review_dir).expanduser()
     if not review_dir.is_absolute():
-        review_dir = config.resolved_state_dir() / review_dir
+        review_dir = context.state_dir / review_dir
     review = ReviewStore(review_dir, max_count=c.review_max_count)
-    snapshot_dir = config.snapshot_dir() if config.snapshots.enabled else None
-    console = ConsoleOutput(LiveView(c.fps), events_kept=c.events_kept, spool_depth=_spool(config))
+    snapshot_dir = context.snapshot_dir
+    console = ConsoleOutput(LiveView(c.fps), events_kept=c.events_kept)
     actions = Actions(console, review, snapshot_dir)
     app = create_app(
         console,
@@ -62,26 +65,16 @@ def build_console(config: Config, *, port: int | None = None) -> tuple[ConsoleOu
     return console, server
 
 
-def start_console(config: Config) -> ConsoleOutput | None:
+def start_console(section: ConsoleConfig, context: OutputContext) -> ConsoleOutput | None:
     """Build and start the console; a console that cannot start is one log line, never the end
     of inspection (the daemon runs on without it)."""
-    from edge.errors import PiInspectError
+    from pi_inspect.edge.errors import PiInspectError
 
     try:
-        console, server = build_console(config)
+        console, server = build_console(section, context)
         server.start()
     except (PiInspectError, OSError) as exc:
         log.error("console not started: %s", exc)
         return None
     log.info("console on %s", server.url)
     return console
-
-
-def _spool(config: Config) -> Any:
-    """How to read the MQTT spool's depth (None without MQTT)."""
-    if not config.mqtt.enabled:
-        return lambda: None
-    from edge.mqtt.spool import read_depth
-
-    path = config.mqtt.spool_path(config.resolved_state_dir())
-    return lambda: read_depth(path)

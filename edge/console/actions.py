@@ -1,7 +1,8 @@
 """What the operator may do from the page: the daemon's commands, and keeping a wrong verdict.
 
-Commands are validated by the same code as MQTT's ``cmd/<verb>`` (``edge.mqtt.commands``) and
-go to the daemon through the one receiver its dispatcher handed the console. A threshold change says plainly that it does
+Commands are the station's one vocabulary (``pi_inspect.edge.verbs``), validated by the same
+code as MQTT's ``cmd/<verb>``, and go to the daemon through the one receiver its dispatcher
+handed the console. A threshold change says plainly that it does
 not last: the daemon keeps it until it restarts or reloads its config.
 """
 
@@ -12,14 +13,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edge.console.output import ConsoleOutput
-from edge.console.review import ReviewStore
-from edge.mqtt.commands import answer
-from edge.outputs import Reply
+from pi_inspect.edge.console.output import ConsoleOutput
+from pi_inspect.edge.console.review import ReviewStore
+from pi_inspect.edge.outputs import Reply
+from pi_inspect.edge.verbs import OPERATOR_VERBS, answer
 
 log = logging.getLogger(__name__)
 
-VERBS = ("acknowledge", "trigger", "snapshot", "thresholds")
+VERBS = OPERATOR_VERBS  # what the operator may ask of the station from the page
 THRESHOLDS_LAST = (
     "in force until the daemon restarts or reloads its config; to keep it, set "
     "model.thresholds in the config file"
@@ -99,7 +100,7 @@ class Actions:
             jpeg_bytes = jpeg.tobytes()
         heat = None
         if frame.heat is not None:
-            from edge.snapshots import overlay
+            from pi_inspect.edge.snapshots import overlay
 
             ok, over = cv2.imencode(".jpg", overlay(frame.image, frame.heat))
             heat = over.tobytes() if ok else None

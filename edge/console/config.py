@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
+
+from pi_inspect.edge.section import Section
 
 LOOPBACK = ("127.0.0.1", "::1")
 
@@ -25,10 +27,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class ConsoleConfig(BaseModel):
+class ConsoleConfig(Section):
     """Where the console listens, who may use it, how fast the live view runs."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     enabled: bool = False
     host: str = "127.0.0.1"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.outputs import LiveFrame
+from pi_inspect.edge.outputs import LiveFrame
 
 MAX_WIDTH = 640  # a phone screen; larger frames are shrunk before encoding
 
@@ -113,7 +113,7 @@ class LiveView:
 def _encode(frame: LiveFrame, heat: bool, quality: int) -> bytes:
     import cv2
 
-    from edge.snapshots import overlay
+    from pi_inspect.edge.snapshots import overlay
 
     if frame.jpeg is not None:
         return frame.jpeg

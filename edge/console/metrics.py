@@ -17,7 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from edge.console.output import ConsoleOutput
+from pi_inspect.edge.console.output import ConsoleOutput
 
 VERDICTS = ("starting", "ok", "defect", "fault")
 

@@ -13,9 +13,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from edge.console.live import LiveView
-from edge.events import DefectEvent, FrameResult, State, Stats
-from edge.outputs import Receiver
+from pi_inspect.edge.console.live import LiveView
+from pi_inspect.edge.events import DefectEvent, FrameResult, State, Stats
+from pi_inspect.edge.outputs import Receiver
 
 HISTORY = 120  # stats lines kept for the charts
 
@@ -28,12 +28,10 @@ class ConsoleOutput:
         live: LiveView,
         *,
         events_kept: int = 500,
-        spool_depth: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.frame_tap = live
         self._lock = threading.Lock()
         self._events_kept = events_kept
-        self._spool_depth = spool_depth
         self.receiver: Receiver | None = None  # how actions reach the daemon
         self._on_close: Callable[[], None] | None = None
         self._state: State | None = None
@@ -43,7 +41,6 @@ class ConsoleOutput:
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()  # oldest first
         self._counts: dict[str, int] = {}
         self._faults = 0
-        self._spool: tuple[float, int | None] = (-1e18, None)  # (read at, depth)
         self._closed = False
 
     # -- Output protocol -----------------------------------------------------------------------
@@ -61,7 +58,7 @@ class ConsoleOutput:
             "latency_ms": stats.latency_p50_ms,
             "latency_p95_ms": stats.latency_p95_ms,
             "dropped": stats.dropped_frames,
-            "spool_depth": None,  # read by the page's request, never on the inference loop
+            "spool_depth": stats.extra.get("spool_depth"),
             "cpu_temp_c": stats.cpu_temp_c,
         }
         with self._lock:
@@ -108,7 +105,6 @@ class ConsoleOutput:
     # -- what the page and /metrics read -------------------------------------------------------
     def overview(self) -> dict[str, Any]:
         """The page's poll: state, the latest scores, the latest stats and their history."""
-        self.spool_depth()
         with self._lock:
             state, stats = self._state, self._stats
             history = [dict(point) for point in self._history]
@@ -146,17 +142,12 @@ class ConsoleOutput:
             return self._state, self._stats, dict(self._counts), self._faults, spool
 
     def spool_depth(self) -> int | None:
-        """The MQTT spool's depth, read at most once a second (a request thread reads it)."""
-        now = time.monotonic()
+        """Events waiting in the MQTT spool at the last stats line (None without MQTT): the
+        spool's own health report, which every stats line carries."""
         with self._lock:
-            read_at, depth = self._spool
-        if now - read_at >= 1.0:
-            depth = self._spool_depth()
-            with self._lock:
-                self._spool = (now, depth)
-                if self._history and self._history[-1]["spool_depth"] is None:
-                    self._history[-1]["spool_depth"] = depth
-        return depth
+            stats = self._stats
+        depth = stats.extra.get("spool_depth") if stats is not None else None
+        return depth if isinstance(depth, int) else None
 
     def labels(self) -> tuple[str, ...]:
         """The running model's labels (from the last state); none before a model loads."""

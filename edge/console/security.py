@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.errors import PiInspectError
+from pi_inspect.edge.errors import PiInspectError
 
 ACTION_HEADER = "X-Pi-Inspect"
 SESSION_COOKIE = "pi_inspect_session"

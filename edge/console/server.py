@@ -2,7 +2,7 @@
 
 No URL is mapped to a file: the page, its script and style are read once from the package; only
 snapshots (by a name matching the snapshot store's pattern) and review items (by id) are read
-from disk, each through one check. Actions are POSTs guarded by ``edge.console.security``.
+from disk, each through one check. Actions are POSTs guarded by ``pi_inspect.edge.console.security``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,16 @@ from typing import Any
 
 from flask import Flask, Response, abort, jsonify, render_template, request
 
-from edge.console.actions import Actions
-from edge.console.output import ConsoleOutput
-from edge.console.review import ReviewStore
-from edge.console.security import ACTION_HEADER, HEADERS, SESSION_COOKIE, SESSION_TTL_S, Guard
+from pi_inspect.edge.console.actions import Actions
+from pi_inspect.edge.console.output import ConsoleOutput
+from pi_inspect.edge.console.review import ReviewStore
+from pi_inspect.edge.console.security import (
+    ACTION_HEADER,
+    HEADERS,
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    Guard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +39,7 @@ _ASSETS = {
 
 
 def _assets() -> dict[str, bytes]:
-    static = resources.files("edge.console") / "static"
+    static = resources.files("pi_inspect.edge.console") / "static"
     return {name: (static / name).read_bytes() for name in _ASSETS}
 
 
@@ -47,9 +53,9 @@ def create_app(
     fps: float = 5.0,
 ) -> Flask:
     """The WSGI app; everything it touches is passed in."""
-    from edge.console.metrics import make_registry
+    from pi_inspect.edge.console.metrics import make_registry
 
-    app = Flask("edge.console", static_folder=None)
+    app = Flask("pi_inspect.edge.console", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     registry = make_registry(console)
     assets = _assets()

@@ -14,8 +14,8 @@ Faults never end the daemon: a camera that fails is reopened with backoff, a mis
 bundle shows amber and is retried, and a bad bundle on reload is refused while the old one runs.
 """
 
-from edge.daemon.app import Daemon, build
-from edge.daemon.loop import RunSummary
-from edge.daemon.model import default_num_threads, load_from_config
+from pi_inspect.edge.daemon.app import Daemon, build
+from pi_inspect.edge.daemon.loop import RunSummary
+from pi_inspect.edge.daemon.model import default_num_threads, load_from_config
 
 __all__ = ["Daemon", "RunSummary", "build", "default_num_threads", "load_from_config"]

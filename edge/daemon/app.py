@@ -7,32 +7,31 @@ factory, notifier, classifier loader, clock), so tests and the demo run it in-pr
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.config import Config, load_config
-from edge.daemon.dispatch import Dispatcher
-from edge.daemon.inspector import Inspector
-from edge.daemon.loop import Loop, RunSummary
-from edge.daemon.model import (
+from pi_inspect.edge.config import Config, load_config, output_context
+from pi_inspect.edge.daemon.dispatch import Dispatcher
+from pi_inspect.edge.daemon.inspector import Inspector
+from pi_inspect.edge.daemon.loop import Loop, RunSummary
+from pi_inspect.edge.daemon.model import (
     AnomalyLoader,
     ClassifierLoader,
     ModelSlot,
     load_anomaly_from_config,
     load_from_config,
 )
-from edge.daemon.protocols import Command, Notifier, NullNotifier, Output
-from edge.daemon.status import Faults, Status
-from edge.errors import PiInspectError
-from edge.outputs import JsonLinesOutput
-from edge.pipeline import Preparer
-from edge.signals import Lamps, Signals, TriggerInput
-from edge.snapshots import SnapshotStore
-from edge.sources import FrameSource, make_source
+from pi_inspect.edge.daemon.protocols import Command, Notifier, NullNotifier, Output
+from pi_inspect.edge.daemon.status import Faults, Status
+from pi_inspect.edge.errors import PiInspectError
+from pi_inspect.edge.outputs.registry import plugins
+from pi_inspect.edge.pipeline import Preparer
+from pi_inspect.edge.signals import Lamps, Signals, TriggerInput
+from pi_inspect.edge.snapshots import SnapshotStore
+from pi_inspect.edge.sources import FrameSource, make_source
 
 
 class Daemon:
@@ -73,14 +72,9 @@ class Daemon:
         )
         self._dispatcher = Dispatcher(
             self._slot.heatmap,
-            {
-                "snapshot": lambda _: {"snapshot": self.request_snapshot()},
-                "trigger": self._trigger_command,
-                "reload": lambda _: {"reloaded": self.reload()},
-                "thresholds": lambda c: {"thresholds": self.set_thresholds(c.thresholds)},
-                "acknowledge": self._acknowledge_command,
-            },
+            self,  # the station the verbs (pi_inspect.edge.verbs) run on
             top_label=self._slot.top_alarm_label,
+            device=config.device.id,
         )
 
         def reread() -> Config:
@@ -134,17 +128,9 @@ class Daemon:
         label = self._slot.top_alarm_label(latest.scores) if latest is not None else None
         return self._dispatcher.snapshot(latest, label)
 
-    def _trigger_command(self, _command: Command) -> dict:
-        self.trigger()
-        return {}
-
     def acknowledge(self) -> None:
         """Release a latched red LED, relay and buzzer (as the acknowledge button does)."""
         self.status.acknowledge()
-
-    def _acknowledge_command(self, _command: Command) -> dict:
-        self.acknowledge()
-        return {}
 
     def reload(self) -> bool:
         """Reload config (if from a file) and bundle; anything bad is refused, the old one runs."""
@@ -215,20 +201,16 @@ def build(
 
 
 def open_outputs(config: Config) -> list[Output]:
-    """The outputs ``config`` asks for: stdout JSON lines, MQTT, the operator console."""
+    """The outputs ``config`` enables, one per output plugin (stdout JSON lines, MQTT, the
+    operator console, and any a package adds), in the order the plugins were found."""
+    context = output_context(config)
     outputs: list[Output] = []
-    if config.output.stdout:
-        outputs.append(JsonLinesOutput(sys.stdout, results=config.output.results))
-    if config.mqtt.enabled:
-        from edge.mqtt import make_output
-
-        outputs.append(make_output(config.mqtt, config.resolved_state_dir()))
-    if config.console.enabled:
-        from edge.console import start_console
-
-        console = start_console(config)
-        if console is not None:  # a console that cannot start is a log line, not a stop
-            outputs.append(console)
+    for name, plugin in plugins().items():
+        section = getattr(config, name)
+        if plugin.enabled(section):
+            output = plugin.build(section, context)
+            if output is not None:  # one that cannot start says why in the log, not a stop
+                outputs.append(output)
     return outputs
 
 

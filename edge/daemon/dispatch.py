@@ -10,35 +10,44 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
-from edge.daemon.inspector import Inspection
-from edge.daemon.protocols import Classifier, Command, CommandSource, Output, Prediction, Reply
-from edge.events import DefectEvent, State, Stats
-from edge.health import Reports
-from edge.outputs import FrameTap, LiveFrame
-from edge.snapshots import SnapshotStore
-from edge.sources import Frame
+from pi_inspect.edge import verbs
+from pi_inspect.edge.daemon.inspector import Inspection
+from pi_inspect.edge.daemon.protocols import (
+    Classifier,
+    Command,
+    CommandSource,
+    Output,
+    Prediction,
+    Reply,
+)
+from pi_inspect.edge.events import DefectEvent, State, Stats
+from pi_inspect.edge.health import Reports
+from pi_inspect.edge.outputs import FrameTap, LiveFrame
+from pi_inspect.edge.snapshots import SnapshotStore
+from pi_inspect.edge.sources import Frame
+from pi_inspect.edge.verbs import Station
 
 log = logging.getLogger(__name__)
 
 Heatmap = Callable[[Classifier, Prediction, np.ndarray, str], "np.ndarray | None"]
-Handler = Callable[[Command], Mapping[str, Any]]
 
 
 class Dispatcher:
     def __init__(
         self,
         heatmap: Heatmap,
-        handlers: Mapping[str, Handler],
+        station: Station,
         top_label: Callable[[dict[str, float]], str | None] = lambda _scores: None,
+        device: str | None = None,
     ) -> None:
         self._heatmap = heatmap
-        self._handlers = dict(handlers)
+        self._station = station  # what the verbs of pi_inspect.edge.verbs run on
+        self._device = device  # stamped on every event, state and stats line sent
         self._top_label = top_label  # whose heat map a live viewer sees
         self._outputs: list[Output] = []
         self._taps: list[FrameTap] = []
@@ -77,6 +86,7 @@ class Dispatcher:
                     self._open_snapshots[event.event_id] = event.snapshot
                 elif event.kind == "end":
                     event = replace(event, snapshot=self._open_snapshots.pop(event.event_id, None))
+            event = replace(event, device=self._device)
             if jpeg is not None:
                 for out in self._outputs:
                     out.publish_snapshot(jpeg, event)
@@ -157,25 +167,19 @@ class Dispatcher:
     def state(self, state: State | None) -> None:
         if state is None:
             return
+        state = replace(state, device=self._device)
         for out in self._outputs:
             out.publish_state(state)
 
     def stats(self, stats: Stats) -> None:
+        stats = replace(stats, device=self._device)
         for out in self._outputs:
             out.publish_stats(stats)
 
     # -- in -----------------------------------------------------------------------------------
     def receive(self, command: Command) -> Reply:
         """Run one validated command; never raises (a failure is an ``ok: false`` reply)."""
-        handler = self._handlers.get(command.verb)
-        if handler is None:
-            return Reply(command.verb, False, f"unknown command {command.verb!r}")
-        try:
-            return Reply(command.verb, True, result=dict(handler(command)))
-        except Exception as exc:  # the daemon's problem must not kill the caller's thread
-            log.warning("command %s failed: %s", command.verb, exc)
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return Reply(command.verb, False, message)
+        return verbs.run(self._station, command)
 
     def close(self) -> None:
         """Close every output; each one is closed even if another fails."""

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.config import TriggerConfig
-from edge.daemon.model import ModelSlot
-from edge.daemon.protocols import Classifier, Prediction
-from edge.daemon.status import Faults
-from edge.errors import PiInspectError, SourceError
-from edge.events import DefectEvent, FrameResult, ModelInfo
-from edge.pipeline import Captured, Preparer
-from edge.sources import Frame
+from pi_inspect.edge.config import TriggerConfig
+from pi_inspect.edge.daemon.model import ModelSlot
+from pi_inspect.edge.daemon.protocols import Classifier, Prediction
+from pi_inspect.edge.daemon.status import Faults
+from pi_inspect.edge.errors import PiInspectError, SourceError
+from pi_inspect.edge.events import DefectEvent, FrameResult, ModelInfo
+from pi_inspect.edge.pipeline import Captured, Preparer
+from pi_inspect.edge.sources import Frame
 
 FAULT = "inference"
 

@@ -15,18 +15,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from edge.config import Config
-from edge.daemon.dispatch import Dispatcher
-from edge.daemon.inspector import Inspector
-from edge.daemon.model import ModelSlot
-from edge.daemon.protocols import Notifier
-from edge.daemon.status import Status, fold_health
-from edge.errors import ConfigError, PiInspectError
-from edge.events import DefectEvent
-from edge.health import POLL_S
-from edge.pipeline import CaptureWorker, FrameQueue, Preparer
-from edge.sources import FrameSource
-from edge.stats import StatsWindow, read_cpu_temp_c
+from pi_inspect.edge.config import Config
+from pi_inspect.edge.daemon.dispatch import Dispatcher
+from pi_inspect.edge.daemon.inspector import Inspector
+from pi_inspect.edge.daemon.model import ModelSlot
+from pi_inspect.edge.daemon.protocols import Notifier
+from pi_inspect.edge.daemon.status import Status, fold_health
+from pi_inspect.edge.errors import ConfigError, PiInspectError
+from pi_inspect.edge.events import DefectEvent
+from pi_inspect.edge.health import POLL_S
+from pi_inspect.edge.outputs import Closeable
+from pi_inspect.edge.outputs.registry import plugins
+from pi_inspect.edge.pipeline import CaptureWorker, FrameQueue, Preparer
+from pi_inspect.edge.sources import FrameSource
+from pi_inspect.edge.stats import StatsWindow, read_cpu_temp_c
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class RunSummary:
 
 
 class Loop:
-    """Runs the parts ``edge.daemon.app`` assembled. ``reload`` is thread-safe."""
+    """Runs the parts ``pi_inspect.edge.daemon.app`` assembled. ``reload`` is thread-safe."""
 
     def __init__(
         self,
@@ -93,7 +95,7 @@ class Loop:
         self._status_sent: str | None = None
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, stop: threading.Event, closers: Sequence[object] = ()) -> RunSummary:
+    def run(self, stop: threading.Event, closers: Sequence[Closeable] = ()) -> RunSummary:
         self._started = self._clock()
         try:
             self._slot.try_load(self.config)
@@ -238,8 +240,8 @@ class Loop:
         except (PiInspectError, OSError) as exc:
             log.error("reload refused, keeping the old model: %s", str(exc).splitlines()[0])
             return False
-        if config.gpio != self.config.gpio or config.mqtt != self.config.mqtt:
-            log.warning("gpio/mqtt changes take effect after a restart")
+        for section, keys in restart_needed(self.config, config).items():
+            log.warning("%s: %s take effect after a restart", section, ", ".join(keys))
         source_changed = config.source != self.config.source
         self.config = config
         self._inspector.configure(config.trigger)
@@ -282,7 +284,7 @@ class Loop:
             self._capture = None
 
     # -- shutdown -----------------------------------------------------------------------------
-    def _shutdown(self, closers: Sequence[object]) -> None:
+    def _shutdown(self, closers: Sequence[Closeable]) -> None:
         """LEDs off, open defects ended, outputs flushed. Each step runs even if one fails."""
         self._notifier.stopping("shutting down")
         capture_finished = self._capture is not None and self._capture.finished.is_set()
@@ -298,8 +300,22 @@ class Loop:
             log.info("source ended after %d frames", self._summary.frames_read)
         for closer in (*closers, self._status):
             try:
-                closer.close()  # type: ignore[attr-defined]
+                closer.close()
             except Exception as exc:  # shutdown goes on: the LEDs must go off regardless
                 log.warning("closing %s: %s", type(closer).__name__, exc)
         self._dispatcher.close()
         self._slot.close()
+
+
+def restart_needed(old: Config, new: Config) -> dict[str, tuple[str, ...]]:
+    """Per section, the changed keys a reload cannot apply: GPIO's pins and every output
+    plugin's keys that its plugin says need a restart."""
+    found: dict[str, tuple[str, ...]] = {}
+    if old.gpio != new.gpio:
+        a, b = old.gpio.model_dump(), new.gpio.model_dump()
+        found["gpio"] = tuple(k for k in a if a[k] != b[k])
+    for name, plugin in plugins().items():
+        keys = plugin.needs_restart(getattr(old, name), getattr(new, name))
+        if keys:
+            found[name] = keys
+    return found

@@ -19,14 +19,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from edge.config import Config, ModelConfig
-from edge.daemon.pair import ANOMALY, CLASSIFIER, ModelPair, parts_of
-from edge.daemon.protocols import Classifier, Prediction
-from edge.daemon.status import Faults
-from edge.decide import Debouncer, Rule, make_rules
-from edge.errors import BundleError, PiInspectError
-from edge.events import DefectEvent, ModelInfo
-from edge.view import warn_if_view_differs
+from pi_inspect.edge.config import Config, ModelConfig
+from pi_inspect.edge.daemon.pair import ANOMALY, CLASSIFIER, ModelPair, parts_of
+from pi_inspect.edge.daemon.protocols import Classifier, Prediction
+from pi_inspect.edge.daemon.status import Faults
+from pi_inspect.edge.decide import Debouncer, Rule, make_rules
+from pi_inspect.edge.errors import BundleError, PiInspectError
+from pi_inspect.edge.events import DefectEvent, ModelInfo
+from pi_inspect.edge.view import warn_if_view_differs
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def default_num_threads() -> int:
 
 def load_from_config(model: ModelConfig) -> Classifier:
     """The default loader: verify and load the configured bundle (None: the demo bundle)."""
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     threads = model.num_threads if model.num_threads is not None else default_num_threads()
     return load_classifier(model.bundle, backend=model.backend, num_threads=threads)
@@ -56,7 +56,7 @@ def load_from_config(model: ModelConfig) -> Classifier:
 def load_anomaly_from_config(config: Config) -> Classifier:
     """The default anomaly loader: verify and load ``anomaly.bundle`` with the model's runtime
     settings; a bundle of another task is refused."""
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.runtime import load_classifier
 
     model = config.model
     threads = model.num_threads if model.num_threads is not None else default_num_threads()

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.daemon.protocols import Classifier, Prediction
-from edge.data.meanings import LabelMeaning
-from edge.errors import BundleError
-from edge.events import ModelInfo
-from edge.stats import percentile
+from pi_inspect.edge.daemon.protocols import Classifier, Prediction
+from pi_inspect.edge.data.meanings import LabelMeaning
+from pi_inspect.edge.errors import BundleError
+from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.stats import percentile
 
 # Part names: the config section naming each bundle, in the order the pair runs them.
 CLASSIFIER, ANOMALY = "model", "anomaly"

@@ -1,5 +1,5 @@
 """The parts the daemon is given, as protocols: what it needs of a classifier and a notifier,
-and (from ``edge.outputs``, where outputs find them without importing the daemon) what it
+and (from ``pi_inspect.edge.outputs``, where outputs find them without importing the daemon) what it
 gives outputs and how commands come back."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.data.meanings import LabelMeaning
-from edge.events import ModelInfo
-from edge.outputs import Command, CommandSource, Output, Receiver, Reply
+from pi_inspect.edge.data.meanings import LabelMeaning
+from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.outputs import Command, CommandSource, Output, Receiver, Reply
 
 __all__ = [
     "Classifier",
@@ -33,7 +33,7 @@ class Prediction(Protocol):
 
 
 class Classifier(Protocol):
-    """A loaded model (``edge.runtime.Classifier`` on the Pi). Not thread-safe."""
+    """A loaded model (``pi_inspect.edge.runtime.Classifier`` on the Pi). Not thread-safe."""
 
     @property
     def labels(self) -> tuple[str, ...]: ...

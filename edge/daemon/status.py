@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from edge.decide import Rule
-from edge.events import ModelInfo, State, Verdict
-from edge.health import Reports
-from edge.signals import Signals
+from pi_inspect.edge.decide import Rule
+from pi_inspect.edge.events import ModelInfo, State, Verdict
+from pi_inspect.edge.health import Reports
+from pi_inspect.edge.signals import Signals
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import DataError, SourceError
-from edge.view import View
+from pi_inspect.edge.errors import DataError, SourceError
+from pi_inspect.edge.view import View
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ def decode_image(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     """
     import cv2
 
-    from edge.preprocess import prepare
+    from pi_inspect.edge.preprocess import prepare
 
     data = np.fromfile(os.fspath(path), dtype=np.uint8)
     if data.size == 0:
@@ -40,7 +40,7 @@ def load_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``paths`` to uint8 ``(n, h, w, 3)`` RGB and a bool mask of the readable ones.
 
-    ``size`` is (width, height), as for ``edge.preprocess.prepare``. Unreadable images stay
+    ``size`` is (width, height), as for ``pi_inspect.edge.preprocess.prepare``. Unreadable images stay
     zero in the batch with ``mask[i] = False``; each gets one warning line and a count follows.
     OpenCV releases the GIL while decoding, so threads give real parallelism.
     """

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import DataError
+from pi_inspect.edge.errors import DataError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.data.table import Dataset, write_table
-from edge.errors import DataError
+from pi_inspect.edge.data.table import Dataset, write_table
+from pi_inspect.edge.errors import DataError
 
 log = logging.getLogger(__name__)
 

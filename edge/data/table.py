@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from edge.errors import DataError
-from edge.files import follow_umask
+from pi_inspect.edge.errors import DataError
+from pi_inspect.edge.files import follow_umask
 
 SEED_LABELS = ("good", "error", "break", "length")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})

@@ -15,8 +15,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from edge.label import page
-from edge.label.session import LabelSession, RequestError
+from pi_inspect.edge.label import page
+from pi_inspect.edge.label.session import LabelSession, RequestError
 
 log = logging.getLogger(__name__)
 

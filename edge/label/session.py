@@ -10,9 +10,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edge.errors import ConfigError, PiInspectError
-from edge.label.sources import FrameSource
-from edge.label.store import LabelStore
+from pi_inspect.edge.errors import ConfigError, PiInspectError
+from pi_inspect.edge.label.sources import FrameSource
+from pi_inspect.edge.label.store import LabelStore
 
 Mode = Literal["multilabel", "multiclass"]
 ACTION_KEYS = {"n": "next", "p": "previous", "s": "save", "q": "quit"}

@@ -9,9 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.data.table import IMAGE_SUFFIXES, source_from_name
-from edge.errors import DataError, SourceError
-from edge.view import View
+from pi_inspect.edge.data.table import IMAGE_SUFFIXES, source_from_name
+from pi_inspect.edge.errors import DataError, SourceError
+from pi_inspect.edge.view import View
 
 
 class FrameSource(Protocol):
@@ -152,7 +152,7 @@ class FolderFrameSource:
 
 
 class ViewedFrames:
-    """Frames cut to a station's view (edge.view), so labels are given on what the model sees."""
+    """Frames cut to a station's view (pi_inspect.edge.view), so labels are given on what the model sees."""
 
     def __init__(self, frames: FrameSource, view: View) -> None:
         self._frames = frames

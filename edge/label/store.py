@@ -24,8 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.data.table import TABLE_NAME, read_rows, upsert_row
-from edge.errors import DataError, SourceError
+from pi_inspect.edge.data.table import TABLE_NAME, read_rows, upsert_row
+from pi_inspect.edge.errors import DataError, SourceError
 
 _SAFE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
 _SAFE_FILE = re.compile(r"[^/\\\0]{1,200}\.png")

@@ -10,26 +10,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge.mqtt.config import MqttConfig
-    from edge.mqtt.output import MqttOutput
+    from pi_inspect.edge.mqtt.config import MqttConfig
+    from pi_inspect.edge.mqtt.output import MqttOutput
 
 __all__ = ["make_output"]
 
 
-def make_output(config: MqttConfig, state_dir: Path) -> MqttOutput:
-    """A started MQTT output (connecting in the background) with its spool in ``state_dir``.
+def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput:
+    """A started MQTT output (connecting in the background) for station ``device`` (its topic
+    level), with its spool in ``state_dir``.
 
     Commands it receives go nowhere until a receiver is subscribed (``subscribe``).
 
     Raises ``ConfigError`` (one line, no secret) if a TLS or credentials file is unusable.
     The caller decides whether ``config.enabled``; this builds the output regardless.
     """
-    from edge import __version__
-    from edge.mqtt.client import build_client
-    from edge.mqtt.output import MqttOutput
-    from edge.mqtt.spool import Spool
-    from edge.mqtt.topics import Topics
+    from pi_inspect.edge import __version__
+    from pi_inspect.edge.mqtt.client import build_client
+    from pi_inspect.edge.mqtt.output import MqttOutput
+    from pi_inspect.edge.mqtt.spool import Spool
+    from pi_inspect.edge.mqtt.topics import Topics
 
-    client = build_client(config, Topics(config.prefix, config.device_id))
+    topics = Topics(config.prefix, device)
+    client = build_client(config, topics)
     spool = Spool(config.spool_path(state_dir), config.spool.max_events, config.spool.durable)
-    return MqttOutput(config, spool, client, sw_version=__version__).start()
+    return MqttOutput(config, topics, spool, client, sw_version=__version__).start()

@@ -10,9 +10,9 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import ConfigError
-from edge.mqtt.config import MqttConfig
-from edge.mqtt.topics import OFFLINE, Topics
+from pi_inspect.edge.errors import ConfigError
+from pi_inspect.edge.mqtt.config import MqttConfig
+from pi_inspect.edge.mqtt.topics import OFFLINE, Topics
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def build_client(config: MqttConfig, topics: Topics):
     """A paho client ready for ``connect_async`` (not connected; no callbacks set)."""
     import paho.mqtt.client as mqtt
 
-    client_id = config.client_id or f"pi-inspect-{config.device_id}"[:64]
+    client_id = config.client_id or f"pi-inspect-{topics.device_id}"[:64]
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,

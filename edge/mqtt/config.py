@@ -1,51 +1,18 @@
 """The ``[mqtt]`` config section: broker, topics, TLS, credentials, spool, commands, discovery.
 
 Pure validation, no I/O: files named here (CA, certificates, credentials) are read when the
-output is built (``edge.mqtt.make_output``), so ``check-config`` works on a machine without them.
+output is built (``pi_inspect.edge.mqtt.make_output``), so ``check-config`` works on a machine without them.
 """
 
 from __future__ import annotations
 
-import re
-import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from edge.section import ConfigPath, Secret, Section
-
-_FORBIDDEN_IN_LEVEL = re.compile(r"[+#/\x00]")
-
-
-def topic_level(value: str) -> str:
-    """Check that ``value`` can be one MQTT topic level: non-empty, no ``+ # /`` or NUL."""
-    if not value:
-        raise ValueError("must not be empty")
-    if _FORBIDDEN_IN_LEVEL.search(value):
-        raise ValueError(f"{value!r} is not a valid topic level (no '+', '#', '/')")
-    if len(value.encode()) > 128:
-        raise ValueError("must be at most 128 bytes")
-    return value
-
-
-def topic_prefix(value: str) -> str:
-    """Check a topic prefix: one or more valid levels joined by ``/``, no empty level."""
-    if not value:
-        raise ValueError("must not be empty")
-    for level in value.split("/"):
-        topic_level(level)
-    return value
-
-
-def default_device_id() -> str:
-    """The hostname, made into a valid topic level (the Pi's name is the natural device id)."""
-    name = _FORBIDDEN_IN_LEVEL.sub("-", socket.gethostname()).strip() or "pi-inspect"
-    return name[:64]
-
-
-TopicLevel = Annotated[str, AfterValidator(topic_level)]
-TopicPrefix = Annotated[str, AfterValidator(topic_prefix)]
+from pi_inspect.edge.identity import TopicPrefix
+from pi_inspect.edge.section import ConfigPath, Secret, Section
 
 
 class TlsConfig(Section):
@@ -96,7 +63,6 @@ class MqttConfig(Section):
     host: str = Field(default="localhost", min_length=1, max_length=253)
     port: int = Field(default=1883, ge=1, le=65535)
     prefix: TopicPrefix = "pi-inspect"
-    device_id: TopicLevel = Field(default_factory=default_device_id)
     client_id: str | None = Field(default=None, min_length=1, max_length=64)
     tls: TlsConfig | None = None
     username: str | None = Field(default=None, min_length=1)

@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from edge.data.meanings import LabelMeaning
-from edge.mqtt.topics import ONLINE, Topics
+from pi_inspect.edge.data.meanings import LabelMeaning
+from pi_inspect.edge.mqtt.topics import ONLINE, Topics
 
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-log = logging.getLogger("edge.mqtt")
+log = logging.getLogger("pi_inspect.edge.mqtt")
 
 LinkState = Literal["connecting", "connected", "down"]
 

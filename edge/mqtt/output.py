@@ -4,7 +4,7 @@ Threads and what they own:
 
 - the caller (inference loop): ``publish_event`` writes the event to the spool (the one
   synchronous, durable step) and wakes the sender; the other ``publish_*`` keep the latest value.
-- ``mqtt-sender`` (``edge.mqtt.sender``): publishes the latest values and spooled events.
+- ``mqtt-sender`` (``pi_inspect.edge.mqtt.sender``): publishes the latest values and spooled events.
 - paho's network thread: connects with backoff and runs the callbacks below.
 - ``mqtt-commands``: validates each command, passes it to the receiver the dispatcher
   subscribed, and replies on ``cmd/result``. The output never holds the daemon: the labels a
@@ -19,15 +19,15 @@ import threading
 import time
 from typing import Any
 
-from edge.events import DefectEvent, FrameResult, State, Stats
-from edge.health import Health
-from edge.mqtt.commands import answer
-from edge.mqtt.config import MqttConfig
-from edge.mqtt.link import Link
-from edge.mqtt.sender import Sender, to_json
-from edge.mqtt.spool import Spool
-from edge.mqtt.topics import ONLINE, STOPPED, Topics
-from edge.outputs import Receiver, Reply
+from pi_inspect.edge.events import DefectEvent, FrameResult, State, Stats
+from pi_inspect.edge.health import Health
+from pi_inspect.edge.mqtt.config import MqttConfig
+from pi_inspect.edge.mqtt.link import Link
+from pi_inspect.edge.mqtt.sender import Sender, to_json
+from pi_inspect.edge.mqtt.spool import Spool
+from pi_inspect.edge.mqtt.topics import ONLINE, STOPPED, Topics
+from pi_inspect.edge.outputs import Receiver, Reply
+from pi_inspect.edge.verbs import answer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class MqttOutput:
     def __init__(
         self,
         config: MqttConfig,
+        topics: Topics,
         spool: Spool,
         client: Any,
         sw_version: str = "",
@@ -51,7 +52,7 @@ class MqttOutput:
         self._spool = spool
         self._client = client
         self._flush_timeout_s = flush_timeout_s  # what is left stays spooled for the next start
-        self.topics = Topics(config.prefix, config.device_id)
+        self.topics = topics
         self._ha_status_topic = f"{config.discovery.prefix}/status"
         self._sender = Sender(config, self.topics, spool, client, sw_version)
         self._receiver: Receiver = _no_receiver

@@ -16,12 +16,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from edge.data.meanings import LabelMeaning
-from edge.events import FrameResult, ModelInfo, State, Stats
-from edge.mqtt.config import MqttConfig
-from edge.mqtt.discovery import discovery_messages
-from edge.mqtt.spool import Spool
-from edge.mqtt.topics import Topics
+from pi_inspect.edge.data.meanings import LabelMeaning
+from pi_inspect.edge.events import FrameResult, ModelInfo, State, Stats
+from pi_inspect.edge.mqtt.config import MqttConfig
+from pi_inspect.edge.mqtt.discovery import discovery_messages
+from pi_inspect.edge.mqtt.spool import Spool
+from pi_inspect.edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.mqtt.spool_file import ROOM, UNREADABLE, Unreadable, connect, free_bytes, move_aside
+from pi_inspect.edge.mqtt.spool_file import (
+    ROOM,
+    UNREADABLE,
+    Unreadable,
+    connect,
+    free_bytes,
+    move_aside,
+)
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMMAND_VERBS = ("snapshot", "trigger", "reload", "thresholds", "acknowledge")
+from pi_inspect.edge.verbs import VERBS
+
+COMMAND_VERBS = tuple(VERBS)  # every verb of the one vocabulary
 
 ONLINE = "online"
 OFFLINE = "offline"  # the last will: the broker publishes it when the daemon dies

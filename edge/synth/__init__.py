@@ -10,9 +10,9 @@ JPEG, so every output size shows the same scene distribution.
 - video: :func:`render_video` -> :class:`VideoTruth`, :func:`read_video_truth`
 """
 
-from edge.synth.dataset import DatasetSummary, generate_dataset
-from edge.synth.still import LABELS, Box, Sample, render_still
-from edge.synth.video import Occurrence, VideoTruth, read_video_truth, render_video
+from pi_inspect.edge.synth.dataset import DatasetSummary, generate_dataset
+from pi_inspect.edge.synth.still import LABELS, Box, Sample, render_still
+from pi_inspect.edge.synth.video import Occurrence, VideoTruth, read_video_truth, render_video
 
 __all__ = [
     "LABELS",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge.synth.still import Sample
+from pi_inspect.edge.synth.still import Sample
 
 _BOX_BGR = {"error": (0, 0, 255), "break": (255, 128, 0)}
 

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.synth.still import LABELS, Box, render_still
+from pi_inspect.edge.synth.still import LABELS, Box, render_still
 
 IMAGES_DIR = "images"
 LABELS_CSV = "labels.csv"
@@ -74,7 +74,7 @@ MEANINGS = {
 
 def write_meanings(root: Path) -> Path:
     """The data set's ``dataset.toml``: when each label alarms and what it means."""
-    from edge.data.meanings import LabelMeaning, write_declaration
+    from pi_inspect.edge.data.meanings import LabelMeaning, write_declaration
 
     return write_declaration(
         root, {label: LabelMeaning(*MEANINGS[label]) for label in LABELS}
@@ -83,7 +83,7 @@ def write_meanings(root: Path) -> Path:
 
 def write_labels(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
     """The seed's lookup table, written by the data package's own writer (atomic)."""
-    from edge.data.table import write_table
+    from pi_inspect.edge.data.table import write_table
 
     write_table(path, [r.name for r in rows], LABELS, [[r.labels[k] for k in LABELS] for r in rows])
 
@@ -112,7 +112,7 @@ def generate_dataset(
     the names they have in the full set: training data for a model that learns from good
     parts only, never overlapping a full set of another seed.
     """
-    from edge.synth.still import is_good
+    from pi_inspect.edge.synth.still import is_good
 
     if count < 1:
         raise ValueError("count must be >= 1")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.synth.geometry import Canvas, SeamDrawing, Stroke
-from edge.synth.look import Look, fabric_texture
+from pi_inspect.edge.synth.geometry import Canvas, SeamDrawing, Stroke
+from pi_inspect.edge.synth.look import Look, fabric_texture
 
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel accurate anti-aliased lines
 _ONE = 1 << _SHIFT

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.synth.degrade import Optics, blur_canvas, finish, light_map, sensor_noise
-from edge.synth.draw import LINT_PER_MM2, render_canvas, sample_lint
-from edge.synth.geometry import (
+from pi_inspect.edge.synth.degrade import Optics, blur_canvas, finish, light_map, sensor_noise
+from pi_inspect.edge.synth.draw import LINT_PER_MM2, render_canvas, sample_lint
+from pi_inspect.edge.synth.geometry import (
     BOX_MARGIN,
     CAMERA_ASPECT,
     Camera,
@@ -26,7 +26,7 @@ from edge.synth.geometry import (
     make_loop,
     stitch_holes,
 )
-from edge.synth.look import Look
+from pi_inspect.edge.synth.look import Look
 
 LABELS = ("good", "error", "break", "length")
 P_ERROR, P_BREAK, P_LENGTH = 0.35, 0.35, 0.6

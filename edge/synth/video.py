@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import DataError, PiInspectError
-from edge.synth.degrade import NoiseBank, Optics, blur_canvas, finish, light_map
-from edge.synth.draw import LINT_PER_MM2, render_canvas, sample_lint
-from edge.synth.geometry import (
+from pi_inspect.edge.errors import DataError, PiInspectError
+from pi_inspect.edge.synth.degrade import NoiseBank, Optics, blur_canvas, finish, light_map
+from pi_inspect.edge.synth.draw import LINT_PER_MM2, render_canvas, sample_lint
+from pi_inspect.edge.synth.geometry import (
     Camera,
     Canvas,
     DefectShape,
@@ -35,8 +35,8 @@ from edge.synth.geometry import (
     make_loop,
     stitch_holes,
 )
-from edge.synth.look import Look
-from edge.synth.still import (
+from pi_inspect.edge.synth.look import Look
+from pi_inspect.edge.synth.still import (
     HOLE_JITTER,
     LABELS,
     MAX_CURVE_SLOPE,

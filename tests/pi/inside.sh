@@ -92,7 +92,7 @@ if [ "$PI_RELEASE" = bookworm ]; then
 fi
 
 step "deploy the demo bundle and point the config at a video file and mock pins"
-BUNDLE="$("$VENV/bin/python" -c 'from edge.bundle import default_bundle_dir; print(default_bundle_dir())')"
+BUNDLE="$("$VENV/bin/python" -c 'from pi_inspect.edge.bundle import default_bundle_dir; print(default_bundle_dir())')"
 check deploy "$VENV/bin/pi-inspect" deploy --no-reload "$BUNDLE" /var/lib/pi-inspect/models
 "$VENV/bin/python" - <<'PY'
 # The Pi's camera and GPIO chip do not exist here: a rendered seam video and gpiozero's mock
@@ -105,7 +105,7 @@ text = re.sub(r'(?m)^uri = .*$', 'uri = "/var/tmp/pi-check/seam.mp4"', text, cou
 text = re.sub(r'(?m)^pin_factory = .*$', 'pin_factory = "mock"', text, count=1)
 p.write_text(text)
 PY
-"$VENV/bin/python" -c 'from edge.synth import render_video; render_video("/var/tmp/pi-check/seam.mp4", frames=30, seed=3)' >/dev/null
+"$VENV/bin/python" -c 'from pi_inspect.edge.synth import render_video; render_video("/var/tmp/pi-check/seam.mp4", frames=30, seed=3)' >/dev/null
 
 step "pi-inspect doctor (service check skipped: no systemd runs here)"
 check doctor "$VENV/bin/pi-inspect" doctor --skip service

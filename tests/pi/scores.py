@@ -24,7 +24,7 @@ SIZE = (320, 240)  # the demo's frame size: preprocessing (the resize) is part o
 
 
 def _bundle(arg: str | None) -> Path:
-    from edge.bundle import default_bundle_dir
+    from pi_inspect.edge.bundle import default_bundle_dir
 
     return Path(arg) if arg else default_bundle_dir()
 
@@ -32,8 +32,8 @@ def _bundle(arg: str | None) -> Path:
 def _scores(bundle: Path, stills: list[Path], backend: str) -> tuple[str, list[list[float]]]:
     import cv2
 
-    from edge.preprocess import prepare
-    from edge.runtime import load_classifier
+    from pi_inspect.edge.preprocess import prepare
+    from pi_inspect.edge.runtime import load_classifier
 
     with load_classifier(bundle, backend=backend) as clf:
         out = []
@@ -49,7 +49,7 @@ def _scores(bundle: Path, stills: list[Path], backend: str) -> tuple[str, list[l
 def write(args: argparse.Namespace) -> int:
     import cv2
 
-    from edge.synth.still import render_still
+    from pi_inspect.edge.synth.still import render_still
 
     args.stills.mkdir(parents=True, exist_ok=True)
     paths = []

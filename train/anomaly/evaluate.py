@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from train import metrics as M
-from train.runs import EVAL_DIR, Run, write_json
+from pi_inspect.train import metrics as M
+from pi_inspect.train.runs import EVAL_DIR, Run, write_json
 
 log = logging.getLogger(__name__)
 
 
 def defect_kinds(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], list[Path]]:
     """{kind: bool mask} for every label that alarms, and the images' paths, of a data set."""
-    from edge.data.meanings import meanings_for
-    from train.inputs import read_labelled
+    from pi_inspect.edge.data.meanings import meanings_for
+    from pi_inspect.train.inputs import read_labelled
 
     ds = read_labelled(path, "multilabel")
     meanings, _ = meanings_for(path, ds.labels)
@@ -107,7 +107,7 @@ def pointing(
 
 def histogram_png(scores: np.ndarray, good: np.ndarray, threshold: float, out: Path) -> Path:
     """Good against defective scores on one axis, the threshold as a line."""
-    from train.plots import _pyplot
+    from pi_inspect.train.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=120)
@@ -144,10 +144,10 @@ def evaluate_anomaly(
 ) -> dict[str, Any]:
     """Score ``data`` with the run's model (or with ``bundle``, its int8 conversion, through
     the edge runtime as on the Pi), write RUN/eval/anomaly.json and histogram.png."""
-    from edge.data.images import load_images
-    from train.anomaly.fit import predict_scores
-    from train.evaluate import PERTURBATIONS
-    from train.inputs import read_boxes
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.train.anomaly.fit import predict_scores
+    from pi_inspect.train.evaluate import PERTURBATIONS
+    from pi_inspect.train.inputs import read_boxes
 
     out_dir = run.path / EVAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,12 +161,12 @@ def evaluate_anomaly(
     def score(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if bundle is None:
             return predict_scores(run.model, x)
-        from convert.anomaly import int8_scores
+        from pi_inspect.edge.runtime import int8_scores
 
         return int8_scores(bundle, x)
 
     if bundle is not None:
-        from edge.bundle import read_manifest
+        from pi_inspect.edge.bundle import read_manifest
 
         threshold = float(read_manifest(bundle).thresholds["anomaly"])
     scores, maps = score(images)

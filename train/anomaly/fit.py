@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ConfigError, DataError
-from train import runs
-from train.anomaly.pseudo import KINDS
+from pi_inspect.edge.errors import ConfigError, DataError
+from pi_inspect.train import runs
+from pi_inspect.train.anomaly.pseudo import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class AnomalyConfig:
 def good_paths(data: str | Path) -> list[Path]:
     """The good images of ``data``: a flat folder of images (all good), or a lookup table /
     class-folder set whose ``good`` label is true."""
-    from edge.data.table import read_dataset
-    from train.inputs import read_image_set
+    from pi_inspect.edge.data.table import read_dataset
+    from pi_inspect.train.inputs import read_image_set
 
     image_set = read_image_set(data)
     if image_set.dataset is None:
@@ -109,7 +109,7 @@ def calibrate(good_scores: np.ndarray, false_alarms: float) -> float:
 
 
 def write_good_split(path: Path, paths: list[Path]) -> None:
-    from edge.data.table import write_table
+    from pi_inspect.edge.data.table import write_table
 
     write_table(path, [str(Path(p).absolute()) for p in paths], ("good",), [[True]] * len(paths))
 
@@ -119,7 +119,7 @@ def crop_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A ``crop`` px square of each image and the matching cells of its map (offsets on the
     map grid, so every crop cell is one whole map cell)."""
-    from train.anomaly.model import STRIDE
+    from pi_inspect.train.anomaly.model import STRIDE
 
     n, h, w = images.shape[:3]
     k = crop // STRIDE
@@ -145,8 +145,8 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
     import keras
     import tensorflow as tf
 
-    from train.anomaly.model import MAP, SCORE, build_anomaly_model, map_size
-    from train.anomaly.pseudo import PseudoConfig, make_batch, vary_contrast
+    from pi_inspect.train.anomaly.model import MAP, SCORE, build_anomaly_model, map_size
+    from pi_inspect.train.anomaly.pseudo import PseudoConfig, make_batch, vary_contrast
 
     rng = np.random.default_rng(cfg.seed)
     size = cfg.input_size
@@ -204,7 +204,7 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
 
 def predict_scores(model, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """(scores (n,), maps (n, mh, mw)) of the Keras anomaly model."""
-    from train.anomaly.model import MAP, SCORE
+    from pi_inspect.train.anomaly.model import MAP, SCORE
 
     out = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
     return np.asarray(out[SCORE])[:, 0], np.asarray(out[MAP])
@@ -215,8 +215,8 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
     import keras
     import tensorflow as tf
 
-    from edge.data.images import load_images
-    from train.anomaly.model import build_anomaly_model, map_size
+    from pi_inspect.edge.data.images import load_images
+    from pi_inspect.train.anomaly.model import build_anomaly_model, map_size
 
     cfg.validate()
     run_dir = Path(cfg.out).absolute()

@@ -1,6 +1,6 @@
 """The anomaly model: the classifier's conv trunk with a map head instead of a class head.
 
-``pixels`` (float32, raw 0..255 RGB) -> the ``cnn`` trunk (``train.models``: three pools, so a
+``pixels`` (float32, raw 0..255 RGB) -> the ``cnn`` trunk (``pi_inspect.train.models``: three pools, so a
 96 px input keeps a 12x12 map) -> ``map_head`` (3x3 conv, BN, ReLU) -> ``map_logits`` (1x1 conv)
 -> ``map_prob`` (sigmoid) -> ``anomaly_map`` (h/8, w/8) and ``anomaly_score`` (its maximum).
 
@@ -26,7 +26,7 @@ def map_size(size: tuple[int, int]) -> tuple[int, int]:
 
 def build_anomaly_model(size: tuple[int, int], head_filters: int = 64) -> keras.Model:
     """Build (not compile) the anomaly model for inputs of ``size`` = (w, h)."""
-    from train.models import ModelSpec, _cnn, _conv_bn_relu
+    from pi_inspect.train.models import ModelSpec, _cnn, _conv_bn_relu
 
     width, height = size
     mw, mh = map_size(size)

@@ -42,9 +42,6 @@ class PseudoConfig:
     kinds: tuple[str, ...] = KINDS
 
 
-_CENTRE: list[tuple[int, int] | None] = [None]  # the centre picked for the current image
-
-
 def structure_centre(img: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
     """A pixel drawn with probability growing with the local gradient energy (y, x)."""
     import cv2
@@ -56,11 +53,15 @@ def structure_centre(img: np.ndarray, rng: np.random.Generator) -> tuple[int, in
     return divmod(k, img.shape[1])
 
 
-def _region(rng: np.random.Generator, h: int, w: int, cfg: PseudoConfig) -> tuple[int, int, int, int]:
+Centre = tuple[int, int] | None  # where a flaw sits on the image's structure; None: anywhere
+
+
+def _region(
+    rng: np.random.Generator, h: int, w: int, cfg: PseudoConfig, centre: Centre
+) -> tuple[int, int, int, int]:
     side = min(h, w)
     ph = int(rng.uniform(cfg.min_side, cfg.max_side) * side) + 2
     pw = int(rng.uniform(cfg.min_side, cfg.max_side) * side) + 2
-    centre = _CENTRE[0]
     if centre is None:
         y = int(rng.integers(0, h - ph + 1))
         x = int(rng.integers(0, w - pw + 1))
@@ -90,9 +91,9 @@ def _paste(img: np.ndarray, patch: np.ndarray, y: int, x: int, rng) -> tuple[np.
     return _feather(img, out, region, rng), region
 
 
-def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg, centre: Centre) -> tuple[np.ndarray, np.ndarray]:
     h, w = img.shape[:2]
-    y, x, ph, pw = _region(rng, h, w, cfg)
+    y, x, ph, pw = _region(rng, h, w, cfg, centre)
     sy = int(rng.integers(0, h - ph + 1))
     sx = int(rng.integers(0, w - pw + 1))
     patch = donor[sy : sy + ph, sx : sx + pw]
@@ -105,11 +106,11 @@ def _cutpaste(img: np.ndarray, donor: np.ndarray, rng, cfg) -> tuple[np.ndarray,
     return _paste(img, patch, y, x, rng)
 
 
-def _scale(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _scale(img: np.ndarray, rng, cfg, centre: Centre) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     h, w = img.shape[:2]
-    y, x, ph, pw = _region(rng, h, w, PseudoConfig(0.2, 0.5))
+    y, x, ph, pw = _region(rng, h, w, PseudoConfig(0.2, 0.5), centre)
     up = rng.random() < 0.6
     fx = rng.uniform(1.6, 2.6) if up else rng.uniform(0.35, 0.65)
     fy = fx if rng.random() < 0.5 else rng.uniform(0.8, 1.25)
@@ -125,11 +126,11 @@ def _scale(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     return _paste(img, patch, y, x, rng)
 
 
-def _scar(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _scar(img: np.ndarray, rng, cfg, centre: Centre) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     h, w = img.shape[:2]
-    y, x, ph, pw = _region(rng, h, w, cfg)
+    y, x, ph, pw = _region(rng, h, w, cfg, centre)
     n = int(rng.integers(3, 7))
     pts = np.stack([rng.uniform(x, x + pw, n), rng.uniform(y, y + ph, n)], axis=1)
     pts = np.round(pts * 16).astype(np.int32)
@@ -146,21 +147,21 @@ def _scar(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
     return out, region.astype(bool)
 
 
-def _smooth(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _smooth(img: np.ndarray, rng, cfg, centre: Centre) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     h, w = img.shape[:2]
-    y, x, ph, pw = _region(rng, h, w, cfg)
+    y, x, ph, pw = _region(rng, h, w, cfg, centre)
     sigma = rng.uniform(2.0, 5.0)
     blurred = cv2.GaussianBlur(img, (0, 0), sigma)
     return _paste(img, blurred[y : y + ph, x : x + pw], y, x, rng)
 
 
-def _warp(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _warp(img: np.ndarray, rng, cfg, centre: Centre) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     h, w = img.shape[:2]
-    y, x, ph, pw = _region(rng, h, w, cfg)
+    y, x, ph, pw = _region(rng, h, w, cfg, centre)
     cy, cx = y + ph / 2, x + pw / 2
     sigma = max(ph, pw) / 3.0
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -190,19 +191,19 @@ def line_direction(img: np.ndarray, y: int, x: int, ph: int, pw: int) -> float:
     return 0.5 * float(np.arctan2(2.0 * jxy, jxx - jyy)) + np.pi / 2
 
 
-def _stretch(img: np.ndarray, rng, cfg) -> tuple[np.ndarray, np.ndarray]:
+def _stretch(img: np.ndarray, rng, cfg, centre: Centre) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     h, w = img.shape[:2]
-    y, x, ph, pw = _region(rng, h, w, PseudoConfig(0.25, 0.6))
+    y, x, ph, pw = _region(rng, h, w, PseudoConfig(0.25, 0.6), centre)
     theta = line_direction(img, y, x, ph, pw)
     f = rng.uniform(1.5, 2.5) if rng.random() < 0.7 else rng.uniform(0.4, 0.7)
     c, s = np.cos(theta), np.sin(theta)
     rot = np.array([[c, -s], [s, c]])
     # destination -> source: squeeze (1/f) along the line direction, unchanged across it
     a = rot @ np.diag([1.0 / f, 1.0]) @ rot.T
-    centre = np.array([x + pw / 2.0, y + ph / 2.0])
-    m = np.hstack([a, (centre - a @ centre)[:, None]]).astype(np.float32)
+    mid = np.array([x + pw / 2.0, y + ph / 2.0])
+    m = np.hstack([a, (mid - a @ mid)[:, None]]).astype(np.float32)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     out = cv2.warpAffine(img, m, (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
     region = np.zeros((h, w), bool)
@@ -217,19 +218,19 @@ def add_pseudo_defect(
     import cv2
 
     kind = cfg.kinds[int(rng.integers(len(cfg.kinds)))]
-    _CENTRE[0] = structure_centre(img, rng) if rng.random() < ON_STRUCTURE else None
+    centre = structure_centre(img, rng) if rng.random() < ON_STRUCTURE else None
     if kind == "warp":
-        out, region = _warp(img, rng, cfg)
+        out, region = _warp(img, rng, cfg, centre)
     elif kind == "cutpaste":
-        out, region = _cutpaste(img, donor, rng, cfg)
+        out, region = _cutpaste(img, donor, rng, cfg, centre)
     elif kind == "scale":
-        out, region = _scale(img, rng, cfg)
+        out, region = _scale(img, rng, cfg, centre)
     elif kind == "scar":
-        out, region = _scar(img, rng, cfg)
+        out, region = _scar(img, rng, cfg, centre)
     elif kind == "stretch":
-        out, region = _stretch(img, rng, cfg)
+        out, region = _stretch(img, rng, cfg, centre)
     else:
-        out, region = _smooth(img, rng, cfg)
+        out, region = _smooth(img, rng, cfg, centre)
     diff = np.abs(out.astype(np.int16) - img.astype(np.int16)).max(axis=2).astype(np.uint8)
     changed = cv2.dilate((diff >= CHANGED).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     return out, changed & region

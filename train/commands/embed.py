@@ -19,10 +19,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.embed import embed_images, nearest, save_index, top_k_precision
-    from train.inputs import read_image_set
-    from train.pipeline import decode_paths
-    from train.runs import load_run
+    from pi_inspect.train.embed import embed_images, nearest, save_index, top_k_precision
+    from pi_inspect.train.inputs import read_image_set
+    from pi_inspect.train.pipeline import decode_paths
+    from pi_inspect.train.runs import load_run
 
     run_ = load_run(args.run)
     image_set = read_image_set(args.images, run_.task)

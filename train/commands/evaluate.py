@@ -65,14 +65,14 @@ def format_summary(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.evaluate import evaluate
-    from train.inputs import read_labelled
-    from train.pipeline import decode
-    from train.runs import EVAL_DIR, load_run, split_path
+    from pi_inspect.train.evaluate import evaluate
+    from pi_inspect.train.inputs import read_labelled
+    from pi_inspect.train.pipeline import decode
+    from pi_inspect.train.runs import EVAL_DIR, load_run, split_path
 
     run_ = load_run(args.run)
     if run_.task == "anomaly":
-        from train.anomaly.evaluate import evaluate_anomaly, format_anomaly
+        from pi_inspect.train.anomaly.evaluate import evaluate_anomaly, format_anomaly
 
         result = evaluate_anomaly(
             run_, args.data, with_robustness=args.robustness, bundle=args.bundle
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     test = read_labelled(args.data, run_.task)
     if list(test.labels) != run_.labels:
-        from edge.errors import DataError
+        from pi_inspect.edge.errors import DataError
 
         raise DataError(
             f"{args.data}: labels {list(test.labels)} differ from the run's {run_.labels}"

@@ -40,9 +40,9 @@ def pointing_game(run, image_set, boxes_path: Path, images, tolerance: float) ->
     import cv2
     import numpy as np
 
-    from train.gradcam import gradcam
-    from train.inputs import read_boxes
-    from train.metrics import peak_in_box, pointing_game
+    from pi_inspect.train.gradcam import gradcam
+    from pi_inspect.train.inputs import read_boxes
+    from pi_inspect.train.metrics import peak_in_box, pointing_game
 
     boxes = read_boxes(boxes_path)
     ds = image_set.dataset
@@ -78,11 +78,11 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from train.gradcam import colour_for, colour_heat, gradcam, overlay, upsample
-    from train.inputs import find_boxes, read_image_set
-    from train.pipeline import decode_paths
-    from train.plots import montage
-    from train.runs import load_run, write_json
+    from pi_inspect.train.gradcam import colour_for, colour_heat, gradcam, overlay, upsample
+    from pi_inspect.train.inputs import find_boxes, read_image_set
+    from pi_inspect.train.pipeline import decode_paths
+    from pi_inspect.train.plots import montage
+    from pi_inspect.train.runs import load_run, write_json
 
     run_ = load_run(args.run)
     image_set = read_image_set(args.images, run_.task)

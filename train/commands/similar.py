@@ -13,16 +13,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from train.embed import embed_images, load_index, nearest
-    from train.pipeline import decode_paths
-    from train.runs import load_run
+    from pi_inspect.train.embed import embed_images, load_index, nearest
+    from pi_inspect.train.pipeline import decode_paths
+    from pi_inspect.train.runs import load_run
 
     run_ = load_run(args.run)
     paths, vectors = load_index(args.index)
     image, _, _ = decode_paths([args.query], run_.input_size)
     query = embed_images(run_.model, image)
     if query.shape[1] != vectors.shape[1]:
-        from edge.errors import DataError
+        from pi_inspect.edge.errors import DataError
 
         raise DataError(
             f"{args.index}: {vectors.shape[1]}-d embeddings, this run makes {query.shape[1]}-d"

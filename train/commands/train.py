@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from train.augment_config import NAMES as AUGMENTATIONS
+from pi_inspect.train.augment_config import NAMES as AUGMENTATIONS
 
 DEFAULT_AUGMENT = "brightness,roll"
 
@@ -110,10 +110,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.task == "anomaly":
         return _run_anomaly(args)
-    from edge.view import station_view
-    from train.augment_config import AugmentConfig
-    from train.fit import TrainConfig, train
-    from train.models import parse_hidden
+    from pi_inspect.edge.view import station_view
+    from pi_inspect.train.augment_config import AugmentConfig
+    from pi_inspect.train.fit import TrainConfig, train
+    from pi_inspect.train.models import parse_hidden
 
     cfg = TrainConfig(
         data=args.data,
@@ -158,8 +158,8 @@ _CLASSIFIER_ONLY = {
 def _run_anomaly(args: argparse.Namespace) -> int:
     import logging
 
-    from edge.view import station_view
-    from train.anomaly.fit import AnomalyConfig, train_anomaly
+    from pi_inspect.edge.view import station_view
+    from pi_inspect.train.anomaly.fit import AnomalyConfig, train_anomaly
 
     ignored = [
         "--" + key.replace("_", "-")
