@@ -25,6 +25,22 @@ from pi_inspect.edge.view import IDENTITY, Frame, View
 # cv2.IMREAD_REDUCED_COLOR_2/_4/_8; looked up lazily so importing this module stays cheap.
 SCALES = (8, 4, 2)
 
+# The largest frame decoded: the header's width x height is checked before any decode, so a
+# hostile or broken header (40000x30000) never reaches libjpeg, for the model, a snapshot or the
+# live view alike. 16 MP covers the Pi cameras (HQ 12.3 MP) and 4K USB cameras.
+MAX_PIXELS = 16_777_216
+BYTES_PER_PIXEL = 2  # a frame's file or stream part larger than this per pixel is not a frame
+MAX_HEADER_LINES = 32  # headers of one multipart part
+
+
+class FrameTooLarge(ValueError):
+    """A frame (or file) larger than ``source.max_pixels`` allows: skipped before any decode."""
+
+
+def frame_byte_limit(max_pixels: int) -> int:
+    """The most bytes one compressed frame of ``max_pixels`` may take (1 MiB at least)."""
+    return max(1 << 20, max_pixels * BYTES_PER_PIXEL)
+
 # Start-of-frame markers that carry the image size (baseline, extended, progressive, lossless...).
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
@@ -77,10 +93,16 @@ class JpegPixels:
         self.scale = 1  # the scale of the last reduced decode (for stats and tests)
 
     @classmethod
-    def of(cls, data: bytes | np.ndarray) -> JpegPixels:
+    def of(cls, data: bytes | np.ndarray, max_pixels: int = MAX_PIXELS) -> JpegPixels:
+        """The frame, checked before any decode: a JPEG whose header's size is at most
+        ``max_pixels`` (ValueError otherwise)."""
         size = jpeg_size(data)
         if size is None:
             raise ValueError("not a JPEG (no start-of-frame header)")
+        if size[0] * size[1] > max_pixels:
+            raise FrameTooLarge(
+                f"a {size[0]}x{size[1]} JPEG is over source.max_pixels ({max_pixels})"
+            )
         return cls(data, size)
 
     def _decode(self, scale: int) -> np.ndarray:
@@ -92,7 +114,10 @@ class JpegPixels:
             4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8,
         }[scale]
-        image = cv2.imdecode(self.data, flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        try:
+            image = cv2.imdecode(self.data, flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error as exc:  # libjpeg's or OpenCV's own limits: a frame, not a crash
+            raise ValueError(f"JPEG frame not decoded: {str(exc).strip().splitlines()[-1]}") from None
         if image is None or image.size == 0:
             raise ValueError("corrupt JPEG frame")
         return image
@@ -111,9 +136,24 @@ class MjpegReader:
     Each part is read by its ``Content-Length`` when the server sends one, otherwise up to the
     next boundary. ``read()`` returns the JPEG bytes of the next part; end of stream and
     malformed parts raise ``SourceError`` (a live source: the capture thread reconnects).
+    Every read is bounded in bytes (``max_bytes`` a part, ``MAX_HEADER_LINES`` header lines of
+    at most 8 KiB) and in time (a whole part within ``deadline_s``, however slowly it drips), so
+    no server can make it hold memory or the capture thread for ever.
     """
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_bytes: int = frame_byte_limit(MAX_PIXELS),
+        deadline_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_bytes = max_bytes
+        self._deadline_s = deadline_s
+        self._clock = clock
+        self._due = float("inf")
         try:
             self._response = urllib.request.urlopen(url, timeout=timeout_s)  # noqa: S310
         except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -128,7 +168,12 @@ class MjpegReader:
         self._stream: BinaryIO = self._response
         self._pending = b""
 
+    def _in_time(self) -> None:
+        if self._clock() > self._due:
+            raise SourceError(f"MJPEG stream: no whole frame within {self._deadline_s:g} s")
+
     def _line(self) -> bytes:
+        self._in_time()
         line = self._stream.readline(8192)
         if not line:
             raise SourceError("MJPEG stream ended")
@@ -143,30 +188,52 @@ class MjpegReader:
         else:
             raise SourceError("MJPEG stream: no part boundary")
         headers: dict[str, str] = {}
-        while line := self._line().strip():
+        for _ in range(MAX_HEADER_LINES):
+            line = self._line().strip()
+            if not line:
+                return headers
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        return headers
+        raise SourceError(f"MJPEG stream: a part with more than {MAX_HEADER_LINES} header lines")
 
     def read(self) -> bytes:
+        self._due = self._clock() + self._deadline_s
         try:
             headers = self._headers()
             length = headers.get("content-length")
-            if length is not None and length.isdigit():
-                data = self._stream.read(int(length))
-                if len(data) < int(length):
-                    raise SourceError("MJPEG stream ended inside a frame")
-                return data
+            if length is not None and length.isascii() and length.isdigit():
+                return self._exactly(int(length))
             return self._until_boundary()
         except OSError as exc:  # socket timeouts included
             raise SourceError(f"MJPEG stream read failed: {exc}") from None
+
+    def _too_big(self, size: int) -> SourceError:
+        return SourceError(f"MJPEG stream: a part of {size} bytes (more than {self._max_bytes})")
+
+    def _exactly(self, length: int) -> bytes:
+        """A part of ``length`` bytes, read in blocks so the deadline holds."""
+        if length > self._max_bytes:
+            raise self._too_big(length)
+        chunks, got = [], 0
+        while got < length:
+            self._in_time()
+            block = self._stream.read1(min(65536, length - got))
+            if not block:
+                raise SourceError("MJPEG stream ended inside a frame")
+            chunks.append(block)
+            got += len(block)
+        return b"".join(chunks)
 
     def _until_boundary(self) -> bytes:
         """A part without Content-Length: everything up to the next boundary line."""
         chunks: list[bytes] = []
         mark = b"\r\n" + self._delimiter
         buf = b""
+        held = 0
         while True:
+            self._in_time()
+            if held > self._max_bytes:
+                raise self._too_big(held)
             block = self._stream.read1(65536)
             if not block:
                 raise SourceError("MJPEG stream ended inside a frame")
@@ -182,6 +249,7 @@ class MjpegReader:
                 return b"".join(chunks)
             keep = len(mark)
             chunks.append(buf[:-keep])
+            held += len(chunks[-1])
             buf = buf[-keep:]
 
     def close(self) -> None:
@@ -235,8 +303,12 @@ class MjpegStreamSource:
         view: View = IDENTITY,
         timeout_s: float = 5.0,
         fallback: Callable[[], Any] | None = None,
+        max_pixels: int = MAX_PIXELS,
+        deadline_s: float = 15.0,
     ) -> None:
         self.name = url
+        self.max_pixels = max_pixels
+        self._deadline_s = deadline_s
         self.url = url
         self.view = view
         self._timeout = timeout_s
@@ -247,7 +319,12 @@ class MjpegStreamSource:
 
     def open(self) -> None:
         self.close()
-        reader = MjpegReader(self.url, timeout_s=self._timeout)
+        reader = MjpegReader(
+            self.url,
+            timeout_s=self._timeout,
+            max_bytes=frame_byte_limit(self.max_pixels),
+            deadline_s=self._deadline_s,
+        )
         if reader.is_mjpeg:
             self._reader = reader
             return
@@ -263,11 +340,8 @@ class MjpegStreamSource:
         if self._reader is None:
             raise SourceError(f"{self.name} is not open")
         data = self._reader.read()
-        try:
-            pixels = JpegPixels.of(data)
-        except ValueError:
-            raise SourceError(f"{self.name} sent a part that is not a JPEG") from None
-        frame = Frame(self._index, time.time(), pixels=pixels, view=self.view)
+        # ValueError (not a JPEG, over max_pixels): an unusable frame, the stream goes on
+        frame = Frame(self._index, time.time(), pixels=JpegPixels.of(data, self.max_pixels), view=self.view)
         self._index += 1
         return frame
 

@@ -165,8 +165,11 @@ class CaptureWorker:
         on_status: Callable[[bool, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         work_clock: Callable[[], float] = time.thread_time,
+        stall_s: float | None = None,
     ) -> None:
-        """``work_clock`` measures this thread's own work per read (CPU time by default)."""
+        """``work_clock`` measures this thread's own work per read (CPU time by default).
+        ``stall_s``: a source that yields no usable frame for this long (only corrupt,
+        oversized or undecodable ones) is a failed source: reopened, and a camera fault."""
         self._factory = source_factory
         self._queue = queue
         self._preparer = preparer if preparer is not None else Preparer(clock=clock)
@@ -181,6 +184,8 @@ class CaptureWorker:
         self.fault: str | None = None
         self.finished = threading.Event()  # the file/folder ended (not a failure)
         self.frames_read = 0
+        self.unusable = 0  # frames read but not usable (corrupt, oversized), counted
+        self._stall_s = stall_s
         self._skipped = ""  # the last reason a frame was skipped (logged once)
 
     def start(self) -> None:
@@ -223,10 +228,10 @@ class CaptureWorker:
                 try:
                     source = self._factory()
                     source.open()
-                    if self.fault is not None:
-                        log.info("camera online again (%s)", getattr(source, "name", "source"))
-                    self._status(True, None)
+                    if self.fault is None:  # after a failure: online with its first usable frame
+                        self._status(True, None)
                     if self._pump(source):
+                        self._online_again(source)  # it ended as a file does: no failure
                         self.finished.set()
                         return
                     delay = self._backoff[0]
@@ -253,22 +258,42 @@ class CaptureWorker:
 
     def _pump(self, source: FrameSource) -> bool:
         """Read until stop (False) or the natural end of a file/folder (True)."""
+        usable_at = self._clock()
         while not self._stop.is_set():
             t0 = self._work_clock()
-            frame = source.read()
-            self._preparer.record_read((self._work_clock() - t0) * 1000.0)
-            self._beat()
-            if frame is None:
-                return True
-            self.frames_read += 1
             try:
+                frame = source.read()
+                self._preparer.record_read((self._work_clock() - t0) * 1000.0)
+                self._beat()
+                if frame is None:
+                    return True
+                self.frames_read += 1
                 item = self._preparer.capture(frame)
-            except ValueError as exc:  # a corrupt JPEG frame: skip it, say so once per kind
-                if str(exc) != self._skipped:
-                    self._skipped = str(exc)
-                    log.warning("skipping frame %d: %s", frame.index, exc)
+            except ValueError as exc:  # a corrupt or oversized frame: skip it, say so once
+                self._unusable(exc, usable_at)
                 continue
+            usable_at = self._clock()
+            if self.fault is not None:
+                self._online_again(source)
             if not self._queue.put(item, self._stop):
                 return False
             self._beat()
         return False
+
+    def _online_again(self, source: FrameSource) -> None:
+        """A source that opened and did not fail again: a stream that opens but sends nothing
+        usable stays one fault, not one per reconnect."""
+        if self.fault is not None:
+            log.info("camera online again (%s)", getattr(source, "name", "source"))
+        self._status(True, None)
+
+    def _unusable(self, exc: ValueError, usable_at: float) -> None:
+        """Count a skipped frame; a source that gives nothing else for ``stall_s`` has failed."""
+        self.unusable += 1
+        self._beat()
+        if str(exc) != self._skipped:
+            self._skipped = str(exc)
+            log.warning("skipping a frame: %s", exc)
+        quiet = self._clock() - usable_at
+        if self._stall_s is not None and quiet >= self._stall_s:
+            raise SourceError(f"no usable frame for {quiet:.0f} s (the last: {exc})")

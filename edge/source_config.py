@@ -41,6 +41,11 @@ class SourceConfig(Section):
     # USB cameras: "auto" asks for MJPG and decodes only what the model needs, else YUYV.
     fourcc: Literal["auto", "MJPG", "YUYV"] = "auto"
     camera_num: Annotated[int, Field(ge=0, le=7)] = 0  # picamera2: which camera port
+    # The largest frame decoded (width x height, checked in the header before any decode): a
+    # frame over it is skipped as unusable, and a file larger than such a frame is never read.
+    max_pixels: Annotated[int, Field(ge=4096, le=268_435_456)] = 16_777_216
+    # A stream must deliver each whole frame within this time, however slowly it drips.
+    frame_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     controls: ControlsConfig = ControlsConfig()
 
     @field_validator("roi")

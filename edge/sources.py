@@ -24,7 +24,13 @@ import numpy as np
 
 from pi_inspect.edge.controls import ControlsConfig, apply_v4l2, lock_v4l2_exposure
 from pi_inspect.edge.errors import SourceError
-from pi_inspect.edge.jpeg import JpegPixels, MjpegStreamSource, jpeg_size
+from pi_inspect.edge.folder_source import (  # noqa: F401 - part of the sources API
+    IMAGE_SUFFIXES,
+    JPEG_SUFFIXES,
+    FolderSource,
+    warn_once,
+)
+from pi_inspect.edge.jpeg import MAX_PIXELS, JpegPixels, MjpegStreamSource, jpeg_size
 from pi_inspect.edge.view import IDENTITY, Frame, View
 
 if TYPE_CHECKING:
@@ -34,25 +40,7 @@ __all__ = ["Frame", "FrameSource", "FolderSource", "OpenCVSource", "MjpegStreamS
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-JPEG_SUFFIXES = (".jpg", ".jpeg")
 MJPG = int.from_bytes(b"MJPG", "little")
-
-# Warnings about a file, each given once per run: the capture thread builds a new source on every
-# reopen, so a warning kept per source object would repeat for ever. Bounded like any memory.
-_WARNED: set[tuple[str, str]] = set()
-_WARNED_MAX = 10_000
-
-
-def warn_once(kind: str, path: object, message: str, *args: object) -> None:
-    """``log.warning(message, *args)`` the first time ``kind`` is said of ``path`` in this run."""
-    key = (kind, str(path))
-    if key in _WARNED:
-        log.debug(message, *args)
-        return
-    if len(_WARNED) < _WARNED_MAX:
-        _WARNED.add(key)
-    log.warning(message, *args)
 
 
 class Pacer:
@@ -112,11 +100,11 @@ class OpenCVSource:
         controls: ControlsConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         """``fps``: a camera's frame rate, a file's playback rate; a ``realtime`` file plays at
         its own rate unless ``fps`` is given, otherwise as fast as frames decode."""
-        self.target = target
-        self.live = live
+        self.target, self.live, self.max_pixels = target, live, max_pixels
         self._realtime = realtime and not live
         self._sleep = sleep
         self._pacer: Pacer | None = Pacer(fps, clock, sleep) if fps and not live else None
@@ -229,11 +217,8 @@ class OpenCVSource:
         if ok and image is not None and image.size:
             if self._pacer is not None:
                 self._pacer.wait()
-            if self.raw:
-                try:
-                    pixels = JpegPixels.of(image)
-                except ValueError:
-                    raise SourceError(f"{self.name} delivered a frame that is not a JPEG") from None
+            if self.raw:  # not a JPEG, or over max_pixels: ValueError, an unusable frame
+                pixels = JpegPixels.of(image, self.max_pixels)
                 frame = Frame(self._index, time.time(), pixels=pixels, view=self.view)
             else:
                 frame = Frame(self._index, time.time(), image, view=self.view)
@@ -276,87 +261,12 @@ class OpenCVSource:
         self.close()
 
 
-class FolderSource:
-    """The images of a folder in name order; corrupt files are skipped with one warning each
-    per run (not per reopen). JPEG files stay compressed until the model (reduced scale) or a
-    snapshot needs pixels."""
-
-    live = False
-
-    def __init__(self, folder: str | Path, *, loop: bool = False, view: View = IDENTITY) -> None:
-        self.folder = Path(folder)
-        self.loop = loop
-        self.view = view
-        self.name = str(folder)
-        self._files: list[Path] = []
-        self._next = 0
-        self._index = 0
-        self._read_in_pass = 0
-
-    def open(self) -> None:
-        if self.folder.is_file():
-            raise SourceError(
-                f'source.kind = "folder" but {self.folder} is a file: set kind = "file" '
-                f'(or "auto") to play it'
-            )
-        if not self.folder.is_dir():
-            raise SourceError(f"image folder not found: {self.folder}")
-        files = sorted(
-            p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
-        if not files:
-            raise SourceError(f"no images in {self.folder}")
-        self._files = files
-        self._next = 0
-        self._read_in_pass = 0
-
-    def read(self) -> Frame | None:
-        import cv2
-
-        while True:
-            if self._next >= len(self._files):
-                if not self.loop:
-                    return None
-                if self._read_in_pass == 0:
-                    raise SourceError(f"no readable images in {self.folder}")
-                self._next = 0
-                self._read_in_pass = 0
-            path = self._files[self._next]
-            self._next += 1
-            if path.suffix.lower() in JPEG_SUFFIXES:
-                pixels = _jpeg_file(path)
-                image = None
-            else:
-                pixels, image = None, cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if pixels is None and (image is None or image.size == 0):
-                warn_once("unreadable", path, "skipping unreadable image %s", path)
-                continue
-            frame = Frame(self._index, time.time(), image, pixels=pixels, view=self.view)
-            self._index += 1
-            self._read_in_pass += 1
-            return frame
-
-    def close(self) -> None:
-        self._files = []
-
-
-def _jpeg_file(path: Path) -> JpegPixels | None:
-    """A JPEG file, kept compressed; None if unreadable or not a JPEG after all."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        return JpegPixels.of(data)
-    except ValueError:
-        return None
-
-
 def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None) -> FrameSource:
     """Build (but do not open) the source a config describes; ``model_size`` (w, h) lets a camera
     with a second, small stream (picamera2's lores) size it for the model."""
     kind = config.resolved().name
     view = View.of(config)
+    bound = config.max_pixels
     if kind == "picamera2":
         from pi_inspect.edge.picamera import PiCamera2Source
 
@@ -369,7 +279,7 @@ def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None)
             model_size=model_size,
         )
     if kind == "folder":
-        return FolderSource(config.uri, loop=config.loop, view=view)
+        return FolderSource(config.uri, loop=config.loop, view=view, max_pixels=bound)
     if kind == "usb":
         target: int | str = int(config.uri) if config.uri.isdigit() else config.uri
         fourcc = "MJPG" if config.fourcc == "auto" else config.fourcc
@@ -383,11 +293,19 @@ def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None)
             raw_jpeg=fourcc == "MJPG",
             fourcc=fourcc,
             controls=config.controls,
+            max_pixels=bound,
         )
     if kind == "stream":
         stream = OpenCVSource(config.uri, live=True, view=view)  # not opened until asked for
         if config.uri.lower().startswith(("http://", "https://")):
-            return MjpegStreamSource(config.uri, view=view, fallback=lambda: stream)
+            return MjpegStreamSource(
+                config.uri,
+                view=view,
+                fallback=lambda: stream,
+                max_pixels=bound,
+                timeout_s=min(5.0, config.frame_timeout_s),
+                deadline_s=config.frame_timeout_s,
+            )
         return stream
     return OpenCVSource(
         config.uri,
@@ -397,4 +315,5 @@ def make_source(config: SourceConfig, model_size: tuple[int, int] | None = None)
         raw_jpeg=True,
         fps=config.fps,
         realtime=config.realtime,
+        max_pixels=bound,
     )

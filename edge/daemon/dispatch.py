@@ -101,6 +101,11 @@ class Dispatcher:
         if self._snapshots is None:
             return event, None
         i = inspection
+        try:
+            image = i.frame.image  # the full decode, bounded by source.max_pixels
+        except ValueError as exc:
+            log.warning("no snapshot of %s: %s", event.event_id, exc)
+            return event, None
         heat = self._heatmap(i.classifier, i.prediction, i.model_input, event.label)
         meta = {
             "event": event.to_dict(),
@@ -109,7 +114,7 @@ class Dispatcher:
             "model": i.model.name,
             "model_version": i.model.version,
         }
-        saved = self._snapshots.save(i.frame.image, heat, meta, tag=event.label)
+        saved = self._snapshots.save(image, heat, meta, tag=event.label)
         if saved is None:  # the store's health says why, as a fault while it lasts
             return event, None
         return replace(event, snapshot=saved.name), saved.jpeg
@@ -119,6 +124,11 @@ class Dispatcher:
         if inspection is None or self._snapshots is None:
             return None
         i = inspection
+        try:
+            image = i.frame.image
+        except ValueError as exc:
+            log.warning("no snapshot: %s", exc)
+            return None
         heat = self._heatmap(i.classifier, i.prediction, i.model_input, label) if label else None
         meta = {
             "request": "snapshot",
@@ -126,7 +136,7 @@ class Dispatcher:
             "scores": i.scores,
             "model_sha256": i.model.sha256,
         }
-        saved = self._snapshots.save(i.frame.image, heat, meta, tag="request")
+        saved = self._snapshots.save(image, heat, meta, tag="request")
         return saved.name if saved is not None else None
 
     def reporters(self) -> list[Reports]:
@@ -135,9 +145,7 @@ class Dispatcher:
         parts: list[Reports] = [self._snapshots] if self._snapshots is not None else []
         return parts + [out for out in self._outputs if isinstance(out, Reports)]
 
-    def live(self, frame: Frame, inspection: Inspection | None) -> None:
-        """Hand a captured frame to live viewers, only while one watches (the tap decides,
-        cheaply); the heat map, one more model run, only while a viewer asks for it."""
+    def _live(self, frame: Frame, inspection: Inspection | None) -> None:
         for tap in self._taps:
             if not tap.wants_frame():
                 continue
@@ -163,6 +171,15 @@ class Dispatcher:
             tap.offer_frame(
                 LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi, jpeg)
             )
+
+    def live(self, frame: Frame, inspection: Inspection | None) -> None:
+        """Hand a captured frame to live viewers, only while one watches (the tap decides,
+        cheaply); the heat map, one more model run, only while a viewer asks for it. A frame
+        that cannot be decoded in full is not shown (the stats count it), never a crash."""
+        try:
+            self._live(frame, inspection)
+        except ValueError as exc:
+            log.debug("live frame %d not shown: %s", frame.index, exc)
 
     def state(self, state: State | None) -> None:
         if state is None:

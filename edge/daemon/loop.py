@@ -79,9 +79,8 @@ class Loop:
         self._slot, self._inspector, self._status = slot, inspector, status
         self._dispatcher, self._preparer, self._notifier = dispatcher, preparer, notifier
         self._source_factory, self._live, self._reread = source_factory, live, reread
-        self._summary = summary
+        self._summary, self._clock = summary, clock
         self._fixed_source = fixed_source  # an injected source survives a [source] change
-        self._clock = clock
         self._reload_lock = threading.Lock()
         self._reload_requested = threading.Event()
         self._restart_capture = threading.Event()
@@ -89,10 +88,9 @@ class Loop:
         self._queue: FrameQueue | None = None
         self._stats = StatsWindow()
         self._started = clock()
-        self._ready_sent = False
+        self._ready_sent, self._status_sent = False, None  # what systemd was told
         self._health_stats: dict[str, object] = {}  # the polled parts' numbers, for stats
         self._next_health = float("-inf")
-        self._status_sent: str | None = None
 
     # -- running ------------------------------------------------------------------------------
     def run(self, stop: threading.Event, closers: Sequence[Closeable] = ()) -> RunSummary:
@@ -207,6 +205,7 @@ class Loop:
             uptime_s=self._clock() - self._started,
             camera_online=self._online(),
             cpu_temp_c=read_cpu_temp_c(),
+            **({"unusable_frames": n} if (n := getattr(self._capture, "unusable", 0)) else {}),
             **self._health_stats,
             **({"model_invoke_ms": cost} if (cost := self._slot.cost()) else {}),
         )
@@ -273,6 +272,7 @@ class Loop:
             backoff_max_s=config.source.reconnect_max_s,
             on_status=self._camera_status,
             clock=self._clock,
+            stall_s=config.pipeline.heartbeat_timeout_s,
         )
         self._capture.start()
 
