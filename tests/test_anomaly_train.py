@@ -79,8 +79,8 @@ def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_ru
 
 
 def test_int8_threshold_keeps_held_out_false_alarms_under_target(tiny):
-    from pi_inspect.edge.runtime import int8_scores
     from pi_inspect.edge.data.images import load_images
+    from pi_inspect.edge.runtime import int8_scores
     from pi_inspect.train.anomaly.fit import good_paths
 
     root, run, _ = tiny

@@ -12,9 +12,9 @@ from conftest import RecordingReceiver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pi_inspect.edge.mqtt.topics import COMMAND_VERBS
 from pi_inspect.edge.verbs import MAX_BODY_BYTES as MAX_PAYLOAD_BYTES
 from pi_inspect.edge.verbs import answer
-from pi_inspect.edge.mqtt.topics import COMMAND_VERBS
 
 LABELS = ("error", "break", "length")
 NO_ARG_VERBS = ("snapshot", "trigger", "reload", "acknowledge")

@@ -7,7 +7,9 @@ original order. The spool is bounded: when full the oldest rows are dropped and 
 
 Storage faults never reach the caller. A spool file that cannot be read (garbage, truncated, an
 empty directory) is renamed ``<name>.corrupt-<time>`` (kept for inspection) and a fresh one is
-made; a device or a directory holding files is never moved (the path is wrong, not the file).
+made; one damaged while running, found on the write or the read path alike, is handled the same
+way at once, after every event still readable in it is taken into memory (and from there into
+the fresh file); a device or a directory holding files is never moved (the path is wrong, not the file).
 When the file cannot be opened or written at all (read-only or full disk, I/O error), events are
 kept in memory -- bounded by the same ``max_events`` -- and are published from there just the
 same; the disk is tried again every ``retry_s`` and what memory holds is written to it as soon
@@ -34,6 +36,7 @@ from pi_inspect.edge.mqtt.spool_file import (
     connect,
     free_bytes,
     move_aside,
+    salvage,
 )
 
 log = logging.getLogger(__name__)
@@ -91,17 +94,13 @@ class Spool:
         if max_events < 1:
             raise ValueError("max_events must be >= 1")
         self.path = Path(path)
-        self._max_events = max_events
-        self._durable = durable
-        self._retry_s = retry_s
-        self._clock = clock
-        self._wall_clock = wall_clock
+        self._max_events, self._durable, self._retry_s = max_events, durable, retry_s
+        self._clock, self._wall_clock = clock, wall_clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._closed = False
         self._mem: dict[int, tuple[str, bytes]] = {}  # seq -> message, ascending seq
-        self._next_seq = 1
-        self._disk_depth = 0
+        self._next_seq, self._disk_depth = 1, 0
         self._disk_dropped = 0  # the file's persistent counter
         self._mem_dropped = 0  # dropped from memory while the disk could not take them
         self._fault: str | None = None
@@ -142,8 +141,15 @@ class Spool:
     def _disk_failed(self, exc: BaseException) -> None:
         self._fault = f"MQTT spool {self.path} cannot be written ({_reason(exc)})"
         self._retry_at = self._clock() + self._retry_s
-        if getattr(exc, "sqlite_errorname", "") in UNREADABLE:
-            self._close_db()  # reopened on the next retry, which moves the file aside
+        if getattr(exc, "sqlite_errorname", "") in UNREADABLE and self._db is not None:
+            # Damaged while running: keep what is readable, set the file aside, start afresh.
+            kept = {**salvage(self._db), **self._mem}
+            self._close_db()
+            self._mem = dict(sorted(kept.items())[-self._max_events :])
+            self._disk_depth = 0
+            with contextlib.suppress(OSError):
+                self._moved_aside = move_aside(self.path, self._wall_clock())
+            self._retry_at = self._clock()  # the fresh file is made on the next call
 
     def _maybe_recover(self) -> None:
         """Every ``retry_s`` while faulted: reopen the file and write memory's events to it."""
@@ -289,8 +295,7 @@ class Spool:
 
     @property
     def unpersisted(self) -> int:
-        """Messages held in memory only (lost if the process is killed now)."""
-        return len(self._mem)
+        return len(self._mem)  # held in memory only: lost if the process is killed now
 
     def health(self) -> SpoolHealth:
         """The fault line and counts; also retries the disk when a retry is due."""

@@ -107,3 +107,19 @@ def free_bytes(directory: Path) -> int:
     except OSError:
         return ROOM  # unknown: let the write itself tell
     return st.f_bavail * st.f_frsize
+
+
+def salvage(db: sqlite3.Connection) -> dict[int, tuple[str, bytes]]:
+    """Every event still readable in a damaged spool, by sequence number: read from the oldest
+    up to the damage, then from the newest down to it (events written after the damage sit on
+    the newest pages), so what the damage did not touch is not lost with the file."""
+    found: dict[int, tuple[str, bytes]] = {}
+    for order in ("ASC", "DESC"):
+        try:
+            for seq, topic, payload in db.execute(
+                f"SELECT seq, topic, payload FROM events ORDER BY seq {order}"
+            ):
+                found[int(seq)] = (str(topic), bytes(payload))
+        except sqlite3.Error:
+            continue
+    return found
