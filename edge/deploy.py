@@ -10,18 +10,21 @@ Layout of the models directory::
 After a deploy, bundles beyond the ``--keep`` most recently deployed are deleted (``current``
 and ``previous`` never are), so a Pi's SD card does not fill up one model at a time.
 
+Only ``manifest.json`` and the files it lists are copied, each a bounded regular file
+(``bundle_copy``): whatever else lies in the bundle folder is left out and named in one line.
 The copy is verified against its manifest *where it landed* and then loaded by the runtime in a
 child process (``python -m pi_inspect.edge.bundle_check``: shapes, labels, signature, golden set; a crash or
-hang there refuses the bundle) before ``current`` moves, and the link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon never
-sees a half-copied or corrupt model. For ``user@host:/path`` targets the bundle goes over scp
-and the Pi runs ``pi-inspect deploy --local`` itself: the verification code exists once.
+hang there refuses the bundle, its warnings reach the operator) before ``current`` moves, and
+the link is switched atomically (``current.tmp`` symlink, then ``os.replace``), so the daemon
+never sees a half-copied or corrupt model. For ``user@host:/path`` targets the bundle goes over scp
+and the Pi runs ``pi-inspect deploy --local`` itself (``deploy_ssh``): the verification code
+exists once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -32,7 +35,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pi_inspect.edge.bundle import MANIFEST, verify_bundle
+from pi_inspect.edge.bundle import MANIFEST, read_manifest, verify_bundle
+from pi_inspect.edge.bundle_check import child_warnings
+from pi_inspect.edge.bundle_copy import (
+    check_listed,
+    copy_listed,
+    fsync_dir,
+    left_out,
+    left_out_line,
+    match_owner,
+    safe_name,
+)
 from pi_inspect.edge.errors import BundleError, MissingExtraError, PiInspectError
 
 log = logging.getLogger(__name__)
@@ -41,15 +54,12 @@ CURRENT = "current"
 PREVIOUS = "previous"
 DEFAULT_SERVICE = "pi-inspect"
 DEFAULT_KEEP = 3  # current, previous and one more to roll forward to
-DEFAULT_REMOTE_COMMAND = "sudo -n /opt/pi-inspect/venv/bin/pi-inspect"
-SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
-_REMOTE = re.compile(r"^(?P<host>[^/:]+):(?P<path>.+)$")  # [user@]host:/path, no slash before ':'
 
 CHECK_TIMEOUT_S = 120.0  # loading and running a golden set takes about a second on a Pi 4
 
 Copier = Callable[[Path, Path], object]
 Reloader = Callable[[], None]
-Checker = Callable[[Path], None]
+Checker = Callable[[Path], Sequence[str] | None]  # the check's warnings; raises when refused
 
 
 class DeployError(PiInspectError, OSError):
@@ -63,6 +73,16 @@ class Switch:
     current: str
     previous: str | None
     reused: bool = False
+    warnings: tuple[str, ...] = ()  # one line each: files left out, the bundle check's warnings
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A bundle copied (or found) in the models directory, verified and loaded."""
+
+    name: str
+    reused: bool
+    warnings: tuple[str, ...] = ()
 
 
 # --- local models directory ----------------------------------------------------------------
@@ -81,35 +101,15 @@ def _point(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Persist renames in ``path`` (a power cut right after a deploy must not undo it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, symlinks=False)
-
-
-def _match_owner(path: Path, like: Path) -> None:
-    """As root, hand the new bundle to the models directory's owner (the service user)."""
-    if os.geteuid() != 0:
-        return
-    st = like.stat()
-    for p in [path, *path.rglob("*")]:
-        os.chown(p, st.st_uid, st.st_gid, follow_symlinks=False)
-
-
 def check_in_child(
     bundle: Path, *, timeout_s: float = CHECK_TIMEOUT_S, python: str = sys.executable
-) -> None:
+) -> list[str]:
     """Load ``bundle`` with this machine's runtime and run its golden set in a child process.
 
-    ``BundleError`` with the child's one-line reason when the bundle is refused, crashes the
-    runtime or does not finish within ``timeout_s``; ``MissingExtraError`` without a runtime.
+    Returns the child's warnings (its ``warning: `` lines on stdout, a runtime's ``WARNING``
+    lines on stderr), one line each, for the operator. ``BundleError`` with the child's one-line
+    reason when the bundle is refused, crashes the runtime or does not finish within
+    ``timeout_s``; ``MissingExtraError`` without a runtime.
     """
     cmd = [python, "-m", "pi_inspect.edge.bundle_check", str(bundle)]
     try:
@@ -124,7 +124,7 @@ def check_in_child(
     verdict = lines[-1] if lines else ""
     if proc.returncode == 0 and verdict.startswith("ok "):
         log.debug("bundle check: %s", verdict)
-        return
+        return child_warnings(proc.stdout, proc.stderr)
     if proc.returncode < 0:
         try:
             sig = signal.Signals(-proc.returncode).name
@@ -136,17 +136,30 @@ def check_in_child(
     raise BundleError(verdict or f"bundle {bundle}: the bundle check failed (exit {proc.returncode})")
 
 
+def _checked(check: Checker, at: Path, source: Path) -> list[str]:
+    """Run ``check`` on the copy at ``at``; its warnings name ``source``, which the user gave."""
+    try:
+        found = check(at) or ()
+    except BundleError as exc:
+        raise BundleError(f"refused, nothing switched: {exc}") from None
+    return [line.replace(str(at), str(source)) for line in found]
+
+
 def install_bundle(
-    bundle: Path, models: Path, *, copy: Copier = _copy_tree, check: Checker = check_in_child
-) -> tuple[str, bool]:
+    bundle: Path, models: Path, *, copy: Copier = copy_listed, check: Checker = check_in_child
+) -> Installed:
     """Copy ``bundle`` into ``models`` as ``<name>-<sha12>``, verify the copy there and load it.
 
-    Returns the directory name and whether an identical, still valid copy was already there.
-    A copy that does not match its manifest, or that the runtime refuses, is deleted and
-    refused with ``BundleError``.
+    Only the manifest and the files it lists are copied; what else the folder holds is named in
+    the warnings. A listed file that is not a bounded regular file refuses the deploy before
+    anything is read. A copy that does not match its manifest, or that the runtime refuses, is
+    deleted and refused with ``BundleError``; a failed or interrupted copy leaves nothing in
+    ``models``.
     """
+    check_listed(bundle, read_manifest(bundle))  # no link, FIFO or device is ever read
     manifest = verify_bundle(bundle)  # refuse a bad source before copying anything
-    name = f"{_safe(manifest.name)}-{manifest.content_sha256[:12]}"
+    notes = [line] if (line := left_out_line(left_out(bundle, manifest))) else []
+    name = f"{safe_name(manifest.name)}-{manifest.content_sha256[:12]}"
     dest = models / name
     if dest.is_dir():
         try:
@@ -155,33 +168,29 @@ def install_bundle(
             log.warning("existing %s does not verify; copying it again", dest)
             shutil.rmtree(dest)
         else:
-            try:
-                check(dest)
-            except BundleError as exc:
-                raise BundleError(f"refused, nothing switched: {exc}") from None
-            return name, True
-    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{name}-", dir=models))
+            return Installed(name, True, tuple(notes + _checked(check, dest, dest)))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".incoming-{name}-", dir=models))
+    except OSError as exc:
+        raise DeployError(f"cannot write to {models} ({exc.strerror or exc})") from None
     try:
         incoming = staging / "bundle"
-        copy(bundle, incoming)
+        try:
+            copy(bundle, incoming)
+        except OSError as exc:  # a full disk, a read error: one line, nothing left behind
+            if isinstance(exc, PiInspectError):
+                raise
+            raise DeployError(f"copy to {models} failed, nothing switched: {exc.strerror or exc}") from None
         try:
             verify_bundle(incoming)
         except BundleError as exc:
             raise BundleError(f"copy refused, nothing switched: {exc}") from None
-        try:
-            check(incoming)
-        except BundleError as exc:
-            raise BundleError(f"refused, nothing switched: {exc}") from None
-        _match_owner(incoming, models)
+        notes += _checked(check, incoming, bundle)
+        match_owner(incoming, models)
         os.rename(incoming, dest)
-    finally:
+    finally:  # any exception, an interrupt included: no half-made copy stays behind
         shutil.rmtree(staging, ignore_errors=True)
-    return name, False
-
-
-def _safe(name: str) -> str:
-    """A bundle name usable as a directory name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+    return Installed(name, False, tuple(notes))
 
 
 def switch_to(models: Path, name: str) -> Switch:
@@ -192,7 +201,7 @@ def switch_to(models: Path, name: str) -> Switch:
     if old is not None:
         _point(models / PREVIOUS, old)
     _point(models / CURRENT, name)
-    _fsync_dir(models)
+    fsync_dir(models)
     return Switch(current=name, previous=old)
 
 
@@ -204,15 +213,15 @@ def rollback(models: Path, *, check: Checker = check_in_child) -> Switch:
         raise DeployError(f"nothing to roll back to: {models / PREVIOUS} does not exist")
     try:
         verify_bundle(models / previous)
-        check(models / previous)
+        notes = tuple(check(models / previous) or ())
     except BundleError as exc:
         raise BundleError(f"rollback refused, nothing switched: {exc}") from None
     current = _link_target(models / CURRENT)
     _point(models / CURRENT, previous)
     if current is not None:
         _point(models / PREVIOUS, current)
-    _fsync_dir(models)
-    return Switch(current=previous, previous=current)
+    fsync_dir(models)
+    return Switch(current=previous, previous=current, warnings=notes)
 
 
 def prune(models: Path, keep: int) -> list[str]:
@@ -259,7 +268,7 @@ def deploy_local(
     models: Path,
     *,
     reload: Reloader | None = None,
-    copy: Copier = _copy_tree,
+    copy: Copier = copy_listed,
     keep: int = DEFAULT_KEEP,
     check: Checker = check_in_child,
 ) -> Switch:
@@ -269,14 +278,15 @@ def deploy_local(
     """
     if not models.is_dir():
         raise DeployError(f"models directory {models} does not exist (install.sh creates it)")
-    name, reused = install_bundle(bundle, models, copy=copy, check=check)
-    os.utime(models / name)  # "most recently deployed" is what pruning keeps
-    result = switch_to(models, name)
+    installed = install_bundle(bundle, models, copy=copy, check=check)
+    os.utime(models / installed.name)  # "most recently deployed" is what pruning keeps
+    result = switch_to(models, installed.name)
     if reload is not None and not result.reused:
         reload()
     for old in prune(models, keep):
         log.info("pruned old bundle %s", old)
-    return Switch(result.current, result.previous, reused=reused or result.reused)
+    reused = installed.reused or result.reused
+    return Switch(result.current, result.previous, reused=reused, warnings=installed.warnings)
 
 
 def rollback_local(
@@ -286,68 +296,3 @@ def rollback_local(
     if reload is not None:
         reload()
     return result
-
-
-# --- remote (ssh/scp) -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RemoteTarget:
-    host: str  # [user@]host
-    path: str  # the models directory on the Pi
-
-
-def parse_target(target: str) -> RemoteTarget | None:
-    """``user@host:/path`` is remote; a path (even one with ':' after a '/') is local."""
-    m = _REMOTE.match(target)
-    return RemoteTarget(m["host"], m["path"]) if m else None
-
-
-def _run(cmd: Sequence[str], what: str) -> str:
-    log.debug("running %s", shlex.join(cmd))
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=600)
-    except FileNotFoundError:
-        raise DeployError(f"{what}: '{cmd[0]}' is not installed") from None
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise DeployError(f"{what} failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    return proc.stdout
-
-
-def deploy_remote(
-    bundle: Path | None,
-    target: RemoteTarget,
-    *,
-    rollback: bool = False,
-    reload: bool = True,
-    service: str = DEFAULT_SERVICE,
-    remote_command: str = DEFAULT_REMOTE_COMMAND,
-    ssh: str = "ssh",
-    scp: str = "scp",
-    keep: int = DEFAULT_KEEP,
-) -> str:
-    """Copy the bundle to a staging dir on the Pi and run ``deploy --local`` there."""
-    flags = ["--local", "--service", service, "--keep", str(keep)]
-    flags += [] if reload else ["--no-reload"]
-    if rollback:
-        remote = f"{remote_command} deploy {shlex.join([*flags, '--rollback', target.path])}"
-        return _run([ssh, *SSH_OPTIONS, target.host, remote], f"rollback on {target.host}")
-    if bundle is None:
-        raise DeployError("deploy needs BUNDLE and TARGET")
-    staging = _run(
-        [ssh, *SSH_OPTIONS, target.host, "mktemp -d /tmp/pi-inspect-deploy.XXXXXX"],
-        f"ssh {target.host}",
-    ).strip()
-    if not staging.startswith("/tmp/pi-inspect-deploy."):
-        raise DeployError(f"ssh {target.host}: unexpected staging directory {staging!r}")
-    remote_bundle = f"{staging}/{bundle.name}"
-    try:
-        _run([scp, *SSH_OPTIONS, "-r", "-q", str(bundle), f"{target.host}:{staging}/"], "scp")
-        remote = f"{remote_command} deploy {shlex.join([*flags, remote_bundle, target.path])}"
-        return _run([ssh, *SSH_OPTIONS, target.host, remote], f"deploy on {target.host}")
-    finally:
-        try:
-            _run([ssh, *SSH_OPTIONS, target.host, f"rm -rf {shlex.quote(staging)}"], "cleanup")
-        except DeployError as exc:
-            log.warning("%s (staging %s left on %s)", exc, staging, target.host)

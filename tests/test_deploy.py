@@ -18,14 +18,12 @@ from bundle_helpers import make_bundle, write_raw_manifest
 from pi_inspect.edge.cli import main
 from pi_inspect.edge.deploy import (
     DeployError,
-    RemoteTarget,
     check_in_child,
     deploy_local,
-    deploy_remote,
-    parse_target,
     rollback_local,
     systemctl_reload,
 )
+from pi_inspect.edge.deploy_ssh import RemoteTarget, deploy_remote, parse_target
 from pi_inspect.edge.errors import BundleError
 
 
@@ -229,7 +227,8 @@ def test_cli_deploys_to_a_new_local_folder_without_systemd_and_says_so(tmp_path,
     a = make_bundle(tmp_path, "seam", 1)
     target = tmp_path / "fresh" / "models"
     assert main(["deploy", str(a), str(target)]) == 1  # a missing folder is refused ...
-    assert "does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--create" in err and err.count("\n") == 1
     assert main(["deploy", "--create", "--service", "no-such-unit", str(a), str(target)]) == 0
     out = capsys.readouterr().out.splitlines()  # ... unless --create asks for it
     assert out[0].startswith(f"deployed {a} to {target}: current is seam-")

@@ -1,21 +1,26 @@
-"""`pi-inspect deploy`: copy a bundle to a Pi (or a local models folder) and switch to it."""
+"""`pi-inspect deploy`: copy a bundle to a Pi (or a local models folder) and switch to it.
+
+The report goes to stdout; each warning (files the bundle's manifest does not list, the bundle
+check's warnings, such as a bundle without a golden set) is one ``warning: `` line on stderr,
+which a deploy to a Pi passes back to the workstation.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from pi_inspect.edge.bundle_check import WARNING
 from pi_inspect.edge.deploy import (
     DEFAULT_KEEP,
-    DEFAULT_REMOTE_COMMAND,
     DEFAULT_SERVICE,
     DeployError,
     deploy_local,
-    deploy_remote,
-    parse_target,
     rollback_local,
     systemctl_reload,
 )
+from pi_inspect.edge.deploy_ssh import DEFAULT_REMOTE_COMMAND, deploy_remote, parse_target
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -83,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
             service=args.service,
             remote_command=args.remote_command,
             keep=args.keep,
+            create=args.create,
+            warn=_warn,
         )
         print(out.strip())
         return 0
     models = Path(target)
-    if args.create and not args.rollback:
-        models.mkdir(parents=True, exist_ok=True)
+    if not args.rollback:
+        _models_folder(models, create=args.create)
     reload, why = _reloader(args)
     if args.rollback:
         result = rollback_local(models, reload=reload)
@@ -98,7 +105,30 @@ def run(args: argparse.Namespace) -> int:
         note = " (already deployed there)" if result.reused else ""
         print(f"deployed {bundle} to {models}: current is {result.current}{note}{_previous(result)}")
     print(why)
+    for line in result.warnings:
+        _warn(line)
     return 0
+
+
+def _warn(line: str) -> None:
+    print(f"{WARNING}{line}", file=sys.stderr, flush=True)
+
+
+def _models_folder(models: Path, *, create: bool) -> None:
+    """Make the models folder with ``--create``; without it, refuse a missing one, naming it."""
+    if models.is_dir():
+        return
+    if not create:
+        if models.exists():
+            raise DeployError(f"models directory {models} is not a directory")
+        raise DeployError(
+            f"models directory {models} does not exist: check the path, or add --create to make "
+            "it (install.sh makes /var/lib/pi-inspect/models)"
+        )
+    try:
+        models.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeployError(f"cannot create models directory {models} ({exc.strerror or exc})") from None
 
 
 def _previous(result) -> str:
