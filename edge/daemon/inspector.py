@@ -25,6 +25,7 @@ from pi_inspect.edge.pipeline import Captured, Preparer
 from pi_inspect.edge.sources import Frame
 
 FAULT = "inference"
+SLACK = 1e-4  # float rounding a score may carry past 0 or 1
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,10 @@ class Inspector:
             scores = {
                 label: float(s) for label, s in zip(clf.labels, prediction.scores, strict=True)
             }
+            bad = [f"{k}={v:g}" for k, v in scores.items() if not -SLACK <= v <= 1 + SLACK]
+            if bad:  # NaN, inf or out of range: a broken model, never a score (nor valid JSON)
+                self._faults.set(FAULT, f"model output not a score in [0, 1]: {', '.join(bad)}")
+                return None
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
         if FAULT in self._faults:
