@@ -149,6 +149,8 @@ def read_declaration(
         raise DataError(f"{file}: no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{file}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise DataError(f"{file}: not valid TOML (nested too deeply)") from None
     unknown = sorted(set(doc) - {"labels"})
     if unknown:
         raise DataError(f"{file}: unknown key(s) {unknown} (expected [labels.<name>] tables)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from pi_inspect.edge.errors import DataError
 from pi_inspect.edge.files import follow_umask
+from pi_inspect.edge.manifest import label_problem
 
 SEED_LABELS = ("good", "error", "break", "length")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -118,6 +119,7 @@ def _parse(reader, path: Path) -> TableRows:
     labels = tuple(c for c in columns if c not in _RESERVED)
     if not labels:
         raise DataError(f"{path}:1: no label columns besides name/source")
+    _usable_labels(labels, f"{path}:1")
     offset = 1 if skip_index else 0
     name_col = columns.index("name") + offset
     source_col = columns.index("source") + offset if "source" in columns else None
@@ -279,6 +281,7 @@ def read_class_folders(root: str | os.PathLike) -> Dataset:
         targets += [k] * len(found)
     if not paths:
         raise DataError(f"{base}: no images in the class folders {classes}")
+    _usable_labels(classes, str(base))
     y = np.zeros((len(paths), len(classes)), dtype=np.float32)
     y[np.arange(len(paths)), targets] = 1.0
     sources = [source_from_name(p.relative_to(base).as_posix()) for p in paths]
@@ -297,3 +300,15 @@ def read_dataset(path: str | os.PathLike) -> Dataset:
             return read_table(target / TABLE_NAME)
         return read_class_folders(target)
     raise DataError(f"{target}: no such file or folder")
+
+
+def _usable_labels(labels: Sequence[str], where: str) -> None:
+    """Refuse, before any training, a label the Pi could not publish or save: a label is an
+    MQTT topic level and part of file names (the same rule conversion and the bundle apply)."""
+    for label in labels:
+        problem = label_problem(label)
+        if problem is not None:
+            raise DataError(
+                f"{where}: label {label!r} {problem}; a label must be usable as an MQTT topic "
+                "level and a file name (no '/', '#', '+', '\\', NUL, leading '$'): rename it"
+            )
