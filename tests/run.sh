@@ -32,6 +32,19 @@ fi
 pi_skipped_line() {
     echo "== Pi check SKIPPED: $PI_SKIPPED: the Raspberry Pi's software stack is NOT tested by this run"
 }
+# A machine without the cached roots would spend well over an hour building them before the
+# first check (docs/benchmarks.md): more than a CI run may take. In auto mode that is decided
+# here, first, so nothing for the check is installed that will not run; `sudo
+# tests/pi/matrix.sh --build-only` (or PI_INSPECT_PI=run) builds them once, and every later run
+# checks. A dependency change rebuilds only the installed layers (about an hour), which auto
+# mode also leaves to a run that asks for it.
+if [ -z "$PI_SKIPPED" ] && [ "$PI_CHECK" = auto ] && [ -z "${PI_INSPECT_PI_MATRIX:-}" ] \
+    && ! (source tests/pi/roots.sh && pi_roots_cached "$PWD" bookworm trixie) 2>/dev/null; then
+    PI_SKIPPED="the arm64 roots for this dependency set are not cached (building them takes over an hour; run sudo tests/pi/matrix.sh --build-only once, or PI_INSPECT_PI=run)"
+fi
+if [ -n "$PI_SKIPPED" ]; then
+    pi_skipped_line  # said first, and again at the end
+fi
 [ -n "$PI_SKIPPED" ] || apt_packages+=(mmdebstrap qemu-user-static binfmt-support)
 missing=()
 echo "== system-wide (apt): ${apt_packages[*]}"
@@ -105,15 +118,6 @@ if [ -z "$PI_SKIPPED" ]; then
         echo "$why" >&2
         exit 1
     fi
-fi
-# A machine without the cached roots would spend well over an hour building them before the
-# first check (docs/benchmarks.md): more than a CI run may take. In auto mode the check then
-# says so and is left out; `sudo tests/pi/matrix.sh --build-only` (or PI_INSPECT_PI=run)
-# builds them once, and every later run checks. A dependency change rebuilds only the
-# installed layers (about an hour), which auto mode also leaves to a run that asks for it.
-if [ -z "$PI_SKIPPED" ] && [ "$PI_CHECK" = auto ] && [ -z "${PI_INSPECT_PI_MATRIX:-}" ] \
-    && ! (source tests/pi/roots.sh && pi_roots_cached "$PWD" bookworm trixie); then
-    PI_SKIPPED="the arm64 roots for this dependency set are not cached (building them takes over an hour; run sudo tests/pi/matrix.sh --build-only once, or PI_INSPECT_PI=run)"
 fi
 if [ -n "$PI_SKIPPED" ]; then
     pi_skipped_line

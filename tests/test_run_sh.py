@@ -34,7 +34,8 @@ def test_run_sh_names_every_system_package_and_why_then_skips_without_apt(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "== system-wide (apt): mosquitto mosquitto-clients systemd chromium"
+    assert lines[0].startswith("== Pi check SKIPPED: PI_INSPECT_PI=skip")  # said first
+    assert lines[1] == "== system-wide (apt): mosquitto mosquitto-clients systemd chromium"
     for pkg, why in (("mosquitto", "MQTT"), ("systemd", "unit"), ("chromium", "browser")):
         row = next(line for line in lines if line.split()[0] == pkg)
         assert "missing" in row and why in row, row
@@ -64,21 +65,44 @@ def test_run_sh_reports_installed_packages_without_installing_them_again():
         assert "apt-get install" not in proc.stdout
 
 
-def test_run_sh_as_root_plans_the_pi_check_by_default_and_names_its_packages(tmp_path):
+def test_run_sh_as_root_plans_the_pi_check_when_asked_and_names_its_packages(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("the default runs the Pi check only as root")
+        pytest.skip("the Pi check runs only as root")
     folder = _bin_without_apt(tmp_path)
     proc = subprocess.run(
         [str(folder / "bash"), str(RUN_SH)],
-        env={"PATH": str(folder), "RUN_SH_ONLY": "system", "HOME": str(tmp_path)},
+        env={"PATH": str(folder), "RUN_SH_ONLY": "system", "HOME": str(tmp_path),
+             "PI_INSPECT_PI": "run"},
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].endswith("chromium mmdebstrap qemu-user-static binfmt-support")
     assert lines[-1] == (
-        "== Pi check (arm64 Raspberry Pi OS under qemu) runs after pytest: PI_INSPECT_PI=auto"
+        "== Pi check (arm64 Raspberry Pi OS under qemu) runs after pytest: PI_INSPECT_PI=run"
     )
+
+
+def test_run_sh_without_cached_roots_says_so_first_and_installs_nothing_for_the_check(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the default runs the Pi check only as root")
+    folder = _bin_without_apt(tmp_path)
+    for tool in ("python3", "sha256sum", "cut", "cat", "grep", "printf"):
+        if shutil.which(tool) and not (folder / tool).exists():
+            os.symlink(shutil.which(tool), folder / tool)
+    empty = tmp_path / "no-roots"
+    empty.mkdir()
+    proc = subprocess.run(
+        [str(folder / "bash"), str(RUN_SH)],
+        env={"PATH": str(folder), "RUN_SH_ONLY": "system", "HOME": str(tmp_path),
+             "PI_INSPECT_PI_CACHE": str(empty)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("== Pi check SKIPPED: the arm64 roots for this dependency set")
+    assert lines[1] == "== system-wide (apt): mosquitto mosquitto-clients systemd chromium"
+    assert not any(tool in proc.stdout for tool in ("mmdebstrap", "qemu-user-static", "binfmt"))
 
 
 def test_run_sh_without_root_skips_the_pi_check_in_one_loud_line(tmp_path):
@@ -94,7 +118,8 @@ def test_run_sh_without_root_skips_the_pi_check_in_one_loud_line(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert "mmdebstrap" not in lines[0]
+    assert lines[0].startswith("== Pi check SKIPPED: not root")  # said first
+    assert "mmdebstrap" not in lines[1]
     assert lines[-1] == (
         "== Pi check SKIPPED: not root (mmdebstrap, chroot and mounts need root): "
         "the Raspberry Pi's software stack is NOT tested by this run"
