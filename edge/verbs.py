@@ -36,7 +36,7 @@ class Station(Protocol):
 
     def request_snapshot(self) -> str | None: ...
 
-    def trigger(self) -> None: ...
+    def trigger(self) -> bool: ...
 
     def reload(self) -> bool: ...
 
@@ -74,7 +74,11 @@ def label_thresholds(value: Any, labels: tuple[str, ...]) -> dict[str, float]:
 
 
 def _trigger(station: Station, _args: dict[str, Any]) -> Mapping[str, Any]:
-    station.trigger()
+    if not station.trigger():
+        raise ValueError(
+            'trigger.mode is "continuous": every frame is inspected already; a trigger applies '
+            'with mode "gpio" or "demand"'
+        )
     return {}
 
 

@@ -56,3 +56,16 @@ def test_a_model_output_that_is_not_a_score_is_an_amber_fault_and_never_publishe
     results = [line for line in lines if line["type"] == "result"]
     assert len(results) == 5  # the ordinary frames only
     assert all(0.0 <= s <= 1.0 for r in results for s in r["scores"].values())
+
+
+def test_trigger_in_continuous_mode_says_it_does_nothing_and_in_demand_mode_runs(
+    tmp_path, make_daemon
+):
+    from pi_inspect.edge.outputs import Command
+
+    for mode, ok in (("continuous", False), ("demand", True)):
+        config = parse_config({"state_dir": str(tmp_path), "trigger": {"mode": mode}})
+        reply = make_daemon(config).receive(Command("trigger"))
+        assert reply.ok is ok
+        if not ok:
+            assert "continuous" in reply.error and "demand" in reply.error

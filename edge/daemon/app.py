@@ -118,9 +118,10 @@ class Daemon:
     def labels(self) -> tuple[str, ...]:
         return self._slot.labels
 
-    def trigger(self) -> None:
-        """Inspect the next ``trigger.frames`` frames captured from now on."""
-        self._inspector.trigger()
+    def trigger(self) -> bool:
+        """Inspect the next ``trigger.frames`` frames captured from now on (False, and nothing
+        to do, in continuous mode)."""
+        return self._inspector.trigger()
 
     def request_snapshot(self) -> str | None:
         """Save the latest inspected frame (with the heat map of its top alarm label)."""

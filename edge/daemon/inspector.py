@@ -79,11 +79,15 @@ class Inspector:
         with self._gate:
             self._trigger = trigger
 
-    def trigger(self) -> None:
-        """Inspect the next ``trigger.frames`` frames captured from now on."""
+    def trigger(self) -> bool:
+        """Inspect the next ``trigger.frames`` frames captured from now on; False in continuous
+        mode, where every frame is inspected and a trigger means nothing."""
         with self._gate:
+            if self._trigger.mode == "continuous":
+                return False
             self._pending = self._trigger.frames
             self._after = self._wall()
+            return True
 
     def _admit(self, frame: Frame) -> bool:
         with self._gate:
