@@ -123,6 +123,9 @@ def quiet() -> None:
     and converter logs (CUDA probing, oneDNN notices, absl, ``fully_quantize: 0 ...``), absl's
     Python warnings, and gpiozero's pin-factory fallback warnings on a machine without GPIO."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # OpenCV's own "[ WARN ] can't open camera by index" lines, several per reconnect attempt:
+    # the capture thread says once when the camera goes and once when it is back.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     os.environ.setdefault("GLOG_minloglevel", "3")
     warnings.filterwarnings("ignore", message=r"Falling back from ", module=r"gpiozero\.")
