@@ -2,12 +2,17 @@
 
 One snapshot is three files sharing a stem: ``<stem>.jpg`` (the frame), ``<stem>.heat.jpg``
 (the Grad-CAM heat map coloured and blended over the frame) and ``<stem>.json`` (event, scores,
-model hash). Files are written to a temporary name and renamed, so a crash never leaves a
-half-written JPEG (a write that fails removes its temporary file), and before every save the oldest
-snapshots are deleted until the count, bytes and age limits hold and ``min_free_bytes`` stay free
-on the disk: the folder cannot fill the disk however long the line runs. When there is no room
-(or the disk refuses writes) snapshots stop cleanly: nothing half-written is left behind, the
-caller gets None, and ``health()`` says why until they work again.
+model hash); the stem is ``<yyyymmdd>-<hhmmss>-<nnnnn>-<tag>`` (``STEM``). Files are written to
+a temporary name and renamed, so a crash never leaves a half-written JPEG (a write that fails
+removes its temporary file), and before every save the oldest snapshots are deleted until the
+count, bytes and age limits hold and ``min_free_bytes`` stay free on the disk: the folder cannot
+fill the disk however long the line runs. When there is no room (or the disk refuses writes)
+snapshots stop cleanly: nothing half-written is left behind, the caller gets None, and
+``health()`` says why until they work again.
+
+The folder may hold other files (``snapshots.dir`` may name a folder shared with other things):
+retention counts and deletes only regular files whose whole name is a ``STEM`` and one of the
+three suffixes, and temporary files of such names, so it never touches a file it did not write.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +36,9 @@ from pi_inspect.edge.health import Health
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jpg", ".heat.jpg", ".json")
+STEM = re.compile(r"\d{8}-\d{6}-\d{5}-[A-Za-z0-9_-]{1,40}")  # the one stem ``save`` writes
+_NAME = re.compile(rf"({STEM.pattern})(\.heat\.jpg|\.jpg|\.json)")
+_TEMPORARY = re.compile(rf"\.({_NAME.pattern})\.tmp")
 _BLOCK = 4096  # a file takes whole blocks: room to reserve per file beyond its bytes
 
 
@@ -112,7 +121,7 @@ class SnapshotStore:
                 return self._skip("snapshots not saved: the frame cannot be encoded as JPEG", 0)
             self._seq += 1
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._clock()))
-            stem = f"{stamp}-{self._seq:05d}-{_safe(tag)}"
+            stem = f"{stamp}-{self._seq % 100_000:05d}-{_safe(tag)}"
             sidecar = dict(
                 meta, frame=f"{stem}.jpg", overlay=f"{stem}.heat.jpg" if heat is not None else None
             )
@@ -170,22 +179,27 @@ class SnapshotStore:
             return False
 
     def _groups(self) -> list[tuple[str, float, int, list[Path]]]:
-        """(stem, mtime, bytes, files) per snapshot, oldest first."""
-        groups: dict[str, list[Path]] = {}
-        for path in self.directory.iterdir():
-            stem = _stem_of(path.name)
-            if stem is not None:
-                groups.setdefault(stem, []).append(path)
-        out = []
-        for stem, files in groups.items():
-            stats = []
-            for f in files:
+        """(stem, mtime, bytes, files) per snapshot, oldest first: only the store's own files
+        (see ``_stem_of``), never a link or a folder."""
+        groups: dict[str, list[tuple[Path, os.stat_result]]] = {}
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                stem = _stem_of(entry.name)
+                if stem is None:
+                    continue
                 with contextlib.suppress(OSError):  # removed meanwhile
-                    stats.append(f.stat())
-            if stats:
-                out.append(
-                    (stem, max(s.st_mtime for s in stats), sum(s.st_size for s in stats), files)
-                )
+                    if entry.is_file(follow_symlinks=False):
+                        stat = entry.stat(follow_symlinks=False)
+                        groups.setdefault(stem, []).append((Path(entry.path), stat))
+        out = [
+            (
+                stem,
+                max(s.st_mtime for _, s in files),
+                sum(s.st_size for _, s in files),
+                [f for f, _ in files],
+            )
+            for stem, files in groups.items()
+        ]
         out.sort(key=lambda g: (g[1], g[0]))
         return out
 
@@ -217,7 +231,7 @@ class SnapshotStore:
                 if not self.directory.is_dir():
                     return
                 for path in self.directory.iterdir():
-                    if _is_temporary(path.name):
+                    if _is_temporary(path.name) and path.is_file() and not path.is_symlink():
                         path.unlink(missing_ok=True)
                 self._prune()
             except OSError as exc:
@@ -225,20 +239,19 @@ class SnapshotStore:
 
 
 def _stem_of(name: str) -> str | None:
-    if name.startswith("."):
-        return None  # temporary files
-    for suffix in SUFFIXES[::-1]:  # longest first: ".heat.jpg" before ".jpg"
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
+    """The stem of a file name ``save`` writes, else None (any other name is not ours)."""
+    match = _NAME.fullmatch(name)
+    return match.group(1) if match else None
 
 
 def _safe(tag: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in tag)[:40]
+    """The tag as ``STEM`` spells it: ASCII letters, digits, ``-`` and ``_``, 1 to 40 of them."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in tag)
+    return safe[:40] or "_"
 
 
 def _is_temporary(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp") and _stem_of(name[1:-4]) is not None
+    return _TEMPORARY.fullmatch(name) is not None
 
 
 def _free_bytes(directory: Path) -> int:

@@ -3,12 +3,15 @@ temporary or half-written snapshot, keeps ``min_free_bytes`` free and says why i
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pi_inspect.edge.snapshots import SUFFIXES, SnapshotStore
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon.app import open_snapshots
+from pi_inspect.edge.snapshots import STEM, SUFFIXES, SnapshotStore
 
 
 def noise(seed: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:
@@ -141,3 +144,93 @@ def test_count_and_age_limits_remove_the_oldest_snapshots(tmp_path: Path):
 
 def frames(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("*.jpg") if not p.name.endswith(".heat.jpg"))
+
+
+# A folder shared with other things: every name here is one the store never writes.
+FOREIGN = (
+    "app.json",
+    "policy.json",
+    "logo.jpg",
+    "manifest.json",
+    "20260101-000000-1-error.jpg",  # a snapshot's name, but not the store's exact pattern
+    "20260101-000000-00001-error.png",
+    "20260101-000000-00001-error.jpg.bak",
+    "x20260101-000000-00001-error.json",
+    ".app.json.tmp",
+)
+
+
+def put_foreign(directory: Path, age_s: float = 0.0) -> dict[str, bytes]:
+    """Write the foreign files (``age_s`` old) and one foreign folder named like a snapshot."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i, name in enumerate(FOREIGN):
+        data = f"{name} {i}".encode() * 2000
+        (directory / name).write_bytes(data)
+        written[name] = data
+        then = time.time() - age_s
+        os.utime(directory / name, (then, then))
+    (directory / "20260101-000000-00002-error.jpg").mkdir()  # a folder, not a snapshot file
+    return written
+
+
+def assert_foreign_intact(directory: Path, written: dict[str, bytes]) -> None:
+    for name, data in written.items():
+        assert (directory / name).read_bytes() == data, name
+    assert (directory / "20260101-000000-00002-error.jpg").is_dir()
+
+
+def test_start_up_pruning_deletes_only_snapshots_and_leaves_other_files_in_snapshots_dir(
+    tmp_path: Path,
+):
+    directory = tmp_path / "shared"
+    written = put_foreign(directory, age_s=10 * 86400.0)  # older than max_age_s, many bytes
+    old = SnapshotStore(directory, min_free_bytes=0)
+    names = [save(old, i).name for i in range(3)]
+    for p in directory.iterdir():  # the snapshots are as old as the foreign files
+        if any(p.name.startswith(n[: -len(".jpg")]) for n in names):
+            then = time.time() - 10 * 86400.0
+            os.utime(p, (then, then))
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "snapshots": {
+                "dir": str(directory),
+                "max_count": 1,
+                "max_bytes": 10_000,
+                "max_age_s": 3600.0,
+                "min_free_bytes": 10**15,
+            },
+        }
+    )
+    open_snapshots(config)  # the daemon's start: construct, then prune
+    assert own_frames(directory) == []  # every snapshot was over the limits
+    assert_foreign_intact(directory, written)
+
+
+def test_retention_while_running_neither_counts_nor_deletes_files_it_did_not_write(
+    tmp_path: Path,
+):
+    directory = tmp_path / "bundle"  # e.g. pointed at a model bundle folder
+    written = put_foreign(directory, age_s=10 * 86400.0)
+    (directory / "big.jpg").write_bytes(b"\0" * 2_000_000)  # far over max_bytes on its own
+    written["big.jpg"] = (directory / "big.jpg").read_bytes()
+    one = len(save(SnapshotStore(tmp_path / "probe", min_free_bytes=0), 0).jpeg) * 3
+    store = SnapshotStore(directory, max_count=3, max_bytes=one * 5, min_free_bytes=0)
+    for i in range(8):
+        assert save(store, i) is not None
+        assert len(own_frames(directory)) == min(i + 1, 3)  # foreign files and bytes count 0
+    assert_foreign_intact(directory, written)
+    huge = SnapshotStore(directory, min_free_bytes=10**15)  # deletes all it may, then pauses
+    assert save(huge, 9) is None and fault(huge).startswith("snapshots paused:")
+    assert own_frames(directory) == []
+    assert_foreign_intact(directory, written)
+
+
+def own_frames(directory: Path) -> list[str]:
+    """The store's frame JPEGs (a name of its exact pattern), not the foreign files beside them."""
+    return [
+        name
+        for name in frames(directory)
+        if STEM.fullmatch(name[: -len(".jpg")]) and (directory / name).is_file()
+    ]
