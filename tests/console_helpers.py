@@ -52,10 +52,13 @@ def console_config(state_dir: Path, host: str = "127.0.0.1", **console: Any):
 
 
 @contextmanager
-def running_console(state_dir: Path, recording: Any = None, host: str = "127.0.0.1", **console):
-    """A started console whose commands go to ``recording`` (a recording receiver)."""
+def running_console(
+    state_dir: Path, recording: Any = None, host: str = "127.0.0.1", clock=None, **console
+):
+    """A started console whose commands go to ``recording`` (a recording receiver); ``clock``
+    drives its sessions and wrong-token throttle."""
     config = console_config(state_dir, host, **console)
-    output, server = build_console(config.console, output_context(config))
+    output, server = build_console(config.console, output_context(config), clock=clock)
     output.subscribe(recording if recording is not None else receiver())
     output.publish_state(model_state())
     server.start()

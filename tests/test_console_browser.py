@@ -221,3 +221,32 @@ def test_off_loopback_the_page_asks_for_the_token_and_refuses_actions_without_it
             "() => document.querySelector('#msg').textContent === 'acknowledged'"
         )
         context.close()
+
+
+def test_changing_one_threshold_sends_only_that_one_and_leaves_the_others_exactly_as_they_were(
+    browser, tmp_path
+):
+    from console_helpers import model_state, receiver
+
+    thresholds = {"error": 0.5, "break": 0.4512, "length": 0.3204}
+    daemon = receiver()
+    daemon.thresholds = dict(thresholds)
+    with running_console(tmp_path, daemon) as (console, server):
+        console.publish_state(
+            model_state(thresholds=thresholds, alarms={"length": "below"})
+        )
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(server.url)
+        page.wait_for_selector("#threshold-inputs input[name=length]:not([disabled])")
+        assert page.input_value("#threshold-inputs input[name=length]") == "0.3204"
+        page.fill("#threshold-inputs input[name=error]", "0.6")
+        page.click("#thresholds-form button")
+        page.wait_for_function(
+            "() => document.querySelector('#msg').textContent.startsWith('thresholds now')"
+        )
+        context.close()
+    assert daemon.calls == [("thresholds", {"error": 0.6})]
+    assert daemon.thresholds == {"error": 0.6, "break": 0.4512, "length": 0.3204}

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pi_inspect.edge.console.config import ConsoleConfig
     from pi_inspect.edge.console.output import ConsoleOutput
     from pi_inspect.edge.outputs import OutputContext
@@ -24,9 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def build_console(
-    c: ConsoleConfig, context: OutputContext, *, port: int | None = None
+    c: ConsoleConfig,
+    context: OutputContext,
+    *,
+    port: int | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> tuple[ConsoleOutput, Any]:
-    """The console's output and its (not yet started) server, wired from its section."""
+    """The console's output and its (not yet started) server, wired from its section;
+    ``clock`` drives the login sessions and the wrong-token throttle (a test passes its own)."""
     from pi_inspect.edge.console.actions import Actions
     from pi_inspect.edge.console.config import is_loopback
     from pi_inspect.edge.console.live import LiveView
@@ -39,15 +46,21 @@ def build_console(
     loopback = is_loopback(c.host)
     guard = Guard(
         loopback=loopback,
-        host=c.host,
-        port=c.port if port is None else port,
         token=token if not loopback else None,
         allow_readonly_view=c.allow_readonly_view,
+        **({"clock": clock} if clock is not None else {}),
     )
     review_dir = Path(c.review_dir).expanduser()
     if not review_dir.is_absolute():
         review_dir = context.state_dir / review_dir
-    review = ReviewStore(review_dir, max_count=c.review_max_count)
+    review = ReviewStore(
+        review_dir,
+        max_count=c.review_max_count,
+        max_bytes=c.review_max_bytes,
+        min_free_bytes=c.review_min_free_bytes,
+        max_per_minute=c.review_max_per_minute,
+    )
+    review.prune()  # bounds lowered since the last run, and a crash's temporary folders
     snapshot_dir = context.snapshot_dir
     console = ConsoleOutput(LiveView(c.fps), events_kept=c.events_kept)
     actions = Actions(console, review, snapshot_dir)
@@ -60,7 +73,6 @@ def build_console(
         fps=c.fps,
     )
     server = ConsoleServer(app, c.host, c.port if port is None else port)
-    guard.set_port(server.port)
     console.on_close(server.close)
     return console, server
 

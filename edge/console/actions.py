@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pi_inspect.edge.console.output import ConsoleOutput
-from pi_inspect.edge.console.review import ReviewStore
+from pi_inspect.edge.console.review import ReviewRefused, ReviewStore
 from pi_inspect.edge.outputs import Reply
 from pi_inspect.edge.verbs import OPERATOR_VERBS, answer
 
@@ -62,7 +62,7 @@ class Actions:
         ``note`` (what the verdict should have been) goes with it."""
         try:
             request = json.loads(body.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deeply
             return {"ok": False, "error": "body is not JSON"}
         if not isinstance(request, dict) or set(request) - {"event_id", "note"}:
             return {"ok": False, "error": 'expected {"event_id"?: str, "note"?: str}'}
@@ -77,7 +77,8 @@ class Actions:
                 item = self._keep_event(event_id, note)
             else:
                 return {"ok": False, "error": "event_id must be text"}
-        except NotKept as exc:
+        except (NotKept, ReviewRefused) as exc:
+            log.debug("review item not kept: %s", exc)
             return {"ok": False, "error": str(exc)}
         except OSError as exc:
             log.warning("review item not kept: %s", exc)

@@ -39,6 +39,9 @@ class ConsoleConfig(Section):
     fps: Annotated[float, Field(gt=0, le=15)] = 5.0  # live view frame rate while someone watches
     review_dir: str = "review"  # "this verdict is wrong" items, relative to state_dir
     review_max_count: Annotated[int, Field(ge=1, le=100_000)] = 500
+    review_max_bytes: Annotated[int, Field(ge=1_000_000)] = 100_000_000  # oldest items go beyond
+    review_min_free_bytes: Annotated[int, Field(ge=0)] = 100_000_000  # kept free: items refused
+    review_max_per_minute: Annotated[int, Field(ge=1, le=600)] = 30  # items a minute; more refused
     events_kept: Annotated[int, Field(ge=10, le=10_000)] = 500  # recent events held in memory
 
     @field_validator("credentials")

@@ -1,11 +1,13 @@
 """Who may view and act: loopback is trusted, any other address needs the token.
 
-- On 127.0.0.1 / ::1 the machine's own users are trusted; the ``Host`` header must name the
-  console itself, so a web page that rebinds its DNS name to 127.0.0.1 gets nothing.
+- On 127.0.0.1 / ::1 the machine's own users are trusted; the ``Host`` header must name this
+  machine's loopback (``localhost``, 127.x.x.x or [::1], on any port: an SSH tunnel may use any
+  local port), so a web page that rebinds its DNS name to 127.0.0.1 gets nothing.
 - On any other address, actions (and viewing, unless ``allow_readonly_view``) need the token
   from the credentials file: as ``Authorization: Bearer <token>`` (scripts, Prometheus) or a
   session cookie the page gets by posting the token to ``/api/login`` (HttpOnly, SameSite=Strict).
-  Five wrong tokens in a minute lock the login for a minute.
+  Wrong tokens on either path slow down the client address that sent them, and no other
+  (``pi_inspect.edge.console.throttle``).
 - Every action (a POST) must carry the header ``X-Pi-Inspect: 1``, which a cross-site form or
   image cannot send and a cross-site script may only send after a CORS preflight this server
   never answers; an ``Origin`` header, when present, must be the console's own.
@@ -14,13 +16,14 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from pi_inspect.edge.console.throttle import Throttle
 from pi_inspect.edge.errors import PiInspectError
 
 ACTION_HEADER = "X-Pi-Inspect"
@@ -59,8 +62,6 @@ class Guard:
         self,
         *,
         loopback: bool,
-        port: int,
-        host: str,
         token: str | None,
         allow_readonly_view: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -69,39 +70,50 @@ class Guard:
             raise PiInspectError("console.credentials: a token is required off loopback")
         self.loopback = loopback
         self.allow_readonly_view = allow_readonly_view
-        self._token = token
+        self._token = token.encode("utf-8") if token is not None else None
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: dict[str, float] = {}
-        self._failures: deque[float] = deque(maxlen=5)
-        self._host = host
-        self._hosts: set[str] = set()
-        self.set_port(port)
-
-    def set_port(self, port: int) -> None:
-        """The port actually bound (a test binds port 0); the Host header must name it."""
-        if not self.loopback:
-            return
-        names = {self._host, "localhost", "127.0.0.1", "[::1]"}
-        if ":" in self._host:
-            names.add(f"[{self._host}]")
-        self._hosts = {f"{name}:{port}" for name in names}
+        self.throttle = Throttle(clock)
 
     # -- checks --------------------------------------------------------------------------------
     def host_ok(self, host_header: str | None) -> bool:
-        """Loopback: the Host header must be the console's own (DNS rebinding)."""
-        return not self.loopback or (host_header or "") in self._hosts
+        """Off loopback: any (the token guards). On loopback: the Host header must name this
+        machine's loopback, ``localhost``, a 127.x.x.x address or ``[::1]``, with any port or
+        none.
+
+        DNS rebinding makes a name of the attacker's resolve to 127.0.0.1, but the browser then
+        sends that name, never one of these, so the name alone is the defence. The port is not:
+        a page on another local port is another origin, held off by the action header and the
+        Origin check, and an SSH tunnel may listen on any local port (two stations tunnelled
+        to one laptop cannot both use the console's own)."""
+        if not self.loopback:
+            return True
+        name, port = _split_host(host_header or "")
+        if port is not None and not (port.isascii() and port.isdigit() and len(port) <= 5):
+            return False
+        if port is not None and not 1 <= int(port) <= 65535:
+            return False
+        name = name.lower()
+        if name == "localhost" or name == "[::1]":
+            return True
+        try:
+            return ipaddress.IPv4Address(name).is_loopback
+        except ValueError:
+            return False
 
     def origin_ok(self, origin: str | None, host_header: str | None) -> bool:
         if origin is None:
             return True
         return origin in (f"http://{host_header}", f"https://{host_header}")
 
-    def authenticated(self, authorization: str | None, cookie: str | None) -> bool:
+    def authenticated(self, client: str, authorization: str | None, cookie: str | None) -> bool:
+        """A right bearer token (throttled per client, see ``login``) or a live session."""
         if self._token is None:
             return True
         if authorization and authorization.startswith("Bearer "):
-            return hmac.compare_digest(authorization[7:].encode(), self._token.encode())
+            right = hmac.compare_digest(_raw(authorization[7:]), self._token)
+            return self.throttle.attempt(client, right)
         if cookie:
             with self._lock:
                 expires = self._sessions.get(cookie)
@@ -114,17 +126,16 @@ class Guard:
         return self._token is not None and not self.allow_readonly_view
 
     # -- login ---------------------------------------------------------------------------------
-    def login(self, token: str) -> str | None:
-        """A new session id for the right token; None for a wrong one (or while locked)."""
+    def login(self, client: str, token: str) -> str | None:
+        """A new session id for the right token; None for a wrong one. Raises ``Throttled``,
+        right token or wrong, while ``client`` has to wait for its earlier wrong ones."""
         if self._token is None:
+            return None
+        right = hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self._token)
+        if not self.throttle.attempt(client, right):
             return None
         now = self._clock()
         with self._lock:
-            if len(self._failures) == self._failures.maxlen and now - self._failures[0] < 60.0:
-                return None
-            if not hmac.compare_digest(token.encode(), self._token.encode()):
-                self._failures.append(now)
-                return None
             for sid in [s for s, exp in self._sessions.items() if exp <= now]:
                 del self._sessions[sid]
             while len(self._sessions) >= MAX_SESSIONS:
@@ -136,3 +147,22 @@ class Guard:
     def logout(self, cookie: str | None) -> None:
         with self._lock:
             self._sessions.pop(cookie or "", None)
+
+
+def _split_host(host: str) -> tuple[str, str | None]:
+    """A Host header's name and port (None without one); ``[::1]:9000`` keeps its brackets."""
+    if host.startswith("["):
+        name, bracket, rest = host.partition("]")
+        if not bracket:
+            return host, None
+        return name + "]", rest[1:] if rest.startswith(":") else (rest or None)
+    name, colon, port = host.rpartition(":")
+    return (name, port) if colon else (host, None)
+
+
+def _raw(header: str) -> bytes:
+    """A header's value as the bytes the client sent (WSGI hands them over as Latin-1)."""
+    try:
+        return header.encode("latin-1")
+    except UnicodeEncodeError:
+        return header.encode("utf-8", "surrogatepass")

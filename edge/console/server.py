@@ -7,6 +7,7 @@ from disk, each through one check. Actions are POSTs guarded by ``pi_inspect.edg
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from pi_inspect.edge.console.actions import Actions
 from pi_inspect.edge.console.output import ConsoleOutput
@@ -26,11 +28,15 @@ from pi_inspect.edge.console.security import (
     SESSION_TTL_S,
     Guard,
 )
+from pi_inspect.edge.console.throttle import Throttled, client_key
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_NAME = re.compile(r"\d{8}-\d{6}-\d{5}-[A-Za-z0-9_-]{1,40}(\.heat)?\.jpg")
+SNAPSHOT_NAME = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{5}-[A-Za-z0-9_-]{1,40}(\.heat)?\.jpg")
 MAX_BODY = 4096
+MAX_TOKEN = 1024  # characters: longer is no token, and is refused before any comparison
+MAX_PAGE = 100_000  # events are kept by the thousand: a larger page is a malformed one
+MAX_SEQ = 10**18  # frame sequence numbers (the live view's ``after``)
 _OPEN = {"index", "asset", "session", "login"}  # reachable before login (no station data)
 _ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
@@ -78,7 +84,8 @@ def create_app(
 
     def _authed() -> bool:
         cookie = request.cookies.get(SESSION_COOKIE)
-        return guard.authenticated(request.headers.get("Authorization"), cookie)
+        authorization = request.headers.get("Authorization")
+        return guard.authenticated(client_key(request.remote_addr), authorization, cookie)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -86,15 +93,13 @@ def create_app(
             response.headers.setdefault(name, value)
         return response
 
-    @app.errorhandler(400)
-    @app.errorhandler(401)
-    @app.errorhandler(403)
-    @app.errorhandler(404)
-    @app.errorhandler(405)
-    @app.errorhandler(409)
-    @app.errorhandler(413)
-    def _error(exc: Any) -> tuple[Response, int]:
-        return jsonify(ok=False, error=exc.description), exc.code
+    @app.errorhandler(HTTPException)
+    def _error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify(ok=False, error=exc.description), exc.code or 500
+
+    @app.errorhandler(Throttled)
+    def _throttled(exc: Throttled) -> tuple[Response, int, dict[str, str]]:
+        return jsonify(ok=False, error=str(exc)), 429, {"Retry-After": str(exc.retry_after)}
 
     @app.get("/", endpoint="index")
     def index() -> str:
@@ -117,9 +122,7 @@ def create_app(
 
     @app.post("/api/login", endpoint="login")
     def login() -> Response:
-        body = request.get_json(silent=True)
-        token = body.get("token") if isinstance(body, dict) else None
-        sid = guard.login(token) if isinstance(token, str) else None
+        sid = guard.login(client_key(request.remote_addr), _login_token())
         if sid is None:
             abort(401, "wrong token")
         response = jsonify(ok=True)
@@ -141,19 +144,14 @@ def create_app(
 
     @app.get("/api/events")
     def events() -> Response:
-        page = request.args.get("page", "0")
-        size = request.args.get("size", "10")
-        if not (page.isdigit() and size.isdigit() and 1 <= int(size) <= 50):
-            abort(400, "page and size (1-50) must be numbers")
-        return jsonify(console.events(int(page), int(size)))
+        page = _number("page", 0, 0, MAX_PAGE)
+        return jsonify(console.events(page, _number("size", 10, 1, 50)))
 
     @app.get("/api/live.jpg")
     def live_jpeg() -> Response:
-        after = request.args.get("after", "0")
+        after = _number("after", 0, 0, MAX_SEQ)
         viewer = request.args.get("viewer", "") or request.remote_addr or "?"
-        got = live.request(
-            viewer, heat=request.args.get("heat") == "1", after=int(after) if after.isdigit() else 0
-        )
+        got = live.request(viewer, heat=request.args.get("heat") == "1", after=after)
         if got is None:
             return Response(status=204)
         seq, encoded = got
@@ -199,6 +197,36 @@ def create_app(
     return app
 
 
+def _number(name: str, default: int, low: int, high: int) -> int:
+    """Query parameter ``name``: a plain decimal number in [low, high] (ASCII digits only, so
+    no ``²`` and no 5,000-digit number reaches ``int``); anything else is a 400."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)):
+        value = int(raw)
+        if low <= value <= high:
+            return value
+    abort(400, f"{name} must be a whole number from {low} to {high}")
+
+
+def _login_token() -> str:
+    """The token of a login body ``{"token": "<text>"}``; anything else is a 400 (and is no
+    wrong token: a malformed body can never be the right one)."""
+    try:
+        body = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, RecursionError):
+        body = None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
+        abort(400, 'expected {"token": "<the token>"}')
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        abort(400, "the token must be text (UTF-8)")
+    return token
+
+
 def _file(path: Path) -> Response:
     try:
         data = path.read_bytes()
@@ -209,23 +237,24 @@ def _file(path: Path) -> Response:
 
 
 class ConsoleServer:
-    """waitress serving ``app`` on ``host:port`` in a daemon thread; ``close()`` stops it."""
+    """waitress serving ``app`` on ``host:port`` in a daemon thread, within the connection
+    budgets of ``pi_inspect.edge.console.connections``; ``close()`` stops it."""
 
     def __init__(self, app: Flask, host: str, port: int, threads: int = 4) -> None:
-        from waitress.server import create_server
+        from pi_inspect.edge.console.connections import create
 
         self._map: dict[int, Any] = {}
-        self._server = create_server(
+        self.servers = create(
             app,
-            map=self._map,
+            self._map,
             host=host,
             port=port,
             threads=threads,
             ident="pi-inspect",
             max_request_body_size=MAX_BODY * 4,
-            channel_timeout=30,
             clear_untrusted_proxy_headers=True,
         )
+        self._server = self.servers[0]
         self.port = int(self._server.effective_port)
         self.host = host
         self._stop = threading.Event()

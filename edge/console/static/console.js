@@ -155,8 +155,10 @@ function buildThresholdInputs(state) {
     const wrap = document.createElement("label");
     wrap.textContent = label;
     const input = document.createElement("input");
-    Object.assign(input, { type: "number", min: "0", max: "1", step: "0.01", name: label });
-    input.value = state.thresholds[label].toFixed(2);
+    Object.assign(input, { type: "number", min: "0", max: "1", step: "any", name: label });
+    // the threshold exactly as in force (never rounded): an input left as shown is not sent
+    input.value = String(state.thresholds[label]);
+    input.dataset.shown = input.value;
     input.className = "act";
     input.disabled = !ui.canAct;
     wrap.append(input);
@@ -268,14 +270,19 @@ function wire() {
   $("#wrong").addEventListener("click", () => keepForReview({}));
   $("#thresholds-form").addEventListener("submit", async (e) => {
     e.preventDefault();
+    // only the thresholds the operator edited are sent: the others stay as they are
     const wanted = {};
     const changes = [];
     for (const input of document.querySelectorAll("#threshold-inputs input")) {
+      if (input.value === input.dataset.shown) continue;
       const value = Number(input.value);
+      if (input.value.trim() === "" || !Number.isFinite(value) || value < 0 || value > 1) {
+        return say(`threshold for ${input.name} must be a number from 0 to 1`);
+      }
       const now = ui.state.thresholds[input.name];
-      if (Math.abs(value - now) > 1e-9) {
+      if (value !== now) {
         wanted[input.name] = value;
-        changes.push(`${input.name}: ${now.toFixed(2)} → ${value.toFixed(2)}`);
+        changes.push(`${input.name}: ${now} → ${value}`);
       }
     }
     if (!changes.length) return say("no threshold changed");
