@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 class ModelConfig(Section):
     """Which bundle to run and how; thresholds here override the bundle's."""
 
-    bundle: PathText | None = None  # None: the built-in demo bundle
+    bundle: PathText | None = None  # unset: the built-in demo bundle
     backend: Literal["auto", "litert", "tflite_runtime"] = "auto"
     num_threads: Annotated[int, Field(ge=1, le=16)] | None = None
     thresholds: dict[str, Score] = Field(default_factory=dict)
@@ -150,7 +150,7 @@ class PipelineConfig(Section):
 class CoreConfig(Section):
     """The daemon's own sections; ``Config`` adds one section per output plugin."""
 
-    state_dir: PathText | None = None  # None: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
+    state_dir: PathText | None = None  # unset: $STATE_DIRECTORY (systemd) or ~/.local/state/pi-inspect
     device: DeviceConfig = Field(default_factory=DeviceConfig)
     source: SourceConfig = SourceConfig()
     model: ModelConfig = ModelConfig()

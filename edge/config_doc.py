@@ -245,7 +245,7 @@ def example_toml() -> str:
         if name:
             lines.append(f"[{name}]")
         for key in own:
-            note = "; ".join(x for x in (key.meaning, key.type, key.bounds) if x)
+            note = "; ".join(x for x in (key.meaning.rstrip("."), key.type, key.bounds) if x)
             lines.append(f"# {note}")
             value = _toml(key.default)
             short = key.path.rsplit(".", 1)[-1]

@@ -70,6 +70,7 @@ def test_demo_finds_the_rendered_defects_with_recall_and_precision_of_95_percent
     proc, recall, precision = run_demo(tmp_path, python_flags=("-X", "importtime"))
     out = proc.stdout
     assert recall >= 0.95 and precision >= 0.95, out
+    assert "ALARM   length absent  (stitch pitch is 2 mm" in out  # the bundle's declared meaning
     assert list((tmp_path / "snapshots").glob("*.heat.jpg"))
     assert "[G]" in out and "[R]" in out  # LED states were shown
     imported = {

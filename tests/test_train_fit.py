@@ -138,7 +138,8 @@ def test_embed_and_similar_return_the_query_itself_first(multilabel_run, tmp_pat
     query = data / "images" / "005.png"
     assert main(["similar", str(run), str(query), "--index", str(index), "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].endswith(str(query))
+    assert lines[0].split("\t") == ["rank", "cosine", "image"]
+    assert len(lines) == 4 and lines[1].endswith(str(query))
 
 
 def test_class_folders_train_a_softmax_model_for_one_epoch(tmp_path):

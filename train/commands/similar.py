@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.index}: {vectors.shape[1]}-d embeddings, this run makes {query.shape[1]}-d"
         )
     order, sims = nearest(vectors, query, args.k)
+    print("rank\tcosine\timage")
     for rank, (i, s) in enumerate(zip(order[0], sims[0], strict=True), start=1):
         print(f"{rank}\t{s:.4f}\t{paths[i]}")
     return 0
