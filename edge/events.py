@@ -104,12 +104,16 @@ class State:
     alarms: dict[str, str] = field(default_factory=dict)  # label -> "above" or "below"
     lamps: dict[str, bool] = field(default_factory=dict)  # green/red/amber/relay as shown
     conditions: tuple[str, ...] = ()  # the active labels' alarm conditions: "length absent"
+    # the conditions a latched red LED and relay still show (gpio.latch) until acknowledged,
+    # ended or not: with a latch the verdict may be "ok" while red is on
+    latched: tuple[str, ...] = ()
     device: str | None = None  # the station ([device] id), set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["active"] = list(self.active)
         d["conditions"] = list(self.conditions)
+        d["latched"] = list(self.latched)
         if d["model"] is not None:
             d["model"]["labels"] = list(self.model.labels)
             d["model"]["meanings"] = {

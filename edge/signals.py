@@ -109,6 +109,13 @@ class Signals:
     def lamps(self) -> Lamps:
         return self._lamps
 
+    @property
+    def latched(self) -> bool:
+        """A defect has latched red, relay and buzzer (``latch``) and no one acknowledged it
+        yet: they stay on after the defect ends, and the state says so."""
+        with self._lock:
+            return self._latched and not self._closed
+
     def show(self, *, fault: bool, defect: bool, new_defect: bool = False) -> None:
         """Apply the verdict: a fault shows amber, a defect red; green only when all is well."""
         with self._lock:

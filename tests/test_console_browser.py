@@ -176,13 +176,20 @@ def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
     )
     shoot(page, "console.png")
 
-    # the line runs clean: the red LED stays on (latched) until acknowledged
+    # an event names its alarm condition ("break present", "length absent"), not the label
+    condition = page.inner_text("#events li .label")  # "break present — the thread is cut"
+    assert condition.split(" — ")[0].endswith((" present", " absent")), condition
+
+    # the line runs clean: the red LED stays on (latched) until acknowledged, and the page
+    # says so instead of OK
     station["source"].freeze.set()
-    page.wait_for_selector("#verdict[data-verdict=ok]")
+    page.wait_for_selector("#verdict[data-verdict=latched]")
     page.wait_for_selector("#led-red[data-on=true]")
+    assert "press Acknowledge" in page.inner_text("#verdict")
     assert red.state == 1
     page.click("#ack")
     page.wait_for_selector("#led-red[data-on=false]")
+    page.wait_for_selector("#verdict[data-verdict=ok]")
     assert red.state == 0
     assert wait_until(lambda: page.get_attribute("#led-green", "data-on") == "true")
 
@@ -250,3 +257,108 @@ def test_changing_one_threshold_sends_only_that_one_and_leaves_the_others_exactl
         context.close()
     assert daemon.calls == [("thresholds", {"error": 0.6})]
     assert daemon.thresholds == {"error": 0.6, "break": 0.4512, "length": 0.3204}
+
+
+DECLARED = (
+    ("good", "never", "the seam is flawless"),
+    ("error", "present", "a widened or looped stitch"),
+    ("break", "present", "the thread is cut"),
+    ("length", "absent", "stitch pitch is 2 mm"),
+    ("anomaly", "present", "anything unlike the good parts it was trained on"),
+)
+THRESHOLDS = {"error": 0.5, "break": 0.5, "length": 0.3204, "anomaly": 0.81}
+ALARMS = {"error": "above", "break": "above", "length": "below", "anomaly": "above"}
+
+
+def declared_state(verdict: str, active: tuple[str, ...], lamps: dict[str, bool], **fields):
+    """A state of a model whose data set declared what each label means and when it alarms."""
+    from pi_inspect.edge.events import ModelInfo, State
+
+    labels = tuple(label for label, _, _ in DECLARED)
+    model = ModelInfo("seam", "3", "ab" * 32, labels, DECLARED)
+    conditions = tuple(model.condition(label) for label in active)
+    return State(
+        verdict, active, model, time.time(), thresholds=THRESHOLDS, alarms=ALARMS,
+        lamps=lamps, conditions=conditions, **fields,
+    )  # fmt: skip
+
+
+def length_absent_event(kind: str):
+    from pi_inspect.edge.events import DefectEvent
+
+    now = time.time()
+    return DefectEvent(
+        "e1", kind, "length", now - 3, now if kind == "end" else None, 0.0, 35, 100,
+        last_frame=134, model_sha256="ab" * 32, condition="length absent",
+        meaning="stitch pitch is 2 mm",
+    )  # fmt: skip
+
+
+def text(page, selector: str) -> str:
+    return page.inner_text(selector)
+
+
+def test_the_page_speaks_of_length_absent_with_its_meaning_and_shows_a_latched_alarm_as_latched(
+    browser, tmp_path
+):
+    from console_helpers import receiver
+
+    from pi_inspect.edge.events import FrameResult
+
+    daemon = receiver()
+    red = {"green": False, "red": True, "amber": False, "relay": True}
+    with running_console(tmp_path, daemon) as (console, server):
+        # length is absent on this frame; anomaly is raised but held by the debounce: this
+        # frame's 0.68 does not alarm against > 0.81
+        console.publish_state(declared_state("defect", ("length", "anomaly"), red))
+        scores = {"good": 0.2, "error": 0.1, "break": 0.05, "length": 0.0, "anomaly": 0.68}
+        console.publish_result(FrameResult(134, time.time(), scores, 4.0, ("length", "anomaly")))
+        console.publish_event(length_absent_event("start"))
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(server.url)
+        page.wait_for_selector("#verdict[data-verdict=defect]")
+        header = text(page, "#verdict")
+        assert "length absent — stitch pitch is 2 mm" in header
+        assert "anomaly present — anything unlike the good parts" in header
+
+        # the scores: the condition with its meaning, and the truth about each row
+        page.wait_for_selector("#scores tr[data-label=length][data-alarm=alarm]")
+        length = text(page, "#scores tr[data-label=length]")
+        assert "length absent" in length and "stitch pitch is 2 mm" in length
+        assert "< 0.32" in length and "ALARM" in length
+        anomaly = text(page, "#scores tr[data-label=anomaly]")
+        assert page.get_attribute("#scores tr[data-label=anomaly]", "data-alarm") == "held"
+        assert "0.68" in anomaly and "> 0.81" in anomaly and "held by debounce" in anomaly
+        assert "ALARM" not in anomaly
+        assert "anomaly present is held" in text(page, "#scores-note")
+        assert "never" in text(page, "#scores tr[data-label=good]")
+
+        # the event: the condition with its meaning, its lowest score (it alarms below)
+        page.wait_for_selector("#events li[data-kind=start]")
+        console.publish_event(length_absent_event("end"))
+        page.wait_for_selector("#events li[data-kind=end]")
+        event = text(page, "#events li")
+        assert "length absent — stitch pitch is 2 mm" in event
+        assert "lowest score 0.00, 35 frames below the threshold" in event
+        assert "peak" not in event
+
+        # the defect ended; with gpio.latch red and the relay stay on: latched, not OK
+        console.publish_state(declared_state("ok", (), red, latched=("length absent",)))
+        page.wait_for_selector("#verdict[data-verdict=latched]")
+        latched = text(page, "#verdict")
+        assert latched.upper().startswith("LATCHED")
+        assert "length absent — stitch pitch is 2 mm" in latched
+        assert "press Acknowledge" in latched
+        page.click("#ack")
+        page.wait_for_function(
+            "() => document.querySelector('#msg').textContent === 'acknowledged'"
+        )
+        assert ("acknowledge", None) in daemon.calls
+        console.publish_state(
+            declared_state("ok", (), {"green": True, "red": False, "amber": False, "relay": False})
+        )
+        page.wait_for_selector("#verdict[data-verdict=ok]")
+        assert text(page, "#verdict").upper() == "OK"
+        context.close()

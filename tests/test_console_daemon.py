@@ -89,7 +89,9 @@ def test_frames_not_inspected_still_reach_the_viewer_without_scores(tmp_path):
     assert len(tap.frames) == 4 and all(f.scores is None for f in tap.frames)
 
 
-def test_the_state_carries_thresholds_and_a_latched_red_until_acknowledged(tmp_path):
+def test_the_state_carries_thresholds_and_a_latched_red_with_its_condition_until_acknowledged(
+    tmp_path,
+):
     class AcknowledgeWhenClean(RecordingOutput):
         """Acknowledges (as the console's button does) once the defect has ended."""
 
@@ -126,6 +128,9 @@ def test_the_state_carries_thresholds_and_a_latched_red_until_acknowledged(tmp_p
     latched = shown.index(("ok", True))  # the defect ended, red stays on
     assert shown[latched + 1] == ("ok", False)  # acknowledged
     assert factory.pin(RED).state == 0
+    states = [s for s in out.states if s.verdict != "starting"]
+    assert states[latched].latched == ("error present",)  # what the latch holds, by name
+    assert states[latched + 1].latched == ()
 
 
 class _Slow(ScriptedClassifier):
@@ -136,17 +141,54 @@ class _Slow(ScriptedClassifier):
         return super().predict(rgb, with_features)
 
 
-def test_the_heat_map_shown_is_of_the_label_nearest_to_alarming():
+def loaded_slot():
     from pi_inspect.edge.config import Config
     from pi_inspect.edge.daemon.model import ModelSlot
     from pi_inspect.edge.daemon.status import Faults
 
     slot = ModelSlot(lambda _m: ScriptedClassifier(), Faults())
     assert slot.try_load(Config())
-    good = {"good": 0.9, "error": 0.1, "break": 0.2, "length": 0.95}
-    assert slot.top_alarm_label(good) == "break"  # not length: it alarms below 0.5
-    assert slot.top_alarm_label({**good, "length": 0.1}) == "length"
-    assert slot.top_alarm_label({**good, "error": 0.8}) == "error"
+    return slot
+
+
+GOOD = {"good": 0.9, "error": 0.1, "break": 0.2, "length": 0.95}
+
+
+def test_with_nothing_raised_the_heat_map_shown_is_of_the_label_nearest_to_alarming():
+    slot = loaded_slot()
+    assert slot.top_alarm_label(GOOD, ()) == "break"  # not length: it alarms below 0.5
+    assert slot.top_alarm_label({**GOOD, "length": 0.1}, ()) == "length"
+    assert slot.top_alarm_label({**GOOD, "error": 0.8}, ()) == "error"
+
+
+def test_while_a_label_is_raised_the_heat_map_shown_is_of_a_raised_label():
+    slot = loaded_slot()
+    # length is raised (absent) and held by the debounce: this frame's 0.6 does not alarm,
+    # while break (0.45) is nearer to alarming; the viewer still sees length's heat map
+    held = {**GOOD, "length": 0.6, "break": 0.45}
+    assert slot.top_alarm_label(held, ("length",)) == "length"
+    # error alarms on this frame but is not raised yet: the raised length is shown
+    assert slot.top_alarm_label({**GOOD, "length": 0.1, "error": 0.9}, ("length",)) == "length"
+    # of two raised labels, the one furthest past its threshold
+    both = {**GOOD, "length": 0.3, "error": 0.95}
+    assert slot.top_alarm_label(both, ("length", "error")) == "error"
+    assert slot.top_alarm_label({**both, "length": 0.01}, ("length", "error")) == "length"
+
+
+def test_a_raised_label_the_model_no_longer_scores_falls_back_to_the_nearest_to_alarming():
+    slot = loaded_slot()
+    assert slot.top_alarm_label(GOOD, ("scratch",)) == "break"
+
+
+def test_a_live_viewer_sees_the_heat_map_of_the_raised_label_while_it_is_raised(tmp_path):
+    heat = Tap(watching=True, heat=True)
+    # error frames raise "error present"; the debounce holds it through 4 clean frames (m = 5)
+    # on which break (0.39 against > 0.5) is nearer to alarming than error (0.0)
+    near_break = (255, 100, 0)
+    run(tmp_path, script((OK_BGR, 3), (ERROR_BGR, 6), (near_break, 8)), TapOutput(heat))
+    shown = [frame.heat_label for frame in heat.frames]
+    assert shown[5:13] == ["error"] * 8  # raised on the third error frame, held after it
+    assert shown[13:] == ["break"] * 4  # the fifth clean frame ended it
 
 
 def test_the_viewer_sees_the_whole_frame_with_the_region_outlined_or_the_region_with_its_heat_map(

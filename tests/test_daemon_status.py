@@ -71,3 +71,42 @@ def test_cpu_temperature_is_read_in_degrees_or_none(tmp_path):
     zone.write_text("not a number")
     assert read_cpu_temp_c(zone) is None
     assert read_cpu_temp_c(tmp_path / "missing") is None
+
+
+def test_the_state_names_what_a_latch_holds_after_the_defect_ended_until_acknowledged():
+    from gpiozero.pins.mock import MockFactory
+
+    from pi_inspect.edge.config import GpioConfig
+    from pi_inspect.edge.signals import Signals
+
+    model = ModelInfo(
+        "seam", "1", "a" * 64, ("good", "length"),
+        (("good", "never", "a flawless seam"), ("length", "absent", "stitch pitch is 2 mm")),
+    )  # fmt: skip
+    status = Status(wall=lambda: 1.0)
+    with Signals(GpioConfig(latch=True, red_mode="hold"), MockFactory()) as signals:
+        status.drive(signals)
+        raised = status.update(model=model, active=("length",), camera_online=True, new_defect=True)
+        assert raised.conditions == ("length absent",) and raised.latched == ("length absent",)
+        ended = status.update(model=model, active=(), camera_online=True)
+        assert ended.verdict == "ok" and ended.lamps["red"] and ended.lamps["relay"]
+        assert ended.latched == ("length absent",)
+        assert ended.to_dict()["latched"] == ["length absent"]
+        status.acknowledge()
+        released = status.update(model=model, active=(), camera_online=True)
+        assert not released.lamps["red"] and released.latched == ()
+
+
+def test_without_a_latch_the_state_never_says_latched():
+    from gpiozero.pins.mock import MockFactory
+
+    from pi_inspect.edge.config import GpioConfig
+    from pi_inspect.edge.signals import Signals
+
+    status = Status(wall=lambda: 1.0)
+    with Signals(GpioConfig(latch=False, red_mode="hold"), MockFactory()) as signals:
+        status.drive(signals)
+        raised = status.update(model=MODEL, active=("error",), camera_online=True, new_defect=True)
+        assert raised.latched == ()
+        ended = status.update(model=MODEL, active=(), camera_online=True)
+        assert not ended.lamps["red"] and ended.latched == ()

@@ -109,8 +109,16 @@ def test_any_label_declared_absent_alarms_on_a_low_score_and_events_say_so():
         assert e.to_dict()["condition"] == "pitch_ok absent"
 
 
-def test_a_bundle_without_meanings_keeps_its_alarm_directions():
-    demo = read_manifest(Path(__file__).parents[1] / "edge" / "assets" / "demo_bundle")
+def test_a_bundle_without_meanings_keeps_its_alarm_directions(tmp_path):
+    import json
+    import shutil
+
+    bundle = tmp_path / "older"  # the demo bundle as written before meanings were declared
+    shutil.copytree(Path(__file__).parents[1] / "edge" / "assets" / "demo_bundle", bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["meanings"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    demo = read_manifest(bundle)
     assert demo.alarms == {"error": "above", "break": "above", "length": "below"}
     assert demo.meanings["length"] == LabelMeaning("absent", "")
     assert demo.meanings["good"].alarm == "never"
@@ -304,3 +312,10 @@ def test_evaluate_scores_the_alarm_condition_not_the_label():
     # absent: truth rows 1, 2 (support 2); predicted absent: rows 2, 3 -> one right of each
     assert got["pitch_ok"]["support"] == 2
     assert got["pitch_ok"]["precision"] == 0.5 and got["pitch_ok"]["recall"] == 0.5
+
+
+def test_the_demo_bundle_declares_the_seams_meanings():
+    from pi_inspect.edge.synth.dataset import MEANINGS
+
+    demo = read_manifest(Path(__file__).parents[1] / "edge" / "assets" / "demo_bundle")
+    assert {k: (m.alarm, m.meaning) for k, m in demo.meanings.items()} == MEANINGS

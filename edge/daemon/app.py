@@ -126,7 +126,11 @@ class Daemon:
     def request_snapshot(self) -> str | None:
         """Save the latest inspected frame (with the heat map of its top alarm label)."""
         latest = self._inspector.latest
-        label = self._slot.top_alarm_label(latest.scores) if latest is not None else None
+        label = (
+            self._slot.top_alarm_label(latest.scores, latest.result.active)
+            if latest is not None
+            else None
+        )
         return self._dispatcher.snapshot(latest, label)
 
     def acknowledge(self) -> None:

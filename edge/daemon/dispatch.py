@@ -42,13 +42,15 @@ class Dispatcher:
         self,
         heatmap: Heatmap,
         station: Station,
-        top_label: Callable[[dict[str, float]], str | None] = lambda _scores: None,
+        top_label: Callable[[dict[str, float], tuple[str, ...]], str | None] = (
+            lambda _scores, _active: None
+        ),
         device: str | None = None,
     ) -> None:
         self._heatmap = heatmap
         self._station = station  # what the verbs of pi_inspect.edge.verbs run on
         self._device = device  # stamped on every event, state and stats line sent
-        self._top_label = top_label  # whose heat map a live viewer sees
+        self._top_label = top_label  # whose heat map a live viewer sees: (scores, raised)
         self._outputs: list[Output] = []
         self._taps: list[FrameTap] = []
         self._snapshots: SnapshotStore | None = None
@@ -153,7 +155,7 @@ class Dispatcher:
             heat, label = None, None
             if inspection is not None and tap.wants_heat():
                 i = inspection
-                label = self._top_label(i.scores)
+                label = self._top_label(i.scores, i.result.active)
                 heat = (
                     self._heatmap(i.classifier, i.prediction, i.model_input, label)
                     if label

@@ -245,10 +245,13 @@ class ModelSlot:
         with self.lock:
             return dict(self.debouncer.rules) if self.debouncer is not None else {}
 
-    def top_alarm_label(self, scores: dict[str, float]) -> str | None:
-        """The alarm label nearest to (or furthest past) its threshold, in its alarm direction:
-        the heat map a requested snapshot or a live viewer shows. (The highest score would pick
-        ``length`` on every good frame: it alarms below its threshold.)"""
+    def top_alarm_label(self, scores: dict[str, float], active: tuple[str, ...]) -> str | None:
+        """Whose heat map a requested snapshot or a live viewer shows for a frame with
+        ``scores`` and the labels raised (``active``) after it: while a label is raised, the
+        raised one furthest past (or nearest to) its threshold, even if another label's score
+        is nearer to alarming on this frame; else the label nearest to alarming, in its alarm
+        direction. (The highest score would pick ``length`` on every good frame: it alarms
+        below its threshold.)"""
         with self.lock:
             rules = dict(self.debouncer.rules) if self.debouncer is not None else {}
 
@@ -258,7 +261,8 @@ class ModelSlot:
             return gap if rule.direction == "above" else -gap
 
         known = [name for name in rules if name in scores]
-        return max(known, key=margin) if known else None
+        raised = [name for name in known if name in active]
+        return max(raised or known, key=margin) if known else None
 
     def heatmap(
         self, clf: Classifier, prediction: Prediction, rgb: np.ndarray, label: str

@@ -87,6 +87,7 @@ class Status:
         self._wall = wall
         self._signals: Signals | None = None
         self._state: State | None = None
+        self._latched: dict[str, None] = {}  # conditions raised since the latch was set, in order
 
     def drive(self, signals: Signals | None) -> None:
         """Show every later verdict on ``signals`` (None: no LEDs)."""
@@ -116,6 +117,8 @@ class Status:
         thresholds = {label: rule.threshold for label, rule in rules.items()}
         alarms = {label: rule.direction for label, rule in rules.items()}
         lamps = asdict(self._signals.lamps) if self._signals is not None else {}
+        conditions = tuple(model.condition(label) for label in active) if model else active
+        latched = self._latch(conditions)
         old = self._state
         same_verdict = old is not None and (old.verdict, old.active, old.fault, old.model) == (
             verdict,
@@ -123,14 +126,29 @@ class Status:
             fault,
             model,
         )
-        if same_verdict and (old.thresholds, old.alarms, old.lamps) == (thresholds, alarms, lamps):
+        same_rest = old is not None and (old.thresholds, old.alarms, old.lamps, old.latched) == (
+            thresholds,
+            alarms,
+            lamps,
+            latched,
+        )
+        if same_verdict and same_rest:
             return None
         since = old.since if same_verdict else self._wall()  # only what comes with it changed
-        conditions = tuple(model.condition(label) for label in active) if model else active
         self._state = State(
-            verdict, active, model, since, fault, thresholds, alarms, lamps, conditions
+            verdict, active, model, since, fault, thresholds, alarms, lamps, conditions, latched
         )
         return self._state
+
+    def _latch(self, conditions: tuple[str, ...]) -> tuple[str, ...]:
+        """The conditions a latched red LED and relay show: every one raised since the latch
+        was set, until it is acknowledged (the LEDs know whether it is; the labels are here)."""
+        if self._signals is None or not self._signals.latched:
+            self._latched.clear()
+            return ()
+        for condition in conditions:
+            self._latched.setdefault(condition)
+        return tuple(self._latched)
 
     def acknowledge(self) -> None:
         """The operator has seen it (as the acknowledge button): a latched red goes off; the

@@ -81,7 +81,7 @@ async function liveLoop() {
         img.dataset.frame = response.headers.get("X-Frame-Index") || "";
         const heat = response.headers.get("X-Heat");
         $("#live-caption").textContent =
-          `frame ${img.dataset.frame}` + (heat ? ` · heat map of ${heat}` : "");
+          `frame ${img.dataset.frame}` + (heat ? ` · heat map of ${conditionOf(heat)}` : "");
       } else if (response.status === 401) {
         showLogin(true);
         await sleep(2000);
@@ -97,12 +97,56 @@ async function liveLoop() {
   }
 }
 
+// -- what labels mean -------------------------------------------------------------------------
+// A label alarms when "present" (a score above its threshold) or "absent" (below it), as the
+// data set declared it; the page speaks of the alarm condition with its meaning, as MQTT does.
+function declared(label) {
+  const model = ui.state && ui.state.model;
+  return (model && model.meanings && model.meanings[label]) || null;
+}
+
+function conditionOf(label) {
+  const d = declared(label);
+  if (d && (d.alarm === "present" || d.alarm === "absent")) return `${label} ${d.alarm}`;
+  const direction = ui.state && ui.state.alarms ? ui.state.alarms[label] : undefined;
+  if (direction) return `${label} ${direction === "below" ? "absent" : "present"}`;
+  return label;
+}
+
+function labelOf(condition) {
+  const labels = (ui.state && ui.state.model && ui.state.model.labels) || [];
+  return labels.find((label) => conditionOf(label) === condition) || condition;
+}
+
+// "length absent — stitch pitch is 2 mm" (the condition alone where nothing is declared)
+function withMeaning(condition, meaning) {
+  return meaning ? `${condition} — ${meaning}` : condition;
+}
+
+function describeCondition(condition) {
+  const d = declared(labelOf(condition));
+  return withMeaning(condition, d && d.meaning);
+}
+
 // -- state, scores, stats -------------------------------------------------------------------
 function renderState(state) {
-  const verdict = $("#verdict");
-  verdict.dataset.verdict = state.verdict;
-  verdict.textContent = state.verdict + (state.active.length ? `: ${state.active.join(", ")}` : "");
   const lamps = state.lamps || {};
+  const conditions = state.conditions || state.active;
+  // With gpio.latch, red and the relay stay on after the defect ended until acknowledged:
+  // the verdict is "ok" again, but the station is not showing OK.
+  const held = (state.latched || []).filter((condition) => !conditions.includes(condition));
+  const latched = !!lamps.red && state.verdict !== "starting" && (!state.active.length || held.length > 0);
+  const shown = latched && state.verdict === "ok" ? "latched" : state.verdict;
+  const parts = conditions.map(describeCondition);
+  if (latched) {
+    const what = held.length ? held.map(describeCondition).join("; ") : "a defect that has ended";
+    parts.push(`${state.verdict === "ok" ? "" : "latched: "}${what} (press Acknowledge)`);
+  }
+  const verdict = $("#verdict");
+  verdict.dataset.verdict = shown;
+  $("#verdict-word").textContent = shown;
+  $("#verdict-why").textContent = parts.length ? `: ${parts.join("; ")}` : "";
+  verdict.title = latched ? "red LED and relay latched: the defect has ended, acknowledge to release them" : "";
   for (const name of ["green", "red", "amber"]) $(`#led-${name}`).dataset.on = String(!!lamps[name]);
   $("#relay").dataset.on = String(!!lamps.relay);
   const model = state.model;
@@ -117,19 +161,50 @@ function renderState(state) {
   }
 }
 
+// a score and its threshold with enough digits that they never read the same
+function digits(score, threshold) {
+  let n = 2;
+  while (threshold !== undefined && n < 4 && score.toFixed(n) === threshold.toFixed(n)) n += 1;
+  return n;
+}
+
+// What one row says, from one frame: its score against the threshold, and whether the label
+// is raised after that frame (the debounce raises after k of n alarming frames and holds a
+// defect until enough clean frames in a row), so the row and the verdict never disagree.
+function scoreStatus(alarming, raised) {
+  if (raised && alarming) return ["alarm", "ALARM"];
+  if (raised) return ["held", "held by debounce"];
+  if (alarming) return ["pending", "alarming, not raised yet"];
+  return ["false", ""];
+}
+
 function renderScores(state, result) {
   const tbody = $("#scores tbody");
   tbody.textContent = "";
   const scores = result ? result.scores : {};
+  const raised = result ? result.active || [] : [];
+  const notes = new Set();
   for (const label of Object.keys(scores)) {
     const threshold = state && state.thresholds ? state.thresholds[label] : undefined;
     const direction = state && state.alarms ? state.alarms[label] : undefined;
     const score = scores[label];
-    const alarm = threshold !== undefined && (direction === "below" ? score < threshold : score > threshold);
+    const alarming = threshold !== undefined && (direction === "below" ? score < threshold : score > threshold);
+    const [kind, status] = scoreStatus(alarming, raised.includes(label));
     const row = tbody.insertRow();
     row.dataset.label = label;
-    row.dataset.alarm = String(alarm);
-    row.insertCell().textContent = label;
+    row.dataset.alarm = kind;
+    const name = row.insertCell();
+    const condition = document.createElement("span");
+    condition.className = "condition";
+    condition.textContent = conditionOf(label);
+    name.append(condition);
+    const d = declared(label);
+    if (d && d.meaning) {
+      const meaning = document.createElement("small");
+      meaning.className = "meaning";
+      meaning.textContent = d.meaning;
+      name.append(meaning);
+    }
     const bar = document.createElement("div");
     bar.className = "bar";
     const fill = document.createElement("i");
@@ -140,12 +215,20 @@ function renderScores(state, result) {
       mark.style.left = `${threshold * 100}%`;
       bar.append(mark);
     }
+    const n = digits(score, threshold);
     const cell = row.insertCell();
     cell.append(bar);
-    cell.append(` ${score.toFixed(2)}`);
-    row.insertCell().textContent = threshold === undefined ? "–" : `${direction === "below" ? "<" : ">"} ${threshold.toFixed(2)}`;
-    row.insertCell().textContent = alarm ? "ALARM" : "";
+    cell.append(` ${score.toFixed(n)}`);
+    row.insertCell().textContent =
+      threshold === undefined ? "never" : `${direction === "below" ? "<" : ">"} ${threshold.toFixed(n)}`;
+    row.insertCell().textContent = status;
+    if (kind === "held") notes.add(`${conditionOf(label)} is held: ${score.toFixed(n)} does not alarm on this frame, the defect ends after enough clean frames in a row`);
+    if (kind === "pending") notes.add(`${conditionOf(label)} alarms on this frame: raised once enough recent frames alarm`);
   }
+  const note = $("#scores-note");
+  note.textContent = [...notes].join(". ");
+  note.hidden = notes.size === 0;
+  $("#scores-frame").textContent = result ? `frame ${result.frame_index}` : "";
 }
 
 function buildThresholdInputs(state) {
@@ -202,6 +285,17 @@ function fmtTime(t) {
   return t ? new Date(t * 1000).toLocaleTimeString() : "…";
 }
 
+// The peak as the label alarms: an "absent" label alarms on low scores, so its peak is its
+// lowest score, and its frames are those that fell below the threshold.
+function peakText(event, condition) {
+  const below = condition === `${event.label} absent` ||
+    (!event.condition && ui.state && ui.state.alarms && ui.state.alarms[event.label] === "below");
+  const frames = `${event.frames} frame${event.frames === 1 ? "" : "s"}`;
+  return below
+    ? `lowest score ${event.peak_score.toFixed(2)}, ${frames} below the threshold`
+    : `highest score ${event.peak_score.toFixed(2)}, ${frames} above the threshold`;
+}
+
 async function refreshEvents() {
   const data = await getJson(`/api/events?page=${ui.page}&size=${ui.pageSize}`);
   $("#events-total").textContent = `(${data.total})`;
@@ -223,8 +317,9 @@ async function refreshEvents() {
     } else {
       link.remove();
     }
-    item.querySelector(".label").textContent = event.label;
-    item.querySelector(".peak").textContent = `peak ${event.peak_score.toFixed(2)}, ${event.frames} frames`;
+    const condition = event.condition || conditionOf(event.label);
+    item.querySelector(".label").textContent = withMeaning(condition, event.meaning);
+    item.querySelector(".peak").textContent = peakText(event, condition);
     item.querySelector(".when").textContent =
       `${fmtTime(event.started_at)} – ${event.kind === "end" ? fmtTime(event.ended_at) : "ongoing"}` +
       ` · frames ${event.first_frame}–${event.last_frame ?? "…"}`;
