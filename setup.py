@@ -3,6 +3,8 @@
 ``edge/``, ``train/`` and ``convert/`` stay where users know them and install as
 ``pi_inspect.edge``, ``pi_inspect.train`` and ``pi_inspect.convert``: the wheel's only
 top-level name is ``pi_inspect``, so a user's own ``edge/`` or ``train.py`` shadows nothing.
+The ``pi_inspect`` package itself is ``namespace/`` (a folder named ``pi_inspect`` here would
+shadow the installed package for anything run from the checkout, such as the tests).
 """
 
 from setuptools import find_packages, setup
@@ -16,5 +18,5 @@ for part in PARTS:
 
 setup(
     packages=packages,
-    package_dir={"pi_inspect": "pi_inspect", **{f"pi_inspect.{part}": part for part in PARTS}},
+    package_dir={"pi_inspect": "namespace", **{f"pi_inspect.{part}": part for part in PARTS}},
 )

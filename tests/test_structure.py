@@ -27,7 +27,7 @@ MAX_MODULE_LINES = 400
 
 def modules() -> dict[str, Path]:
     """Every module of the distribution, by its installed name."""
-    found = {"pi_inspect": ROOT / "pi_inspect" / "__init__.py"}
+    found = {"pi_inspect": ROOT / "namespace" / "__init__.py"}
     for part in PARTS:
         for path in sorted((ROOT / part).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
