@@ -285,6 +285,26 @@ def test_synth_command_writes_a_data_set_and_a_contact_sheet(tmp_path, capsys):
     assert "wrote 3 images" in capsys.readouterr().out
 
 
+def test_good_only_writes_exactly_count_good_stills_the_same_for_a_seed(tmp_path, capsys):
+    def good_only(name: str, count: int) -> Path:
+        out = tmp_path / name
+        argv = ["synth", "--out", str(out), "--count", str(count), "--seed", "3", "--good-only",
+                "--size", "16x16", "--workers", "1"]
+        assert main(argv) == 0
+        return out
+
+    first, again, fewer = good_only("a", 40), good_only("b", 40), good_only("c", 12)
+    assert "wrote 40 images" in capsys.readouterr().out
+    with open(first / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 40 and all(row["good"] == "True" for row in rows)
+    assert len(list((first / "images").glob("*.png"))) == 40
+    assert _digest(first) == _digest(again)  # deterministic by seed
+    names = [row["name"] for row in rows]
+    with open(fewer / "labels.csv", newline="") as fh:
+        assert [row["name"] for row in csv.DictReader(fh)] == names[:12]  # the seed's first goods
+
+
 def test_synth_command_with_nothing_to_do_fails_in_one_line(capsys):
     assert main(["synth"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -11,7 +11,7 @@ TEST=$ROOT/data/seam_test
 RUN=$ROOT/runs/anomaly
 EPOCHS=${EPOCHS:-50}
 
-[ -f "$GOOD/labels.csv" ] || pi-inspect synth --out "$GOOD" --count 8000 --seed 1 --good-only
+[ -f "$GOOD/labels.csv" ] || pi-inspect synth --out "$GOOD" --count 2011 --seed 1 --good-only
 [ -f "$TEST/labels.csv" ] || pi-inspect synth --out "$TEST" --count 1000 --seed 2
 
 time pi-inspect train --task anomaly --data "$GOOD" --epochs "$EPOCHS" --out "$RUN" --seed 0

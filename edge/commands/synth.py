@@ -31,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--good-only",
         action="store_true",
-        help="render only the good stills among --count (training data for --task anomaly)",
+        help="render --count good stills, the seed's first good ones (training data for "
+        "--task anomaly)",
     )
     parser.add_argument(
         "--size",

@@ -1,10 +1,11 @@
-"""Train/valid/test split that keeps every group (source video) whole.
+"""Train/valid/test split that keeps every group (source video) whole, or cuts it in time.
 
 The seed shuffles single frames into train/valid/test, so near-identical neighbouring frames of
 one video land on both sides and the test score measures memory, not generalisation. Here a
 group goes to exactly one split; groups are assigned greedily (largest first) to the split that
 most lacks images and positives of the group's labels, so fractions and label balance are hit
-as closely as whole groups allow.
+as closely as whole groups allow. ``by="time"`` instead cuts each recording into time blocks with
+a gap at every cut (``blocks.py``): what one recording needs to give a validation set at all.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pi_inspect.edge.data.blocks import BLOCKS, time_split
 from pi_inspect.edge.data.table import Dataset, write_table
 from pi_inspect.edge.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+MODES = ("group", "time")
 
 
 def _fractions(valid: float, test: float) -> np.ndarray:
@@ -94,12 +97,28 @@ def _spread_labels(split_of: np.ndarray, positives: np.ndarray, open_splits) -> 
 
 
 def split_dataset(
-    ds: Dataset, valid: float = 0.2, test: float = 0.1, seed: int = 0
+    ds: Dataset,
+    valid: float = 0.2,
+    test: float = 0.1,
+    seed: int = 0,
+    by: str = "group",
+    gap: int | None = None,
+    blocks: int = BLOCKS,
 ) -> dict[str, np.ndarray]:
-    """Sorted row indices per split (``train``, ``valid``, ``test``); groups are never cut."""
+    """Sorted row indices per split (``train``, ``valid``, ``test``).
+
+    ``by="group"`` never cuts a group. ``by="time"`` cuts each recording into time blocks
+    (``blocks`` per held-out split at most, ``gap`` frames clear at each cut, default a few
+    labelled-frame steps); the frames within a gap are in no split.
+    """
     fractions = _fractions(valid, test)
+    if by not in MODES:
+        raise DataError(f"unknown split mode {by!r} (one of: {', '.join(MODES)})")
     if len(ds) == 0:
         raise DataError("cannot split an empty data set")
+    if by == "time":
+        split_of = time_split(ds, fractions, seed, gap=gap, blocks=blocks)
+        return {name: np.flatnonzero(split_of == s) for s, name in enumerate(SPLITS)}
     groups, positives = _group_table(ds)
     sizes = np.array([len(g) for g in groups], dtype=np.float64)
     split_of = _assign(sizes, positives, fractions, np.random.default_rng(seed))
@@ -117,17 +136,38 @@ def _relative(path: Path, folder: Path) -> str:
         return str(path)
 
 
+def _warn_unseen(ds: Dataset, name: str, rows: np.ndarray) -> None:
+    """One warning when a held-out split has no positive of a label the data set has."""
+    overall = (ds.y > 0.5).sum(axis=0)
+    inside = (ds.y[rows] > 0.5).sum(axis=0)
+    unseen = [
+        f"{label} ({int(n)} in all)"
+        for label, n, k in zip(ds.labels, overall, inside, strict=True)
+        if n and not k
+    ]
+    if unseen:
+        log.warning("%s: no positive of %s; its scores go unchecked there", name, ", ".join(unseen))
+
+
 def write_split(
-    ds: Dataset, out_dir: str | os.PathLike, valid: float = 0.2, test: float = 0.1, seed: int = 0
+    ds: Dataset,
+    out_dir: str | os.PathLike,
+    valid: float = 0.2,
+    test: float = 0.1,
+    seed: int = 0,
+    by: str = "group",
+    gap: int | None = None,
+    blocks: int = BLOCKS,
 ) -> dict[str, Path]:
     """Write ``train.csv``, ``valid.csv``, ``test.csv`` (seed format + ``source``) to out_dir.
 
-    Only non-empty splits are written and returned (``test=0`` gives no test.csv).
-    Names are relative to ``out_dir`` so the tables read back with ``read_table``. A class-folder
-    data set is written one-hot; read it back with ``read_table(path, task="multiclass")``.
+    Only non-empty splits are written and returned (``test=0`` gives no test.csv); ``by``,
+    ``gap`` and ``blocks`` are ``split_dataset``'s. Names are relative to ``out_dir`` so the
+    tables read back with ``read_table``. A class-folder data set is written one-hot; read it
+    back with ``read_table(path, task="multiclass")``.
     """
     folder = Path(out_dir).absolute()
-    indices = split_dataset(ds, valid=valid, test=test, seed=seed)
+    indices = split_dataset(ds, valid=valid, test=test, seed=seed, by=by, gap=gap, blocks=blocks)
     written = {}
     for name in SPLITS:
         part = ds.subset(indices[name])
@@ -136,9 +176,14 @@ def write_split(
             # an empty table would not read back; drop a stale one from an earlier split
             requested = {"train": True, "valid": valid > 0, "test": test > 0}[name]
             if requested:
-                log.warning("%s: no images (too few groups for this split)", name)
+                why = "groups for this split; --by time cuts recordings"
+                if by == "time":
+                    why = "frames for this split"
+                log.warning("%s: no images (too few %s)", name, why)
             path.unlink(missing_ok=True)
             continue
+        if name != "train":
+            _warn_unseen(ds, name, indices[name])
         names = [_relative(p, folder) for p in part.paths]
         write_table(path, names, ds.labels, part.y, part.sources)
         written[name] = path

@@ -66,6 +66,13 @@ def source_from_name(name: str) -> str:
     return match.group(1) if match else name
 
 
+def frame_number(name: str) -> int | None:
+    """Frame index of an image named ``<video>_<frameindex>.png`` (padded or not), else None:
+    the recording's time order, which a file-name sort gets wrong for unpadded numbers."""
+    match = _FRAME_NAME.fullmatch(Path(name).stem)
+    return int(match.group(2)) if match else None
+
+
 def parse_bool(text: str) -> bool | None:
     """``True``/``False`` (and true/1/yes/no/0 ...) case-insensitively; None if not a boolean."""
     value = text.strip().lower()

@@ -15,12 +15,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pi_inspect.edge.synth.still import LABELS, Box, render_still
+from pi_inspect.edge.errors import DataError
+from pi_inspect.edge.synth.still import LABELS, Box, is_good, render_still
 
 IMAGES_DIR = "images"
 LABELS_CSV = "labels.csv"
 BOXES_CSV = "boxes.csv"
 BOX_COLUMNS = ("name", "label", "x0", "y0", "x1", "y1")
+GOOD_SCAN_FACTOR = 64  # good-only scans at most this many stills per good one asked for
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,24 @@ def write_boxes(path: Path, rows: list[Row] | tuple[Row, ...]) -> None:
                 writer.writerow([r.name, b.label, b.x0, b.y0, b.x1, b.y1])
 
 
+def good_indices(seed: int, count: int) -> list[int]:
+    """The indices of the first ``count`` good stills of ``seed``, decided without rendering.
+
+    The full set's indices are scanned in order until ``count`` good ones are found, so the
+    answer depends on the seed alone and a larger count only adds to a smaller one's stills.
+    """
+    limit = GOOD_SCAN_FACTOR * (count + 1)  # a guard only: about 1 still in 4 is good
+    found: list[int] = []
+    for i in range(limit):
+        if len(found) == count:
+            break
+        if is_good(seed, i):
+            found.append(i)
+    if len(found) < count:
+        raise DataError(f"only {len(found)} of the first {limit} stills of seed {seed} are good")
+    return found
+
+
 def generate_dataset(
     out: str | os.PathLike,
     count: int,
@@ -108,19 +128,15 @@ def generate_dataset(
 ) -> DatasetSummary:
     """Render ``count`` stills into ``out`` and write both CSV files; returns what was written.
 
-    ``good_only`` renders only the good stills among the ``count`` (about a quarter), under
-    the names they have in the full set: training data for a model that learns from good
-    parts only, never overlapping a full set of another seed.
+    ``good_only`` renders the first ``count`` good stills of the seed (about one still in four
+    is good), under the names they have in the full set: training data for a model that learns
+    from good parts only, never overlapping a full set of another seed.
     """
-    from pi_inspect.edge.synth.still import is_good
-
     if count < 1:
         raise ValueError("count must be >= 1")
     root = Path(out)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    indices = [i for i in range(count) if not good_only or is_good(seed, i)]
-    if not indices:
-        raise ValueError(f"none of the first {count} stills of seed {seed} is good")
+    indices = good_indices(seed, count) if good_only else list(range(count))
     jobs = [
         (str(root), seed, size, indices[s : s + chunk]) for s in range(0, len(indices), chunk)
     ]
