@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -172,7 +173,7 @@ def write_bundle(
             "version": version,
             "task": task,
             "labels": list(labels),
-            "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
+            "thresholds": {k: _up(float(v)) for k, v in thresholds.items()},
             "alarms": dict(alarms),
             **({"meanings": {k: dict(v) for k, v in meanings.items()}} if meanings else {}),
             "input": {
@@ -209,3 +210,10 @@ def write_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return verify_bundle(out_dir)
+
+
+def _up(threshold: float, places: int = 4) -> float:
+    """A threshold written with ``places`` decimals, rounded up: strictly above it alarms, so a
+    score equal to the calibrated value (int8 scores come in steps of 1/256) must stay under it."""
+    scale = 10**places
+    return math.ceil(threshold * scale - 1e-9) / scale

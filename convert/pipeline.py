@@ -148,7 +148,13 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
         raise ConversionError(f"{out_dir} exists; choose another --out or pass --force")
     from pi_inspect.train.runs import read_info
 
-    if read_info(run_dir).get("task") == "anomaly":
+    info = read_info(run_dir)
+    validation = info.get("validation") or {}
+    if validation.get("learned") is False:  # train said so; convert never ships it
+        signal = {k: v for k, v in validation.items()
+                  if k in ("balanced_accuracy", "chance", "pseudo_defect_auroc")}
+        raise ConversionError(f"{run_dir}: did not learn ({signal}): not converted")
+    if info.get("task") == "anomaly":
         from pi_inspect.convert.anomaly import convert_anomaly_run
 
         return convert_anomaly_run(run_dir, Path(out_dir), opts)

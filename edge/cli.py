@@ -177,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _fail(args.command, str(exc), 2)
-    except PiInspectError as exc:
-        return _fail(args.command, str(exc), 1)
+    except PiInspectError as exc:  # one line; a few errors name their own exit code
+        return _fail(args.command, str(exc), int(getattr(exc, "exit_code", 1)))
     except KeyboardInterrupt:
         return 130
 

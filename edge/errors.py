@@ -37,3 +37,12 @@ class MissingExtraError(PiInspectError, ImportError):
 
 class ConversionError(PiInspectError, RuntimeError):
     """A conversion produced a model we refuse to ship (float ops left, accuracy lost)."""
+
+
+class DidNotLearn(PiInspectError, RuntimeError):
+    """A trained model's validation signal stayed near chance: refused, never shipped.
+
+    ``pi-inspect train`` exits with ``exit_code`` (3) after writing the run for inspection;
+    ``pi-inspect convert`` refuses such a run (exit 1)."""
+
+    exit_code = 3

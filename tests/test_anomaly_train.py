@@ -25,11 +25,11 @@ def tiny(tmp_path_factory):
     from pi_inspect.train.anomaly.fit import AnomalyConfig, train_anomaly
 
     root = tmp_path_factory.mktemp("anomaly")
-    generate_dataset(root / "good", 240, seed=11, size=(48, 48), good_only=True, workers=1)
+    generate_dataset(root / "good", 72, seed=11, size=(48, 48), good_only=True, workers=1)
     generate_dataset(root / "test", 60, seed=12, size=(48, 48), workers=1)
     run = train_anomaly(
         AnomalyConfig(
-            data=str(root / "good"), out=str(root / "run"), size=SIZE, epochs=2, batch_size=16,
+            data=str(root / "good"), out=str(root / "run"), size=SIZE, batch_size=16,
             false_alarms=0.05, verbose=0,
         )
     )
@@ -130,8 +130,10 @@ def test_train_command_trains_an_anomaly_model_from_a_folder_of_plain_images(
     for p in sorted((root / "good" / "images").glob("*.png"))[:48]:
         shutil.copy(p, flat / p.name)
     args = ["train", "--task", "anomaly", "--data", str(flat), "--size", "16", "--epochs", "1"]
-    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    code = main([*args, "--out", str(tmp_path / "run")])
     info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert code == (0 if info["validation"]["learned"] else 3)  # one epoch may learn nothing
     assert info["data"]["count"] == 48 and info["task"] == "anomaly"
     assert info["config"]["epochs"] == 1 and info["config"]["batch_size"] == 64
-    assert Path(capsys.readouterr().out.strip().splitlines()[-1]) == tmp_path / "run"
+    if code == 0:
+        assert Path(capsys.readouterr().out.strip().splitlines()[-1]) == tmp_path / "run"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from pi_inspect.edge.cli import main
+from pi_inspect.edge.data.table import frame_number, read_table
 from pi_inspect.train.runs import load_run
 
 pytestmark = pytest.mark.slow
@@ -264,3 +266,38 @@ def test_unknown_schedule_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="--schedule"):
         train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), schedule="steps"))
+
+
+def _labelled_recording(root: Path, frames: int = 40) -> Path:
+    """One synthetic seam video, every frame saved by the labelling tool's store with its truth:
+    what ``pi-inspect label line.mp4 --out DIR`` leaves once a person has labelled it."""
+    from pi_inspect.edge.label.sources import open_frames
+    from pi_inspect.edge.label.store import TableStore
+    from pi_inspect.edge.synth.video import render_video
+
+    truth = render_video(root / "line.mp4", frames=frames, seed=3, size=(64, 48), fps=15.0)
+    store = TableStore(root / "labelled", tuple(LABELS))
+    video = open_frames(root / "line.mp4")
+    try:
+        for i in range(len(video)):
+            values = [truth.frame_labels(i)[label] for label in LABELS]
+            store.save(video.name(i), video.source_id(i), video.read(i), values)
+    finally:
+        video.close()
+    return root / "labelled"
+
+
+def test_one_labelled_recording_trains_without_valid_cut_in_time_blocks(tmp_path, caplog):
+    data = _labelled_recording(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--arch", "cnn", "--size", "16", "--epochs", "1",
+            "--batch-size", "8", "--out", str(run)]
+    with caplog.at_level(logging.INFO, logger="pi_inspect.train.fit"):
+        assert main(argv) == 0
+    said = [r.getMessage() for r in caplog.records if "one recording" in r.getMessage()]
+    assert len(said) == 1 and "(line)" in said[0] and "3 frames clear" in said[0], said
+    train, valid = read_table(run / "train.csv"), read_table(run / "valid.csv")
+    assert len(valid) == 6 and len(train) >= 40 - 6 - 2 * 3  # 15 %; one block, two cuts at most
+    for a in (frame_number(p.name) for p in train.paths):
+        assert all(abs(a - frame_number(p.name)) > 3 for p in valid.paths)
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # trained an epoch

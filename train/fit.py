@@ -71,7 +71,12 @@ class Splits:
 
 
 def load_splits(cfg: TrainConfig, run_dir: Path) -> Splits:
-    """Explicit --valid, or split --data group-wise (valid 0.15) and write the CSVs into RUN/."""
+    """Explicit --valid, or split --data group-wise (valid 0.15) and write the CSVs into RUN/.
+
+    Data from one recording (a single group of ``<video>_<index>`` frames) cannot be split
+    group-wise: its valid frames are cut from it in time blocks with a gap at each cut instead.
+    """
+    from pi_inspect.edge.data.blocks import one_recording, recording_gaps
     from pi_inspect.edge.data.split import write_split
     from pi_inspect.edge.data.table import read_dataset, read_table
 
@@ -84,7 +89,17 @@ def load_splits(cfg: TrainConfig, run_dir: Path) -> Splits:
             )
         paths = {"train": str(Path(cfg.data).absolute()), "valid": str(Path(cfg.valid).absolute())}
         return Splits(train=data, valid=valid, paths=paths)
-    written = write_split(data, run_dir, valid=VALID_FRACTION, test=0.0, seed=cfg.seed)
+    by, gap = "group", None
+    if one_recording(data):
+        by, gap = "time", recording_gaps(data)[data.sources[0]]
+        log.info(
+            "%s is one recording (%s): validation frames are cut from it in time blocks, "
+            "%d frames clear of training frames",
+            cfg.data, data.sources[0], gap,
+        )  # fmt: skip
+    written = write_split(
+        data, run_dir, valid=VALID_FRACTION, test=0.0, seed=cfg.seed, by=by, gap=gap
+    )
     if "train" not in written or "valid" not in written:
         raise DataError(
             f"{cfg.data}: too few images/groups to split off a validation set; pass --valid"
@@ -276,12 +291,19 @@ def train(cfg: TrainConfig) -> Path:
             callbacks=_callbacks(run_dir, cfg.patience, append=True, plateau=plateau),
         )
 
+    from pi_inspect.train.learned import judge, refuse_unless_learned
     from pi_inspect.train.plots import training_curves
 
     training_curves(run_dir / runs.HISTORY_FILE, run_dir / runs.CURVES_FILE)
+    validation = judge(task, labels, valid_data.y, model.predict(valid_ds, verbose=0))
+    info["validation"] = validation.to_dict()
     info["train_seconds"] = round(time.monotonic() - started, 1)
     runs.write_json(run_dir / runs.RUN_FILE, info)
-    log.info("run written to %s in %.0f s", run_dir, info["train_seconds"])
+    log.info(
+        "run written to %s in %.0f s: validation balanced accuracy %.3f (chance %.2f)",
+        run_dir, info["train_seconds"], validation.balanced_accuracy, validation.chance,
+    )  # fmt: skip
+    refuse_unless_learned(validation, run_dir)
     return run_dir
 
 

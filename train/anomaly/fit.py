@@ -4,6 +4,14 @@ The good images are split into a training part and a held-out part (``holdout``,
 model trains on the training part, each epoch with fresh pseudo-defects (``pseudo``); the
 held-out good images then set the threshold: the score that only ``false_alarms`` of good
 images exceed. ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
+
+The budget is in optimizer steps: without ``--epochs``, a small set trains for as many epochs
+as ``MIN_STEPS`` steps need (a few hundred images make a handful of steps an epoch). The
+held-out good images, and the same images with fresh pseudo-defects, are the validation signal:
+their AUROC is measured every ``EVAL_STEPS`` steps, the best weights are kept, and training
+stops early once it has not improved for ``PATIENCE`` measurements. A model whose best AUROC
+stays under ``MIN_AUROC`` learned nothing: the run is written, and training ends with one
+"did not learn" line (exit 3).
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from pi_inspect.edge.errors import ConfigError, DataError
+from pi_inspect.edge.errors import ConfigError, DataError, DidNotLearn
 from pi_inspect.train import runs
 from pi_inspect.train.anomaly.pseudo import KINDS
 
 log = logging.getLogger(__name__)
 
 LABEL = "anomaly"
+MIN_STEPS = 800  # optimizer steps a default run takes at least, however few the images
+EVAL_STEPS = 100  # steps between two validation measurements
+PATIENCE = 4  # measurements without improvement before training stops
+MIN_AUROC = 0.6  # held-out pseudo-defect AUROC under which a model learned nothing
 MEANING = {"alarm": "present", "meaning": "unlike the good parts the model was trained on"}
 TRAIN_SPLIT = "train_good.csv"
 HOLDOUT_SPLIT = "holdout_good.csv"
@@ -36,7 +48,7 @@ class AnomalyConfig:
     data: str
     out: str
     size: int = 96
-    epochs: int = 24
+    epochs: int | None = None  # None: enough epochs for MIN_STEPS steps (24 at least)
     batch_size: int = 64
     learning_rate: float = 2e-3
     false_alarms: float = 0.005  # share of good images allowed over the threshold
@@ -55,8 +67,14 @@ class AnomalyConfig:
     def input_size(self) -> tuple[int, int]:
         return (int(self.size), int(self.size))
 
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """The epochs to train: as given, or as many as ``MIN_STEPS`` steps need."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(24, -(-MIN_STEPS // max(1, steps_per_epoch)))
+
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
+        if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be at least 1")
         if self.size < 16:
             raise ConfigError(f"--size {self.size} is too small (minimum 16 px)")
@@ -134,7 +152,57 @@ def crop_batch(
     return xs, ms
 
 
-def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
+def pseudo_validation(good: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out good images and the same images with a fresh pseudo-defect each: (images,
+    defective) for an AUROC that says whether the model tells a flaw from a good part."""
+    from pi_inspect.train.anomaly.model import map_size
+    from pi_inspect.train.anomaly.pseudo import make_batch
+
+    h, w = good.shape[1:3]
+    flawed, maps = make_batch(good.copy(), np.random.default_rng(seed + 7919), map_size((w, h)), 1.0)
+    changed = maps.reshape(len(maps), -1).max(axis=1) > 0.1
+    images = np.concatenate([good, flawed[changed]])
+    return images, np.concatenate([np.zeros(len(good), bool), np.ones(int(changed.sum()), bool)])
+
+
+class _Best:
+    """The best validation AUROC so far and the weights that made it."""
+
+    def __init__(self, model, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.model, self.val = model, val
+        self.auroc, self.weights, self.since = float("nan"), None, 0
+        self.history: list[float] = []
+
+    def measure(self) -> bool:
+        """Measure now; False once it has not improved for ``PATIENCE`` measurements."""
+        from pi_inspect.train.metrics import auroc
+
+        if self.val is None:
+            return True
+        images, bad = self.val
+        value = float(auroc(bad, predict_scores(self.model, images)[0]))
+        self.history.append(round(value, 4))
+        if not value <= self.auroc:  # better (or the first)
+            self.auroc, self.weights, self.since = value, self.model.get_weights(), 0
+        else:
+            self.since += 1
+        return self.since < PATIENCE
+
+    def restore(self) -> None:
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+def _copy_weights(source, target) -> None:
+    if source is not target:
+        for layer in source.layers:
+            if layer.weights:
+                target.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def _fit(
+    model, images: np.ndarray, cfg: AnomalyConfig, val: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[list[float], _Best]:
     """Train epoch by epoch, each with freshly flipped images and fresh pseudo-defects.
 
     Training runs on ``cfg.crop`` px crops (2.25x fewer pixels than 96 px per step, the same
@@ -153,8 +221,11 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
     crop = cfg.crop if cfg.crop and cfg.crop < min(size) else 0
     twin = build_anomaly_model((crop, crop)) if crop else model
     steps = max(1, len(images) // cfg.batch_size)
+    epochs = cfg.epochs_for(steps)
+    every = max(1, -(-EVAL_STEPS // steps))  # epochs between two validation measurements
+    log.info("anomaly: %d epochs of %d steps, validated every %d epochs", epochs, steps, every)
     rate = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate, decay_steps=cfg.epochs * steps, alpha=0.02
+        cfg.learning_rate, decay_steps=epochs * steps, alpha=0.02
     )
     twin.compile(
         optimizer=keras.optimizers.Adam(rate),
@@ -165,7 +236,8 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
     grid = map_size(size)
     verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stderr.isatty() else 2)
     losses = []
-    for epoch in range(cfg.epochs):
+    best = _Best(model, val)
+    for epoch in range(epochs):
         x = images.copy()
         for axis in (1, 2):  # horizontal and vertical flips: a seam runs either way
             flip = rng.random(len(x)) < 0.5
@@ -189,17 +261,23 @@ def _fit(model, images: np.ndarray, cfg: AnomalyConfig) -> list[float]:
             log.info(
                 "epoch %d/%d: loss %.4f (map %.4f, score %.4f), %.0f s",
                 epoch + 1,
-                cfg.epochs,
+                epochs,
                 losses[-1],
                 float(hist.history[f"{MAP}_loss"][-1]),
                 float(hist.history[f"{SCORE}_loss"][-1]),
                 time.monotonic() - started,
             )
-    if twin is not model:
-        for layer in twin.layers:
-            if layer.weights:
-                model.get_layer(layer.name).set_weights(layer.get_weights())
-    return losses
+        if (epoch + 1) % every == 0 or epoch + 1 == epochs:
+            _copy_weights(twin, model)
+            going = best.measure()
+            if best.history:
+                log.info("validation: held-out pseudo-defect AUROC %.4f", best.history[-1])
+            if not going:
+                log.info("no better for %d measurements: stopping after epoch %d", PATIENCE, epoch + 1)
+                break
+    _copy_weights(twin, model)
+    best.restore()
+    return losses, best
 
 
 def predict_scores(model, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +313,7 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     model = build_anomaly_model(cfg.input_size)
-    losses = _fit(model, train_x, cfg)
+    losses, best = _fit(model, train_x, cfg, pseudo_validation(held_x, cfg.seed))
     model.save(run_dir / runs.MODEL_FILE)
     scores, _ = predict_scores(model, held_x)
     threshold = calibrate(scores, cfg.false_alarms)
@@ -262,6 +340,11 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
             "threshold": round(threshold, 6),
         },
         "losses": [round(v, 5) for v in losses],
+        "validation": {
+            "pseudo_defect_auroc": round(best.auroc, 4),
+            "history": best.history,
+            "learned": bool(best.auroc >= MIN_AUROC),
+        },
         "config": config,
         "seed": cfg.seed,
         "versions": runs.versions(),
@@ -270,5 +353,14 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
     if cfg.view is not None:
         info["view"] = cfg.view
     runs.write_json(run_dir / runs.RUN_FILE, info)
-    log.info("anomaly run written to %s (threshold %.4f)", run_dir, threshold)
+    log.info(
+        "anomaly run written to %s (threshold %.4f, held-out pseudo-defect AUROC %.4f)",
+        run_dir, threshold, best.auroc,
+    )  # fmt: skip
+    if not best.auroc >= MIN_AUROC:
+        raise DidNotLearn(
+            f"did not learn: held-out good images against the same with pseudo-defects, AUROC "
+            f"{best.auroc:.2f} (chance 0.50, needed {MIN_AUROC}); the run is in {run_dir} for "
+            "inspection, and convert refuses it"
+        )
     return run_dir

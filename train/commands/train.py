@@ -32,7 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="--task anomaly: share of held-out good images allowed over the threshold",
     )
     parser.add_argument(
-        "--valid", help="explicit validation set (else --data is split 85/15 by source group)"
+        "--valid",
+        help="explicit validation set (else --data is split 85/15 by source group; data from "
+        "one recording is cut in time blocks)",
     )
     parser.add_argument(
         "--arch",
@@ -44,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--size", type=int, default=96, help="square input size in pixels"
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="most epochs to train (default: 30; anomaly 24)"
+        "--epochs", type=int, default=None, help="most epochs to train (default: 30; anomaly: as many as 800 steps need, at least 24)"
     )
     parser.add_argument(
         "--out", required=True, metavar="RUN_DIR", help="run folder for the model, run.json, curves"
