@@ -11,13 +11,16 @@ NAMES = ("brightness", "roll", "hflip", "vflip", "rotation", "zoom", "shift", "b
 class AugmentConfig:
     """Which augmentations run, and how strongly. All off is the identity."""
 
+    # Defaults for any part: lighting changes and small shifts happen on every line. A flip, a
+    # turn or a periodic roll is true only of some parts (a seam, not a digit or a connector):
+    # the user switches them on with --augment where the part allows.
     brightness: bool = True
-    roll: bool = True
+    roll: bool = False
     hflip: bool = False
     vflip: bool = False
     rotation: bool = False
     zoom: bool = False
-    shift: bool = False
+    shift: bool = True
     blur: bool = False
     brightness_p: float = 0.7
     rotation_deg: float = 10.0

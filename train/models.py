@@ -23,6 +23,11 @@ TRANSFER_ARCHS = ("mobilenetv2", "efficientnetb0", "resnet50")
 TASKS = ("multilabel", "multiclass")
 MIN_SIZE = {"cnn": 16, "resnet": 16, "mobilenetv2": 32, "efficientnetb0": 32, "resnet50": 32}
 BACKBONE_NAME = "backbone"
+# BatchNorm's running statistics follow the batches this fast. Keras' 0.99 needs several
+# hundred steps to forget its initial values; a few hundred images make a few dozen steps, and
+# the evaluated model (running statistics) then predicts one class everywhere while training
+# accuracy climbs. 0.9 settles within a few dozen steps and costs large sets nothing.
+BN_MOMENTUM = 0.9
 # Caffe-style ImageNet means (BGR order) used by keras.applications.resnet50.preprocess_input.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -112,7 +117,7 @@ def _conv_bn_relu(x, filters: int, name: str, strides: int = 1):
     x = layers.Conv2D(
         filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -135,7 +140,7 @@ def _cnn(pixels, spec: ModelSpec):
     for i, filters in enumerate((16, 32, 64)):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
         x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn")(x)
         x = layers.ReLU(name=f"block{i}_relu")(x)
     x = _conv_bn_relu(x, 128, "block3")
     return _conv_bn_relu(x, 128, "block4")
@@ -147,13 +152,13 @@ def _residual_block(x, filters: int, downsample: bool, name: str):
         filters, 3, strides=2 if downsample else 1, padding="same", name=f"{name}_conv1"
     )(x)
     y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(y)
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
     if downsample:
         x = layers.Conv2D(filters, 1, strides=2, padding="same", name=f"{name}_short")(x)
     out = layers.Add(name=f"{name}_add")([x, y])
     out = layers.ReLU(name=f"{name}_relu2")(out)
-    return layers.BatchNormalization(name=f"{name}_bn2")(out)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(out)
 
 
 def _resnet(pixels, spec: ModelSpec):
@@ -163,10 +168,10 @@ def _resnet(pixels, spec: ModelSpec):
     replaces that so the model works at any input size and exposes one feature map.
     """
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(pixels)
-    x = layers.BatchNormalization(name="input_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_bn")(x)
     x = layers.Conv2D(64, 3, padding="same", name="stem_conv")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     filters = 64
     for stage, blocks in enumerate((2, 4, 2)):
         for j in range(blocks):

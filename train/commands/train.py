@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pi_inspect.train.augment_config import NAMES as AUGMENTATIONS
 
-DEFAULT_AUGMENT = "brightness,roll"
+DEFAULT_AUGMENT = "brightness,shift"  # AugmentConfig's defaults: true of any part
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
