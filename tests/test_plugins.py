@@ -89,3 +89,10 @@ def test_an_output_from_another_distribution_receives_the_daemons_events(tmp_pat
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert bare.returncode == 2 and "csvlog: unknown key" in bare.stderr
+
+
+def test_no_plugin_can_take_the_name_of_a_core_section():
+    from pi_inspect.edge.config import CoreConfig
+    from pi_inspect.edge.outputs.registry import RESERVED
+
+    assert set(CoreConfig.model_fields) == RESERVED
