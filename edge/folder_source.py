@@ -118,7 +118,13 @@ class FolderSource:
             raise FrameTooLarge(f"{size} bytes, more than a frame of source.max_pixels ({limit})")
         if path.suffix.lower() in JPEG_SUFFIXES:
             return _jpeg_file(path, self.max_pixels), None
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        size = _png_size(path)
+        if size is not None and size[0] * size[1] > self.max_pixels:
+            raise FrameTooLarge(f"a {size[0]}x{size[1]} PNG is over source.max_pixels")
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error as exc:  # OpenCV's own limits: an unusable file, never a crash
+            raise ValueError(str(exc).strip().splitlines()[-1]) from None
         if image is None or image.size == 0:
             raise ValueError("unreadable")
         if image.shape[0] * image.shape[1] > self.max_pixels:
@@ -136,3 +142,15 @@ def _jpeg_file(path: Path, max_pixels: int) -> JpegPixels:
     except OSError as exc:
         raise ValueError(f"unreadable ({exc.strerror or exc})") from None
     return JpegPixels.of(data, max_pixels)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, read before any decode; None if not a PNG."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")

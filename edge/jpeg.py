@@ -173,11 +173,18 @@ class MjpegReader:
             raise SourceError(f"MJPEG stream: no whole frame within {self._deadline_s:g} s")
 
     def _line(self) -> bytes:
-        self._in_time()
-        line = self._stream.readline(8192)
-        if not line:
-            raise SourceError("MJPEG stream ended")
-        return line
+        """One line of at most 8 KiB, read a byte at a time from the buffer so the deadline
+        holds however slowly a header drips (headers are a few short lines a frame)."""
+        line = bytearray()
+        while len(line) < 8192 and not line.endswith(b"\n"):
+            self._in_time()
+            byte = self._stream.readline(1)
+            if not byte:
+                if not line:
+                    raise SourceError("MJPEG stream ended")
+                break
+            line += byte
+        return bytes(line)
 
     def _headers(self) -> dict[str, str]:
         """Skip to the next boundary line and return the part's headers."""

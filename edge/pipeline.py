@@ -23,6 +23,7 @@ from pi_inspect.edge.errors import SourceError
 from pi_inspect.edge.sources import Frame, FrameSource
 
 log = logging.getLogger(__name__)
+UNUSABLE_PAUSE_S = 0.005  # after each unusable frame
 
 
 @dataclass(frozen=True)
@@ -272,11 +273,11 @@ class CaptureWorker:
             except ValueError as exc:  # a corrupt or oversized frame: skip it, say so once
                 self._unusable(exc, usable_at)
                 continue
-            usable_at = self._clock()
             if self.fault is not None:
                 self._online_again(source)
             if not self._queue.put(item, self._stop):
                 return False
+            usable_at = self._clock()  # waiting for the queue (files, folders) is no stall
             self._beat()
         return False
 
@@ -291,6 +292,7 @@ class CaptureWorker:
         """Count a skipped frame; a source that gives nothing else for ``stall_s`` has failed."""
         self.unusable += 1
         self._beat()
+        self._stop.wait(UNUSABLE_PAUSE_S)  # a source that fails at once must not spin a core
         if str(exc) != self._skipped:
             self._skipped = str(exc)
             log.warning("skipping a frame: %s", exc)

@@ -131,3 +131,11 @@ def test_dumps_writes_toml_that_reads_back_the_same():
             "model": {"thresholds": {"error": 0.6, "odd key": 1.0}}, "mqtt": {"tls": {"insecure": True}},
             "empty": {}}
     assert tomllib.loads(dumps(data)) == data
+
+
+def test_a_reload_that_changes_the_device_id_says_it_needs_a_restart():
+    from pi_inspect.edge.daemon.loop import restart_needed
+
+    old = parse_config({"device": {"id": "line-3"}})
+    new = parse_config({"device": {"id": "line-4"}, "mqtt": {"port": 1884}})
+    assert restart_needed(old, new) == {"device": ("id",), "mqtt": ("port",)}

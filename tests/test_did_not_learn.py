@@ -50,3 +50,11 @@ def test_the_judge_tells_skill_from_chance_and_abstains_on_too_few_images():
     few = judge("multilabel", ("a",), y[:6, :1], y[:6, :1])
     assert few.learned is None  # three a side: too few to tell
     assert 0 < MIN_SKILL < 1
+
+
+def test_thresholds_are_written_rounded_away_from_the_side_that_alarms():
+    from pi_inspect.convert.bundle_writer import _written
+
+    assert _written(0.3984375, "above") == 0.3985  # an equal int8 score stays under it
+    assert _written(0.3984375, "below") == 0.3984  # and over it, for a label alarming below
+    assert _written(0.5, "above") == 0.5 and _written(0.5, "below") == 0.5

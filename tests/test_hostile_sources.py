@@ -115,6 +115,7 @@ HOSTILE = {
     "huge headers (65535x65535)": forever(part(jpeg(65535, 65535)), 0.01),
     "truncated frames": forever(part(jpeg()[:40]), 0.01),
     "one byte every 0.5 s": drip(b"--frame\r\nContent-Length: 5000\r\n\r\n", 0.5),
+    "a header line dripping a byte every 0.5 s": drip(b"--frame\r\nContent-Ty", 0.5),
     "Content-Length 4000000000": drip(b"--frame\r\nContent-Length: 4000000000\r\n\r\n", 0.05),
     "no length, no boundary": forever(b"--frame\r\n\r\n" + b"\x00" * 65536 + b"x" * 1_000_000),
     "endless header lines": forever(b"--frame\r\n" + b"X-Junk: 1\r\n" * 10_000),
@@ -245,3 +246,17 @@ def test_the_unit_caps_the_services_memory():
     unit = (Path(__file__).resolve().parents[1] / "systemd" / "pi-inspect.service").read_text()
     assert "MemoryMax=" in unit and "MemoryHigh=" in unit
     assert os.path.exists("/proc/self/status")  # the RSS figures above are measured, not guessed
+
+
+def test_a_png_whose_header_claims_40000x30000_is_skipped_before_any_decode(tmp_path):
+    ok, png = cv2.imencode(".png", np.full((48, 64, 3), 90, np.uint8))
+    data = bytearray(png.tobytes())
+    data[16:24] = (40000).to_bytes(4, "big") + (30000).to_bytes(4, "big")  # IHDR width, height
+    (tmp_path / "a.png").write_bytes(bytes(data))
+    (tmp_path / "b.jpg").write_bytes(jpeg())
+    source = FolderSource(tmp_path)
+    source.open()
+    frames = []
+    while (frame := source.read()) is not None:  # never an OpenCV exception, never a reopen
+        frames.append(frame)
+    assert [f.pixels.size for f in frames] == [(64, 48)]

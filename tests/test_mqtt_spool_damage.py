@@ -63,6 +63,7 @@ def test_events_appended_after_run_time_damage_are_all_delivered(tmp_path, found
     if found_by == "read":
         spool.after(0, 10)  # the sender reads first
     fill(spool, BEFORE, AFTER)
+    clock.now += 5.0  # retry_s: the fresh file is made now, one per retry while the card fails
     delivered = drain(spool)
     health = spool.health()
     after_damage = {f"event {i}".encode() for i in range(BEFORE, BEFORE + AFTER)}

@@ -311,9 +311,10 @@ def restart_needed(old: Config, new: Config) -> dict[str, tuple[str, ...]]:
     """Per section, the changed keys a reload cannot apply: GPIO's pins and every output
     plugin's keys that its plugin says need a restart."""
     found: dict[str, tuple[str, ...]] = {}
-    if old.gpio != new.gpio:
-        a, b = old.gpio.model_dump(), new.gpio.model_dump()
-        found["gpio"] = tuple(k for k in a if a[k] != b[k])
+    for name in ("gpio", "device"):  # pins and the station's name: read once, at start
+        a, b = getattr(old, name).model_dump(), getattr(new, name).model_dump()
+        if a != b:
+            found[name] = tuple(k for k in a if a[k] != b[k])
     for name, plugin in plugins().items():
         keys = plugin.needs_restart(getattr(old, name), getattr(new, name))
         if keys:

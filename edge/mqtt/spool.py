@@ -147,9 +147,9 @@ class Spool:
             self._close_db()
             self._mem = dict(sorted(kept.items())[-self._max_events :])
             self._disk_depth = 0
+            # A fresh file is made on the first call after retry_s (a failing card: one a retry)
             with contextlib.suppress(OSError):
                 self._moved_aside = move_aside(self.path, self._wall_clock())
-            self._retry_at = self._clock()  # the fresh file is made on the next call
 
     def _maybe_recover(self) -> None:
         """Every ``retry_s`` while faulted: reopen the file and write memory's events to it."""
