@@ -342,6 +342,7 @@ def _fewer_labels(data: dict) -> None:
     data["labels"] = ["good", "error", "break"]
     data["thresholds"].pop("length")
     data["alarms"].pop("length")
+    data.get("meanings", {}).pop("length", None)
 
 
 def _golden_off(data: dict) -> None:
