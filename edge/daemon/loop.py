@@ -24,7 +24,7 @@ from pi_inspect.edge.daemon.status import Status, fold_health
 from pi_inspect.edge.errors import ConfigError, PiInspectError
 from pi_inspect.edge.events import DefectEvent
 from pi_inspect.edge.health import POLL_S
-from pi_inspect.edge.outputs import Closeable
+from pi_inspect.edge.outputs import Closeable, changed_keys
 from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from pi_inspect.edge.sources import FrameSource
@@ -312,9 +312,8 @@ def restart_needed(old: Config, new: Config) -> dict[str, tuple[str, ...]]:
     plugin's keys that its plugin says need a restart."""
     found: dict[str, tuple[str, ...]] = {}
     for name in ("gpio", "device"):  # pins and the station's name: read once, at start
-        a, b = getattr(old, name).model_dump(), getattr(new, name).model_dump()
-        if a != b:
-            found[name] = tuple(k for k in a if a[k] != b[k])
+        if keys := changed_keys(getattr(old, name), getattr(new, name)):
+            found[name] = keys
     for name, plugin in plugins().items():
         keys = plugin.needs_restart(getattr(old, name), getattr(new, name))
         if keys:

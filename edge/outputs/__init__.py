@@ -123,6 +123,12 @@ DoctorChecks = Callable[[Any, OutputContext], "list[tuple[str, Callable[[], Any]
 Preflight = Callable[[Any, Path], "list[str]"]  # (section, state dir) -> "key.path: problem"
 
 
+def changed_keys(old: Any, new: Any) -> tuple[str, ...]:
+    """The top-level keys of config section ``new`` whose values differ from ``old``'s, sorted."""
+    a, b = old.model_dump(), new.model_dump()
+    return tuple(sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)))
+
+
 def _enabled(section: Any) -> bool:
     return bool(getattr(section, "enabled", False))
 
@@ -151,8 +157,7 @@ class OutputPlugin:
 
     def needs_restart(self, old: Any, new: Any) -> tuple[str, ...]:
         """The keys that changed from ``old`` to ``new`` and take effect only after a restart."""
-        a, b = old.model_dump(), new.model_dump()
-        changed = tuple(sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)))
+        changed = changed_keys(old, new)
         if self.restart_keys is None:
             return changed
         return tuple(k for k in changed if k in self.restart_keys)
