@@ -298,4 +298,5 @@ class CaptureWorker:
             log.warning("skipping a frame: %s", exc)
         quiet = self._clock() - usable_at
         if self._stall_s is not None and quiet >= self._stall_s:
-            raise SourceError(f"no usable frame for {quiet:.0f} s (the last: {exc})")
+            # the bound, not the seconds counted: the same fault reads the same on every retry
+            raise SourceError(f"no usable frame for {self._stall_s:g} s (the last: {exc})")
