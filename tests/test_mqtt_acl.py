@@ -59,9 +59,9 @@ def test_only_the_plc_gateway_may_command_a_station_under_the_documented_acl(
         out.subscribe(recording_receiver)
         out.publish_state(RUNNING)
         deadline = time.monotonic() + 10
-        while not out.connected and time.monotonic() < deadline:
+        while not out.listening and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert out.connected
+        assert out.listening
         topic = "pi-inspect/line3/line3-a/cmd/acknowledge"
         for user in ("dashboard", None):  # a read-only user, and an anonymous client
             intruder = client(acl_broker, user)

@@ -182,7 +182,7 @@ def test_malformed_command_gets_an_error_reply_and_changes_nothing(
     with make_output(config_for(mosquitto_broker), tmp_path) as out:
         out.subscribe(recording_receiver)
         out.publish_state(RUNNING)
-        assert sub.wait_for(lambda m: out.connected)
+        assert sub.wait_for(lambda m: out.listening)
         sub.client.publish("pi-inspect/line1/cmd/thresholds", b'{"error": 7}', qos=1)
         assert sub.wait_for(lambda m: len(m) == 1)
         reply = json.loads(sub.messages[0][1])
@@ -203,7 +203,7 @@ def test_thresholds_are_checked_against_the_labels_of_the_last_state(
     with make_output(config_for(mosquitto_broker), tmp_path) as out:
         out.subscribe(recording_receiver)
         out.publish_state(other)  # a reload swapped in a model without "error"
-        assert sub.wait_for(lambda m: out.connected)
+        assert sub.wait_for(lambda m: out.listening)
         sub.client.publish("pi-inspect/line1/cmd/thresholds", b'{"error": 0.7}', qos=1)
         assert sub.wait_for(lambda m: len(m) == 1)
     reply = json.loads(sub.messages[0][1])

@@ -30,7 +30,7 @@ def test_a_retained_threshold_command_is_not_applied_again_after_a_broker_restar
     # a persistent session: the replies sent while it reconnects wait for it
     operator = mqtt_subscribe(broker, [f"{CMD}/result"], client_id="operator", clean_session=False)
     with start(broker, recording_receiver, tmp_path) as out:
-        assert operator.wait_for(lambda m: out.connected)
+        assert operator.wait_for(lambda m: out.listening)
         # retained by mistake: it runs once, as sent (a live message arrives without the flag)
         operator.client.publish(f"{CMD}/thresholds", b'{"error": 0.9}', qos=1, retain=True)
         assert operator.wait_for(lambda m: len(m) == 1)
@@ -60,7 +60,7 @@ def test_an_empty_payload_is_not_a_command(
 ):
     operator = mqtt_subscribe(mosquitto_broker, [f"{CMD}/result"])
     with start(mosquitto_broker, recording_receiver, tmp_path) as out:
-        assert operator.wait_for(lambda m: out.connected)
+        assert operator.wait_for(lambda m: out.listening)
         for verb in ("snapshot", "trigger", "reload", "thresholds"):
             operator.client.publish(f"{CMD}/{verb}", b"", qos=1)
         operator.client.publish(f"{CMD}/trigger", b"{}", qos=1)  # a real one, to know when

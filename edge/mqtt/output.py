@@ -57,6 +57,8 @@ class MqttOutput:
         self._sender = Sender(config, self.topics, spool, client, sw_version)
         self._receiver: Receiver = _no_receiver
         self._labels: tuple[str, ...] = ()  # the running model's, from the last State
+        self._command_sub: int | None = None  # the mid of the command subscription in flight
+        self._listening = threading.Event()  # the broker acknowledged the command subscription
         self._closed = False
         self._close_lock = threading.Lock()
         self._last_result_at = float("-inf")
@@ -73,6 +75,7 @@ class MqttOutput:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> MqttOutput:
@@ -125,6 +128,11 @@ class MqttOutput:
     @property
     def connected(self) -> bool:
         return self._sender.connected.is_set()
+
+    @property
+    def listening(self) -> bool:
+        """The broker acknowledged the command subscription: commands sent now arrive."""
+        return self._listening.is_set()
 
     @property
     def spool_depth(self) -> int:
@@ -181,8 +189,9 @@ class MqttOutput:
             return
         self._link.up()
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        self._listening.clear()
         if self._config.commands.enabled:
-            client.subscribe(self.topics.command_filter, qos=1)
+            _, self._command_sub = client.subscribe(self.topics.command_filter, qos=1)
         if self._config.discovery.enabled:
             client.subscribe(self._ha_status_topic, qos=1)
         self._sender.on_connected()
@@ -190,8 +199,13 @@ class MqttOutput:
     def _on_connect_fail(self, client, userdata) -> None:
         self._link.down()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid == self._command_sub and not any(code.is_failure for code in reason_codes):
+            self._listening.set()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._sender.connected.clear()
+        self._listening.clear()
         if self._closed:
             self._link.closed()
         else:

@@ -70,7 +70,9 @@ launch() {  # $1: a queue entry; runs it in the background, leaves NAME.log and 
             PI_FAIL_FAST=1 bash "$HERE/run.sh" bookworm cortex-a72 --break "$what" \
                 > "$logs/$name.log" 2>&1 || rc=$?
         fi
-        echo "$rc $((SECONDS - start))" > "$logs/$name.status"
+        # written whole, then renamed: report_finished reads a status file the moment it exists
+        echo "$rc $((SECONDS - start))" > "$logs/$name.status.part"
+        mv "$logs/$name.status.part" "$logs/$name.status"
     ) &
 }
 
