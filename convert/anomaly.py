@@ -8,6 +8,10 @@ float32 reference, golden set), with three differences:
   images only, a real defect's activations clip and its score comes out too low);
 - the threshold is set again on the int8 model's scores of the held-out good images, for the
   run's false-alarm target: the Pi decides with int8 scores, so they must meet the target;
+- the global score (``pi_inspect.edge.global_score``: "not one of the good parts") gets its
+  memory from the good training images and its mapping from the held-out ones; the threshold
+  and the pseudo-defect gate are on the score the Pi computes, the map's peak or the global
+  score, whichever is higher;
 - parity is measured on what matters: Pearson correlation of float and int8 scores (at least
   ``MIN_CORRELATION``) and the drop in image AUROC (at most ``MAX_AUROC_DROP``), on a labelled
   ``--test`` set, or else on the held-out good images and the same images with pseudo-defects;
@@ -34,6 +38,7 @@ MIN_CORRELATION = 0.99
 MAX_AUROC_DROP = 0.005
 MIN_PSEUDO_AUROC = 0.9  # held-out good vs the same with pseudo-defects, int8: else not shipped
 OUTPUTS = {"scores": "anomaly_score", "map": "anomaly_map"}
+MEMORY_FILE = "global_memory.npy"
 
 
 @dataclass
@@ -47,6 +52,7 @@ class AnomalyParity:
     map_pearson: float
     threshold_float: float
     threshold_int8: float
+    auroc_shipped: float | None = None  # int8, with the global score: what the Pi decides on
 
     @property
     def auroc_drop(self) -> float | None:
@@ -68,6 +74,8 @@ class AnomalyParity:
                 f"image AUROC good vs defective: float {self.auroc_float:.4f}, int8 "
                 f"{self.auroc_int8:.4f} (drop {self.auroc_drop:+.4f}, max {MAX_AUROC_DROP})"
             )
+        if self.auroc_shipped is not None:
+            lines.append(f"image AUROC with the global score (as the Pi decides): {self.auroc_shipped:.4f}")
         lines.append(
             f"threshold: {self.threshold_int8:.4f} on int8 scores "
             f"(float model: {self.threshold_float:.4f})"
@@ -127,6 +135,37 @@ def calibration_images(good: np.ndarray, seed: int) -> np.ndarray:
     h, w = good.shape[1:3]
     images, _ = make_batch(good, np.random.default_rng(seed), map_size((w, h)), 0.5)
     return images
+
+
+def fit_global(
+    train_good: np.ndarray, held: np.ndarray, held_local: np.ndarray, target: float, seed: int
+) -> tuple[Any, bytes]:
+    """The global score (``pi_inspect.edge.global_score``): the good training images' descriptors
+    as its memory (float16, as the bundle stores them), its distance mapped onto the map's
+    score scale on the held-out good images. Returns (scorer, the memory file's bytes)."""
+    import io
+
+    from pi_inspect.edge.global_score import (
+        SIDE,
+        GlobalScore,
+        K,
+        descriptors,
+        fit_mapping,
+        knn_distance,
+        pick_memory,
+    )
+    from pi_inspect.edge.manifest import GlobalSpec
+
+    memory = pick_memory(descriptors(train_good), seed).astype(np.float16)
+    scale, offset = fit_mapping(knn_distance(descriptors(held), memory), held_local, target)
+    spec = GlobalSpec(MEMORY_FILE, SIDE, K, float(scale), float(offset))
+    buffer = io.BytesIO()
+    np.save(buffer, memory, allow_pickle=False)
+    log.info(
+        "global score: %d good images in memory, distance x %.3f %+.3f onto the map's scale",
+        len(memory), scale, offset,
+    )
+    return GlobalScore(spec, memory), buffer.getvalue()
 
 
 def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
@@ -200,7 +239,11 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         )
         q_held, _ = int8_scores(probe, held)
         q_test, q_maps = int8_scores(probe, test_x)
-    threshold = calibrate(q_held, target)
+    train_good = _good(Path(run_dir) / TRAIN_SPLIT, size, 100_000, seed)
+    scorer, memory_bytes = fit_global(train_good, held, q_held, target, seed)
+    shipped_held = np.maximum(q_held, [scorer.score(x) for x in held])
+    shipped_test = np.maximum(q_test, [scorer.score(x) for x in test_x])
+    threshold = calibrate(shipped_held, target)
     map_r = [pearson(a, b) for a, b in zip(float_maps, q_maps, strict=True)]
     diff = np.abs(float_test - q_test)
     report = AnomalyParity(
@@ -213,18 +256,20 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         map_pearson=float(np.nanmean(map_r)) if np.isfinite(map_r).any() else float("nan"),
         threshold_float=calibrate(float_held, target),
         threshold_int8=threshold,
+        auroc_shipped=auroc(test_bad, shipped_test) if test_bad is not None else None,
     )
     check_anomaly_parity(report, opts.allow_drop)
-    if opts.test is None and not (report.auroc_int8 or 0.0) >= MIN_PSEUDO_AUROC:
+    if opts.test is None and not (report.auroc_shipped or 0.0) >= MIN_PSEUDO_AUROC:
         raise ConversionError(
             f"the int8 model tells held-out good images from the same with pseudo-defects at "
-            f"AUROC {report.auroc_int8:.3f} < {MIN_PSEUDO_AUROC}: it has not learned the good "
+            f"AUROC {report.auroc_shipped:.3f} < {MIN_PSEUDO_AUROC}: it has not learned the good "
             "parts well enough to ship; train on more good images or longer"
         )
     anomaly = {
         "false_alarm_target": target,
         "calibrated_on": int(len(held)),
         "map_size": [int(q_maps.shape[2]), int(q_maps.shape[1])],
+        "global": scorer.spec.to_dict(),
     }
     extra: dict[str, Any] = {"anomaly": anomaly}
     if info.get("view") is not None:
@@ -238,6 +283,7 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         golden=test_x[pick_golden(q_test[:, None])],
         thresholds={"anomaly": threshold},
         extra=extra,
+        aux_files={MEMORY_FILE: memory_bytes},
         **common,
     )
     return ConvertResult(manifest=manifest, bundle_dir=Path(out_dir), ops=ops, parity=report)

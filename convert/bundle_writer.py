@@ -149,11 +149,13 @@ def write_bundle(
     golden: np.ndarray | None = None,
     meanings: dict[str, dict[str, str]] | None = None,
     outputs: dict[str, str] | None = None,
+    aux_files: dict[str, bytes] | None = None,
 ) -> Manifest:
     """Write into a temporary sibling directory, verify it, then move it into place.
 
     ``golden``: uint8 RGB inputs whose scores, from the edge runtime on this machine, the
     bundle records as its golden set (the Pi refuses the bundle unless it computes the same).
+    ``aux_files``: more files the manifest names (an anomaly bundle's global-score memory).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
@@ -167,6 +169,9 @@ def write_bundle(
         if float_bytes is not None:
             (tmp / FLOAT_FILE).write_bytes(float_bytes)
             files[FLOAT_FILE] = ""
+        for aux_name, data in (aux_files or {}).items():
+            (tmp / aux_name).write_bytes(data)
+            files[aux_name] = ""
         manifest: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "name": name,

@@ -18,6 +18,13 @@ import numpy as np
 from pi_inspect.edge.data.meanings import LabelMeaning, declared_meanings
 from pi_inspect.edge.errors import BundleError
 from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.manifest_anomaly import (  # noqa: F401 - part of the manifest API
+    ANOMALY_LABEL,
+    MAX_INPUT_SIDE,
+    AnomalySpec,
+    GlobalSpec,
+    anomaly_rules,
+)
 from pi_inspect.edge.manifest_head import (  # noqa: F401 - part of the manifest API
     MAX_DIM,
     DenseLayer,
@@ -34,7 +41,6 @@ MANIFEST = "manifest.json"
 
 Task = Literal["multilabel", "multiclass", "anomaly"]
 TASKS = ("multilabel", "multiclass", "anomaly")
-ANOMALY_LABEL = "anomaly"  # the one label of an anomaly bundle
 Polarity = Literal["above", "below"]
 
 
@@ -54,17 +60,6 @@ class Golden:
     file: str
     scores: np.ndarray  # float32 (n, labels)
     tolerance: float
-
-
-@dataclass(frozen=True)
-class AnomalySpec:
-    """An anomaly bundle's calibration, as ``convert`` recorded it (all optional): the share of
-    good frames its threshold lets alarm, how many held-out good images set it, and the
-    anomaly map's size (w, h)."""
-
-    false_alarm_target: float | None = None
-    calibrated_on: int | None = None
-    map_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +106,6 @@ class Manifest:
 # --- checks a manifest's values must pass -----------------------------------------------------
 
 MAX_MANIFEST_BYTES = 64 << 20
-MAX_INPUT_SIDE = 4096
 MAX_LABELS = 256
 MAX_LABEL_BYTES = 64
 MAX_FILES = 64
@@ -293,7 +287,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         or "scores" not in outputs
     ):
         raise BundleError(f"{where}: outputs must map 'scores' (and 'features') to tensor names")
-    anomaly = _anomaly_rules(d, task, labels, raw_thresholds, alarms, outputs, where)
+    anomaly = anomaly_rules(d, task, labels, raw_thresholds, alarms, outputs, files, where)
     head = HeadSpec.from_dict(d["heatmap"]) if d.get("heatmap") is not None else None
     if head is not None and head.layers[-1].kernel.shape[1] != len(labels):
         raise BundleError(
@@ -322,60 +316,4 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         golden=golden, meanings=meanings,
         anomaly=anomaly,
         raw=d,
-    )
-
-
-_ANOMALY_KEYS = ("false_alarm_target", "calibrated_on", "map_size")
-
-
-def _anomaly_rules(
-    d: dict[str, Any],
-    task: str,
-    labels: tuple[str, ...],
-    thresholds: dict[str, Any],
-    alarms: dict[str, str],
-    outputs: dict[str, str],
-    where: str,
-) -> AnomalySpec | None:
-    """What task ``anomaly`` demands: the one label ``anomaly`` alarming above a calibrated
-    threshold strictly inside (0, 1), a ``scores`` and a ``map`` output, no Grad-CAM head;
-    the optional ``anomaly`` table checked. Other tasks may use neither ``map`` nor the table."""
-    if task != "anomaly":
-        if "map" in outputs or d.get("anomaly") is not None:
-            raise BundleError(f"{where}: an anomaly map and the 'anomaly' table need task 'anomaly'")
-        return None
-    if labels != (ANOMALY_LABEL,):
-        raise BundleError(f"{where}: task 'anomaly' has exactly one label, 'anomaly' (not {_show(list(labels))})")
-    threshold = thresholds.get(ANOMALY_LABEL)
-    if threshold is None or not 0.0 < threshold < 1.0:
-        raise BundleError(f"{where}: task 'anomaly' needs a calibrated threshold in (0, 1) for 'anomaly'")
-    if alarms.get(ANOMALY_LABEL) != "above":
-        raise BundleError(f"{where}: label 'anomaly' must alarm when present (a score above its threshold)")
-    if "map" not in outputs:
-        raise BundleError(f"{where}: task 'anomaly' needs outputs 'scores' and 'map'")
-    if d.get("heatmap") is not None:
-        raise BundleError(f"{where}: task 'anomaly' has its own map; a Grad-CAM 'heatmap' head does not apply")
-    table = d.get("anomaly")
-    if table is None:
-        return AnomalySpec()
-    if not isinstance(table, dict):
-        raise BundleError(f"{where}: 'anomaly' must be an object ({', '.join(_ANOMALY_KEYS)})")
-    unknown = sorted(str(k) for k in table if k not in _ANOMALY_KEYS)
-    if unknown:
-        raise BundleError(f"{where}: 'anomaly' has unknown key(s) {_show(unknown)} (known: {', '.join(_ANOMALY_KEYS)})")
-    target = table.get("false_alarm_target")
-    if target is not None and not (_is_number(target) and 0.0 < target < 1.0):
-        raise BundleError(f"{where}: anomaly.false_alarm_target must be a number in (0, 1), not {_show(target)}")
-    count = table.get("calibrated_on")
-    if count is not None and not (_is_int(count) and count >= 1):
-        raise BundleError(f"{where}: anomaly.calibrated_on must be a whole number of images >= 1, not {_show(count)}")
-    size = table.get("map_size")
-    if size is not None and not (
-        isinstance(size, list) and len(size) == 2 and all(_is_int(s) and 1 <= s <= MAX_INPUT_SIDE for s in size)
-    ):
-        raise BundleError(f"{where}: anomaly.map_size must be [width, height] in 1..{MAX_INPUT_SIDE}, not {_show(size)}")
-    return AnomalySpec(
-        false_alarm_target=float(target) if target is not None else None,
-        calibrated_on=count,
-        map_size=(size[0], size[1]) if size is not None else None,
     )

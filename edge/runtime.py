@@ -29,6 +29,7 @@ from pi_inspect.edge.bundle import Manifest, default_bundle_dir, golden_inputs, 
 from pi_inspect.edge.data.meanings import LabelMeaning
 from pi_inspect.edge.errors import BundleError, MissingExtraError
 from pi_inspect.edge.events import ModelInfo
+from pi_inspect.edge.global_score import GlobalScore
 from pi_inspect.edge.heatmap import gradcam
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class Classifier:
             raise BundleError(f"bundle {bundle_dir}: model has no output named {feat_name!r}")
         self._features = _tensor_io(outputs[feat_name]) if feat_name is not None else None
         self._map = self._anomaly_map(outputs) if manifest.task == "anomaly" else None
+        spec = manifest.anomaly.global_ if manifest.anomaly is not None else None
+        self._global = GlobalScore.load(bundle_dir, spec) if spec is not None else None
         if self._features is not None and manifest.head is not None:
             channels, head_in = self._features.shape[-1], manifest.head.layers[0].kernel.shape[0]
             if channels != head_in:
@@ -233,6 +236,8 @@ class Classifier:
         self._set_input(rgb)
         self._interp.invoke()
         scores = _dequantize(self._interp.get_tensor(self._scores.index)[0], self._scores)
+        if self._global is not None:  # anomaly: the map's peak or "not a good part", if higher
+            scores = np.maximum(scores, np.float32(self._global.score(rgb)))
         feats = None
         extra = self._map if self._map is not None else self._features
         if with_features and extra is not None:

@@ -57,6 +57,7 @@ def test_good_only_run_records_its_task_threshold_and_held_out_split(tiny):
 
 
 def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_runtime(tiny):
+    from pi_inspect.edge.global_score import GlobalScore
     from pi_inspect.edge.runtime import load_classifier
 
     root, _, result = tiny
@@ -75,7 +76,15 @@ def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_ru
         assert pred.scores.shape == (1,) and 0.0 <= pred.scores[0] <= 1.0
         assert pred.features.shape == (SIZE // 8, SIZE // 8)
         heat = model.heatmap(pred, "anomaly")
-        assert heat.max() == pytest.approx(pred.scores[0], abs=1 / 128)  # the score is the peak
+        # the score is the map's peak or the global score ("not a good part"), the higher one
+        spec = model.manifest.anomaly.global_
+        mapped = GlobalScore.load(root / "bundle", spec).score(img)
+        assert max(heat.max(), mapped) == pytest.approx(pred.scores[0], abs=1 / 128)
+    glob = manifest["anomaly"]["global"]
+    assert glob["memory"] in manifest["files"] and glob["scale"] > 0
+    memory = np.load(root / "bundle" / glob["memory"], allow_pickle=False)
+    trained = (root / "run" / "train_good.csv").read_text().splitlines()[1:]
+    assert memory.dtype == np.float16 and memory.shape == (len(trained), 16 * 16 * 3)
 
 
 def test_int8_threshold_keeps_held_out_false_alarms_under_target(tiny):
