@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from pi_inspect.edge import __version__
 from pi_inspect.edge.anomaly_config import AnomalyConfig
+from pi_inspect.edge.collect import CollectConfig
 from pi_inspect.edge.config_checks import (  # noqa: F401 - PathText and path_text: part of the config API
     PathText,
     add_pin_problems,
@@ -119,7 +120,8 @@ class GpioConfig(Section):
 
 
 class SnapshotConfig(Section):
-    """Heat-map snapshots on a defect, with retention so they never fill the disk."""
+    """Defect snapshots (with heat maps) and collected samples ([collect], the `collect`
+    command), under one retention so they never fill the disk."""
 
     enabled: bool = True
     dir: PathText = "snapshots"  # relative to state_dir
@@ -159,6 +161,7 @@ class CoreConfig(Section):
     decide: DecideConfig = DecideConfig()
     gpio: GpioConfig = GpioConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    collect: CollectConfig = Field(default_factory=CollectConfig)
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
 

@@ -184,7 +184,7 @@ class SnapshotStore:
         groups: dict[str, list[tuple[Path, os.stat_result]]] = {}
         with os.scandir(self.directory) as entries:
             for entry in entries:
-                stem = _stem_of(entry.name)
+                stem = stem_of(entry.name)
                 if stem is None:
                     continue
                 with contextlib.suppress(OSError):  # removed meanwhile
@@ -238,7 +238,7 @@ class SnapshotStore:
                 log.debug("snapshots not pruned: %s", exc)
 
 
-def _stem_of(name: str) -> str | None:
+def stem_of(name: str) -> str | None:
     """The stem of a file name ``save`` writes, else None (any other name is not ours)."""
     match = _NAME.fullmatch(name)
     return match.group(1) if match else None

@@ -44,6 +44,8 @@ class Station(Protocol):
 
     def acknowledge(self) -> None: ...
 
+    def collect(self, right: list[str] | None) -> str | None: ...
+
 
 Arguments = Callable[[Any, tuple[str, ...]], dict[str, Any]]  # (JSON value, labels) -> args
 Handler = Callable[[Station, dict[str, Any]], Mapping[str, Any]]  # (station, args) -> result
@@ -71,6 +73,31 @@ def label_thresholds(value: Any, labels: tuple[str, ...]) -> dict[str, float]:
             raise InvalidCommand(f"threshold for {label!r} must be within [0, 1]")
         thresholds[label] = threshold
     return thresholds
+
+
+def right_labels(value: Any, labels: tuple[str, ...]) -> dict[str, Any]:
+    """``{}`` (no verdict said) or ``{"right": [<label>, ...]}``: the labels that are right for
+    the latest frame, known labels without repeats; ``[]`` says it is good."""
+    if not isinstance(value, dict) or set(value) - {"right"}:
+        raise InvalidCommand('expected {} or {"right": [labels]} ([] for a good frame)')
+    if "right" not in value:
+        return {"right": None}
+    right = value["right"]
+    if not isinstance(right, list) or not all(isinstance(r, str) for r in right):
+        raise InvalidCommand('"right" must be a list of labels ([] for a good frame)')
+    unknown = [r for r in right if r not in labels]
+    if unknown:
+        raise InvalidCommand(f"unknown label {unknown[0]!r}; labels are {', '.join(labels)}")
+    if len(set(right)) != len(right):
+        raise InvalidCommand('"right" names a label twice')
+    return {"right": list(right)}
+
+
+def _collect(station: Station, args: dict[str, Any]) -> Mapping[str, Any]:
+    sample = station.collect(args["right"])
+    if sample is None:
+        raise ValueError("no sample kept: no frame inspected yet, or the sample store refused it")
+    return {"sample": sample}
 
 
 def _trigger(station: Station, _args: dict[str, Any]) -> Mapping[str, Any]:
@@ -115,6 +142,11 @@ VERBS: dict[str, Verb] = {
     ),
     "acknowledge": Verb(
         no_arguments, _acknowledge, "release a latched red LED, relay and buzzer"
+    ),
+    "collect": Verb(
+        right_labels,
+        _collect,
+        "keep the latest inspected frame as a sample for retraining, with the right labels",
     ),
 }
 OPERATOR_VERBS = tuple(name for name, verb in VERBS.items() if verb.operator)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pi_inspect.edge.collect import Keep
 from pi_inspect.edge.config import Config, load_config, output_context
 from pi_inspect.edge.daemon.dispatch import Dispatcher
 from pi_inspect.edge.daemon.inspector import Inspector
@@ -68,7 +69,8 @@ class Daemon:
         )
         self._preparer = Preparer(clock=clock)
         self._inspector = Inspector(
-            self._slot, self._preparer, self.status.faults, config.trigger, clock=clock, wall=wall
+            self._slot, self._preparer, self.status.faults, config.trigger, clock=clock,
+            wall=wall, collect=config.collect,
         )
         self._dispatcher = Dispatcher(
             self._slot.heatmap,
@@ -147,6 +149,13 @@ class Daemon:
 
     def set_thresholds(self, thresholds: dict[str, float]) -> dict[str, float]:
         return self._slot.set_thresholds(thresholds)
+
+    def collect(self, right: list[str] | None) -> str | None:
+        """Keep the latest inspected frame as a sample an operator flagged, with the labels
+        they say are right (``[]``: good; None: not said)."""
+        thresholds = {label: rule.threshold for label, rule in self._slot.rules().items()}
+        keep = Keep("operator", thresholds)
+        return self._dispatcher.sample(self._inspector.latest, keep, right)
 
     def receive(self, command: Command):
         """Run one command as an output's receiver would (what MQTT's ``cmd/*`` topics do)."""

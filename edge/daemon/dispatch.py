@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from pi_inspect.edge import verbs
+from pi_inspect.edge.collect import Keep
 from pi_inspect.edge.daemon.inspector import Inspection
 from pi_inspect.edge.daemon.protocols import (
     Classifier,
@@ -70,6 +71,8 @@ class Dispatcher:
     def inspection(self, inspection: Inspection) -> list[DefectEvent]:
         """Events (completed), then the frame's result; returns the events as sent."""
         sent = self.events(inspection.events, inspection)
+        if inspection.keep is not None and not inspection.new_defect:  # a start has its snapshot
+            self.sample(inspection, inspection.keep)
         for out in self._outputs:
             out.publish_result(inspection.result)
         return sent
@@ -139,6 +142,38 @@ class Dispatcher:
             "model_sha256": i.model.sha256,
         }
         saved = self._snapshots.save(image, heat, meta, tag="request")
+        return saved.name if saved is not None else None
+
+    def sample(
+        self, inspection: Inspection | None, keep: Keep, right: list[str] | None = None
+    ) -> str | None:
+        """Keep ``inspection``'s frame as a sample for retraining: the view the model inspected
+        (region, rotation), no heat map; ``right``: the labels an operator says are right ([] is good).
+        Its file name, or None when there is no frame or the store refuses it (its health
+        says why)."""
+        if inspection is None or self._snapshots is None:
+            return None
+        i = inspection
+        try:
+            image = i.frame.image
+        except ValueError as exc:
+            log.debug("no sample of frame %d: %s", i.frame.index, exc)
+            return None
+        meta = {
+            "sample": keep.reason,
+            "device": self._device,
+            "time": i.frame.timestamp,
+            "frame_index": i.frame.index,
+            "scores": i.scores,
+            "thresholds": keep.thresholds,
+            "verdict": list(i.result.active),
+            "model": i.model.name,
+            "model_version": i.model.version,
+            "model_sha256": i.model.sha256,
+            "view": i.frame.view.to_dict(),  # already applied: the image is what was inspected
+            **({"right_labels": list(right)} if right is not None else {}),
+        }
+        saved = self._snapshots.save(image, None, meta, tag=keep.reason)
         return saved.name if saved is not None else None
 
     def reporters(self) -> list[Reports]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pi_inspect.edge.collect import CollectConfig, Collector, Keep
 from pi_inspect.edge.config import TriggerConfig
 from pi_inspect.edge.daemon.model import ModelSlot
 from pi_inspect.edge.daemon.protocols import Classifier, Prediction
@@ -44,6 +45,7 @@ class Inspection:
     classifier: Classifier  # the model that scored it (heat maps re-run it)
     model: ModelInfo
     work_ms: float  # this loop's own work (invoke and bookkeeping, without the resize)
+    keep: Keep | None = None  # a sample to keep (pi_inspect.edge.collect), decided here
 
     @property
     def new_defect(self) -> bool:
@@ -62,8 +64,10 @@ class Inspector:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        collect: CollectConfig | None = None,
     ) -> None:
         self._slot = slot
+        self._collector: Collector | None = None
         self._preparer = preparer
         self._faults = faults
         self._clock = clock
@@ -74,10 +78,19 @@ class Inspector:
         self._after = 0.0  # only frames captured after the trigger (unix time)
         self.latest: Inspection | None = None
         self._skipped = ""  # the last reason a frame was skipped (logged once)
+        self._collect(collect)
 
-    def configure(self, trigger: TriggerConfig) -> None:
+    def configure(self, trigger: TriggerConfig, collect: CollectConfig | None = None) -> None:
+        """A reload's trigger and collection rules (changed rules start their quotas afresh)."""
         with self._gate:
             self._trigger = trigger
+        self._collect(collect)
+
+    def _collect(self, collect: CollectConfig | None) -> None:
+        if collect is None or not (collect.near.enabled or collect.random.enabled):
+            self._collector = None
+        elif self._collector is None or self._collector.config != collect:
+            self._collector = Collector(collect, clock=self._clock)
 
     def trigger(self) -> bool:
         """Inspect the next ``trigger.frames`` frames captured from now on; False in continuous
@@ -132,13 +145,14 @@ class Inspector:
                 return None
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
+            keep = self._collector.decide(scores, debouncer.rules) if self._collector else None
         if FAULT in self._faults:
             self._faults.clear(FAULT)
         latency_ms = (invoked - t_invoke) * 1000.0 + prepare_ms
         result = FrameResult(frame.index, frame.timestamp, scores, round(latency_ms, 3), active)
         inspection = Inspection(
             frame, rgb, prediction, scores, result, events, clf, info,
-            work_ms=(self._clock() - t_invoke) * 1000.0,
+            work_ms=(self._clock() - t_invoke) * 1000.0, keep=keep,
         )  # fmt: skip
         self.latest = inspection
         return inspection
