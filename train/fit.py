@@ -52,6 +52,7 @@ class TrainConfig:
     deterministic: bool = True
     verbose: int | None = None  # Keras fit verbosity; None = bar on a terminal, a line otherwise
     view: dict[str, Any] | None = None  # the station's region/rotation the data was cut with
+    init: str | None = None  # an earlier run to start from (train --init)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -249,6 +250,10 @@ def train(cfg: TrainConfig) -> Path:
     from pi_inspect.train.models import backbone, build_model
 
     model = build_model(spec)
+    if cfg.init:
+        from pi_inspect.train.warm import warm_start
+
+        info["init"] = warm_start(model, cfg.init, list(labels), task)
     weights = _sample_weights(task, train_data.y, cfg.weighting)
     train_ds = make_dataset(
         train_data.images, train_data.y, cfg.batch_size, True, cfg.augment, cfg.seed, weights

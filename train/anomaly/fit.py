@@ -61,6 +61,7 @@ class AnomalyConfig:
     deterministic: bool = True
     verbose: int | None = None
     view: dict[str, Any] | None = None
+    init: str | None = None  # an earlier anomaly run to start from (train --init)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -220,6 +221,8 @@ def _fit(
     size = cfg.input_size
     crop = cfg.crop if cfg.crop and cfg.crop < min(size) else 0
     twin = build_anomaly_model((crop, crop)) if crop else model
+    if crop and cfg.init:
+        _copy_weights(model, twin)  # the warm start's weights, into the model that trains
     steps = max(1, len(images) // cfg.batch_size)
     epochs = cfg.epochs_for(steps)
     every = max(1, -(-EVAL_STEPS // steps))  # epochs between two validation measurements
@@ -313,6 +316,11 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     model = build_anomaly_model(cfg.input_size)
+    init = None
+    if cfg.init:
+        from pi_inspect.train.warm import warm_start
+
+        init = warm_start(model, cfg.init, [LABEL], "anomaly")
     losses, best = _fit(model, train_x, cfg, pseudo_validation(held_x, cfg.seed))
     model.save(run_dir / runs.MODEL_FILE)
     scores, _ = predict_scores(model, held_x)
@@ -345,6 +353,7 @@ def train_anomaly(cfg: AnomalyConfig) -> Path:
             "history": best.history,
             "learned": bool(best.auroc >= MIN_AUROC),
         },
+        **({"init": init} if init else {}),
         "config": config,
         "seed": cfg.seed,
         "versions": runs.versions(),

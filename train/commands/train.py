@@ -103,6 +103,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the station's config: record its region/rotation (the frames were cut with it)",
     )
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="RUN",
+        help="start from an earlier run's weights (retraining on its data plus new samples); "
+        "labels it did not have start fresh",
+    )
     parser.add_argument("--workers", type=int, default=None, help="image decode threads")
     parser.add_argument(
         "--no-determinism", action="store_true", help="skip TF op determinism (faster on some ops)"
@@ -139,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         deterministic=not args.no_determinism,
         view=station_view(args.station_config).to_dict() if args.station_config else None,
+        init=args.init,
     )
     run_dir = train(cfg)
     print(run_dir)
@@ -187,6 +195,7 @@ def _run_anomaly(args: argparse.Namespace) -> int:
         workers=args.workers,
         deterministic=not args.no_determinism,
         view=station_view(args.station_config).to_dict() if args.station_config else None,
+        init=args.init,
     )
     print(train_anomaly(cfg))
     return 0
