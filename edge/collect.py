@@ -17,7 +17,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import Field
@@ -125,8 +125,9 @@ class Collector:
 class Keep:
     """A frame to keep as a sample: why, and the thresholds it was judged against."""
 
-    reason: str  # near, random, operator
+    reason: str  # near, random, operator, disagree
     thresholds: dict[str, float]
+    details: dict[str, object] = field(default_factory=dict)  # more for the sidecar
 
 
 def _thresholds(rules: Mapping[str, Rule]) -> dict[str, float]:

@@ -43,6 +43,7 @@ from pi_inspect.edge.identity import DeviceConfig
 from pi_inspect.edge.outputs import OutputContext
 from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.section import Section
+from pi_inspect.edge.shadow_config import ShadowConfig
 from pi_inspect.edge.source_config import SourceConfig, SourceKind  # noqa: F401 - config API
 
 if sys.version_info >= (3, 11):
@@ -162,6 +163,7 @@ class CoreConfig(Section):
     gpio: GpioConfig = GpioConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     collect: CollectConfig = Field(default_factory=CollectConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
 

@@ -55,6 +55,7 @@ class Daemon:
         notifier: Notifier | None = None,
         classifier_loader: ClassifierLoader = load_from_config,
         anomaly_loader: AnomalyLoader = load_anomaly_from_config,
+        shadow_loader: ClassifierLoader | None = None,
         on_lamps: Callable[[Lamps], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -70,13 +71,21 @@ class Daemon:
         self._preparer = Preparer(clock=clock)
         self._inspector = Inspector(
             self._slot, self._preparer, self.status.faults, config.trigger, clock=clock,
-            wall=wall, collect=config.collect,
+            wall=wall, collect=config.collect, shadow=config.shadow,
+            shadow_loader=lambda bundle: (shadow_loader or classifier_loader)(
+                # the config in force: the loop's once it exists (a reload replaces it)
+                (self._loop.config if hasattr(self, "_loop") else config).model.model_copy(
+                    update={"bundle": bundle}
+                )
+            ),
+            record_dir=config.resolved_state_dir(),
         )
         self._dispatcher = Dispatcher(
             self._slot.heatmap,
             self,  # the station the verbs (pi_inspect.edge.verbs) run on
             top_label=self._slot.top_alarm_label,
             device=config.device.id,
+            more_reporters=self._inspector.reporters,
         )
 
         def reread() -> Config:
@@ -170,7 +179,8 @@ class Daemon:
         self._dispatcher.open(outputs, open_snapshots(config))
         signals, trigger_input = self._open_gpio(config)
         self.status.drive(signals)
-        return self._loop.run(stop, closers=[trigger_input] if trigger_input else [])
+        closers = [trigger_input] if trigger_input else []
+        return self._loop.run(stop, closers=[*closers, self._inspector])
 
     def _open_gpio(self, config: Config) -> tuple[Signals | None, TriggerInput | None]:
         """LEDs and trigger input. Without GPIO the station still inspects and reports: the

@@ -47,8 +47,10 @@ class Dispatcher:
             lambda _scores, _active: None
         ),
         device: str | None = None,
+        more_reporters: Callable[[], list[Reports]] = list,
     ) -> None:
         self._heatmap = heatmap
+        self._more_reporters = more_reporters  # parts beyond the outputs (the shadow's record)
         self._station = station  # what the verbs of pi_inspect.edge.verbs run on
         self._device = device  # stamped on every event, state and stats line sent
         self._top_label = top_label  # whose heat map a live viewer sees: (scores, raised)
@@ -172,6 +174,7 @@ class Dispatcher:
             "model_sha256": i.model.sha256,
             "view": i.frame.view.to_dict(),  # already applied: the image is what was inspected
             **({"right_labels": list(right)} if right is not None else {}),
+            **keep.details,
         }
         saved = self._snapshots.save(image, None, meta, tag=keep.reason)
         return saved.name if saved is not None else None
@@ -180,7 +183,8 @@ class Dispatcher:
         """The parts that keep their own health (the snapshot store, outputs that can fail on
         their own): the loop polls them, they never call back."""
         parts: list[Reports] = [self._snapshots] if self._snapshots is not None else []
-        return parts + [out for out in self._outputs if isinstance(out, Reports)]
+        parts += [out for out in self._outputs if isinstance(out, Reports)]
+        return parts + self._more_reporters()
 
     def _live(self, frame: Frame, inspection: Inspection | None) -> None:
         for tap in self._taps:

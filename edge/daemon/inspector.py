@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -19,10 +20,12 @@ from pi_inspect.edge.collect import CollectConfig, Collector, Keep
 from pi_inspect.edge.config import TriggerConfig
 from pi_inspect.edge.daemon.model import ModelSlot
 from pi_inspect.edge.daemon.protocols import Classifier, Prediction
+from pi_inspect.edge.daemon.shadow import Shadow, ShadowError
 from pi_inspect.edge.daemon.status import Faults
 from pi_inspect.edge.errors import PiInspectError, SourceError
 from pi_inspect.edge.events import DefectEvent, FrameResult, ModelInfo
 from pi_inspect.edge.pipeline import Captured, Preparer
+from pi_inspect.edge.shadow_config import ShadowConfig
 from pi_inspect.edge.sources import Frame
 
 FAULT = "inference"
@@ -65,9 +68,15 @@ class Inspector:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         collect: CollectConfig | None = None,
+        shadow: ShadowConfig | None = None,
+        shadow_loader: Callable[[str], Classifier] | None = None,
+        record_dir: Path | None = None,
     ) -> None:
         self._slot = slot
         self._collector: Collector | None = None
+        self._shadow: Shadow | ShadowError | None = None
+        self._shadow_loader = shadow_loader
+        self._record_dir = record_dir
         self._preparer = preparer
         self._faults = faults
         self._clock = clock
@@ -79,12 +88,46 @@ class Inspector:
         self.latest: Inspection | None = None
         self._skipped = ""  # the last reason a frame was skipped (logged once)
         self._collect(collect)
+        self._set_shadow(shadow)
 
-    def configure(self, trigger: TriggerConfig, collect: CollectConfig | None = None) -> None:
-        """A reload's trigger and collection rules (changed rules start their quotas afresh)."""
+    def configure(
+        self, trigger: TriggerConfig, collect: CollectConfig | None = None,
+        shadow: ShadowConfig | None = None,
+    ) -> None:  # fmt: skip
+        """A reload's trigger, collection rules (changed rules start their quotas afresh) and
+        shadow candidate (a changed one starts a new record)."""
         with self._gate:
             self._trigger = trigger
         self._collect(collect)
+        self._set_shadow(shadow)
+
+    def _set_shadow(self, config: ShadowConfig | None) -> None:
+        current = self._shadow
+        if current is not None and config is not None and current.config == config:
+            return
+        self._shadow = None
+        if current is not None:
+            current.close()
+        if config is None or config.bundle is None or self._shadow_loader is None:
+            return
+        try:
+            candidate = self._shadow_loader(config.bundle)
+        except (PiInspectError, OSError, ValueError) as exc:
+            message = f"shadow candidate {config.bundle} not loaded: {str(exc).splitlines()[0]}"
+            log.warning("%s", message)
+            self._shadow = ShadowError(config, message)
+            return
+        log.info("shadow: %s runs beside the model in service", candidate.info.name)
+        self._shadow = Shadow(config, candidate, self._record_dir, clock=self._clock)
+
+    def reporters(self) -> list[Shadow | ShadowError]:
+        """The shadow's record, for stats (the loop polls it with the other parts)."""
+        return [self._shadow] if self._shadow is not None else []
+
+    def close(self) -> None:
+        if self._shadow is not None:
+            self._shadow.close()
+            self._shadow = None
 
     def _collect(self, collect: CollectConfig | None) -> None:
         if collect is None or not (collect.near.enabled or collect.random.enabled):
@@ -145,9 +188,12 @@ class Inspector:
                 return None
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
-            keep = self._collector.decide(scores, debouncer.rules) if self._collector else None
+            rules = debouncer.rules
+            keep = self._collector.decide(scores, rules) if self._collector else None
         if FAULT in self._faults:
             self._faults.clear(FAULT)
+        if self._shadow is not None:
+            keep = self._shadow_step(captured, rgb, scores, rules) or keep
         latency_ms = (invoked - t_invoke) * 1000.0 + prepare_ms
         result = FrameResult(frame.index, frame.timestamp, scores, round(latency_ms, 3), active)
         inspection = Inspection(
@@ -156,3 +202,20 @@ class Inspector:
         )  # fmt: skip
         self.latest = inspection
         return inspection
+
+    def _shadow_step(
+        self, captured: Captured, rgb: np.ndarray, scores: dict[str, float], rules: dict
+    ) -> Keep | None:
+        def prepared(size: tuple[int, int]) -> np.ndarray:
+            if size == rgb.shape[1::-1]:
+                return rgb
+            return self._preparer.model_input(captured, size)[0]
+
+        try:
+            return self._shadow.observe(prepared, scores, rules)
+        except (ValueError, RuntimeError, PiInspectError) as exc:  # the candidate's problem
+            message = f"shadow candidate failed: {str(exc).splitlines()[0]}"
+            log.warning("%s", message)
+            self._shadow.close()
+            self._shadow = ShadowError(self._shadow.config, message)
+            return None

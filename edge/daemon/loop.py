@@ -82,12 +82,10 @@ class Loop:
         self._summary, self._clock = summary, clock
         self._fixed_source = fixed_source  # an injected source survives a [source] change
         self._reload_lock = threading.Lock()
-        self._reload_requested = threading.Event()
-        self._restart_capture = threading.Event()
+        self._reload_requested, self._restart_capture = threading.Event(), threading.Event()
         self._capture: CaptureWorker | None = None
         self._queue: FrameQueue | None = None
-        self._stats = StatsWindow()
-        self._started = clock()
+        self._stats, self._started = StatsWindow(), clock()
         self._ready_sent, self._status_sent = False, None  # what systemd was told
         self._health_stats: dict[str, object] = {}  # the polled parts' numbers, for stats
         self._next_health = float("-inf")
@@ -243,7 +241,7 @@ class Loop:
             log.warning("%s: %s take effect after a restart", section, ", ".join(keys))
         source_changed = config.source != self.config.source
         self.config = config
-        self._inspector.configure(config.trigger, config.collect)
+        self._inspector.configure(config.trigger, config.collect, config.shadow)
         ended = self._slot.swap(clf, debouncer)
         self._summary.events.extend(e for e in self._dispatcher.events(ended) if e.kind == "end")
         self._preparer.set_size(clf.input_size)
@@ -295,6 +293,8 @@ class Loop:
         p50, p95 = self._stats.latency_percentiles()
         self._summary.latency_p50_ms, self._summary.latency_p95_ms = p50, p95
         if self._stats.frames:
+            self._next_health = float("-inf")  # the parts' last word, in the last stats line
+            self._poll_health()
             self._publish_stats()
         if capture_finished:
             log.info("source ended after %d frames", self._summary.frames_read)
