@@ -183,3 +183,10 @@ def default_bundle_dir() -> Path:
 def anomaly_bundle_dir() -> Path:
     """The demo anomaly bundle shipped inside the package (trained on good seams only)."""
     return Path(__file__).resolve().parent / "assets" / "anomaly_bundle"
+
+
+def identity(clf: Any) -> str:
+    """A bundle's identity: its whole content (manifest sha256: thresholds included), or the
+    model file's sha256 for a classifier without a manifest."""
+    manifest = getattr(clf, "manifest", None)
+    return getattr(manifest, "content_sha256", "") or clf.info.sha256

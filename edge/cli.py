@@ -40,6 +40,7 @@ COMMANDS: dict[str, Command] = {
     "frames": Command("pi_inspect.edge.commands.frames", "extract frames from a recorded video", "edge"),
     "split": Command("pi_inspect.edge.commands.split", "split a lookup table into train/valid/test without leakage", "edge"),
     "label": Command("pi_inspect.edge.commands.label", "label video frames in the browser", "edge"),
+    "promote": Command("pi_inspect.edge.commands.promote", "make the shadow candidate the model in service, past its gate", "edge"),
     "pull": Command("pi_inspect.edge.commands.pull", "bring a station's samples into a data set folder", "edge"),
     # workstation: training and conversion
     "train": Command("pi_inspect.train.commands.train", "train a classifier from a lookup table or class folders", "train"),

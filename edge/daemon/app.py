@@ -7,6 +7,7 @@ factory, notifier, classifier loader, clock), so tests and the demo run it in-pr
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,13 +28,17 @@ from pi_inspect.edge.daemon.model import (
 )
 from pi_inspect.edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from pi_inspect.edge.daemon.status import Faults, Status
+from pi_inspect.edge.daemon.watch import PromotionWatch
+from pi_inspect.edge.deploy import rollback_local
 from pi_inspect.edge.errors import PiInspectError
 from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.pipeline import Preparer
+from pi_inspect.edge.promote import models_dir
 from pi_inspect.edge.signals import Lamps, Signals, TriggerInput
 from pi_inspect.edge.snapshots import SnapshotStore
 from pi_inspect.edge.sources import FrameSource, make_source
 
+log = logging.getLogger(__name__)
 
 class Daemon:
     """One inspection station. Build it, then call ``run(stop_event)``.
@@ -79,6 +84,7 @@ class Daemon:
                 )
             ),
             record_dir=config.resolved_state_dir(),
+            watch=PromotionWatch(config.resolved_state_dir(), config.shadow.watch_frames),
         )
         self._dispatcher = Dispatcher(
             self._slot.heatmap,
@@ -86,6 +92,7 @@ class Daemon:
             top_label=self._slot.top_alarm_label,
             device=config.device.id,
             more_reporters=self._inspector.reporters,
+            on_rollback=self._auto_rollback,
         )
 
         def reread() -> Config:
@@ -165,6 +172,22 @@ class Daemon:
         thresholds = {label: rule.threshold for label, rule in self._slot.rules().items()}
         keep = Keep("operator", thresholds)
         return self._dispatcher.sample(self._inspector.latest, keep, right)
+
+    def _auto_rollback(self, reason: str) -> None:
+        """Switch ``current`` back to ``previous`` and reload, off the inspection thread (the
+        previous bundle is checked in a child process first, as ``deploy --rollback`` does)."""
+
+        def run() -> None:
+            log.warning("automatic rollback: %s", reason)
+            try:
+                switch = rollback_local(models_dir(self.config))
+            except (PiInspectError, OSError) as exc:
+                log.error("automatic rollback failed, the promoted model stays: %s", exc)
+                return
+            log.warning("rolled back to %s; reloading", switch.current)
+            self.request_reload()
+
+        threading.Thread(target=run, name="rollback", daemon=True).start()
 
     def receive(self, command: Command):
         """Run one command as an output's receiver would (what MQTT's ``cmd/*`` topics do)."""

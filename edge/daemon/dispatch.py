@@ -48,9 +48,11 @@ class Dispatcher:
         ),
         device: str | None = None,
         more_reporters: Callable[[], list[Reports]] = list,
+        on_rollback: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self._heatmap = heatmap
         self._more_reporters = more_reporters  # parts beyond the outputs (the shadow's record)
+        self._on_rollback = on_rollback  # the station switches back to the previous model
         self._station = station  # what the verbs of pi_inspect.edge.verbs run on
         self._device = device  # stamped on every event, state and stats line sent
         self._top_label = top_label  # whose heat map a live viewer sees: (scores, raised)
@@ -75,6 +77,8 @@ class Dispatcher:
         sent = self.events(inspection.events, inspection)
         if inspection.keep is not None and not inspection.new_defect:  # a start has its snapshot
             self.sample(inspection, inspection.keep)
+        if inspection.rollback is not None:
+            self._on_rollback(inspection.rollback)
         for out in self._outputs:
             out.publish_result(inspection.result)
         return sent

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pi_inspect.edge.bundle import identity
 from pi_inspect.edge.collect import CollectConfig, Collector, Keep
 from pi_inspect.edge.config import TriggerConfig
 from pi_inspect.edge.daemon.model import ModelSlot
 from pi_inspect.edge.daemon.protocols import Classifier, Prediction
 from pi_inspect.edge.daemon.shadow import Shadow, ShadowError
 from pi_inspect.edge.daemon.status import Faults
+from pi_inspect.edge.daemon.watch import PromotionWatch
 from pi_inspect.edge.errors import PiInspectError, SourceError
 from pi_inspect.edge.events import DefectEvent, FrameResult, ModelInfo
 from pi_inspect.edge.pipeline import Captured, Preparer
@@ -49,6 +51,7 @@ class Inspection:
     model: ModelInfo
     work_ms: float  # this loop's own work (invoke and bookkeeping, without the resize)
     keep: Keep | None = None  # a sample to keep (pi_inspect.edge.collect), decided here
+    rollback: str | None = None  # why a promoted model must go (pi_inspect.edge.daemon.watch)
 
     @property
     def new_defect(self) -> bool:
@@ -71,12 +74,14 @@ class Inspector:
         shadow: ShadowConfig | None = None,
         shadow_loader: Callable[[str], Classifier] | None = None,
         record_dir: Path | None = None,
+        watch: PromotionWatch | None = None,
     ) -> None:
         self._slot = slot
         self._collector: Collector | None = None
         self._shadow: Shadow | ShadowError | None = None
         self._shadow_loader = shadow_loader
         self._record_dir = record_dir
+        self._watch = watch
         self._preparer = preparer
         self._faults = faults
         self._clock = clock
@@ -100,6 +105,8 @@ class Inspector:
             self._trigger = trigger
         self._collect(collect)
         self._set_shadow(shadow)
+        if self._watch is not None:
+            self._watch.reload(shadow.watch_frames if shadow is not None else None)
 
     def _set_shadow(self, config: ShadowConfig | None) -> None:
         current = self._shadow
@@ -190,6 +197,7 @@ class Inspector:
             active = debouncer.active
             rules = debouncer.rules
             keep = self._collector.decide(scores, rules) if self._collector else None
+            rollback = self._watched(clf, scores, rules)
         if FAULT in self._faults:
             self._faults.clear(FAULT)
         if self._shadow is not None:
@@ -198,10 +206,16 @@ class Inspector:
         result = FrameResult(frame.index, frame.timestamp, scores, round(latency_ms, 3), active)
         inspection = Inspection(
             frame, rgb, prediction, scores, result, events, clf, info,
-            work_ms=(self._clock() - t_invoke) * 1000.0, keep=keep,
+            work_ms=(self._clock() - t_invoke) * 1000.0, keep=keep, rollback=rollback,
         )  # fmt: skip
         self.latest = inspection
         return inspection
+
+    def _watched(self, clf: Classifier, scores: dict[str, float], rules: dict) -> str | None:
+        if self._watch is None or not self._watch.watching:
+            return None
+        alarmed = any(rule.alarms(scores[label]) for label, rule in rules.items() if label in scores)
+        return self._watch.observe(identity(clf), alarmed)
 
     def _shadow_step(
         self, captured: Captured, rgb: np.ndarray, scores: dict[str, float], rules: dict

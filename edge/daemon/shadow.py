@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pi_inspect.edge.bundle import identity
 from pi_inspect.edge.collect import Keep, Window
 from pi_inspect.edge.decide import Rule, make_rules
 from pi_inspect.edge.health import Health
@@ -112,7 +113,7 @@ class Shadow:
         latency = sorted(self._latency_ms)
         return {
             "candidate": {"name": info.name, "version": info.version, "sha256": info.sha256,
-                          "bundle": str(self.config.bundle)},
+                          "identity": identity(self.candidate), "bundle": str(self.config.bundle)},
             "since": self._started,
             "frames": self.frames,
             "agreement": round(self.agree / self.frames, 4) if self.frames else None,

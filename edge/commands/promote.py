@@ -1,0 +1,37 @@
+"""``pi-inspect promote --config FILE``: the shadow candidate becomes the model in service, if
+its shadow record, the labelled samples and its golden set allow it (``pi_inspect.edge.promote``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the station's config file")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="promote past the shadow gate (never past the golden set); the daemon then expects "
+        "the alarm rate the line showed under the model it replaces",
+    )  # fmt: skip
+    parser.add_argument("--no-reload", action="store_true", help="switch without reloading the service")
+    parser.add_argument("--service", default="pi-inspect", help="systemd service to reload")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pi_inspect.edge.commands.deploy import _reloader
+    from pi_inspect.edge.config import load_config
+    from pi_inspect.edge.promote import models_dir, promote
+
+    config = load_config(args.config)
+    reload, why = _reloader(args)
+    result = promote(config, force=args.force, reload=reload)
+    print(f"promoted {result.current} (previous: {result.previous or 'none'}); {why}")
+    for note in result.notes:
+        print(note)
+    if result.expected_alarm_rate is not None:
+        print(
+            f"the station watches the next {config.shadow.watch_frames} frames for an alarm rate "
+            f"near {result.expected_alarm_rate:.3f} and rolls back by itself if it is not"
+        )
+    print(f"roll back by hand: pi-inspect deploy --rollback {models_dir(config)}")
+    return 0
