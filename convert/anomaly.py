@@ -169,7 +169,12 @@ def fit_global(
 
 
 def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
-    from pi_inspect.convert.bundle_writer import pick_golden, source_name, write_bundle
+    from pi_inspect.convert.bundle_writer import (
+        good_reference,
+        pick_golden,
+        source_name,
+        write_bundle,
+    )
     from pi_inspect.convert.equalize import equalize_activations
     from pi_inspect.convert.fold import fold_pooled_batchnorm
     from pi_inspect.convert.quantize import convert_model
@@ -272,6 +277,7 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         "global": scorer.spec.to_dict(),
     }
     extra: dict[str, Any] = {"anomaly": anomaly}
+    extra["reference"] = good_reference(["anomaly"], shipped_held[:, None], np.ones(len(held), bool))
     if info.get("view") is not None:
         extra["view"] = info["view"]
     manifest = write_bundle(

@@ -225,3 +225,28 @@ def _written(threshold: float, direction: str | None, places: int = 4) -> float:
     if direction == "below":
         return math.floor(threshold * scale + 1e-9) / scale
     return math.ceil(threshold * scale - 1e-9) / scale
+
+
+def good_reference(
+    labels: list[str], scores: np.ndarray, good: np.ndarray
+) -> dict[str, Any] | None:
+    """The manifest's ``reference``: per label, the histogram of its scores on the good images
+    the converted model was checked on (the station compares its good frames against it)."""
+    from pi_inspect.edge.drift import histogram
+
+    if not good.any():
+        return None
+    kept = np.asarray(scores)[np.asarray(good, bool)]
+    return {"good_scores": {label: histogram(kept[:, j]) for j, label in enumerate(labels)}}
+
+
+def good_rows(y: np.ndarray, labels: list[str], alarms: dict[str, str | None]) -> np.ndarray:
+    """Rows of a label matrix on which no alarm condition holds (present above, absent below)."""
+    y = np.asarray(y) > 0.5
+    bad = np.zeros(len(y), bool)
+    for j, label in enumerate(labels):
+        if alarms.get(label) == "above":
+            bad |= y[:, j]
+        elif alarms.get(label) == "below":
+            bad |= ~y[:, j]
+    return ~bad

@@ -161,7 +161,13 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
     model, info, thresholds = load_run(run_dir)
     model = fold_pooled_batchnorm(model)  # same function, one int8 quantization per block
     labels = list(info["labels"])
-    from pi_inspect.convert.bundle_writer import check_label_names, pick_golden, source_name
+    from pi_inspect.convert.bundle_writer import (
+        check_label_names,
+        good_reference,
+        good_rows,
+        pick_golden,
+        source_name,
+    )
 
     check_label_names(labels)  # before minutes of conversion, not after
     task = info["task"]
@@ -224,6 +230,9 @@ def convert_run(run_dir: Path, out_dir: Path, opts: ConvertOptions) -> ConvertRe
             except ImportError:  # pi_inspect.train.gradcam not importable: report without it
                 log.warning("Keras Grad-CAM not available; heat-map agreement not measured")
     check_parity(report, opts.allow_drop)
+    reference = good_reference(labels, conv_scores, good_rows(test_y, labels, alarms))
+    if reference is not None:
+        common["extra"] = {**(common["extra"] or {}), "reference": reference}
     manifest = write_bundle(
         out_dir,
         model_bytes=model_bytes,

@@ -38,6 +38,7 @@ from pi_inspect.edge.config_checks import (  # noqa: F401 - PathText and path_te
     suggestion,
 )
 from pi_inspect.edge.config_migrate import migrate
+from pi_inspect.edge.drift import DriftConfig
 from pi_inspect.edge.errors import ConfigError
 from pi_inspect.edge.identity import DeviceConfig
 from pi_inspect.edge.outputs import OutputContext
@@ -164,6 +165,7 @@ class CoreConfig(Section):
     snapshots: SnapshotConfig = SnapshotConfig()
     collect: CollectConfig = Field(default_factory=CollectConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
 

@@ -88,6 +88,7 @@ class Manifest:
     content_sha256: str = ""  # sha256 of manifest.json, which names every file's sha256
     meanings: dict[str, LabelMeaning] = field(default_factory=dict)  # as the data declared
     anomaly: AnomalySpec | None = None  # task "anomaly": its calibration, where recorded
+    reference: dict[str, list[int]] | None = None  # good images' score histograms (drift)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -288,6 +289,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
     ):
         raise BundleError(f"{where}: outputs must map 'scores' (and 'features') to tensor names")
     anomaly = anomaly_rules(d, task, labels, raw_thresholds, alarms, outputs, files, where)
+    reference = _reference(d.get("reference"), labels, where)
     head = HeadSpec.from_dict(d["heatmap"]) if d.get("heatmap") is not None else None
     if head is not None and head.layers[-1].kernel.shape[1] != len(labels):
         raise BundleError(
@@ -315,5 +317,19 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         reference_model=reference,
         golden=golden, meanings=meanings,
         anomaly=anomaly,
+        reference=reference,
         raw=d,
     )
+
+
+def _reference(table: Any, labels: tuple[str, ...], where: str) -> dict[str, list[int]] | None:
+    """``{"good_scores": {label: [count per tenth of [0, 1]]}}``, as ``convert`` records it."""
+    if table is None:
+        return None
+    good = table.get("good_scores") if isinstance(table, dict) and set(table) == {"good_scores"} else None
+    if not isinstance(good, dict) or not set(good) <= set(labels) or not all(
+        isinstance(v, list) and len(v) == 10 and all(_is_int(c) and c >= 0 for c in v) and sum(v) > 0
+        for v in good.values()
+    ):
+        raise BundleError(f"{where}: reference must be {{\"good_scores\": {{label: [10 counts]}}}} for known labels")
+    return {str(k): [int(c) for c in v] for k, v in good.items()}

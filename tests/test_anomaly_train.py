@@ -85,6 +85,8 @@ def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_ru
     memory = np.load(root / "bundle" / glob["memory"], allow_pickle=False)
     trained = (root / "run" / "train_good.csv").read_text().splitlines()[1:]
     assert memory.dtype == np.float16 and memory.shape == (len(trained), 16 * 16 * 3)
+    held = (root / "run" / "holdout_good.csv").read_text().splitlines()[1:]
+    assert sum(manifest["reference"]["good_scores"]["anomaly"]) == len(held)  # for drift
 
 
 def test_int8_threshold_keeps_held_out_false_alarms_under_target(tiny):

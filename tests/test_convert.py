@@ -73,6 +73,9 @@ def test_manifest_carries_contract_fields(bundle):
     )
     for key in ("source_run", "created", "thresholds", "alarms", "outputs"):
         assert key in raw
+    # the good test images' score histograms, which the station's drift check compares against
+    assert set(m.reference) == set(LABELS) and all(len(h) == 10 for h in m.reference.values())
+    assert len({sum(h) for h in m.reference.values()}) == 1  # the same good images for each
 
 
 def test_golden_set_records_what_the_edge_runtime_computes(bundle):

@@ -85,6 +85,7 @@ class Daemon:
             ),
             record_dir=config.resolved_state_dir(),
             watch=PromotionWatch(config.resolved_state_dir(), config.shadow.watch_frames),
+            drift=config.drift,
         )
         self._dispatcher = Dispatcher(
             self._slot.heatmap,

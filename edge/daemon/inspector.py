@@ -24,8 +24,10 @@ from pi_inspect.edge.daemon.protocols import Classifier, Prediction
 from pi_inspect.edge.daemon.shadow import Shadow, ShadowError
 from pi_inspect.edge.daemon.status import Faults
 from pi_inspect.edge.daemon.watch import PromotionWatch
+from pi_inspect.edge.drift import DriftConfig, DriftMonitor
 from pi_inspect.edge.errors import PiInspectError, SourceError
 from pi_inspect.edge.events import DefectEvent, FrameResult, ModelInfo
+from pi_inspect.edge.health import Reports
 from pi_inspect.edge.pipeline import Captured, Preparer
 from pi_inspect.edge.shadow_config import ShadowConfig
 from pi_inspect.edge.sources import Frame
@@ -75,6 +77,7 @@ class Inspector:
         shadow_loader: Callable[[str], Classifier] | None = None,
         record_dir: Path | None = None,
         watch: PromotionWatch | None = None,
+        drift: DriftConfig | None = None,
     ) -> None:
         self._slot = slot
         self._collector: Collector | None = None
@@ -82,6 +85,7 @@ class Inspector:
         self._shadow_loader = shadow_loader
         self._record_dir = record_dir
         self._watch = watch
+        self._drift = DriftMonitor(drift or DriftConfig())
         self._preparer = preparer
         self._faults = faults
         self._clock = clock
@@ -98,6 +102,7 @@ class Inspector:
     def configure(
         self, trigger: TriggerConfig, collect: CollectConfig | None = None,
         shadow: ShadowConfig | None = None,
+        drift: DriftConfig | None = None,
     ) -> None:  # fmt: skip
         """A reload's trigger, collection rules (changed rules start their quotas afresh) and
         shadow candidate (a changed one starts a new record)."""
@@ -107,6 +112,8 @@ class Inspector:
         self._set_shadow(shadow)
         if self._watch is not None:
             self._watch.reload(shadow.watch_frames if shadow is not None else None)
+        if drift is not None and drift != self._drift.config:
+            self._drift = DriftMonitor(drift)
 
     def _set_shadow(self, config: ShadowConfig | None) -> None:
         current = self._shadow
@@ -127,9 +134,9 @@ class Inspector:
         log.info("shadow: %s runs beside the model in service", candidate.info.name)
         self._shadow = Shadow(config, candidate, self._record_dir, clock=self._clock)
 
-    def reporters(self) -> list[Shadow | ShadowError]:
-        """The shadow's record, for stats (the loop polls it with the other parts)."""
-        return [self._shadow] if self._shadow is not None else []
+    def reporters(self) -> list[Reports]:
+        """Drift and the shadow's record, for stats (the loop polls them with the other parts)."""
+        return [self._drift] + ([self._shadow] if self._shadow is not None else [])
 
     def close(self) -> None:
         if self._shadow is not None:
@@ -197,7 +204,11 @@ class Inspector:
             active = debouncer.active
             rules = debouncer.rules
             keep = self._collector.decide(scores, rules) if self._collector else None
-            rollback = self._watched(clf, scores, rules)
+            alarmed = any(r.alarms(scores[label]) for label, r in rules.items() if label in scores)
+            model = identity(clf)
+            rollback = self._watch.observe(model, alarmed) if self._watch is not None else None
+            reference = getattr(getattr(clf, "manifest", None), "reference", None)
+            self._drift.observe(model, reference, scores, alarmed)
         if FAULT in self._faults:
             self._faults.clear(FAULT)
         if self._shadow is not None:
@@ -210,12 +221,6 @@ class Inspector:
         )  # fmt: skip
         self.latest = inspection
         return inspection
-
-    def _watched(self, clf: Classifier, scores: dict[str, float], rules: dict) -> str | None:
-        if self._watch is None or not self._watch.watching:
-            return None
-        alarmed = any(rule.alarms(scores[label]) for label, rule in rules.items() if label in scores)
-        return self._watch.observe(identity(clf), alarmed)
 
     def _shadow_step(
         self, captured: Captured, rgb: np.ndarray, scores: dict[str, float], rules: dict

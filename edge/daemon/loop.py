@@ -241,7 +241,7 @@ class Loop:
             log.warning("%s: %s take effect after a restart", section, ", ".join(keys))
         source_changed = config.source != self.config.source
         self.config = config
-        self._inspector.configure(config.trigger, config.collect, config.shadow)
+        self._inspector.configure(config.trigger, config.collect, config.shadow, config.drift)
         ended = self._slot.swap(clf, debouncer)
         self._summary.events.extend(e for e in self._dispatcher.events(ended) if e.kind == "end")
         self._preparer.set_size(clf.input_size)
