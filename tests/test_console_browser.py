@@ -115,6 +115,7 @@ def station(tmp_path):
             "source": source,
             "pins": pins,
             "review": tmp_path / "state" / "review",
+            "snapshots": tmp_path / "state" / "snapshots",
         }
     finally:
         stop.set()
@@ -201,6 +202,14 @@ def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
     kept = json.loads((item / "item.json").read_text())
     assert set(kept["scores"]) == {"good", "error", "break", "length"}
     assert kept["model"]["sha256"] and kept["thresholds"]
+
+    # ... or keeps it as a sample for the next model, with the labels that are right
+    page.check("#right-labels input[name=error]")
+    page.click("#collect-form button[type=submit]")
+    page.wait_for_selector("body[data-last-sample]")
+    sample = station["snapshots"] / page.get_attribute("body", "data-last-sample")
+    sidecar = json.loads(sample.with_suffix(".json").read_text())
+    assert sidecar["sample"] == "operator" and sidecar["right_labels"] == ["error"]
 
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.wait_for_timeout(500)

@@ -159,6 +159,25 @@ function renderState(state) {
     ui.labels = labels;
     buildThresholdInputs(state);
   }
+  const all = (model && model.labels) || [];
+  if (all.join() !== (ui.rightLabels || []).join()) {
+    ui.rightLabels = all;
+    buildRightLabels(all);
+  }
+}
+
+// one box per label of the model: the labels the operator says are right for this frame
+function buildRightLabels(labels) {
+  const box = $("#right-labels");
+  box.textContent = "";
+  for (const label of labels) {
+    const wrap = document.createElement("label");
+    const input = document.createElement("input");
+    Object.assign(input, { type: "checkbox", name: label, className: "act" });
+    input.disabled = !ui.canAct;
+    wrap.append(input, ` ${label}`);
+    box.append(wrap);
+  }
 }
 
 // a score and its threshold with enough digits that they never read the same
@@ -363,6 +382,15 @@ function wire() {
     if (result) say(result.snapshot ? `snapshot ${result.snapshot}` : "no frame to snapshot yet");
   });
   $("#wrong").addEventListener("click", () => keepForReview({}));
+  $("#collect-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const right = [...document.querySelectorAll("#right-labels input:checked")].map((i) => i.name);
+    const result = await act("collect", { right });
+    if (result) {
+      say(`kept as sample ${result.sample} (${right.length ? right.join(", ") : "good"})`);
+      body.dataset.lastSample = result.sample;
+    }
+  });
   $("#thresholds-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     // only the thresholds the operator edited are sent: the others stay as they are
