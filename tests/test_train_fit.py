@@ -301,3 +301,22 @@ def test_one_labelled_recording_trains_without_valid_cut_in_time_blocks(tmp_path
     for a in (frame_number(p.name) for p in train.paths):
         assert all(abs(a - frame_number(p.name)) > 3 for p in valid.paths)
     assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # trained an epoch
+
+
+def test_a_run_started_from_another_is_compared_with_it_per_alarm_condition(
+    multilabel_run, tmp_path, capsys
+):
+    data, old = multilabel_run
+    new = tmp_path / "v2"
+    args = ["train", "--data", str(data), "--size", "32", "--epochs", "1", "--batch-size", "8"]
+    assert main([*args, "--init", str(old), "--out", str(new)]) == 0
+    init = json.loads((new / "run.json").read_text())["init"]
+    assert init["run"] == str(old) and init["fresh"] == [] and init["new_labels"] == []
+    assert main(["evaluate", str(old), "--data", str(data)]) == 0  # its own thresholds
+    capsys.readouterr()
+    assert main(["evaluate", str(new), "--data", str(data), "--compare", str(old)]) == 0
+    out = capsys.readouterr().out
+    assert f"against {old}" in out and "length absent" in out
+    rows = json.loads((new / "eval" / "comparison.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["error", "break", "length"]
+    assert all(r["old_recall"] is not None and 0 <= r["old_recall"] <= 1 for r in rows)

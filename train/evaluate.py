@@ -226,3 +226,38 @@ def evaluate(
         )
     write_json(out / "metrics.json", result)
     return result
+
+
+def compare_alarms(
+    new: dict[str, Any], old_run: Run, test_images: np.ndarray, test_y: np.ndarray, labels: list[str]
+) -> list[dict[str, Any]]:
+    """Per alarm condition of the new run: its precision and recall beside the earlier run's on
+    the same test images (``test_images`` at the earlier run's input size), each model at its
+    own thresholds. A condition the earlier run did not have shows None for it."""
+    shared = [label for label in old_run.labels if label in labels]
+    old: dict[str, Any] = {}
+    if len(shared) == len(old_run.labels):  # the old model's labels are all in the test set
+        y_old = test_y[:, [labels.index(label) for label in old_run.labels]]
+        old = score_set(old_run, predict(old_run.model, test_images), y_old)["alarms"]
+    rows = []
+    for label, m in new["alarms"].items():
+        before = old.get(label)
+        rows.append({
+            "label": label, "condition": m["condition"], "support": m["support"],
+            "precision": m["precision"], "recall": m["recall"],
+            "old_precision": before["precision"] if before else None,
+            "old_recall": before["recall"] if before else None,
+        })  # fmt: skip
+    return rows
+
+
+def format_comparison(rows: list[dict[str, Any]], old_name: str) -> str:
+    def pct(v: float | None) -> str:
+        return f"{v:>7.1%}" if v is not None else f"{'-':>7}"
+
+    lines = [f"against {old_name} (each at its own thresholds, the same test images):",
+             f"  {'condition':<20} {'prec':>7} {'recall':>7} {'was':>7} {'was':>7} {'support':>7}"]
+    for r in rows:
+        lines.append(f"  {r['condition']:<20} {pct(r['precision'])} {pct(r['recall'])} "
+                     f"{pct(r['old_precision'])} {pct(r['old_recall'])} {r['support']:>7d}")
+    return "\n".join(lines)

@@ -25,6 +25,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--list-size", type=int, default=50, help="rows in uncertain.csv")
     parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="OLD_RUN",
+        help="classifier runs: also score the same test set with an earlier run (the one "
+        "--init started from, say) and show both per alarm condition",
+    )
+    parser.add_argument(
         "--bundle",
         type=Path,
         default=None,
@@ -102,5 +109,14 @@ def run(args: argparse.Namespace) -> int:
         list_size=args.list_size,
     )
     print(format_summary(result))
+    if args.compare:
+        from pi_inspect.train.evaluate import compare_alarms, format_comparison
+        from pi_inspect.train.runs import write_json
+
+        old = load_run(args.compare)
+        old_images = decode(test, old.input_size).images
+        rows = compare_alarms(result, old, old_images, test_d.y, list(test.labels))
+        print(format_comparison(rows, str(args.compare)))
+        write_json(run_.path / EVAL_DIR / "comparison.json", {"against": str(args.compare), "rows": rows})
     print(f"written: {run_.path / 'thresholds.json'}, {run_.path / EVAL_DIR}/")
     return 0
