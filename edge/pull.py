@@ -6,7 +6,10 @@ scores, thresholds, verdict, why it was kept, the operator's right labels where 
 for a defect, ``<stem>.heat.jpg``. ``pull`` copies them into
 
 - ``DEST/images/<stem>.jpg``: what ``pi-inspect label DEST/images --out ...`` opens;
-- ``DEST/samples.csv``: one row per sample, what came from which device and model, and why;
+- ``DEST/samples.csv``: one row per sample, what came from which device and model, and why
+  (``name, device, sample, time, model, model_version, verdict, right_labels, scores,
+  thresholds, said``: ``scores`` and ``thresholds`` as JSON objects, ``right_labels`` the
+  operator's labels joined by ``;``, ``said`` 1 where the operator gave them);
 - ``DEST/labels.csv``: the samples an operator gave the right labels for, as a lookup table
   ``train`` reads (a label column per label of the model that scored them).
 
@@ -31,7 +34,10 @@ from pi_inspect.edge.deploy_ssh import parse_target
 from pi_inspect.edge.errors import DataError
 from pi_inspect.edge.snapshots import stem_of
 
-COLUMNS = ("name", "device", "sample", "time", "model", "model_version", "verdict", "right_labels", "scores")
+COLUMNS = (
+    "name", "device", "sample", "time", "model", "model_version", "verdict", "right_labels",
+    "scores", "thresholds",
+)
 RSYNC_TIMEOUT_S = 600
 
 
@@ -137,6 +143,7 @@ def _row(stem: str, meta: dict) -> dict[str, str]:
         "verdict": ";".join(meta.get("verdict") or ([event["label"]] if event.get("label") else [])),
         "right_labels": ";".join(right) if isinstance(right, list) else "",
         "scores": json.dumps(meta.get("scores") or {}),  # in the model's label order
+        "thresholds": json.dumps(meta.get("thresholds") or {}),
         "_said": "1" if isinstance(right, list) else "",
     }
 
