@@ -2,7 +2,8 @@
 
 ``[shadow] bundle`` names the candidate. Every ``every``-th inspected frame it scores the same
 frame (prepared again only when its input size differs); its per-frame verdict (which labels
-alarm at its own thresholds) is compared with the in-service model's, undebounced. Nothing it
+alarm at its own thresholds) is compared with the in-service model's, undebounced (a label only
+one of them has counts where it alarms: a defect kind the candidate learned). Nothing it
 says reaches LEDs, relay, events or outputs: it is counted, and a frame where the two
 disagree is kept as a ``disagree`` sample within the rule's quotas (``pi_inspect.edge.collect``).
 
@@ -84,11 +85,12 @@ class Shadow:
         theirs = {label: float(s) for label, s in zip(self.candidate.labels, prediction.scores, strict=True)}
         ours = _alarms(scores, rules)
         cand = _alarms(theirs, self._rules)
-        shared = set(rules) & set(self._rules)
         self.frames += 1
         self.service_alarms += bool(ours)
         self.candidate_alarms += bool(cand)
-        differ = {label for label in shared if (label in ours) != (label in cand)}
+        # a label only one of them has counts where it alarms: a new defect kind the candidate
+        # learned is a disagreement with a model that cannot see it
+        differ = ours ^ cand
         if not differ:
             self.agree += 1
             return None
