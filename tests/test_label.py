@@ -10,9 +10,18 @@ import time
 import cv2
 import numpy as np
 import pytest
-from label_helpers import files_under, make_video, raw_request, request, start_server
+from label_helpers import (
+    files_under,
+    make_pulled,
+    make_video,
+    raw_request,
+    request,
+    start_server,
+    uncertainty_order,
+)
 
 from pi_inspect.edge.cli import main
+from pi_inspect.edge.data.frames import extract_frames
 from pi_inspect.edge.data.table import SEED_LABELS, read_dataset, read_table
 from pi_inspect.edge.errors import ConfigError, DataError
 from pi_inspect.edge.label.server import MAX_BODY
@@ -38,17 +47,17 @@ def served(tmp_path):
 def test_save_writes_the_frame_png_and_its_seed_row(served):
     server, out, tmp_path = served
     status, reply = request(server, "POST", "/api/save", GOOD_SAVE)
-    assert status == 200 and reply["name"] == "seam_1.png"
+    assert status == 200 and reply["name"] == "seam_00001.png" and reply["saved_count"] == 1
     assert (out / "labels.csv").read_text().splitlines() == [
         "name,good,error,break,length,source",
-        "seam_1.png,True,False,False,True,seam",
+        "seam_00001.png,True,False,False,True,seam",
     ]
     frames = open_frames(tmp_path / "seam.mp4")
     expected = frames.read(1)
     frames.close()
-    np.testing.assert_array_equal(cv2.imread(str(out / "seam_1.png")), expected)
+    np.testing.assert_array_equal(cv2.imread(str(out / "seam_00001.png")), expected)
     ds = read_dataset(out)
-    assert ds.paths == [(out / "seam_1.png").absolute()] and ds.labels == SEED_LABELS
+    assert ds.paths == [(out / "seam_00001.png").absolute()] and ds.labels == SEED_LABELS
     np.testing.assert_array_equal(ds.y, [[1, 0, 0, 1]])
 
 
@@ -64,7 +73,7 @@ def test_saving_a_frame_again_replaces_its_row(served):
     assert status == 200 and info["saved"] and info["values"]["error"] is True
 
 
-def test_reopening_resumes_after_the_last_saved_frame_with_its_values(tmp_path):
+def test_reopening_resumes_after_the_last_saved_frame_and_carries_nothing_over(tmp_path):
     video = make_video(tmp_path / "seam.mp4")
     out = tmp_path / "out"
     with start_server(video, out) as server:
@@ -74,18 +83,39 @@ def test_reopening_resumes_after_the_last_saved_frame_with_its_values(tmp_path):
     with start_server(video, out) as server:
         status, state = request(server, "GET", "/api/state")
     assert status == 200
-    assert state["start"] == 3 and state["saved"] == 2
-    assert state["carry"] == {"good": True, "error": True, "break": False, "length": True}
+    assert state["start"] == 3 and state["saved"] == 2 and state["count"] == 6
+    assert "carry" not in state
+    with start_server(video, out) as server:
+        status, info = request(server, "GET", "/api/frame/3")
+    assert status == 200 and info["saved"] is False and info["values"] is None
+    assert info["suggested"] == "" and info["suggestion"] is None  # a video has no samples.csv
+
+
+def test_video_frames_are_named_as_pi_inspect_frames_names_them(tmp_path):
+    video = make_video(tmp_path / "seam.mp4")
+    written = extract_frames(video, tmp_path / "frames")
+    frames = open_frames(video)
+    try:
+        assert [frames.name(i) for i in range(len(frames))] == [p.name for p in written]
+    finally:
+        frames.close()
+    assert written[3].name == "seam_00003.png"
 
 
 def test_frame_info_and_image_are_served(served):
     server, _, _ = served
+    request(server, "POST", "/api/save", GOOD_SAVE)
     status, info = request(server, "GET", "/api/frame/5")
     assert status == 200 and info == {
         "index": 5,
-        "name": "seam_5.png",
+        "name": "seam_00005.png",
         "saved": False,
         "values": None,
+        "suggested": "",
+        "suggestion": None,
+        "saved_count": 1,
+        "strip_start": 0,
+        "strip": [False, True, False, False, False, False],
     }
     status, png = request(server, "GET", "/api/image/5.png")
     assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -134,7 +164,7 @@ TRAVERSAL = [
     "/api/frame/99999999999",
     "/api/image/1.png?x=../../y",
     "/labels.csv",
-    "/seam_1.png",
+    "/seam_00001.png",
 ]
 
 
@@ -257,7 +287,7 @@ def test_labels_clashing_with_navigation_keys_take_their_next_letter():
     assert assign_keys(("scratch", "stain", "nick")) == {"c": "scratch", "t": "stain", "i": "nick"}
 
 
-@pytest.mark.parametrize("keys", ["g,e,b", "g,e,b,n", "g,g,b,l", "ge,b,l,x"])
+@pytest.mark.parametrize("keys", ["g,e,b", "g,e,b,n", "g,e,b,a", "g,g,b,l", "ge,b,l,x"])
 def test_bad_keys_are_a_config_error(keys):
     with pytest.raises(ConfigError):
         assign_keys(SEED_LABELS, keys)
@@ -344,3 +374,104 @@ def test_label_command_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path, signame):
         proc.send_signal(getattr(signal, signame))
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped; labels in" in out, out
+
+
+# --- pulled samples: suggestions, uncertainty order, progress ------------------------------
+
+
+def test_pulled_samples_open_most_uncertain_first_with_their_suggestions(tmp_path):
+    samples = make_pulled(tmp_path / "line-3")
+    order = uncertainty_order(samples)
+    out = tmp_path / "out"
+    with start_server(tmp_path / "line-3" / "images", out) as server:
+        status, state = request(server, "GET", "/api/state")
+        assert status == 200 and state["start"] == 0 and state["count"] == 30
+        assert state["saved"] == 0
+        for index, sample in enumerate(order):
+            status, info = request(server, "GET", f"/api/frame/{index}")
+            assert status == 200 and info["name"] == f"{sample.stem}.png"
+            assert info["suggested"] == sample.by and info["suggestion"] == sample.values
+            assert info["saved"] is False and info["values"] is None
+        status, info = request(server, "GET", "/api/frame/25")
+        assert info["strip_start"] == 5 and len(info["strip"]) == 25  # frames 5..29
+        # the image shown and the frame saved under index i are the sample named for i
+        body = {"index": 1, "values": order[1].values}
+        status, reply = request(server, "POST", "/api/save", body)
+        assert status == 200 and reply["name"] == f"{order[1].stem}.png"
+        status, png = request(server, "GET", "/api/image/1.png")
+        shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        source = cv2.imread(str(tmp_path / "line-3" / "images" / f"{order[1].stem}.jpg"))
+        np.testing.assert_array_equal(shown, source)
+        np.testing.assert_array_equal(cv2.imread(str(out / f"{order[1].stem}.png")), source)
+        status, info = request(server, "GET", "/api/frame/0")
+        assert info["saved_count"] == 1 and info["strip"][:3] == [False, True, False]
+    rows = read_table(out / "labels.csv")
+    assert [p.name for p in rows.paths] == [f"{order[1].stem}.png"]
+    np.testing.assert_array_equal(rows.y, [[float(order[1].values[lb]) for lb in SEED_LABELS]])
+
+
+def test_multiclass_offers_only_suggestions_naming_one_class(tmp_path):
+    samples = make_pulled(tmp_path / "line-3", count=6, said={1: "", 4: "error"})
+    labels = ("error", "break")  # a model may say both, or neither
+    with start_server(tmp_path / "line-3" / "images", tmp_path / "out", "multiclass", labels) as s:
+        offered = {}
+        for index in range(6):
+            info = request(s, "GET", f"/api/frame/{index}")[1]
+            offered[info["name"]] = info["suggestion"]
+    kinds = set()
+    for sample in samples:
+        wanted = {label: sample.values[label] for label in labels}
+        kinds.add(sum(wanted.values()))
+        assert offered[f"{sample.stem}.png"] == (wanted if sum(wanted.values()) == 1 else None)
+    assert kinds == {0, 1, 2}
+
+
+@pytest.mark.parametrize("source", ["pulled", "video"])
+def test_ctrl_c_after_saves_leaves_a_valid_table_with_every_saved_row(tmp_path, source):
+    """Every save is on disk when it is answered: Ctrl-C right after loses none of them."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if source == "pulled":
+        make_pulled(tmp_path / "line-3", count=8, said={2: "break"})
+        path = tmp_path / "line-3" / "images"
+    else:
+        path = make_video(tmp_path / "seam.mp4")
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, "-m", "pi_inspect.edge.cli", "label", str(path), "--out", str(out),
+            "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    saved = {}
+    try:
+        for line in proc.stdout:
+            if match := re.match(r"open http://127\.0\.0\.1:(\d+)/", line):
+                break
+        else:
+            pytest.fail("label did not start")
+
+        class Target:
+            server_address = ("127.0.0.1", int(match.group(1)))
+
+        for index in (0, 1, 3, 4, 1):  # frame 1 twice: its second save replaces the first
+            info = request(Target, "GET", f"/api/frame/{index}")[1]
+            values = info["suggestion"] or dict.fromkeys(SEED_LABELS, False)
+            values = dict(values, length=not values["length"]) if index == 1 else values
+            if index == 1 and info["saved"]:
+                values = dict(info["values"], error=not info["values"]["error"])
+            status, reply = request(Target, "POST", "/api/save", {"index": index, "values": values})
+            assert status == 200
+            saved[reply["name"]] = [values[label] for label in SEED_LABELS]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopped; labels in" in text, text
+    rows = read_table(out / "labels.csv")
+    assert {p.name: [bool(v) for v in y] for p, y in zip(rows.paths, rows.y, strict=True)} == saved
+    assert len(saved) == 4 and all((out / name).is_file() for name in saved)
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

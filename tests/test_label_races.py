@@ -65,7 +65,7 @@ def test_racing_saves_against_a_frame_swapped_for_a_symlink_write_nothing_outsid
     swaps = [0]
     with start_server(video, out) as server:
         assert request(server, "POST", "/api/save", body)[0] == 200
-        frame = out / "seam_1.png"
+        frame = out / "seam_00001.png"
         link = out / "planted-link"
 
         restore = out / "planted-file"

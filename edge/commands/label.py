@@ -1,4 +1,8 @@
-"""``pi-inspect label SOURCE --out DIR``: label video frames (or images) in the browser."""
+"""``pi-inspect label SOURCE --out DIR``: label video frames (or images) in the browser.
+
+A folder pulled by ``pi-inspect pull`` (``samples.csv`` in it or its parent) opens in
+uncertainty order, each frame showing the model's or the operator's labels as a suggestion.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ DEFAULT_LABELS = "good,error,break,length"  # seed 001
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="video file or folder of images")
+    parser.add_argument(
+        "source",
+        type=Path,
+        help="video file or folder of images (a pulled DEST/images: suggestions from "
+        "samples.csv, most uncertain first)",
+    )
     parser.add_argument("--labels", default=DEFAULT_LABELS, help=f"label names ({DEFAULT_LABELS})")
     parser.add_argument("--out", type=Path, required=True, help="output folder (only one written)")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free)")
@@ -53,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from pi_inspect.edge.errors import ConfigError, SourceError
     from pi_inspect.edge.label.server import LabelServer
     from pi_inspect.edge.label.session import LabelSession, assign_keys
-    from pi_inspect.edge.label.sources import open_frames
+    from pi_inspect.edge.label.sources import open_frames, with_suggestions
     from pi_inspect.edge.label.store import ClassFolderStore, TableStore, check_labels
 
     labels = tuple(label.strip() for label in args.labels.split(",") if label.strip())
@@ -68,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
         frames = ViewedFrames(frames, station_view(args.station_config))
     try:
+        frames, suggestions = with_suggestions(frames, args.source, labels)
         declared = _declare(args, labels)  # once the source opened: nothing written before
         store_type = TableStore if args.mode == "multilabel" else ClassFolderStore
-        session = LabelSession(frames, store_type(args.out, labels), keys, args.mode)
+        store = store_type(args.out, labels)
+        session = LabelSession(frames, store, keys, args.mode, suggestions)
         try:
             server = LabelServer(session, args.port)
         except OSError as exc:
@@ -79,7 +90,12 @@ def run(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{key}={label}" for key, label in keys.items())
             print(f"labelling {len(frames)} frames of {args.source} into {args.out}")
             print(f"label meanings: {declared}")
-            print(f"keys: n next, p previous, {shown}, s save, q quit")
+            if suggestions:
+                print(f"{len(suggestions)} frames with suggestions, the most uncertain first")
+            print(
+                f"keys: {shown} (saved at once), Enter or a accept and next, n next, "
+                "p previous, s save, q quit"
+            )
             print(f"open {server.url}", flush=True)
             with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C the handler did not see
                 server.serve_forever()

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 FRAMES_CSV = "frames.csv"
 
 
+def frame_name(stem: str, index: int, expected: int | None) -> str:
+    """``<stem>_<index>.png``, the index zero-padded to five digits (or as many as the video's
+    announced frame count ``expected`` needs) so the names sort in frame order."""
+    digits = max(5, len(str(expected or 0)))
+    return f"{stem}_{index:0{digits}d}.png"
+
+
 def check_selection(every: int, start: int, limit: int | None) -> None:
     """``every`` >= 1, ``start`` >= 0, ``limit`` None or >= 0; else DataError."""
     if every < 1 or start < 0 or (limit is not None and limit < 0):
@@ -126,9 +133,9 @@ def extract_frames(
     max_frames: int | None = None,
     view: View | None = None,
 ) -> list[Path]:
-    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png``, the
-    index zero-padded to five digits (or as many as the video's frame count needs) so the names
-    sort in frame order, cut to a station's ``view`` (region, flips, rotation) when one is given.
+    """Write every ``every``-th frame from ``start`` as ``out_dir/<stem>_<index>.png`` (named by
+    ``frame_name``: the index zero-padded so the names sort in frame order), cut to a station's
+    ``view`` (region, flips, rotation) when one is given.
 
     Also records them in ``out_dir/frames.csv`` (``name,source,frame``). A missing or
     unopenable video raises SourceError; a truncated or corrupt one yields the frames that
@@ -140,10 +147,9 @@ def extract_frames(
     rows: list[tuple[str, str, int]] = []
     with VideoFrames(video) as reader:
         stem = reader.path.stem
-        digits = max(5, len(str(reader.expected or 0)))
         folder.mkdir(parents=True, exist_ok=True)
         for index, frame in reader.frames(every=every, start=start, limit=max_frames):
-            path = folder / f"{stem}_{index:0{digits}d}.png"
+            path = folder / frame_name(stem, index, reader.expected)
             write_png(path, view.apply(frame) if view is not None else frame)
             written.append(path)
             rows.append((path.name, stem, index))

@@ -1,6 +1,7 @@
 """``pi-inspect label``: the seed's keyboard labelling loop as a small local web app.
 
 ``sources`` gives frames (video or image folder), ``store`` writes them into the output folder
-(lookup table or class folders), ``session`` validates what a browser asks for, ``server``
-speaks HTTP on 127.0.0.1 and ``page`` is the single page the browser shows.
+(lookup table or class folders), ``suggest`` turns a pulled folder's ``samples.csv`` into
+suggestions and a most-uncertain-first order, ``session`` validates what a browser asks for,
+``server`` speaks HTTP on 127.0.0.1 and ``page`` is the single page the browser shows.
 """

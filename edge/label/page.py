@@ -1,8 +1,10 @@
 """The one page of the labelling tool: the seed's OpenCV window, in a browser.
 
 Keys as in the seed: ``n`` next, ``p`` previous, one toggle key per label (``g e b l``), ``s``
-save, ``q`` quit; buttons do the same. Values carry over to the next unsaved frame, as the
-seed's ``picstats`` did. Kept as strings so the wheel needs no package data.
+save, ``q`` quit; buttons do the same. Every change is saved at once. A frame not yet saved
+shows its suggestion (the model's or the operator's, from ``samples.csv``) or nothing set;
+``Enter`` (or ``a``) saves what is shown and moves on. Kept as strings so the wheel needs no
+package data.
 """
 
 HTML = """<!doctype html>
@@ -18,7 +20,10 @@ HTML = """<!doctype html>
   <span id="position">loading…</span>
   <span id="name"></span>
   <span id="status" data-state="loading"></span>
+  <label><progress id="progress" max="1" value="0"></progress>
+    <span id="progress-text"></span></label>
 </header>
+<nav id="strip" aria-label="frames around this one"></nav>
 <main>
   <img id="frame" alt="current frame">
   <aside>
@@ -26,6 +31,7 @@ HTML = """<!doctype html>
     <div class="actions">
       <button id="prev" type="button"><kbd>p</kbd> previous</button>
       <button id="next" type="button"><kbd>n</kbd> next</button>
+      <button id="accept" type="button"><kbd>Enter</kbd> or <kbd>a</kbd> accept, next</button>
       <button id="save" type="button"><kbd>s</kbd> save</button>
       <button id="quit" type="button"><kbd>q</kbd> quit</button>
     </div>
@@ -49,6 +55,12 @@ main { display: flex; gap: 1em; padding: 1em; align-items: flex-start; }
 .actions button { margin: .2em 0; width: 100%; }
 #status[data-state="saved"] { color: #81c784; }
 #status[data-state="unsaved"] { color: #ffb74d; }
+#status[data-state="suggested"] { color: #64b5f6; }
+header label { margin-left: auto; }
+#strip { display: flex; gap: 2px; padding: .3em 1em 0; }
+#strip span { width: 12px; height: 12px; background: #555; cursor: pointer; }
+#strip span[data-saved="true"] { background: #81c784; }
+#strip span[aria-current="true"] { outline: 2px solid #fff; }
 #status[data-state="error"], #message.error { color: #e57373; }
 kbd { border: 1px solid #888; border-radius: 3px; padding: 0 .3em; }
 """
@@ -56,11 +68,16 @@ kbd { border: 1px solid #888; border-radius: 3px; padding: 0 .3em; }
 SCRIPT = r"""
 "use strict";
 const ui = {};
-let config = null;   // /api/state: labels, keys, mode, count, start, carry
-let index = 0;       // current frame
-let values = {};     // label -> bool shown for the current frame
-let saved = false;   // current frame has a saved row and values equal it
+let config = null;      // /api/state: labels, keys, mode, count, start, saved
+let index = 0;          // current frame
+let values = {};        // label -> bool shown for the current frame
+let saved = false;      // current frame has a saved row and values equal it
+let suggested = "";     // "model" | "operator" | "": where unsaved values came from
+let savedCount = 0;
+let strip = {start: 0, cells: []};
 let stopped = false;
+
+const SUGGESTED = {model: "suggested by the model", operator: "said by the operator"};
 
 function $(id) { return document.getElementById(id); }
 
@@ -78,31 +95,78 @@ function say(text, isError) {
   ui.message.className = isError ? "error" : "";
 }
 
+function renderStrip() {
+  const cells = [];
+  strip.cells.forEach((isSaved, k) => {
+    const at = strip.start + k;
+    const cell = document.createElement("span");
+    cell.dataset.index = String(at);
+    cell.dataset.saved = String(isSaved);
+    cell.title = `frame ${at}`;
+    if (at === index) cell.setAttribute("aria-current", "true");
+    cell.addEventListener("click", () => run(() => show(at)));
+    cells.push(cell);
+  });
+  ui.strip.replaceChildren(...cells);
+}
+
 function render() {
   ui.position.textContent = `frame ${index} / ${config.count - 1}`;
-  ui.status.dataset.state = saved ? "saved" : "unsaved";
-  ui.status.textContent = saved ? "saved" : "not saved";
+  const state = saved ? "saved" : suggested ? "suggested" : "unsaved";
+  ui.status.dataset.state = state;
+  ui.status.textContent = saved ? "saved" : suggested ? SUGGESTED[suggested] : "not saved";
   for (const label of config.labels) {
     const button = ui.buttons[label];
     button.setAttribute("aria-pressed", String(values[label]));
     button.querySelector(".value").textContent = values[label] ? "True" : "False";
   }
+  ui.progress.max = config.count;
+  ui.progress.value = savedCount;
+  ui.progress.textContent = ui.progressText.textContent = `${savedCount} / ${config.count} labelled`;
+  renderStrip();
   document.body.dataset.index = String(index);
   document.body.dataset.saved = String(saved);
+  document.body.dataset.suggested = saved ? "" : suggested;
+}
+
+function blank() {
+  const none = {};
+  for (const label of config.labels) none[label] = false;
+  return none;
 }
 
 async function show(target) {
   if (stopped || target < 0 || target >= config.count) return;
   const info = await api(`/api/frame/${target}`);
   index = target;
-  if (info.saved) values = Object.assign({}, info.values);
   saved = info.saved;
+  suggested = info.saved || !info.suggestion ? "" : info.suggested;
+  values = Object.assign(blank(), info.saved ? info.values : info.suggestion || {});
+  savedCount = info.saved_count;
+  strip = {start: info.strip_start, cells: info.strip};
   ui.name.textContent = info.name;
   ui.frame.src = `/api/image/${target}.png`;
   render();
 }
 
-function toggle(label) {
+async function save() {
+  if (stopped) return false;
+  if (config.mode === "multiclass" && !config.labels.some((label) => values[label])) {
+    say("choose a class first", true);
+    return false;
+  }
+  const result = await api("/api/save", {index: index, values: values});
+  saved = true;
+  suggested = "";
+  savedCount = result.saved_count;
+  const k = index - strip.start;
+  if (k >= 0 && k < strip.cells.length) strip.cells[k] = true;
+  say(`saved ${result.name} (${result.saved_count} labelled)`);
+  render();
+  return true;
+}
+
+async function toggle(label) {
   if (stopped) return;
   if (config.mode === "multiclass") {
     for (const other of config.labels) values[other] = other === label;
@@ -110,15 +174,15 @@ function toggle(label) {
     values[label] = !values[label];
   }
   saved = false;
+  suggested = "";
   render();
+  await save();
 }
 
-async function save() {
-  if (stopped) return;
-  const result = await api("/api/save", {index: index, values: values});
-  saved = true;
-  say(`saved ${result.name} (${result.count} labelled)`);
-  render();
+async function accept() {
+  if (!(await save())) return;
+  if (index + 1 < config.count) await show(index + 1);
+  else say(`saved ${ui.name.textContent}: that was the last frame`);
 }
 
 async function quit() {
@@ -129,7 +193,7 @@ async function quit() {
   say("stopped: you can close this tab");
 }
 
-// Actions run one after another in key order, so "n n b s" typed fast still saves frame+2.
+// Actions run one after another in key order, so "n n b" typed fast still saves frame+2.
 let queue = Promise.resolve();
 function run(action) {
   queue = queue.then(action).catch((err) => {
@@ -144,8 +208,9 @@ function onKey(event) {
   if (key === "n") run(() => show(index + 1));
   else if (key === "p") run(() => show(index - 1));
   else if (key === "s") run(save);
+  else if (key === "enter" || key === "a") run(accept);
   else if (key === "q") run(quit);
-  else if (key in config.byKey) run(async () => toggle(config.byKey[key]));
+  else if (key in config.byKey) run(() => toggle(config.byKey[key]));
   else return;
   event.preventDefault();
 }
@@ -167,7 +232,7 @@ function build() {
     const value = document.createElement("span");
     value.className = "value";
     button.append(kbd, name, value);
-    button.addEventListener("click", () => run(async () => toggle(label)));
+    button.addEventListener("click", () => run(() => toggle(label)));
     item.append(button);
     ui.labels.append(item);
     ui.buttons[label] = button;
@@ -175,12 +240,15 @@ function build() {
 }
 
 async function start() {
-  for (const id of ["position", "name", "status", "frame", "labels", "message"]) ui[id] = $(id);
+  const ids = ["position", "name", "status", "frame", "labels", "message", "progress", "strip"];
+  for (const id of ids) ui[id] = $(id);
+  ui.progressText = $("progress-text");
   config = await api("/api/state");
-  values = Object.assign({}, config.carry);
+  savedCount = config.saved;
   build();
   $("prev").addEventListener("click", () => run(() => show(index - 1)));
   $("next").addEventListener("click", () => run(() => show(index + 1)));
+  $("accept").addEventListener("click", () => run(accept));
   $("save").addEventListener("click", () => run(save));
   $("quit").addEventListener("click", () => run(quit));
   document.addEventListener("keydown", onKey);

@@ -13,9 +13,11 @@ from typing import Any, Literal
 from pi_inspect.edge.errors import ConfigError, PiInspectError
 from pi_inspect.edge.label.sources import FrameSource
 from pi_inspect.edge.label.store import LabelStore
+from pi_inspect.edge.label.suggest import Suggestion
 
 Mode = Literal["multilabel", "multiclass"]
-ACTION_KEYS = {"n": "next", "p": "previous", "s": "save", "q": "quit"}
+ACTION_KEYS = {"n": "next", "p": "previous", "s": "save", "q": "quit", "a": "accept"}
+STRIP = 20  # frames either side of the current one in the progress strip
 
 
 class RequestError(Exception):
@@ -28,14 +30,16 @@ class RequestError(Exception):
 
 def assign_keys(labels: tuple[str, ...], keys: str | None = None) -> dict[str, str]:
     """Key -> label. Default: each label's first letter (the seed's g, e, b, l), else its next
-    free letter. ``keys`` is ``"g,e,b,l"`` or ``"gebl"``; n, p, s, q stay navigation keys."""
+    free letter. ``keys`` is ``"g,e,b,l"`` or ``"gebl"``; n, p, s, q, a stay action keys."""
     if keys:
         chosen = [k.strip().lower() for k in keys.split(",")] if "," in keys else list(keys.lower())
         if len(chosen) != len(labels):
             raise ConfigError(f"--keys gives {len(chosen)} keys for {len(labels)} labels")
         bad = [k for k in chosen if len(k) != 1 or not k.isalnum() or k in ACTION_KEYS]
         if bad:
-            raise ConfigError(f"--keys: {bad[0]!r} is not a single letter/digit other than n,p,s,q")
+            raise ConfigError(
+                f"--keys: {bad[0]!r} is not a single letter/digit other than n,p,s,q,a"
+            )
         if len(set(chosen)) != len(chosen):
             raise ConfigError(f"--keys: duplicate key in {','.join(chosen)}")
         return dict(zip(chosen, labels, strict=True))
@@ -57,14 +61,30 @@ class SaveRequest:
 
 
 class LabelSession:
-    """State shared by all requests; one lock serialises frame decoding and saving."""
+    """State shared by all requests; one lock serialises frame decoding and saving.
 
-    def __init__(self, frames: FrameSource, store: LabelStore, keys: dict[str, str], mode: Mode):
+    ``suggestions`` (frame name -> Suggestion) are what a frame shows until it is saved; in
+    multi-class mode only those naming exactly one class are offered.
+    """
+
+    def __init__(
+        self,
+        frames: FrameSource,
+        store: LabelStore,
+        keys: dict[str, str],
+        mode: Mode,
+        suggestions: dict[str, Suggestion] | None = None,
+    ):
         self.frames = frames
         self.store = store
         self.labels = store.labels
         self.keys = keys
         self.mode = mode
+        self.suggestions = {
+            name: s
+            for name, s in (suggestions or {}).items()
+            if len(s.values) == len(self.labels) and (mode != "multiclass" or sum(s.values) == 1)
+        }
         self._lock = threading.Lock()
 
     # --- reading ------------------------------------------------------------------------
@@ -84,21 +104,16 @@ class LabelSession:
         return min(after, len(names) - 1)
 
     def state(self) -> dict[str, Any]:
-        """What the page needs at start: labels, keys, mode, frame count, where to resume."""
+        """What the page needs at start: labels, keys, mode, frame count, where to resume and
+        how many frames are saved."""
         with self._lock:
-            last = self.store.last_saved()
-            saved = self.store.saved()
-            carry = saved.get(last) if last else None
-            if carry is None:
-                carry = [self.mode == "multiclass" and i == 0 for i in range(len(self.labels))]
             return {
                 "labels": list(self.labels),
                 "keys": {label: key for key, label in self.keys.items()},
                 "mode": self.mode,
                 "count": len(self.frames),
                 "start": self.resume_index(),
-                "saved": len(saved),
-                "carry": self._values(carry),
+                "saved": len(self.store.saved()),
             }
 
     def _index(self, index: int) -> int:
@@ -107,15 +122,24 @@ class LabelSession:
         return index
 
     def frame_info(self, index: int) -> dict[str, Any]:
-        """Name and saved values (or null) of one frame."""
+        """Name, saved values (or null) and suggestion (or null) of one frame, the number of
+        frames saved and, in ``strip``, which of the frames around it are saved."""
         with self._lock:
             name = self.frames.name(self._index(index))
-            values = self.store.saved().get(name)
+            saved = self.store.saved()
+            values = saved.get(name)
+            suggestion = self.suggestions.get(name)
+            first, end = max(0, index - STRIP), min(len(self.frames), index + STRIP + 1)
             return {
                 "index": index,
                 "name": name,
                 "saved": values is not None,
                 "values": self._values(values) if values is not None else None,
+                "suggested": suggestion.by if suggestion else "",
+                "suggestion": self._values(list(suggestion.values)) if suggestion else None,
+                "saved_count": len(saved),
+                "strip_start": first,
+                "strip": [self.frames.name(i) in saved for i in range(first, end)],
             }
 
     def frame_png(self, index: int) -> bytes:
@@ -166,5 +190,5 @@ class LabelSession:
                 "index": request.index,
                 "name": name,
                 "saved": True,
-                "count": len(self.store.saved()),
+                "saved_count": len(self.store.saved()),
             }

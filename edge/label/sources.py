@@ -9,8 +9,10 @@ from typing import Protocol
 
 import numpy as np
 
+from pi_inspect.edge.data.frames import frame_name
 from pi_inspect.edge.data.table import IMAGE_SUFFIXES, source_from_name
 from pi_inspect.edge.errors import DataError, SourceError
+from pi_inspect.edge.label import suggest
 from pi_inspect.edge.view import View
 
 
@@ -31,6 +33,8 @@ class FrameSource(Protocol):
 class VideoFrameSource:
     """Frames of a video, decoded sequentially (exact, unlike seeking) with a small cache.
 
+    Frames are named as ``pi-inspect frames`` names them (``<stem>_00042.png``).
+
     Going forward one frame costs one decode; going back re-reads from the start unless the
     frame is still in the cache, which holds the last ``cache`` frames seen.
     """
@@ -45,6 +49,7 @@ class VideoFrameSource:
         self._cap = None
         self._open()
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._expected = count if count > 0 else None  # what frame names are padded for
         self._count = count if count > 0 else self._count_by_reading()
         if self._count == 0:
             raise SourceError(f"{self.path}: video has no frames")
@@ -72,7 +77,7 @@ class VideoFrameSource:
         return self._count
 
     def name(self, index: int) -> str:
-        return f"{self.stem}_{index}.png"
+        return frame_name(self.stem, index, self._expected)
 
     def source_id(self, index: int) -> str:
         return self.stem
@@ -172,6 +177,48 @@ class ViewedFrames:
 
     def close(self) -> None:
         self._frames.close()
+
+
+class OrderedFrames:
+    """Frames in another order: index ``i`` here is frame ``order[i]`` of the source."""
+
+    def __init__(self, frames: FrameSource, order: list[int]) -> None:
+        if sorted(order) != list(range(len(frames))):
+            raise ValueError("order must list every frame once")
+        self._frames = frames
+        self._order = list(order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def name(self, index: int) -> str:
+        return self._frames.name(self._order[index])
+
+    def source_id(self, index: int) -> str:
+        return self._frames.source_id(self._order[index])
+
+    def read(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self._order):
+            raise SourceError(f"frame {index} out of range 0..{len(self._order) - 1}")
+        return self._frames.read(self._order[index])
+
+    def close(self) -> None:
+        self._frames.close()
+
+
+def with_suggestions(
+    frames: FrameSource, source: str | os.PathLike, labels: tuple[str, ...]
+) -> tuple[FrameSource, dict[str, suggest.Suggestion]]:
+    """For a folder with a ``samples.csv`` (``pi-inspect pull``) in it or above it: the frames
+    in uncertainty order and each frame's suggestion by name; else the frames as they are."""
+    samples = suggest.find_samples(source) if Path(source).is_dir() else None
+    if samples is None:
+        return frames, {}
+    names = [frames.name(i) for i in range(len(frames))]
+    found = suggest.suggestions(names, suggest.read_samples(samples), labels)
+    if not found:
+        return frames, {}
+    return OrderedFrames(frames, suggest.uncertainty_order(names, found)), found
 
 
 def open_frames(source: str | os.PathLike) -> FrameSource:
