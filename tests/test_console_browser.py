@@ -82,6 +82,19 @@ def page(browser):
     context.close()
 
 
+def eager_candidate(dest: Path) -> Path:
+    """The demo bundle, version 2, with an error threshold of 0: it alarms on every frame."""
+    import shutil
+
+    from pi_inspect.edge.bundle import default_bundle_dir, read_manifest, write_manifest
+
+    shutil.copytree(default_bundle_dir(), dest)
+    data = dict(read_manifest(dest).raw)
+    data["version"], data["thresholds"] = "2", {**data["thresholds"], "error": 0.0}
+    write_manifest(dest, data)
+    return dest
+
+
 @pytest.fixture
 def station(tmp_path):
     """A daemon on the demo bundle with the console enabled, running in a thread."""
@@ -101,6 +114,8 @@ def station(tmp_path):
             "stdout": {"enabled": False},
             "output": {"stats_interval_s": 0.5},
             "console": {"enabled": True, "port": port, "fps": 5.0},
+            # a candidate that calls an error on every frame, in shadow: the page says so
+            "shadow": {"bundle": str(eager_candidate(tmp_path / "candidate")), "collect": False},
         }
     )
     pins = MockFactory()
@@ -202,6 +217,11 @@ def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
     kept = json.loads((item / "item.json").read_text())
     assert set(kept["scores"]) == {"good", "error", "break", "length"}
     assert kept["model"]["sha256"] and kept["thresholds"]
+
+    # the candidate in shadow, as the stats report it
+    page.wait_for_function("() => Number(document.querySelector('#shadow').dataset.frames) > 0")
+    shadow = page.inner_text("#shadow")
+    assert shadow.startswith("shadow: ") and " 2 agrees on " in shadow and "error raised" in shadow
 
     # ... or keeps it as a sample for the next model, with the labels that are right
     page.check("#right-labels input[name=error]")

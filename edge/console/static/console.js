@@ -297,6 +297,27 @@ async function refreshOverview() {
   if (data.state) renderState(data.state);
   renderScores(data.state, data.result);
   for (const name of ["fps", "latency_ms", "dropped", "spool_depth", "cpu_temp_c"]) drawChart(name, data.history);
+  renderLearning((data.stats && data.stats.extra) || {});
+}
+
+// the candidate in shadow and the drift check, as the stats line reports them
+function renderLearning(extra) {
+  const shadow = $("#shadow");
+  const s = extra.shadow;
+  shadow.hidden = !s;
+  if (s && s.error) shadow.textContent = `shadow: ${s.error}`;
+  else if (s) {
+    const flips = Object.entries(s.flips || {})
+      .map(([label, f]) => `${label} raised ${f.raised}, cleared ${f.cleared}`).join("; ");
+    const agreement = s.agreement === null ? "–" : `${(100 * s.agreement).toFixed(1)} %`;
+    shadow.textContent = `shadow: ${s.candidate.name} ${s.candidate.version} agrees on ${agreement} ` +
+      `of ${s.frames} frames${flips ? ` (${flips})` : ""}`;
+  }
+  shadow.dataset.frames = s ? String(s.frames || 0) : "";
+  const drift = $("#drift");
+  const d = extra.drift;
+  drift.hidden = !(d && d.warning);
+  drift.textContent = d && d.warning ? `drift: ${d.warning}` : "";
 }
 
 // -- events -----------------------------------------------------------------------------------
