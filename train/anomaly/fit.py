@@ -6,7 +6,8 @@ held-out good images then set the threshold: the score that only ``false_alarms`
 images exceed. ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
 
 The budget is in optimizer steps: without ``--epochs``, a small set trains for as many epochs
-as ``MIN_STEPS`` steps need (a few hundred images make a handful of steps an epoch). The
+as ``MIN_STEPS`` steps need (a few hundred images make a handful of steps an epoch); early
+stopping usually ends it sooner. The
 held-out good images, and the same images with fresh pseudo-defects, are the validation signal:
 their AUROC is measured every ``EVAL_STEPS`` steps, the best weights are kept, and training
 stops early once it has not improved for ``PATIENCE`` measurements. A model whose best AUROC
@@ -32,7 +33,7 @@ from pi_inspect.train.anomaly.pseudo import KINDS
 log = logging.getLogger(__name__)
 
 LABEL = "anomaly"
-MIN_STEPS = 800  # optimizer steps a default run takes at least, however few the images
+MIN_STEPS = 2000  # optimizer steps a default run takes at most, however few the images
 EVAL_STEPS = 100  # steps between two validation measurements
 PATIENCE = 4  # measurements without improvement before training stops
 MIN_AUROC = 0.6  # held-out pseudo-defect AUROC under which a model learned nothing
