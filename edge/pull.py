@@ -137,7 +137,7 @@ def _row(stem: str, meta: dict) -> dict[str, str]:
         "name": f"images/{stem}.jpg",
         "device": str(meta.get("device") or event.get("device") or ""),
         "sample": str(meta.get("sample") or ("defect" if event else meta.get("request", ""))),
-        "time": str(meta.get("time") or event.get("timestamp") or ""),
+        "time": str(meta.get("time") or event.get("started_at") or ""),
         "model": str(meta.get("model") or ""),
         "model_version": str(meta.get("model_version") or ""),
         "verdict": ";".join(meta.get("verdict") or ([event["label"]] if event.get("label") else [])),
