@@ -230,6 +230,7 @@ def test_operator_watches_acknowledges_and_flags_a_wrong_verdict(page, station):
     sample = station["snapshots"] / page.get_attribute("body", "data-last-sample")
     sidecar = json.loads(sample.with_suffix(".json").read_text())
     assert sidecar["sample"] == "operator" and sidecar["right_labels"] == ["error"]
+    shoot(page, "console_learning.png")  # docs/learning-loop.md
 
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.wait_for_timeout(500)
