@@ -41,6 +41,8 @@ def test_the_wheels_only_top_level_name_is_pi_inspect(wheel):
         assert f"pi_inspect/{part}/__init__.py" in names
     assert "pi_inspect/edge/assets/demo_bundle/manifest.json" in names
     assert "pi_inspect/edge/console/static/console.js" in names
+    for page in ("templates/index.html", "static/label.js", "static/label.css"):
+        assert f"pi_inspect/edge/label/{page}" in names
     assert "pi-inspect = pi_inspect.edge.cli:main" in entry_points
     assert "mqtt = pi_inspect.edge.mqtt.plugin:PLUGIN" in entry_points
 

@@ -3,5 +3,7 @@
 ``sources`` gives frames (video or image folder), ``store`` writes them into the output folder
 (lookup table or class folders), ``suggest`` turns a pulled folder's ``samples.csv`` into
 suggestions and a most-uncertain-first order, ``session`` validates what a browser asks for,
-``server`` speaks HTTP on 127.0.0.1 and ``page`` is the single page the browser shows.
+``app`` is the Flask app (fixed routes, strict checks) and ``server`` serves it with waitress on
+127.0.0.1; the single page the browser shows is ``templates/index.html`` with
+``static/label.js`` and ``static/label.css``.
 """

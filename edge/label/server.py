@@ -1,236 +1,208 @@
-"""The labelling tool's HTTP server: 127.0.0.1 only, fixed routes, small strict JSON bodies.
+"""The labelling tool's HTTP server: the Flask app of ``app`` served by waitress on 127.0.0.1.
 
-No URL is ever mapped to a file: routes are matched exactly and only a frame number is taken
-from a path, so ``../``, ``%2e%2e``, absolute paths or NUL bytes simply match nothing.
+waitress parses each request; what it refuses itself (a body announced larger than
+``MAX_BODY``, chunked data, a malformed request line or header) is answered here as every
+other error is, in JSON with the security headers, and always unread. A client that goes away
+mid-request (a tab closed or reloaded) is a debug line, never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import re
 import sys
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Any
 
-from pi_inspect.edge.label import page
-from pi_inspect.edge.label.session import LabelSession, RequestError
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import ClientDisconnected, HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
+from waitress.utilities import Error
+
+from pi_inspect.edge.label.app import HOST, MAX_BODY, SECURITY_HEADERS, create_app
+from pi_inspect.edge.label.session import LabelSession
+
+__all__ = ["HOST", "MAX_BODY", "LabelServer"]
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
-MAX_BODY = 4096  # a save request is ~100 bytes
-# A browser tab closed or reloaded mid-response: routine, not an error.
-DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
-_FRAME = re.compile(r"/api/frame/(\d{1,9})")
-_IMAGE = re.compile(r"/api/image/(\d{1,9})\.png")
-_STATIC = {
-    "/": ("text/html; charset=utf-8", page.HTML),
-    "/app.js": ("text/javascript; charset=utf-8", page.SCRIPT),
-    "/app.css": ("text/css; charset=utf-8", page.STYLE),
-}
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-}
+THREADS = 6  # a browser opens up to 6 connections to one site
+MAX_HEADER = 32 * 1024  # bytes of request line and headers
+DRAIN_S = 2.0  # on stop: how long answers already made (the quit reply) may take to go out
 
 
-def _strict_json(raw: bytes) -> Any:
-    """Parse JSON refusing duplicate keys and NaN/Infinity."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in items]
-        if len(set(keys)) != len(keys):
-            raise RequestError(400, "duplicate key in JSON object")
-        return dict(items)
-
-    def constant(name: str) -> Any:
-        raise RequestError(400, f"{name} is not allowed")
-
-    try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise RequestError(400, "body is not valid UTF-8 JSON") from None
+class _LengthRequired(Error):
+    code = 411
+    reason = "Length Required"
 
 
-class LabelHandler(BaseHTTPRequestHandler):
-    """One request; state lives in ``self.server.session``."""
+class _Parser(HTTPRequestParser):
+    """waitress' request parser that refuses a chunked body as soon as the headers say so,
+    before reading any of it: a body must announce its length."""
 
-    server: LabelServer
-    server_version = "pi-inspect-label"
-    sys_version = ""
-    timeout = 30  # seconds a client may idle mid-request before its socket is closed
-    protocol_version = "HTTP/1.1"
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        if self.chunked and self.error is None:
+            self.error = _LengthRequired("send a Content-Length, not chunked data")
+            self.completed = True
+        return consumed
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        log.debug("%s " + format, self.address_string(), *args)
 
-    # --- responses ----------------------------------------------------------------------
+class _ErrorTask(ErrorTask):
+    """A request waitress refused, answered as the app answers errors."""
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in _SECURITY_HEADERS.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json")
-
-    def _error(self, status: int, message: str) -> None:
-        self.close_connection = True
-        self._json(status, {"error": message})
-
-    # --- checks -------------------------------------------------------------------------
-
-    def _check_request(self) -> None:
-        """Refuse foreign hosts (DNS rebinding), foreign origins and odd paths early."""
-        port = self.server.server_address[1]
-        allowed = {f"{HOST}:{port}", f"localhost:{port}"}
-        if self.headers.get("Host", "") not in allowed:
-            raise RequestError(403, "wrong Host header")
-        origin = self.headers.get("Origin")
-        if origin is not None and origin not in {f"http://{h}" for h in allowed}:
-            raise RequestError(403, "cross-origin request refused")
-        path = self.path
-        if not path.startswith("/") or any(c in path for c in ("%", "\\", "\0", "..", "?", "#")):
-            raise RequestError(400, "malformed path")
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            raise RequestError(411, "send a Content-Length, not chunked data")
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise RequestError(411, "Content-Length required")
-        if not length.isdigit():
-            raise RequestError(400, "bad Content-Length")
-        if int(length) > MAX_BODY:
-            raise RequestError(413, f"body larger than {MAX_BODY} bytes")
-        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise RequestError(415, "Content-Type must be application/json")
-        return self.rfile.read(int(length))
-
-    # --- methods ------------------------------------------------------------------------
-
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
-        try:
-            self._check_request()
-            session = self.server.session
-            if self.path in _STATIC:
-                content_type, text = _STATIC[self.path]
-                self._send(200, text.encode(), content_type)
-            elif self.path == "/api/state":
-                self._json(200, session.state())
-            elif match := _FRAME.fullmatch(self.path):
-                self._json(200, session.frame_info(int(match.group(1))))
-            elif match := _IMAGE.fullmatch(self.path):
-                self._send(200, session.frame_png(int(match.group(1))), "image/png")
-            else:
-                raise RequestError(404, "no such page")
-        except RequestError as exc:
-            self._error(exc.status, str(exc))
-        except DISCONNECTS as exc:
-            self._gone(exc)
-        except Exception:  # a bug must answer 500, not drop the connection
-            log.exception("GET %s failed", self.path)
-            self._error(500, "internal error")
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-        try:
-            self._check_request()
-            if self.path not in ("/api/save", "/api/quit"):
-                raise RequestError(404, "no such action")
-            body = _strict_json(self._read_body())
-            if self.path == "/api/save":
-                self._json(200, self.server.session.save(body))
-            else:
-                if body != {}:
-                    raise RequestError(400, "quit takes an empty JSON object")
-                self._json(200, {"stopped": True})
-                self.server.request_stop()
-        except RequestError as exc:
-            self._error(exc.status, str(exc))
-        except DISCONNECTS as exc:
-            self._gone(exc)
-        except Exception:
-            log.exception("POST %s failed", self.path)
-            self._error(500, "internal error")
-
-    def _gone(self, exc: BaseException) -> None:
-        self.close_connection = True
-        log.debug(
-            "%s went away during %s %s: %s", self.address_string(), self.command, self.path, exc
+    def execute(self) -> None:
+        error = self.request.error
+        text = f"body larger than {MAX_BODY} bytes" if error.code == 413 else str(error.body)
+        body = json.dumps({"error": text}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend(
+            [("Content-Type", "application/json"), *SECURITY_HEADERS.items()]
         )
-
-    def _refuse(self) -> None:
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
 
 
-class LabelServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer bound to 127.0.0.1; a context manager with an idempotent close."""
+class _Task(WSGITask):
+    """One request for the app; an error answer closes its connection, a client gone before
+    its answer is a debug line."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    def build_response_header(self) -> bytes:
+        if self.status[:1] in ("4", "5"):
+            self.set_close_on_finish()
+        return super().build_response_header()
+
+    def service(self) -> None:
+        try:
+            super().service()
+        except ClientDisconnected:
+            self.close_on_finish = True
+            self.channel.went_away(f"during {self.request.command} {self.request.path}")
+
+
+class _Channel(HTTPChannel):
+    task_class = _Task
+    error_task_class = _ErrorTask
+    parser_class = _Parser
+    gone = False
+
+    def went_away(self, when: str) -> None:
+        if not self.gone:
+            self.gone = True
+            log.debug("%s went away %s", self.addr[0] if self.addr else "?", when)
+
+    def handle_close(self) -> None:
+        """Called by waitress on a reset or broken connection (inside its ``except``), and when
+        it closes one itself; only the first with a request unanswered or an answer unsent is
+        the client going away."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            self.went_away(f"({exc})")
+        elif self.connected and (self.requests or self.total_outbufs_len):
+            self.went_away("before its answer was sent")
+        super().handle_close()
+
+
+class _Server(TcpWSGIServer):
+    channel_class = _Channel
+
+
+class LabelServer:
+    """waitress serving the labelling app on 127.0.0.1 (``port`` 0: any free port); a context
+    manager with an idempotent ``close()``. ``serve_forever()`` serves on the calling thread
+    until ``request_stop()`` (``POST /api/quit``, a signal handler); ``start()`` serves in a
+    background thread instead (tests, embedding)."""
 
     def __init__(self, session: LabelSession, port: int = 0) -> None:
-        super().__init__((HOST, port), LabelHandler)
         self.session = session
         self.stopped = threading.Event()
+        self._map: dict[int, Any] = {}
+        adj = Adjustments(
+            host=HOST,
+            port=port,
+            threads=THREADS,
+            ident="pi-inspect-label",
+            max_request_body_size=MAX_BODY + 1,  # waitress refuses a length at or above it
+            max_request_header_size=MAX_HEADER,
+            log_socket_errors=False,  # a client gone is logged by the channel, at debug level
+            clear_untrusted_proxy_headers=True,
+        )
+        dispatcher = ThreadedTaskDispatcher()
+        try:  # binds now: a port in use is an OSError here
+            self._server = _Server(self._wsgi, self._map, dispatcher=dispatcher, adj=adj)
+        except BaseException:
+            wasyncore.close_all(self._map)  # the wake-up pipe made before the bind
+            raise
+        dispatcher.set_thread_count(adj.threads)
+        self.server_address: tuple[str, int] = (HOST, int(self._server.effective_port))
+        self.app = create_app(session, self.server_address[1], self.request_stop)
         self._thread: threading.Thread | None = None
-        self._closed = False
+        self._finished = False
+        self._lock = threading.Lock()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that disconnects is a debug line; anything else is logged, not printed."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, DISCONNECTS):
-            log.debug("%s:%s went away: %s", *client_address[:2], exc)
-        else:
-            log.error("request from %s:%s failed", *client_address[:2], exc_info=True)
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.app(environ, start_response)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}/"
 
     def request_stop(self) -> None:
-        """Stop serving soon (the ``q`` key); safe to call from a request thread."""
+        """Stop serving soon (``q``, Ctrl-C); safe from a request thread or a signal handler:
+        it sets a flag and writes one byte to waitress' wake-up pipe, taking no lock."""
+        if self.stopped.is_set():
+            return
         self.stopped.set()
-        threading.Thread(target=self.shutdown, name="label-stop", daemon=True).start()
+        with contextlib.suppress(OSError):  # already closed: nothing left to wake
+            self._server.pull_trigger()
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until ``request_stop()``; then answer what is answered, close."""
+        try:
+            while not self.stopped.is_set():
+                wasyncore.loop(timeout=1.0, map=self._map, count=1)
+            self._drain()
+        finally:
+            self._finish()
+
+    def _drain(self) -> None:
+        """Stop accepting, then let requests in progress and answers made go out (the reply to
+        ``POST /api/quit``), for at most ``DRAIN_S``."""
+        self._server.accepting = False
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline and any(
+            isinstance(c, _Channel) and c.connected and (c.requests or c.total_outbufs_len)
+            for c in list(self._map.values())
+        ):
+            wasyncore.loop(timeout=0.05, map=self._map, count=1)
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self.stopped.set()
+        self._server.task_dispatcher.shutdown(timeout=2)
+        wasyncore.close_all(self._map)
 
     def start(self) -> LabelServer:
-        """Serve in a background thread (tests, embedding); ``close()`` stops it."""
-        self._thread = threading.Thread(
-            target=self.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="label-http",
-            daemon=True,
-        )
+        """Serve in a background thread; ``close()`` stops it."""
+        self._thread = threading.Thread(target=self.serve_forever, name="label-http", daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.stopped.set()
-        if self._thread is not None:
-            self.shutdown()
+        if self._thread is not None and self._thread.is_alive():
+            self.request_stop()
             self._thread.join(timeout=5)
-        self.server_close()
+        self.request_stop()  # not serving (never started, or stopped): only the flag
+        self._finish()
 
     def __enter__(self) -> LabelServer:
         return self

@@ -1,71 +1,9 @@
-"""The one page of the labelling tool: the seed's OpenCV window, in a browser.
-
-Keys as in the seed: ``n`` next, ``p`` previous, one toggle key per label (``g e b l``), ``s``
-save, ``q`` quit; buttons do the same. Every change is saved at once. A frame not yet saved
-shows its suggestion (the model's or the operator's, from ``samples.csv``) or nothing set;
-``Enter`` (or ``a``) saves what is shown and moves on. Kept as strings so the wheel needs no
-package data.
-"""
-
-HTML = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>pi-inspect label</title>
-<link rel="stylesheet" href="/app.css">
-<script src="/app.js" defer></script>
-</head>
-<body>
-<header>
-  <span id="position">loading…</span>
-  <span id="name"></span>
-  <span id="status" data-state="loading"></span>
-  <label><progress id="progress" max="1" value="0"></progress>
-    <span id="progress-text"></span></label>
-</header>
-<nav id="strip" aria-label="frames around this one"></nav>
-<main>
-  <img id="frame" alt="current frame">
-  <aside>
-    <ul id="labels"></ul>
-    <div class="actions">
-      <button id="prev" type="button"><kbd>p</kbd> previous</button>
-      <button id="next" type="button"><kbd>n</kbd> next</button>
-      <button id="accept" type="button"><kbd>Enter</kbd> or <kbd>a</kbd> accept, next</button>
-      <button id="save" type="button"><kbd>s</kbd> save</button>
-      <button id="quit" type="button"><kbd>q</kbd> quit</button>
-    </div>
-    <p id="message" role="status"></p>
-  </aside>
-</main>
-</body>
-</html>
-"""
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 0; background: #1e1e1e; color: #eee; }
-header { display: flex; gap: 1.5em; padding: .5em 1em; background: #333; }
-main { display: flex; gap: 1em; padding: 1em; align-items: flex-start; }
-#frame { width: 65vw; max-height: 85vh; object-fit: contain; image-rendering: pixelated; background: #000; }
-#labels { list-style: none; padding: 0; margin: 0 0 1em; }
-#labels li { margin: .3em 0; }
-#labels button { width: 100%; text-align: left; font-size: 1.1em; }
-#labels button[aria-pressed="true"] { background: #2e7d32; color: #fff; }
-#labels button[aria-pressed="false"] { background: #555; color: #ddd; }
-.actions button { margin: .2em 0; width: 100%; }
-#status[data-state="saved"] { color: #81c784; }
-#status[data-state="unsaved"] { color: #ffb74d; }
-#status[data-state="suggested"] { color: #64b5f6; }
-header label { margin-left: auto; }
-#strip { display: flex; gap: 2px; padding: .3em 1em 0; }
-#strip span { width: 12px; height: 12px; background: #555; cursor: pointer; }
-#strip span[data-saved="true"] { background: #81c784; }
-#strip span[aria-current="true"] { outline: 2px solid #fff; }
-#status[data-state="error"], #message.error { color: #e57373; }
-kbd { border: 1px solid #888; border-radius: 3px; padding: 0 .3em; }
-"""
-
-SCRIPT = r"""
+// The one page of the labelling tool: the seed's OpenCV window, in a browser.
+//
+// Keys as in the seed: n next, p previous, one toggle key per label (g e b l), s save, q quit;
+// buttons do the same. Every change is saved at once. A frame not yet saved shows its
+// suggestion (the model's or the operator's, from samples.csv) or nothing set; Enter (or a)
+// saves what is shown and moves on.
 "use strict";
 const ui = {};
 let config = null;      // /api/state: labels, keys, mode, count, start, saved
@@ -257,4 +195,3 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", () => run(start));
-"""
