@@ -3,6 +3,9 @@ accepting a suggestion), the trainer reads what was saved."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from label_helpers import make_pulled, make_video, start_server, uncertainty_ord
 from pi_inspect.edge.data.table import SEED_LABELS, read_dataset, read_table
 from pi_inspect.edge.label.sources import open_frames
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 pytestmark = needs_chromium
 
 
@@ -220,6 +224,8 @@ def test_keyboard_only_labelling_of_30_pulled_samples_with_suggestions_loses_not
                 page.wait_for_selector("body[data-ready=true]")
                 at_frame(page, 15, saved=False)
                 assert progress(page) == (15, 30, "15 / 30 labelled")
+                if os.environ.get("PI_INSPECT_SCREENSHOTS"):  # docs/learning-loop.md
+                    page.screenshot(path=str(DOCS / "label_pulled.png"), full_page=True)
                 assert table(out) == expected
                 saved_cells = page.locator("#strip span[data-saved=true]")
                 assert saved_cells.count() == 15
