@@ -25,31 +25,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_arm import KeptOpen  # noqa: E402 - shared with the other benches
+from daemon_cost import Prepared  # noqa: E402 - the file-like source of prepared frames
 from real_data import cpu_name  # noqa: E402
 
 
-class Camera:
-    """A file-like source of ``count`` 640x480 frames (a still of the demo seam, shifted)."""
+class Camera(Prepared):
+    """``count`` 640x480 frames (a still of the demo seam, shifted a little each frame)."""
 
-    live = False
     name = "640x480 frames"
-
-    def __init__(self, image: np.ndarray, count: int) -> None:
-        self._image, self._count, self._given = image, count, 0
-
-    def open(self) -> None:
-        self._given = 0
 
     def read(self):
         from pi_inspect.edge.view import Frame
 
-        if self._given >= self._count:
+        frame = super().read()
+        if frame is None:
             return None
-        self._given += 1
-        return Frame(self._given, time.time(), np.roll(self._image, self._given % 64, axis=1))
-
-    def close(self) -> None:
-        pass
+        return Frame(frame.index, frame.timestamp, np.roll(self._image, frame.index % 64, axis=1))
 
 
 def arm(clf, image: np.ndarray, frames: int, collect: dict, state: Path) -> tuple[int, float, int]:

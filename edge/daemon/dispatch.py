@@ -112,10 +112,8 @@ class Dispatcher:
         if self._snapshots is None:
             return event, None
         i = inspection
-        try:
-            image = i.frame.image  # the full decode, bounded by source.max_pixels
-        except ValueError as exc:
-            log.warning("no snapshot of %s: %s", event.event_id, exc)
+        image = _full_image(i, f"snapshot of {event.event_id}")
+        if image is None:
             return event, None
         heat = self._heatmap(i.classifier, i.prediction, i.model_input, event.label)
         meta = {
@@ -135,10 +133,8 @@ class Dispatcher:
         if inspection is None or self._snapshots is None:
             return None
         i = inspection
-        try:
-            image = i.frame.image
-        except ValueError as exc:
-            log.warning("no snapshot: %s", exc)
+        image = _full_image(i, "snapshot")
+        if image is None:
             return None
         heat = self._heatmap(i.classifier, i.prediction, i.model_input, label) if label else None
         meta = {
@@ -160,10 +156,8 @@ class Dispatcher:
         if inspection is None or self._snapshots is None:
             return None
         i = inspection
-        try:
-            image = i.frame.image
-        except ValueError as exc:
-            log.debug("no sample of frame %d: %s", i.frame.index, exc)
+        image = _full_image(i, "sample")
+        if image is None:
             return None
         meta = {
             "sample": keep.reason,
@@ -250,3 +244,12 @@ class Dispatcher:
                 out.close()
             except Exception as exc:  # shutdown goes on: the LEDs must go off regardless
                 log.warning("closing %s: %s", type(out).__name__, exc)
+
+
+def _full_image(inspection: Inspection, what: str) -> np.ndarray | None:
+    """The frame's full decode (bounded by ``source.max_pixels``), or None with one line why."""
+    try:
+        return inspection.frame.image
+    except ValueError as exc:
+        log.warning("no %s of frame %d: %s", what, inspection.frame.index, exc)
+        return None
