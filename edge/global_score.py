@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pi_inspect.edge.errors import BundleError
@@ -36,6 +35,8 @@ MIN_SPAN = 1.0 / 64  # the map's good spread used at least (a few int8 steps)
 
 def descriptors(images: np.ndarray, side: int = SIDE) -> np.ndarray:
     """(n, side*side*3) float32 descriptors of uint8 RGB model inputs (n, h, w, 3)."""
+    import cv2  # here: the runtime imports this module, and a classifier bundle never needs it
+
     out = np.empty((len(images), side * side * 3), np.float32)
     for i, image in enumerate(images):
         small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)

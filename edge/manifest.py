@@ -289,7 +289,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
     ):
         raise BundleError(f"{where}: outputs must map 'scores' (and 'features') to tensor names")
     anomaly = anomaly_rules(d, task, labels, raw_thresholds, alarms, outputs, files, where)
-    reference = _reference(d.get("reference"), labels, where)
+    good_scores = _reference(d.get("reference"), labels, where)
     head = HeadSpec.from_dict(d["heatmap"]) if d.get("heatmap") is not None else None
     if head is not None and head.layers[-1].kernel.shape[1] != len(labels):
         raise BundleError(
@@ -317,7 +317,7 @@ def parse_manifest(d: Any, where: str = "bundle") -> Manifest:
         reference_model=reference,
         golden=golden, meanings=meanings,
         anomaly=anomaly,
-        reference=reference,
+        reference=good_scores,
         raw=d,
     )
 

@@ -74,6 +74,7 @@ def test_manifest_carries_contract_fields(bundle):
     for key in ("source_run", "created", "thresholds", "alarms", "outputs"):
         assert key in raw
     # the good test images' score histograms, which the station's drift check compares against
+    assert m.reference_model == "model_float32.tflite"  # beside the drift reference, not under it
     assert set(m.reference) == set(LABELS) and all(len(h) == 10 for h in m.reference.values())
     assert len({sum(h) for h in m.reference.values()}) == 1  # the same good images for each
 

@@ -22,7 +22,7 @@ GROUP = "pi_inspect.outputs"
 # Sections of the core config: no plugin may take their names.
 RESERVED = frozenset(
     {"state_dir", "device", "source", "model", "anomaly", "trigger", "decide", "gpio",
-     "snapshots", "output", "pipeline"}
+     "snapshots", "collect", "shadow", "drift", "output", "pipeline"}
 )
 
 log = logging.getLogger(__name__)
