@@ -29,6 +29,7 @@ from pi_inspect.edge.bundle import identity
 from pi_inspect.edge.decide import make_rules
 from pi_inspect.edge.deploy import CURRENT, DeployError, Reloader, check_in_child, deploy_local
 from pi_inspect.edge.errors import PiInspectError
+from pi_inspect.edge.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def promote(
         "identity": sha, "current": switch.current, "previous": switch.previous, "at": time.time(),
         "expected_alarm_rate": rate, "from": key if rate is not None else None, "forced": bool(problems),
     }  # fmt: skip
-    (state / PROMOTION_RECORD).write_text(json.dumps(entry, indent=1))
+    write_json(state / PROMOTION_RECORD, entry)  # atomic: the daemon may read it at any time
     if rate is None:
         notes.append("no alarm rate to watch: the daemon will not roll back by itself")
     return Promotion(switch.current, switch.previous, rate, notes)

@@ -15,10 +15,7 @@ log line, not a fault: inspection does not depend on it.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -30,6 +27,7 @@ import numpy as np
 from pi_inspect.edge.bundle import identity
 from pi_inspect.edge.collect import Keep, Window
 from pi_inspect.edge.decide import Rule, make_rules
+from pi_inspect.edge.files import write_json
 from pi_inspect.edge.health import Health
 from pi_inspect.edge.shadow_config import ShadowConfig
 
@@ -131,12 +129,12 @@ class Shadow:
         now = self._clock()
         if self._record_path is not None and now - self._written >= WRITE_EVERY_S:
             self._written = now
-            _write_json(self._record_path, record)
+            _write_record(self._record_path, record)
         return Health(stats={"shadow": record})
 
     def close(self) -> None:
         if self._record_path is not None:
-            _write_json(self._record_path, self.record())
+            _write_record(self._record_path, self.record())
         self.candidate.close()
 
 
@@ -157,18 +155,9 @@ class ShadowError:
         pass
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically, and quietly: a record that cannot be written is retried at the next poll."""
-    tmp = None
+def _write_record(path: Path, data: dict[str, Any]) -> None:
+    """Quietly: a record that cannot be written is retried at the next poll."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-        tmp = None
+        write_json(path, data)
     except OSError as exc:
         log.debug("shadow record not written: %s", exc)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pi_inspect.edge.files import write_json
+
 log = logging.getLogger(__name__)
 
 RECORD = "promotion.json"
@@ -89,6 +91,6 @@ class PromotionWatch:
             return
         closed = {**record, "outcome": outcome, "alarm_rate": round(rate, 4), "reason": reason}
         try:
-            self._path.write_text(json.dumps(closed, indent=1))
+            write_json(self._path, closed)
         except OSError as exc:
             log.warning("promotion record not closed: %s", exc)
