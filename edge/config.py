@@ -77,6 +77,11 @@ class TriggerConfig(Section):
     pull_up: bool = True  # a button to ground; False for an active-high sensor
     bounce_s: Annotated[float, Field(ge=0, le=5)] = 0.05
     pin: Pin | None = Field(default=None, validate_default=True)
+    # Parts (pi_inspect.edge.parts): each trigger yields exactly one result.
+    deadline_ms: Annotated[float, Field(gt=0, le=600_000)] | None = None
+    late_verdict: Literal["ng", "ok", "result"] = "ng"
+    frame_timeout_ms: Annotated[float, Field(gt=0, le=600_000)] = 1000.0
+    max_pending: Annotated[int, Field(ge=1, le=10_000)] = 32
 
     @field_validator("pin")
     @classmethod
@@ -121,6 +126,16 @@ class GpioConfig(Section):
     beep_s: Annotated[float, Field(gt=0, le=10)] = 0.3
 
 
+class RejectConfig(Section):
+    """Reject pulses on ``gpio.relay``: one per rejected part, ``delay_ms`` after its trigger
+    (the part's travel from camera to ejector), in trigger order. While enabled the relay
+    pulses for parts instead of following defects."""
+
+    enabled: bool = False
+    delay_ms: Annotated[float, Field(ge=0, le=600_000)] = 0.0
+    pulse_ms: Annotated[float, Field(gt=0, le=60_000)] = 100.0
+
+
 class SnapshotConfig(Section):
     """Defect snapshots (with heat maps) and collected samples ([collect], the `collect`
     command), under one retention so they never fill the disk."""
@@ -162,6 +177,7 @@ class CoreConfig(Section):
     trigger: TriggerConfig = TriggerConfig()
     decide: DecideConfig = DecideConfig()
     gpio: GpioConfig = GpioConfig()
+    reject: RejectConfig = RejectConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     collect: CollectConfig = Field(default_factory=CollectConfig)
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
@@ -178,6 +194,10 @@ class CoreConfig(Section):
                 "pin_conflict",
                 "{key}: pin {pin} is already used by {other}",
                 {"key": key, "pin": pin, "other": other},
+            )
+        if self.reject.enabled and (not self.gpio.enabled or self.gpio.relay is None):
+            raise PydanticCustomError(
+                "reject_relay", "reject.enabled: needs gpio.enabled and a gpio.relay pin"
             )
         return self
 

@@ -3,8 +3,10 @@
 green = running and OK, red = defect (blink or hold), amber = fault (no camera, no model),
 an optional buzzer beeps on a new defect, an optional relay (e.g. to stop the machine) is on
 while a defect is active, and with ``latch`` red/relay/buzzer stay on until the acknowledge
-button is pressed. The pin factory is chosen the gpiozero way (``GPIOZERO_PIN_FACTORY`` or
-``gpio.pin_factory``) or injected as an object; it is passed to each device, never set globally.
+button is pressed. With ``drive_relay=False`` (reject pulses, ``pi_inspect.edge.reject``) the
+relay pin is left to its other owner and never follows defects. The pin factory is chosen the
+gpiozero way (``GPIOZERO_PIN_FACTORY`` or ``gpio.pin_factory``) or injected as an object; it is
+passed to each device, never set globally.
 """
 
 from __future__ import annotations
@@ -57,7 +59,11 @@ def make_pin_factory(name: str | None) -> Any:
 
 
 class Signals:
-    """Drives the LEDs, buzzer and relay from the daemon's verdict. ``close()`` turns all off."""
+    """Drives the LEDs, buzzer and relay from the daemon's verdict. ``close()`` turns all off.
+
+    ``drive_relay=False``: ``gpio.relay`` is not opened here (so another device, the
+    ``Rejector``, can own it on ``pin_factory``) and ``Lamps.relay`` stays off.
+    """
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class Signals:
         pin_factory: Any = None,
         *,
         on_change: Callable[[Lamps], None] | None = None,
+        drive_relay: bool = True,
     ) -> None:
         from gpiozero import LED, Button, Buzzer, DigitalOutputDevice
         from gpiozero.exc import GPIOZeroError
@@ -76,7 +83,9 @@ class Signals:
         self._lamps = Lamps()
         self._latched = False
         self._closed = False
+        self._drive_relay = drive_relay
         factory = pin_factory if pin_factory is not None else make_pin_factory(config.pin_factory)
+        self.pin_factory: Any = factory  # what every device here uses (None: gpiozero's default)
 
         def add(cls: Any, pin: int | None, **kwargs: Any) -> Any:
             if pin is None:
@@ -92,7 +101,7 @@ class Signals:
             self.buzzer = add(Buzzer, config.buzzer)
             self.relay = add(
                 DigitalOutputDevice,
-                config.relay,
+                config.relay if drive_relay else None,
                 active_high=config.relay_active_high,
                 initial_value=False,
             )
@@ -125,7 +134,8 @@ class Signals:
                 self._latched = self._config.latch
                 self._beep()
             red = defect or self._latched
-            lamps = Lamps(green=not fault and not red, red=red, amber=fault, relay=red)
+            relay = red and self._drive_relay
+            lamps = Lamps(green=not fault and not red, red=red, amber=fault, relay=relay)
             if lamps == self._lamps:
                 return
             previous, self._lamps = self._lamps, lamps

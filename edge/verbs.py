@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pi_inspect.edge.outputs import Command, Receiver, Reply
+from pi_inspect.edge.parts import PART_ID_MAX
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Station(Protocol):
 
     def request_snapshot(self) -> str | None: ...
 
-    def trigger(self) -> bool: ...
+    def trigger(self, part_id: int | None = None, source: str = "command") -> int | None: ...
 
     def reload(self) -> bool: ...
 
@@ -100,13 +101,27 @@ def _collect(station: Station, args: dict[str, Any]) -> Mapping[str, Any]:
     return {"sample": sample}
 
 
-def _trigger(station: Station, _args: dict[str, Any]) -> Mapping[str, Any]:
-    if not station.trigger():
+def part_id(value: Any, _labels: tuple[str, ...]) -> dict[str, Any]:
+    """``{}`` or ``{"part_id": <integer 0..4294967295>}``: the PLC's ID for the part, echoed
+    in its result (0 or absent: none)."""
+    if not isinstance(value, dict) or set(value) - {"part_id"}:
+        raise InvalidCommand('expected {} or {"part_id": <integer>}')
+    raw = value.get("part_id")
+    if raw is None:
+        return {"part_id": None}
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= PART_ID_MAX:
+        raise InvalidCommand(f'"part_id" must be an integer in [0, {PART_ID_MAX}]')
+    return {"part_id": raw or None}
+
+
+def _trigger(station: Station, args: dict[str, Any]) -> Mapping[str, Any]:
+    acq_id = station.trigger(args.get("part_id"), args.get("source", "command"))
+    if acq_id is None:
         raise ValueError(
             'trigger.mode is "continuous": every frame is inspected already; a trigger applies '
             'with mode "gpio" or "demand"'
         )
-    return {}
+    return {"acq_id": acq_id}
 
 
 def _acknowledge(station: Station, _args: dict[str, Any]) -> Mapping[str, Any]:
@@ -128,7 +143,11 @@ VERBS: dict[str, Verb] = {
         lambda station, _args: {"snapshot": station.request_snapshot()},
         "save the latest inspected frame with the heat map of its top alarm label",
     ),
-    "trigger": Verb(no_arguments, _trigger, "inspect the next trigger.frames frames"),
+    "trigger": Verb(
+        part_id,
+        _trigger,
+        "inspect the next trigger.frames frames as one part (optional part_id echoed)",
+    ),
     "reload": Verb(
         no_arguments,
         lambda station, _args: {"reloaded": station.reload()},

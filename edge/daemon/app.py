@@ -34,6 +34,7 @@ from pi_inspect.edge.errors import PiInspectError
 from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.pipeline import Preparer
 from pi_inspect.edge.promote import models_dir
+from pi_inspect.edge.reject import Rejector
 from pi_inspect.edge.signals import Lamps, Signals, TriggerInput
 from pi_inspect.edge.snapshots import SnapshotStore
 from pi_inspect.edge.sources import FrameSource, make_source
@@ -126,6 +127,7 @@ class Daemon:
         self._outputs = list(outputs) if outputs is not None else None
         self._pin_factory = pin_factory
         self._on_lamps = on_lamps
+        self._clock = clock
         self.stop_event = threading.Event()
 
     @property
@@ -137,10 +139,11 @@ class Daemon:
     def labels(self) -> tuple[str, ...]:
         return self._slot.labels
 
-    def trigger(self) -> bool:
-        """Inspect the next ``trigger.frames`` frames captured from now on (False, and nothing
-        to do, in continuous mode)."""
-        return self._inspector.trigger()
+    def trigger(self, part_id: int | None = None, source: str = "command") -> int | None:
+        """A part: inspect the next ``trigger.frames`` frames captured from now on; returns
+        its acquisition ID (None, and nothing to do, in continuous mode). Its one result
+        (``pi_inspect.edge.parts``) goes to every output that takes parts."""
+        return self._inspector.trigger(source, part_id)
 
     def request_snapshot(self) -> str | None:
         """Save the latest inspected frame (with the heat map of its top alarm label)."""
@@ -200,30 +203,46 @@ class Daemon:
         stop = stop if stop is not None else self.stop_event
         config = self.config
         outputs = self._outputs if self._outputs is not None else open_outputs(config)
-        self._dispatcher.open(outputs, open_snapshots(config))
-        signals, trigger_input = self._open_gpio(config)
+        signals, trigger_input, rejector = self._open_gpio(config)
+        self._dispatcher.open([*outputs, *([rejector] if rejector else [])], open_snapshots(config))
         self.status.drive(signals)
         closers = [trigger_input] if trigger_input else []
         return self._loop.run(stop, closers=[*closers, self._inspector])
 
-    def _open_gpio(self, config: Config) -> tuple[Signals | None, TriggerInput | None]:
-        """LEDs and trigger input. Without GPIO the station still inspects and reports: the
-        ``gpio`` fault is in its state (there is no LED to show it on); a restart retries."""
-        gpio = config.gpio
-        signals = trigger_input = None
+    def _open_gpio(
+        self, config: Config
+    ) -> tuple[Signals | None, TriggerInput | None, Rejector | None]:
+        """LEDs, trigger input and reject pulses. Without GPIO the station still inspects and
+        reports: the ``gpio`` fault is in its state (there is no LED to show it on); a restart
+        retries. The rejector is an output (the dispatcher sends it parts and closes it)."""
+        gpio, reject = config.gpio, config.reject
+        signals = trigger_input = rejector = None
         try:
             if gpio.enabled:
-                signals = Signals(gpio, self._pin_factory, on_change=self._on_lamps)
+                signals = Signals(
+                    gpio, self._pin_factory, on_change=self._on_lamps,
+                    drive_relay=not reject.enabled,
+                )  # fmt: skip
+            if signals is not None and reject.enabled and gpio.relay is not None:
+                rejector = Rejector.open(
+                    gpio.relay, pin_factory=signals.pin_factory,
+                    active_high=gpio.relay_active_high, delay_s=reject.delay_ms / 1000.0,
+                    pulse_s=reject.pulse_ms / 1000.0, clock=self._clock,
+                )  # fmt: skip
             if config.trigger.mode == "gpio":
                 trigger_input = TriggerInput(
-                    config.trigger, self.trigger, self._pin_factory, factory_name=gpio.pin_factory
+                    config.trigger,
+                    lambda: self.trigger(source="gpio"),
+                    self._pin_factory,
+                    factory_name=gpio.pin_factory,
                 )
         except PiInspectError as exc:
             self.status.faults.set("gpio", f"no GPIO: {str(exc).splitlines()[0]}")
-            if signals is not None:
-                signals.close()
-            return None, None
-        return signals, trigger_input
+            for part in (rejector, signals):
+                if part is not None:
+                    part.close()
+            return None, None, None
+        return signals, trigger_input, rejector
 
 
 def build(

@@ -28,7 +28,8 @@ from pi_inspect.edge.daemon.protocols import (
 )
 from pi_inspect.edge.events import DefectEvent, State, Stats
 from pi_inspect.edge.health import Reports
-from pi_inspect.edge.outputs import FrameTap, LiveFrame
+from pi_inspect.edge.outputs import FrameTap, LiveFrame, PartOutput
+from pi_inspect.edge.parts import PartResult
 from pi_inspect.edge.snapshots import SnapshotStore
 from pi_inspect.edge.sources import Frame
 from pi_inspect.edge.verbs import Station
@@ -57,6 +58,7 @@ class Dispatcher:
         self._device = device  # stamped on every event, state and stats line sent
         self._top_label = top_label  # whose heat map a live viewer sees: (scores, raised)
         self._outputs: list[Output] = []
+        self._part_outputs: list[PartOutput] = []
         self._taps: list[FrameTap] = []
         self._snapshots: SnapshotStore | None = None
         self._open_snapshots: dict[str, str] = {}  # event id -> snapshot, until its end
@@ -66,6 +68,7 @@ class Dispatcher:
         """Send to ``outputs`` from now on; those that take commands get ``receive``."""
         self._outputs = list(outputs)
         self._taps = [tap for out in self._outputs if (tap := getattr(out, "frame_tap", None))]
+        self._part_outputs = [out for out in self._outputs if isinstance(out, PartOutput)]
         self._snapshots = snapshots
         for out in self._outputs:
             if isinstance(out, CommandSource):
@@ -81,6 +84,21 @@ class Dispatcher:
             self._on_rollback(inspection.rollback)
         for out in self._outputs:
             out.publish_result(inspection.result)
+        return sent
+
+    def parts(self, results: Iterable[PartResult]) -> list[PartResult]:
+        """Each part's one result, to the outputs that take parts; returns them as sent."""
+        sent = [replace(r, device=self._device) for r in results]
+        for result in sent:
+            if result.code == "missed" or result.late:
+                log.warning(
+                    "part %d%s %s: %s", result.acq_id,
+                    f" (part id {result.part_id})" if result.part_id is not None else "",
+                    "missed" if result.code == "missed" else f"late ({result.latency_ms:.0f} ms)",
+                    result.reason or f"verdict {result.verdict}",
+                )  # fmt: skip
+            for out in self._part_outputs:
+                out.publish_part(result)
         return sent
 
     def events(

@@ -22,12 +22,13 @@ from pi_inspect.edge.config import TriggerConfig
 from pi_inspect.edge.daemon.model import ModelSlot
 from pi_inspect.edge.daemon.protocols import Classifier, Prediction
 from pi_inspect.edge.daemon.shadow import Shadow, ShadowError
-from pi_inspect.edge.daemon.status import Faults
+from pi_inspect.edge.daemon.status import CAMERA_FAULT, Faults
 from pi_inspect.edge.daemon.watch import PromotionWatch
 from pi_inspect.edge.drift import DriftConfig, DriftMonitor
 from pi_inspect.edge.errors import PiInspectError, SourceError
 from pi_inspect.edge.events import DefectEvent, FrameResult, ModelInfo
 from pi_inspect.edge.health import Reports
+from pi_inspect.edge.parts import PartResult, PartTracker
 from pi_inspect.edge.pipeline import Captured, Preparer
 from pi_inspect.edge.shadow_config import ShadowConfig
 from pi_inspect.edge.sources import Frame
@@ -92,8 +93,8 @@ class Inspector:
         self._wall = wall
         self._gate = threading.Lock()
         self._trigger = trigger
-        self._pending = 0  # frames still to inspect after a trigger
-        self._after = 0.0  # only frames captured after the trigger (unix time)
+        self.parts = PartTracker(clock=clock, wall=wall)  # each trigger's one result
+        self._configure_parts(trigger)
         self.latest: Inspection | None = None
         self._skipped = ""  # the last reason a frame was skipped (logged once)
         self._collect(collect)
@@ -108,6 +109,7 @@ class Inspector:
         shadow candidate (a changed one starts a new record)."""
         with self._gate:
             self._trigger = trigger
+        self._configure_parts(trigger)
         self._collect(collect)
         self._set_shadow(shadow)
         if self._watch is not None:
@@ -134,9 +136,18 @@ class Inspector:
         log.info("shadow: %s runs beside the model in service", candidate.info.name)
         self._shadow = Shadow(config, candidate, self._record_dir, clock=self._clock)
 
+    def _configure_parts(self, t: TriggerConfig) -> None:
+        self.parts.configure(
+            t.frames, t.deadline_ms, t.late_verdict, t.frame_timeout_ms, t.max_pending
+        )
+
     def reporters(self) -> list[Reports]:
-        """Drift and the shadow's record, for stats (the loop polls them with the other parts)."""
-        return [self._drift] + ([self._shadow] if self._shadow is not None else [])
+        """Drift, parts and the shadow's record, for stats (the loop polls them with the other
+        parts of the station)."""
+        parts: list[Reports] = [self._drift]
+        if self._trigger.mode != "continuous":
+            parts.append(self.parts)
+        return parts + ([self._shadow] if self._shadow is not None else [])
 
     def close(self) -> None:
         if self._shadow is not None:
@@ -149,24 +160,31 @@ class Inspector:
         elif self._collector is None or self._collector.config != collect:
             self._collector = Collector(collect, clock=self._clock)
 
-    def trigger(self) -> bool:
-        """Inspect the next ``trigger.frames`` frames captured from now on; False in continuous
-        mode, where every frame is inspected and a trigger means nothing."""
+    def trigger(self, source: str = "command", part_id: int | None = None) -> int | None:
+        """A part: inspect the next ``trigger.frames`` frames captured from now on for it, and
+        return its acquisition ID; None in continuous mode, where every frame is inspected and
+        a trigger means nothing. While the camera is down the part is missed at once."""
         with self._gate:
             if self._trigger.mode == "continuous":
-                return False
-            self._pending = self._trigger.frames
-            self._after = self._wall()
-            return True
+                return None
+        camera = self._faults.active().get(CAMERA_FAULT)
+        missed = f"camera offline: {camera}" if camera else None
+        part, _ = self.parts.trigger(source, part_id, missed=missed)
+        return part.acq_id
+
+    def drain_parts(self) -> list[PartResult]:
+        """The part results since the last call (the loop sends them)."""
+        return self.parts.drain()
 
     def _admit(self, frame: Frame) -> bool:
         with self._gate:
             if self._trigger.mode == "continuous":
                 return True
-            if self._pending > 0 and frame.timestamp >= self._after:
-                self._pending -= 1
-                return True
-        return False
+        return self.parts.wants(frame.timestamp)
+
+    def _failed(self, frame: Frame, reason: str) -> None:
+        if self._trigger.mode != "continuous":
+            self.parts.failed(frame.timestamp, reason)
 
     def step(self, captured: Captured) -> Inspection | None:
         frame = captured.frame
@@ -176,6 +194,7 @@ class Inspector:
         with slot.lock:
             clf, debouncer, info = slot.classifier, slot.debouncer, slot.info
             if clf is None or debouncer is None or info is None:
+                self._failed(frame, "no model loaded")
                 return None
             try:
                 rgb, prepare_ms = self._preparer.model_input(captured, tuple(clf.input_size))
@@ -191,6 +210,7 @@ class Inspector:
                 prediction = clf.predict(rgb, with_features=False)
             except (ValueError, RuntimeError, PiInspectError) as exc:
                 self._faults.set(FAULT, f"inference failed: {exc}")
+                self._failed(frame, f"inference failed: {exc}")
                 return None
             invoked = self._clock()
             scores = {
@@ -199,12 +219,14 @@ class Inspector:
             bad = [f"{k}={v:g}" for k, v in scores.items() if not -SLACK <= v <= 1 + SLACK]
             if bad:  # NaN, inf or out of range: a broken model, never a score (nor valid JSON)
                 self._faults.set(FAULT, f"model output not a score in [0, 1]: {', '.join(bad)}")
+                self._failed(frame, "model output not a score")
                 return None
             events = debouncer.update(frame.index, frame.timestamp, scores)
             active = debouncer.active
             rules = debouncer.rules
             keep = self._collector.decide(scores, rules) if self._collector else None
-            alarmed = any(r.alarms(scores[label]) for label, r in rules.items() if label in scores)
+            alarms = [label for label, r in rules.items() if label in scores and r.alarms(scores[label])]
+            alarmed = bool(alarms)
             model = identity(clf)
             rollback = self._watch.observe(model, alarmed) if self._watch is not None else None
             reference = getattr(getattr(clf, "manifest", None), "reference", None)
@@ -214,6 +236,8 @@ class Inspector:
         if self._shadow is not None:
             keep = self._shadow_step(captured, rgb, scores, rules) or keep
         latency_ms = (invoked - t_invoke) * 1000.0 + prepare_ms
+        if self._trigger.mode != "continuous":
+            self.parts.frame(frame.index, frame.timestamp, scores, alarms, latency_ms, model[:12])
         result = FrameResult(frame.index, frame.timestamp, scores, round(latency_ms, 3), active)
         inspection = Inspection(
             frame, rgb, prediction, scores, result, events, clf, info,

@@ -20,19 +20,19 @@ from pi_inspect.edge.daemon.dispatch import Dispatcher
 from pi_inspect.edge.daemon.inspector import Inspector
 from pi_inspect.edge.daemon.model import ModelSlot
 from pi_inspect.edge.daemon.protocols import Notifier
-from pi_inspect.edge.daemon.status import Status, fold_health
+from pi_inspect.edge.daemon.status import CAMERA_FAULT, Status, fold_health
 from pi_inspect.edge.errors import ConfigError, PiInspectError
 from pi_inspect.edge.events import DefectEvent
 from pi_inspect.edge.health import POLL_S
 from pi_inspect.edge.outputs import Closeable, changed_keys
 from pi_inspect.edge.outputs.registry import plugins
+from pi_inspect.edge.parts import PartResult
 from pi_inspect.edge.pipeline import CaptureWorker, FrameQueue, Preparer
 from pi_inspect.edge.sources import FrameSource
 from pi_inspect.edge.stats import StatsWindow, read_cpu_temp_c
 
 log = logging.getLogger(__name__)
 
-CAMERA_FAULT = "camera"
 
 
 @dataclass
@@ -48,6 +48,7 @@ class RunSummary:
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     events: deque[DefectEvent] = field(default_factory=lambda: deque(maxlen=10_000))  # "end" ones
+    parts: deque[PartResult] = field(default_factory=lambda: deque(maxlen=10_000))
     faults: deque[str] = field(default_factory=lambda: deque(maxlen=100))
 
     @property
@@ -140,6 +141,7 @@ class Loop:
                 self._count(inspection.result.latency_ms, t0)
                 dispatch_ms = (self._clock() - t0) * 1000.0 - inspection.result.latency_ms
                 self._preparer.record_infer(inspection.work_ms + max(0.0, dispatch_ms))
+        self._summary.parts.extend(self._dispatcher.parts(self._inspector.drain_parts()))
         self._poll_health()
         self._show(new_defect)
         self._tell_service_manager()
@@ -289,6 +291,8 @@ class Loop:
         self._stop_capture()
         ended = self._dispatcher.events(self._slot.flush())
         self._summary.events.extend(e for e in ended if e.kind == "end")
+        self._inspector.parts.abandon("the station stopped before a frame came")
+        self._summary.parts.extend(self._dispatcher.parts(self._inspector.drain_parts()))
         self._summary.elapsed_s = self._clock() - self._started
         p50, p95 = self._stats.latency_percentiles()
         self._summary.latency_p50_ms, self._summary.latency_p95_ms = p50, p95

@@ -31,6 +31,9 @@ from pi_inspect.edge.signals import Signals
 log = logging.getLogger(__name__)
 
 
+CAMERA_FAULT = "camera"  # set while the capture worker is offline
+
+
 class Faults:
     """Named faults, each one line of text. Thread-safe; reading is cheap (the loop polls)."""
 

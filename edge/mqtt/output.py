@@ -27,6 +27,7 @@ from pi_inspect.edge.mqtt.sender import Sender, to_json
 from pi_inspect.edge.mqtt.spool import Spool
 from pi_inspect.edge.mqtt.topics import ONLINE, STOPPED, Topics
 from pi_inspect.edge.outputs import Receiver, Reply
+from pi_inspect.edge.parts import PartResult
 from pi_inspect.edge.verbs import answer
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,11 @@ class MqttOutput:
     # -- Output protocol (called from the inference loop: must not block) -------------------
     def publish_event(self, event: DefectEvent) -> None:
         self._spool.append(self.topics.defect(event.label), to_json(event.to_dict()))
+        self._sender.spooled()
+
+    def publish_part(self, result: PartResult) -> None:
+        """Every part's one result, spooled as events are: a PLC gateway misses none."""
+        self._spool.append(self.topics.part, to_json(result.to_dict()))
         self._sender.spooled()
 
     def publish_result(self, result: FrameResult) -> None:

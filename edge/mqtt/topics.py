@@ -36,6 +36,10 @@ class Topics:
         return f"{self.base}/defect/{label}"
 
     @property
+    def part(self) -> str:
+        return f"{self.base}/part"
+
+    @property
     def result(self) -> str:
         return f"{self.base}/result"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pi_inspect.edge.events import DefectEvent, FrameResult, State, Stats
+from pi_inspect.edge.parts import PartResult
 
 
 @runtime_checkable
@@ -38,6 +39,15 @@ class Output(Protocol):
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PartOutput(Protocol):
+    """An output that also takes part results (a trigger's one outcome: the PLC servers,
+    MQTT's ``part`` topic). The dispatcher sends them only to outputs that have this method,
+    so an output written before parts existed keeps working."""
+
+    def publish_part(self, result: PartResult) -> None: ...
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ from pi_inspect.edge.outputs import OutputPlugin
 GROUP = "pi_inspect.outputs"
 # Sections of the core config: no plugin may take their names.
 RESERVED = frozenset(
-    {"state_dir", "device", "source", "model", "anomaly", "trigger", "decide", "gpio",
+    {"state_dir", "device", "source", "model", "anomaly", "trigger", "decide", "gpio", "reject",
      "snapshots", "collect", "shadow", "drift", "output", "pipeline"}
 )
 

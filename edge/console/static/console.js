@@ -318,6 +318,19 @@ function renderLearning(extra) {
   const d = extra.drift;
   drift.hidden = !(d && d.warning);
   drift.textContent = d && d.warning ? `drift: ${d.warning}` : "";
+  renderParts(extra.parts, extra.reject);
+}
+
+// triggered parts: every trigger ends as one result; missed and late ones stand out
+function renderParts(p, reject) {
+  const line = $("#parts");
+  line.hidden = !p;
+  if (!p) return;
+  const rejectLate = reject && reject.late ? `, ${reject.late} rejects too late` : "";
+  line.textContent = `parts: ${p.triggers} triggered, ${p.ok} OK, ${p.ng} NG, ${p.missed} missed, ` +
+    `${p.late} late, ${p.errors} errors${rejectLate}`;
+  line.classList.toggle("warn", Boolean(p.missed || p.late || p.errors || rejectLate));
+  line.dataset.missed = String(p.missed);
 }
 
 // -- events -----------------------------------------------------------------------------------
