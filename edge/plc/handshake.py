@@ -146,9 +146,8 @@ class Handshake:
                 self._flags |= 1 << r.OVERRUN
             else:
                 self._results.append(result)
-            if len(self._results) == 1 or not buffered:
-                self._late_flag()
             self._valid = True
+            self._late_flag()
             self._flags ^= 1 << r.COMPLETED
 
     def on_state(self, state: State) -> None:

@@ -31,7 +31,19 @@ STATUS_BITS = (
     "late",  # the result in the block came after trigger.deadline_ms
     "trigger_failed",  # the last trigger was refused (not enabled, or continuous mode)
 )
-READY, BUSY, TRIGGER_ACK, RESULT_VALID, MISSED, OVERRUN, FAULT, HEARTBEAT, COMPLETED, LATE, TRIGGER_FAILED = range(11)  # noqa: E501
+(
+    READY,
+    BUSY,
+    TRIGGER_ACK,
+    RESULT_VALID,
+    MISSED,
+    OVERRUN,
+    FAULT,
+    HEARTBEAT,
+    COMPLETED,
+    LATE,
+    TRIGGER_FAILED,
+) = range(11)  # noqa: E501
 
 # result codes (HR 20) and verdicts (HR 21)
 CODES = {"none": 0, "ok": 1, "ng": 2, "error": 3, "missed": 4}
@@ -53,7 +65,13 @@ class Register:
 
 
 MAP: tuple[Register, ...] = (
-    Register(0, "control", "bits", True, "control word: bit 0 enable, 1 trigger, 2 results_ack, 3 clear_counters, 4 buffer_enable"),  # noqa: E501
+    Register(
+        0,
+        "control",
+        "bits",
+        True,
+        "control word: bit 0 enable, 1 trigger, 2 results_ack, 3 clear_counters, 4 buffer_enable",
+    ),  # noqa: E501
     Register(1, "part_id", "u32", True, "part ID for the next trigger, echoed in its result"),
     Register(8, "status", "bits", False, "status word: bits as STATUS_BITS (see docs/plc.md)"),
     Register(9, "acq_id", "u32", False, "acquisition ID of the last trigger taken"),
@@ -63,12 +81,19 @@ MAP: tuple[Register, ...] = (
     Register(16, "result_acq_id", "u32", False, "acquisition ID of the result in the block"),
     Register(18, "result_part_id", "u32", False, "part ID echoed (0 when none was written)"),
     Register(20, "result_code", "u16", False, "0 none, 1 OK, 2 NG, 3 error, 4 missed"),
-    Register(21, "verdict", "u16", False, "what to do: 1 pass, 2 reject (late/error/missed: see docs)"),  # noqa: E501
+    Register(
+        21, "verdict", "u16", False, "what to do: 1 pass, 2 reject (late/error/missed: see docs)"
+    ),  # noqa: E501
     Register(22, "alarm_bits", "bits", False, "bit i set: label i alarmed on the part"),
-    Register(23, "anomaly_x1000", "u16", False, "anomaly score x 1000 (0 without an anomaly model)"),  # noqa: E501
+    Register(
+        23, "anomaly_x1000", "u16", False, "anomaly score x 1000 (0 without an anomaly model)"
+    ),  # noqa: E501
     Register(24, "processing_ms", "u16", False, "the model's own time for the part, ms"),
     Register(25, "latency_ms", "u16", False, "trigger to result, ms (65535: longer)"),
-    *(Register(26 + i, f"score_{i}_x1000", "u16", False, f"score of label {i} x 1000") for i in range(MAX_LABELS)),  # noqa: E501
+    *(
+        Register(26 + i, f"score_{i}_x1000", "u16", False, f"score of label {i} x 1000")
+        for i in range(MAX_LABELS)
+    ),  # noqa: E501
     Register(48, "count_triggers", "u32", False, "triggers counted"),
     Register(50, "count_ok", "u32", False, "parts passed"),
     Register(52, "count_ng", "u32", False, "parts found defective"),
