@@ -12,15 +12,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pi_inspect.edge.mqtt.config import MqttConfig
     from pi_inspect.edge.mqtt.output import MqttOutput
+    from pi_inspect.edge.mqtt.sparkplug import SparkplugFanOut
 
 __all__ = ["make_output"]
 
 
-def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput:
+def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput | SparkplugFanOut:
     """A started MQTT output (connecting in the background) for station ``device`` (its topic
     level), with its spool in ``state_dir``.
 
     Commands it receives go nowhere until a receiver is subscribed (``subscribe``).
+
+    With ``sparkplug.enabled`` it also starts the Sparkplug B publisher (its own session to the
+    same broker) and returns both as one output that sends everything to each.
 
     Raises ``ConfigError`` (one line, no secret) if a TLS or credentials file is unusable.
     The caller decides whether ``config.enabled``; this builds the output regardless.
@@ -34,4 +38,14 @@ def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput:
     topics = Topics(config.prefix, device)
     client = build_client(config, topics)
     spool = Spool(config.spool_path(state_dir), config.spool.max_events, config.spool.durable)
-    return MqttOutput(config, topics, spool, client, sw_version=__version__).start()
+    output = MqttOutput(config, topics, spool, client, sw_version=__version__).start()
+    if not config.sparkplug.enabled:
+        return output
+    from pi_inspect.edge.mqtt.sparkplug import SparkplugFanOut, make_sparkplug
+
+    try:
+        sparkplug = make_sparkplug(config, device, sw_version=__version__)
+    except BaseException:
+        output.close()
+        raise
+    return SparkplugFanOut(output, sparkplug)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pi_inspect.edge.identity import TopicPrefix
+from pi_inspect.edge.identity import TopicLevel, TopicPrefix
 from pi_inspect.edge.section import ConfigPath, Secret, Section
 
 
@@ -56,6 +56,15 @@ class SpoolConfig(Section):
     durable: bool = False  # fsync every event (survives power loss; slower on SD cards)
 
 
+class SparkplugConfig(Section):
+    """Sparkplug B (Ignition and other SCADA hosts): a second session under ``spBv1.0/``."""
+
+    enabled: bool = False
+    group_id: TopicLevel = "pi-inspect"
+    edge_node: TopicLevel | None = None  # Sparkplug edge node id (unset: the [device] id)
+    device: TopicLevel = "station"
+
+
 class MqttConfig(Section):
     """Everything the MQTT output needs. Disabled unless ``enabled = true``."""
 
@@ -78,6 +87,7 @@ class MqttConfig(Section):
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    sparkplug: SparkplugConfig = Field(default_factory=SparkplugConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:

@@ -68,5 +68,9 @@ PLUGIN = OutputPlugin(
         "discovery.enabled": "publish Home Assistant discovery configs",
         "discovery.prefix": "Home Assistant's discovery prefix",
         "spool.max_events": "most unsent events kept in the spool (oldest dropped first)",
+        "sparkplug.enabled": "also publish Sparkplug B (spBv1.0/...) for Ignition on the same broker",
+        "sparkplug.group_id": "Sparkplug group id: spBv1.0/<group_id>/...",
+        "sparkplug.edge_node": "Sparkplug edge node id (unset: the [device] id)",
+        "sparkplug.device": "Sparkplug device id of the inspection station under the edge node",
     },
 )
