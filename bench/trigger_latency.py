@@ -101,8 +101,9 @@ class Seen:
     def close(self) -> None: ...
 
 
-def station(clf, fps: float, pins, seen: Seen):
-    """The daemon and its PLC output (servers on free loopback ports)."""
+def station(clf, fps: float, pins, seen: Seen, kinds: set[str]):
+    """The daemon and its PLC output (the servers ``kinds`` name, on free loopback ports;
+    None when only the GPIO arm runs, which needs neither pymodbus nor asyncua)."""
     from pi_inspect.edge.config import output_context, parse_config
     from pi_inspect.edge.daemon import Daemon
     from pi_inspect.edge.outputs.registry import plugins
@@ -114,17 +115,17 @@ def station(clf, fps: float, pins, seen: Seen):
         "snapshots": {"enabled": False},
         "stdout": {"enabled": False},
         "plc": {
-            "enabled": True,
+            "enabled": bool(kinds & {"modbus", "opcua"}),
             "buffer_depth": 64,
-            "modbus": {"port": 0},
-            "opcua": {"enabled": True, "port": 0},
+            "modbus": {"enabled": "modbus" in kinds, "port": 0},
+            "opcua": {"enabled": "opcua" in kinds, "port": 0},
         },
     }
     config = parse_config(settings)
-    plc = plugins()["plc"].build(config.plc, output_context(config))
+    plc = plugins()["plc"].build(config.plc, output_context(config)) if config.plc.enabled else None
     kept = KeptOpen(clf)
     daemon = Daemon(
-        config, source=PacedCamera(fps), outputs=[plc, seen], pin_factory=pins,
+        config, source=PacedCamera(fps), outputs=[o for o in (plc, seen) if o], pin_factory=pins,
         classifier_loader=lambda _m: kept,
     )  # fmt: skip
     return daemon, plc
@@ -231,7 +232,8 @@ def main() -> int:
     pins = MockFactory()
     pins.pin(TRIGGER_PIN).drive_high()  # the input idles high (pull-up), a part pulls it low
     seen = Seen()
-    daemon, plc = station(clf, args.fps, pins, seen)
+    kinds = args.kinds.split(",")
+    daemon, plc = station(clf, args.fps, pins, seen, set(kinds))
     stop = threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
     runner.start()
@@ -242,7 +244,7 @@ def main() -> int:
     print(f"camera {args.fps:g} fps (frame period {period_ms:.1f} ms), demo bundle int8, 1 thread")
     print("kind    rate  parts  p50 ms  p99 ms  max ms  proc p50  proc p99  missed  late  lost")
     first_id, failures = 1, 0
-    for kind in args.kinds.split(","):
+    for kind in kinds:
         for rate in (float(x) for x in args.rates.split(",")):
             count = 3 if args.check else max(3, int(rate * args.seconds))
             target = pins if kind == "gpio" else plc

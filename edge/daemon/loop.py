@@ -20,7 +20,7 @@ from pi_inspect.edge.daemon.dispatch import Dispatcher
 from pi_inspect.edge.daemon.inspector import Inspector
 from pi_inspect.edge.daemon.model import ModelSlot
 from pi_inspect.edge.daemon.protocols import Notifier
-from pi_inspect.edge.daemon.status import CAMERA_FAULT, Status, fold_health
+from pi_inspect.edge.daemon.status import Status, fold_health
 from pi_inspect.edge.errors import ConfigError, PiInspectError
 from pi_inspect.edge.events import DefectEvent
 from pi_inspect.edge.health import POLL_S
@@ -175,13 +175,6 @@ class Loop:
             return False
         return self._clock() - capture.heartbeat < self.config.pipeline.heartbeat_timeout_s
 
-    def _camera_status(self, online: bool, fault: str | None) -> None:
-        """The capture thread's report, as it happens (the worker logs its own lines)."""
-        if not online and fault:
-            self._status.faults.set(CAMERA_FAULT, fault, logged=True)
-        else:
-            self._status.faults.clear(CAMERA_FAULT, logged=True)
-
     def _poll_health(self) -> None:
         """Every ``POLL_S``: the parts that keep their own health -> faults and stats."""
         now = self._clock()
@@ -270,7 +263,7 @@ class Loop:
             preparer=self._preparer,
             backoff_min_s=config.source.reconnect_min_s,
             backoff_max_s=config.source.reconnect_max_s,
-            on_status=self._camera_status,
+            on_status=self._status.camera,
             clock=self._clock,
             stall_s=config.pipeline.heartbeat_timeout_s,
         )

@@ -153,6 +153,13 @@ class Status:
             self._latched.setdefault(condition)
         return tuple(self._latched)
 
+    def camera(self, online: bool, fault: str | None) -> None:
+        """The capture thread's report, as it happens (the worker logs its own lines)."""
+        if not online and fault:
+            self.faults.set(CAMERA_FAULT, fault, logged=True)
+        else:
+            self.faults.clear(CAMERA_FAULT, logged=True)
+
     def acknowledge(self) -> None:
         """The operator has seen it (as the acknowledge button): a latched red goes off; the
         next ``update`` shows it in the state."""

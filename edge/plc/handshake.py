@@ -85,6 +85,19 @@ class Handshake:
             self._set_control(word)
         return True
 
+    def pulse_trigger(self, part_id: int) -> int | None:
+        """One trigger as a method call (OPC UA's ``Trigger``): the part ID, then a rising and
+        a falling edge of the trigger bit (dropped first if a client holds it high), as one
+        step for every other client. The acquisition ID, or None when refused."""
+        with self._lock:
+            self.write(1, [part_id >> 16 & U16, part_id & U16])
+            word = self._control & ~(1 << r.TRIGGER)
+            self._set_control(word)
+            self._set_control(word | 1 << r.TRIGGER)
+            taken = not self._flags >> r.TRIGGER_FAILED & 1
+            self._set_control(word)
+            return self._acq_id if taken else None
+
     def _set_control(self, word: int) -> None:
         rising = word & ~self._control
         falling = self._control & ~word

@@ -139,7 +139,12 @@ if [ "$PI_RELEASE" = bookworm ]; then
 fi
 
 step "edge tests (no TensorFlow here)"
-check edge-tests "$VENV/bin/python" -m pytest -q -p no:cacheprovider ${PI_TESTS:-tests/test_signals.py tests/test_sources.py tests/test_config.py tests/test_daemon_pipeline.py tests/test_sdnotify.py}
+check edge-tests "$VENV/bin/python" -m pytest -q -p no:cacheprovider ${PI_TESTS:-tests/test_signals.py tests/test_sources.py tests/test_config.py tests/test_daemon_pipeline.py tests/test_sdnotify.py tests/test_parts.py tests/test_reject.py}
+
+# Functional only (no timing under qemu): GPIO-triggered parts through the real daemon and the
+# demo model. The PLC servers' libraries are the [plc] extra, not in the Pi's [edge] install.
+step "trigger bench, functional check (GPIO parts, each with its one result)"
+check trigger-bench "$VENV/bin/python" bench/trigger_latency.py --check --kinds gpio
 
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then
