@@ -141,6 +141,8 @@ class OpcuaServer:
         await nodes.build(server, idx, self._trigger_method)
         self._control = {nodes.node_id(v.path, idx): v for v in nodes.LAYOUT if v.writable}
         self._published = {var.path: var.initial() for var in nodes.LAYOUT}
+        self._server = server
+        self._publishing = asyncio.Lock()  # one snapshot written at a time, never interleaved
         await self._publish(server)  # the first values before any client connects
         server.subscribe_server_callback(CallbackType.PreWrite, self._pre_write)
         server.subscribe_server_callback(CallbackType.PostWrite, self._post_write)
@@ -191,8 +193,10 @@ class OpcuaServer:
         except Exception:
             log.exception("plc: checking an OPC UA write")
 
-    def _post_write(self, event: ServerItemCallback, _dispatcher: Any) -> None:
-        """Hand the control writes asyncua accepted to the handshake, in request order."""
+    async def _post_write(self, event: ServerItemCallback, _dispatcher: Any) -> None:
+        """Hand the control writes asyncua accepted to the handshake, in request order, and
+        show their effect before the write is answered: a client that acknowledges a result
+        and reads at once sees the next one, never the one it acknowledged."""
         if not event.is_external:
             return
         try:
@@ -209,6 +213,7 @@ class OpcuaServer:
                     self.handshake.write_coils(var.coil, [bool(value)])
                 else:
                     self.handshake.write(1, [value >> 16, value & U16])
+            await self._publish(self._server)
         except Exception:
             log.exception("plc: applying an OPC UA write")
 
@@ -227,6 +232,10 @@ class OpcuaServer:
         if arg.is_array or not isinstance(arg.Value, int) or not 0 <= arg.Value <= U32:
             return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
         acq_id = self.handshake.pulse_trigger(arg.Value) or 0
+        try:
+            await self._publish(self._server)  # the trigger's flags, before the answer
+        except Exception:
+            log.exception("plc: refreshing the OPC UA values")
         return [ua.Variant(acq_id, ua.VariantType.UInt32)]
 
 
