@@ -157,3 +157,31 @@ def test_a_trigger_without_enable_is_refused_and_says_so(station):
     assert status(client) >> r.TRIGGER_FAILED & 1
     assert not status(client) >> r.TRIGGER_ACK & 1
     assert u32(block(client), 48) == 0
+
+
+def test_malformed_plc_traffic_never_stops_inspection(station):
+    import socket
+
+    source = FlakySource(die_after=10**9, refusals=0, period_s=0.004)
+    client = station(source)
+    host, port = client.comm_params.host, client.comm_params.port
+    assert host == "127.0.0.1"  # loopback unless a host is configured
+    silent = socket.create_connection((host, port))  # connects and never reads
+    junk = socket.create_connection((host, port))
+    junk.sendall(b"\x00\x01\x00\x00\x00\xff\x01\x03" + b"\xff" * 300)  # a lying length
+    assert client.write_register(8, 1).isError()  # the status word is read-only
+    assert client.write_registers(60, [1, 2, 3]).isError()  # counters too
+    assert client.read_holding_registers(r.SIZE - 1, count=5).isError()  # past the end
+    client.write_register(0, ENABLE | TRIGGER)  # held high: one trigger, however often written
+    for _ in range(5):
+        client.write_register(0, ENABLE | TRIGGER)
+    assert wait_until(lambda: status(client) >> r.RESULT_VALID & 1)
+    seen = source.index
+    assert wait_until(lambda: source.index > seen + 20)  # frames still flow
+    assert u32(block(client), 48) == 1
+    client.write_register(0, ENABLE)
+    acknowledge(client)
+    trigger(client, 9)
+    assert wait_until(lambda: u32(block(client), 18) == 9)
+    silent.close()
+    junk.close()
