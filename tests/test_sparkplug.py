@@ -23,12 +23,12 @@ from pi_inspect.edge.mqtt import make_output
 from pi_inspect.edge.mqtt.config import MqttConfig, SparkplugConfig
 from pi_inspect.edge.mqtt.output import MqttOutput
 from pi_inspect.edge.mqtt.sparkplug import (
-    DEVICE_METRICS,
-    SparkplugFanOut,
     make_sparkplug,
     sparkplug_client_id,
     sparkplug_topics,
 )
+from pi_inspect.edge.mqtt.sparkplug_fanout import SparkplugFanOut
+from pi_inspect.edge.mqtt.sparkplug_metrics import DEVICE_METRICS
 from pi_inspect.edge.mqtt.sparkplug_payload import (
     MalformedPayload,
     Metric,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pi_inspect.edge.mqtt.config import MqttConfig
     from pi_inspect.edge.mqtt.output import MqttOutput
-    from pi_inspect.edge.mqtt.sparkplug import SparkplugFanOut
+    from pi_inspect.edge.mqtt.sparkplug_fanout import SparkplugFanOut
 
 __all__ = ["make_output"]
 
@@ -41,7 +41,8 @@ def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput 
     output = MqttOutput(config, topics, spool, client, sw_version=__version__).start()
     if not config.sparkplug.enabled:
         return output
-    from pi_inspect.edge.mqtt.sparkplug import SparkplugFanOut, make_sparkplug
+    from pi_inspect.edge.mqtt.sparkplug import make_sparkplug
+    from pi_inspect.edge.mqtt.sparkplug_fanout import SparkplugFanOut
 
     try:
         sparkplug = make_sparkplug(config, device, sw_version=__version__)

@@ -25,6 +25,9 @@ QoS 0 as the specification says, NDEATH at QoS 1.
 
 Never blocks the inference loop: paho queues each publish for its own network thread, and
 nothing is published while the session is down (the next birth carries the current values).
+
+Metric names, types and values: :mod:`pi_inspect.edge.mqtt.sparkplug_metrics`; the one output
+that feeds both MQTT and Sparkplug: :mod:`pi_inspect.edge.mqtt.sparkplug_fanout`.
 """
 
 from __future__ import annotations
@@ -34,69 +37,30 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pi_inspect.edge.events import DefectEvent, FrameResult, State, Stats
 from pi_inspect.edge.health import Health
 from pi_inspect.edge.mqtt.config import MqttConfig
+from pi_inspect.edge.mqtt.sparkplug_metrics import (
+    BDSEQ,
+    REBIRTH,
+    Changes,
+    MetricStore,
+    ms,
+)
 from pi_inspect.edge.mqtt.sparkplug_payload import (
-    BOOLEAN,
-    DOUBLE,
-    STRING,
     UINT64,
     MalformedPayload,
     Metric,
     decode_command,
     encode_payload,
 )
-from pi_inspect.edge.outputs import Receiver
 from pi_inspect.edge.parts import PartResult
-
-if TYPE_CHECKING:
-    from pi_inspect.edge.mqtt.output import MqttOutput
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "spBv1.0"
-BDSEQ = "bdSeq"
-REBIRTH = "Node Control/Rebirth"
-SCORES = "Last Part/Scores/"  # + label
-
-NODE_METRICS: dict[str, int] = {
-    "Properties/Software Version": STRING,
-    "Node/CPU Temp C": DOUBLE,
-}
-DEVICE_METRICS: dict[str, int] = {
-    "State/Verdict": STRING,
-    "State/Fault": STRING,
-    "State/Active": STRING,
-    "State/Model": STRING,
-    "Stats/FPS": DOUBLE,
-    "Stats/Latency p50 ms": DOUBLE,
-    "Stats/Latency p95 ms": DOUBLE,
-    "Stats/Frames": UINT64,
-    "Stats/Dropped Frames": UINT64,
-    "Stats/Uptime s": DOUBLE,
-    "Stats/Camera Online": BOOLEAN,
-    "Parts/Total": UINT64,
-    "Parts/OK": UINT64,
-    "Parts/NG": UINT64,
-    "Parts/Error": UINT64,
-    "Parts/Missed": UINT64,
-    "Parts/Late": UINT64,
-    "Last Part/Acq ID": UINT64,
-    "Last Part/Part ID": UINT64,
-    "Last Part/Code": STRING,
-    "Last Part/Verdict": STRING,
-    "Last Part/Alarms": STRING,
-    "Last Part/Latency ms": DOUBLE,
-}
-_COUNTER_OF_CODE = {
-    "ok": "Parts/OK",
-    "ng": "Parts/NG",
-    "error": "Parts/Error",
-    "missed": "Parts/Missed",
-}
 
 
 @dataclass(frozen=True)
@@ -127,8 +91,22 @@ def sparkplug_client_id(config: MqttConfig, device: str) -> str:
     return f"{main[:60]}-spb"
 
 
-def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000.0))
+class _Outage:
+    """One warning per outage of the Sparkplug session, not one per retry."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._reported = False
+
+    def up(self) -> None:
+        self._reported = False
+
+    def down(self, reason: str) -> None:
+        if not self._reported:
+            self._reported = True
+            log.warning(
+                "Sparkplug B session to %s:%d down (%s); retrying", self._host, self._port, reason
+            )
 
 
 class SparkplugOutput:
@@ -154,15 +132,10 @@ class SparkplugOutput:
         self._bdseq = -1  # the next CONNECT takes bdSeq + 1 (so the first session has 0)
         self._seq = 0
         self._born = False  # connected and NBIRTH sent: data may follow
-        self._reported_down = False
+        self._outage = _Outage(config.host, config.port)
         self._ncmd_sub: int | None = None
         self._listening = threading.Event()
-        self._node_types: dict[str, int] = dict(NODE_METRICS)
-        self._device_types: dict[str, int] = dict(DEVICE_METRICS)
-        self._values: dict[str, Any] = dict.fromkeys([*NODE_METRICS, *DEVICE_METRICS])
-        self._values["Properties/Software Version"] = sw_version or None
-        for name in ("Parts/Total", *_COUNTER_OF_CODE.values(), "Parts/Late"):
-            self._values[name] = 0
+        self._store = MetricStore(sw_version)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -228,42 +201,13 @@ class SparkplugOutput:
 
     # -- Output protocol (the inference loop: never blocks) ---------------------------------
     def publish_state(self, state: State) -> None:
-        model = state.model
-        self._update(
-            {
-                "State/Verdict": state.verdict,
-                "State/Fault": state.fault,
-                "State/Active": ", ".join(state.active),
-                "State/Model": f"{model.name} {model.version}" if model is not None else None,
-            },
-            labels=model.labels if model is not None else (),
-        )
+        self._update(self._store.take_state, state)
 
     def publish_stats(self, stats: Stats) -> None:
-        self._update(
-            {
-                "Stats/FPS": stats.fps,
-                "Stats/Latency p50 ms": stats.latency_p50_ms,
-                "Stats/Latency p95 ms": stats.latency_p95_ms,
-                "Stats/Frames": stats.frames,
-                "Stats/Dropped Frames": stats.dropped_frames,
-                "Stats/Uptime s": stats.uptime_s,
-                "Stats/Camera Online": stats.camera_online,
-            },
-            node={"Node/CPU Temp C": stats.cpu_temp_c},
-        )
+        self._update(self._store.take_stats, stats)
 
     def publish_part(self, result: PartResult) -> None:
-        values: dict[str, Any] = {
-            "Last Part/Acq ID": result.acq_id,
-            "Last Part/Part ID": result.part_id,
-            "Last Part/Code": result.code,
-            "Last Part/Verdict": result.verdict,
-            "Last Part/Alarms": ", ".join(result.alarms),
-            "Last Part/Latency ms": result.latency_ms,
-            **{f"{SCORES}{label}": score for label, score in result.scores.items()},
-        }
-        self._update(values, count=(result.code, result.late))
+        self._update(self._store.take_part, result)
 
     def publish_event(self, event: DefectEvent) -> None: ...
 
@@ -272,63 +216,21 @@ class SparkplugOutput:
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None: ...
 
     # -- metrics ----------------------------------------------------------------------------
-    def _update(
-        self,
-        device: dict[str, Any],
-        node: dict[str, Any] | None = None,
-        count: tuple[str, bool] | None = None,
-        labels: tuple[str, ...] = (),
-    ) -> None:
-        """Take new values; publish the changed ones if born. ``count``: a part's (code, late);
-        ``labels``: the model's, whose score metrics must exist (a new metric: a rebirth)."""
-        node = node or {}
+    def _update(self, take: Callable[[Any], Changes], value: Any) -> None:
+        """``take`` ``value`` into the metrics; publish the changed ones if born."""
         with self._lock:
-            for label in labels:
-                name = f"{SCORES}{label}"
-                if name not in device and name not in self._device_types:
-                    device[name] = None
-            if count is not None:
-                code, late = count
-                device["Parts/Total"] = self._values["Parts/Total"] + 1
-                counter = _COUNTER_OF_CODE.get(code)
-                if counter is not None:
-                    device[counter] = self._values[counter] + 1
-                if late:
-                    device["Parts/Late"] = self._values["Parts/Late"] + 1
-            new = [name for name in device if name not in self._device_types]
-            for name in new:  # only per-label scores are added at run time
-                self._device_types[name] = DOUBLE
-            changed_node = self._changes(node)
-            changed = self._changes(device)
+            changes = take(value)
             if not self._born or self._closed:
                 return
-            if new:
+            if changes.new:  # a new metric: only a birth may carry it
                 self._birth()
                 return
-            now = _ms(self._clock())
-            if changed_node:
-                self._publish(
-                    self.topics.node("NDATA"),
-                    self._metrics(changed_node, self._node_types, now),
-                    seq=self._next_seq(),
-                    timestamp=now,
-                )
-            if changed:
-                self._publish(
-                    self.topics.of_device("DDATA"),
-                    self._metrics(changed, self._device_types, now),
-                    seq=self._next_seq(),
-                    timestamp=now,
-                )
-
-    def _changes(self, values: dict[str, Any]) -> list[str]:
-        """Store ``values``; the names whose value differs from the stored one."""
-        changed = [k for k, v in values.items() if k not in self._values or self._values[k] != v]
-        self._values.update(values)
-        return changed
-
-    def _metrics(self, names: list[str], types: dict[str, int], now: int) -> list[Metric]:
-        return [Metric(name, types[name], self._values.get(name), now) for name in names]
+            now = ms(self._clock())
+            node, device = self._store.data(changes, now)
+            if node:
+                self._publish(self.topics.node("NDATA"), node, self._next_seq(), now)
+            if device:
+                self._publish(self.topics.of_device("DDATA"), device, self._next_seq(), now)
 
     # -- publishing (inside self._lock) -----------------------------------------------------
     def _next_seq(self) -> int:
@@ -338,23 +240,18 @@ class SparkplugOutput:
     def _publish(
         self, topic: str, metrics: list[Metric], seq: int | None, timestamp: int | None = None
     ) -> None:
-        stamp = _ms(self._clock()) if timestamp is None else timestamp
+        stamp = ms(self._clock()) if timestamp is None else timestamp
         self._client.publish(topic, encode_payload(stamp, metrics, seq), qos=0, retain=False)
 
     def _ndeath(self) -> bytes:
-        return encode_payload(_ms(self._clock()), [Metric(BDSEQ, UINT64, self._bdseq)])
+        return encode_payload(ms(self._clock()), [Metric(BDSEQ, UINT64, self._bdseq)])
 
     def _birth(self) -> None:
         """NBIRTH (seq 0, this session's bdSeq) and DBIRTH with every metric's current value."""
-        now = _ms(self._clock())
+        now = ms(self._clock())
         self._seq = 0
-        node = [
-            Metric(BDSEQ, UINT64, self._bdseq, now),
-            Metric(REBIRTH, BOOLEAN, False, now),
-            *self._metrics(list(self._node_types), self._node_types, now),
-        ]
+        node, device = self._store.birth(self._bdseq, now)
         self._publish(self.topics.node("NBIRTH"), node, seq=self._next_seq(), timestamp=now)
-        device = self._metrics(list(self._device_types), self._device_types, now)
         self._publish(self.topics.of_device("DBIRTH"), device, seq=self._next_seq(), timestamp=now)
         self._born = True
 
@@ -367,9 +264,9 @@ class SparkplugOutput:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self._down(f"refused: {reason_code}")
+            self._outage.down(f"refused: {reason_code}")
             return
-        self._reported_down = False
+        self._outage.up()
         log.info(
             "Sparkplug B edge node %s/%s connected (bdSeq %d)",
             self.topics.group_id,
@@ -383,25 +280,14 @@ class SparkplugOutput:
                 self._birth()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self._down("unreachable")
+        self._outage.down("unreachable")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             self._born = False
         self._listening.clear()
         if not self._closed:
-            self._down(str(reason_code))
-
-    def _down(self, reason: str) -> None:
-        """One warning per outage, not one per retry."""
-        if not self._reported_down:
-            self._reported_down = True
-            log.warning(
-                "Sparkplug B session to %s:%d down (%s); retrying",
-                self._config.host,
-                self._config.port,
-                reason,
-            )
+            self._outage.down(str(reason_code))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if mid == self._ncmd_sub and not any(code.is_failure for code in reason_codes):
@@ -422,66 +308,6 @@ class SparkplugOutput:
             if self._born and not self._closed:
                 log.info("Sparkplug: rebirth requested")
                 self._birth()
-
-
-class SparkplugFanOut:
-    """The MQTT output and its Sparkplug B publisher as one output: everything goes to both;
-    commands, the spool and every other attribute are the MQTT output's."""
-
-    def __init__(self, mqtt: MqttOutput, sparkplug: SparkplugOutput) -> None:
-        self.mqtt = mqtt
-        self.sparkplug = sparkplug
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("mqtt", "sparkplug"):  # not set yet: no recursion
-            raise AttributeError(name)
-        return getattr(self.mqtt, name)
-
-    def publish_event(self, event: DefectEvent) -> None:
-        self.mqtt.publish_event(event)
-        self.sparkplug.publish_event(event)
-
-    def publish_result(self, result: FrameResult) -> None:
-        self.mqtt.publish_result(result)
-        self.sparkplug.publish_result(result)
-
-    def publish_stats(self, stats: Stats) -> None:
-        self.mqtt.publish_stats(stats)
-        self.sparkplug.publish_stats(stats)
-
-    def publish_state(self, state: State) -> None:
-        self.mqtt.publish_state(state)
-        self.sparkplug.publish_state(state)
-
-    def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None:
-        self.mqtt.publish_snapshot(jpeg, event)
-        self.sparkplug.publish_snapshot(jpeg, event)
-
-    def publish_part(self, result: PartResult) -> None:
-        publish = getattr(self.mqtt, "publish_part", None)
-        if publish is not None:
-            publish(result)
-        self.sparkplug.publish_part(result)
-
-    def subscribe(self, receiver: Receiver) -> None:
-        self.mqtt.subscribe(receiver)
-
-    def health(self) -> Health:
-        main, spb = self.mqtt.health(), self.sparkplug.health()
-        return Health(faults={**main.faults, **spb.faults}, stats={**main.stats, **spb.stats})
-
-    def close(self) -> None:
-        """Sparkplug first (DDEATH, NDEATH), then the MQTT output, whatever the first did."""
-        try:
-            self.sparkplug.close()
-        finally:
-            self.mqtt.close()
-
-    def __enter__(self) -> SparkplugFanOut:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def make_sparkplug(config: MqttConfig, device: str, sw_version: str = "") -> SparkplugOutput:
