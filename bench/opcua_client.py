@@ -1,6 +1,6 @@
 """The OPC UA side of bench/trigger_latency.py: a PLC simulator on asyncua's own client.
 
-One session calls ``Station.Trigger(PartId)`` at the rate asked; a second polls
+One session calls ``Station.Trigger(PartId)`` at the times asked; a second polls
 ``Status.ResultValid`` every millisecond, reads ``Result.PartId`` when it is set and pulses
 ``Control.ResultsAck``. Returns part ID -> seconds from just before the call to the moment the
 result was seen.
@@ -13,9 +13,10 @@ import logging
 import time
 
 
-async def _parts(host: str, port: int, rate: float, count: int, first_id: int) -> dict[int, float]:
+async def _parts(host: str, port: int, times: list[float], first_id: int) -> dict[int, float]:
     from asyncua import Client, ua
 
+    count = len(times)
     url = f"opc.tcp://{host}:{port}"
     async with Client(url) as trig, Client(url) as poll:
         ns = await trig.get_namespace_index("urn:pi-inspect")
@@ -49,8 +50,8 @@ async def _parts(host: str, port: int, rate: float, count: int, first_id: int) -
 
         task = asyncio.create_task(poller())
         start = time.perf_counter()
-        for i in range(count):
-            delay = start + i / rate - time.perf_counter()
+        for i, at in enumerate(times):
+            delay = start + at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             part_id = first_id + i
@@ -60,6 +61,6 @@ async def _parts(host: str, port: int, rate: float, count: int, first_id: int) -
     return {p: got[p] - t for p, t in sent.items() if p in got}
 
 
-def run_opcua(host: str, port: int, rate: float, count: int, first_id: int) -> dict[int, float]:
+def run_opcua(host: str, port: int, times: list[float], first_id: int) -> dict[int, float]:
     logging.getLogger("asyncua").setLevel(logging.ERROR)  # its session-timeout notes
-    return asyncio.run(_parts(host, port, rate, count, first_id))
+    return asyncio.run(_parts(host, port, times, first_id))

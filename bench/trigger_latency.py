@@ -132,8 +132,8 @@ def station(clf, fps: float, pins, seen: Seen, kinds: set[str]):
 
 
 # -- the PLC's side ---------------------------------------------------------------------------
-def modbus_arm(plc, rate: float, count: int, first_id: int, seen: Seen) -> dict[int, float]:
-    """Trigger ``count`` parts at ``rate`` over Modbus; part ID -> seconds to result."""
+def modbus_arm(plc, times: list[float], first_id: int, seen: Seen) -> dict[int, float]:
+    """Trigger parts at ``times`` over Modbus; part ID -> seconds to result."""
     from pymodbus.client import ModbusTcpClient
 
     host, port = plc.server("modbus").address
@@ -163,8 +163,8 @@ def modbus_arm(plc, rate: float, count: int, first_id: int, seen: Seen) -> dict[
     thread = threading.Thread(target=poller, daemon=True)
     thread.start()
     start = time.perf_counter()
-    for i in range(count):
-        _wait_until(start + i / rate)
+    for i, at in enumerate(times):
+        _wait_until(start + at)
         part_id = first_id + i
         trig.write_registers(1, [part_id >> 16, part_id & 0xFFFF])
         sent[part_id] = time.perf_counter()
@@ -178,23 +178,24 @@ def modbus_arm(plc, rate: float, count: int, first_id: int, seen: Seen) -> dict[
     return {p: got[p] - t for p, t in sent.items() if p in got}
 
 
-def opcua_arm(plc, rate: float, count: int, first_id: int, seen: Seen) -> dict[int, float]:
-    """Trigger ``count`` parts at ``rate`` over OPC UA; part ID -> seconds to result."""
+def opcua_arm(plc, times: list[float], first_id: int, seen: Seen) -> dict[int, float]:
+    """Trigger parts at ``times`` over OPC UA; part ID -> seconds to result."""
     from opcua_client import run_opcua  # bench/opcua_client.py: the asyncua side
 
     host, port = plc.server("opcua").address
-    return run_opcua(host, port, rate, count, first_id)
+    return run_opcua(host, port, times, first_id)
 
 
-def gpio_arm(pins, rate: float, count: int, first_id: int, seen: Seen) -> dict[int, float]:
+def gpio_arm(pins, times: list[float], first_id: int, seen: Seen) -> dict[int, float]:
     """Parts from the trigger input; results where the station hands them out. The part ID is
     not on the wire here: parts are matched in order (acquisition IDs count up)."""
     pin = pins.pin(TRIGGER_PIN)
     base = len(seen.gpio)
     sent: list[float] = []
+    count = len(times)
     start = time.perf_counter()
-    for i in range(count):
-        _wait_until(start + i / rate)
+    for at in times:
+        _wait_until(start + at)
         sent.append(time.perf_counter())
         pin.drive_low()
         time.sleep(0.0005)
@@ -204,6 +205,14 @@ def gpio_arm(pins, rate: float, count: int, first_id: int, seen: Seen) -> dict[i
         time.sleep(0.01)
     ordered = sorted(seen.gpio[base:], key=lambda item: item[0].acq_id)
     return {first_id + i: at - sent[i] for i, (_, at) in enumerate(ordered)}
+
+
+def schedule(rate: float, count: int, fps: float, seed: int) -> list[float]:
+    """When each part is triggered, in seconds from the start: ``rate`` per second, each moved
+    by a seeded random fraction of a frame period, so the parts' phase against the camera's
+    frames varies as on a line (at a rate that divides the fps it would otherwise be fixed)."""
+    rng = np.random.default_rng(seed)
+    return [i / rate + float(rng.uniform(0.0, 1.0 / fps)) for i in range(count)]
 
 
 def _wait_until(t: float) -> None:
@@ -248,7 +257,8 @@ def main() -> int:
         for rate in (float(x) for x in args.rates.split(",")):
             count = 3 if args.check else max(3, int(rate * args.seconds))
             target = pins if kind == "gpio" else plc
-            waits = arms[kind](target, rate, count, first_id, seen)
+            times = schedule(rate, count, args.fps, seed=first_id)
+            waits = arms[kind](target, times, first_id, seen)
             time.sleep(0.3)
             ids = range(first_id, first_id + count)
             first_id += count
