@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "label": Command("pi_inspect.edge.commands.label", "label video frames in the browser", "edge"),
     "promote": Command("pi_inspect.edge.commands.promote", "make the shadow candidate the model in service, past its gate", "edge"),
     "pull": Command("pi_inspect.edge.commands.pull", "bring a station's samples into a data set folder", "edge"),
+    "fleet": Command("pi_inspect.edge.commands.fleet", "every station on the broker: version, bundle, health, alarm rate", "edge"),
     # workstation: training and conversion
     "train": Command("pi_inspect.train.commands.train", "train a classifier from a lookup table or class folders", "train"),
     "evaluate": Command("pi_inspect.train.commands.evaluate", "evaluate a training run on a test set", "train"),

@@ -235,7 +235,11 @@ Config = _with_plugins()
 def output_context(config: CoreConfig) -> OutputContext:
     """What every output plugin is built with, from ``config``."""
     snapshots = config.snapshot_dir() if config.snapshots.enabled else None
-    return OutputContext(config.device.id, config.resolved_state_dir(), snapshots, __version__)
+    source = config.source
+    camera = f"{source.resolved().name} {source.uri}".strip()
+    return OutputContext(
+        config.device.id, config.resolved_state_dir(), snapshots, __version__, camera
+    )
 
 
 _GPIO_PIN_KEYS = ("green", "red", "amber", "buzzer", "relay", "ack_button")

@@ -6,6 +6,7 @@ from collections import deque
 from pathlib import Path
 
 from pi_inspect.edge.events import Stats
+from pi_inspect.edge.health import Health
 
 CPU_TEMP_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
 
@@ -80,3 +81,20 @@ class StatsWindow:
             cpu_temp_c=cpu_temp_c,
             extra=dict(extra),
         )
+
+
+class AlarmRate:
+    """The share of inspected frames on which any label alarmed, over the last ``window``
+    frames: the number a fleet compares stations and models by. A part the loop polls."""
+
+    def __init__(self, window: int = 500) -> None:
+        self._frames: deque[bool] = deque(maxlen=window)
+
+    def observe(self, alarmed: bool) -> None:
+        self._frames.append(alarmed)  # deque.append is atomic: no lock on the frame path
+
+    def health(self) -> Health:
+        frames = list(self._frames)
+        if not frames:
+            return Health()
+        return Health(stats={"alarm_rate": round(sum(frames) / len(frames), 4)})

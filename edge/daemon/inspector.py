@@ -32,6 +32,7 @@ from pi_inspect.edge.parts import PartResult, PartTracker
 from pi_inspect.edge.pipeline import Captured, Preparer
 from pi_inspect.edge.shadow_config import ShadowConfig
 from pi_inspect.edge.sources import Frame
+from pi_inspect.edge.stats import AlarmRate
 
 FAULT = "inference"
 SLACK = 1e-4  # float rounding a score may carry past 0 or 1
@@ -87,6 +88,7 @@ class Inspector:
         self._record_dir = record_dir
         self._watch = watch
         self._drift = DriftMonitor(drift or DriftConfig())
+        self._alarm_rate = AlarmRate()
         self._preparer = preparer
         self._faults = faults
         self._clock = clock
@@ -144,7 +146,7 @@ class Inspector:
     def reporters(self) -> list[Reports]:
         """Drift, parts and the shadow's record, for stats (the loop polls them with the other
         parts of the station)."""
-        parts: list[Reports] = [self._drift]
+        parts: list[Reports] = [self._drift, self._alarm_rate]
         if self._trigger.mode != "continuous":
             parts.append(self.parts)
         return parts + ([self._shadow] if self._shadow is not None else [])
@@ -231,6 +233,7 @@ class Inspector:
             rollback = self._watch.observe(model, alarmed) if self._watch is not None else None
             reference = getattr(getattr(clf, "manifest", None), "reference", None)
             self._drift.observe(model, reference, scores, alarmed)
+            self._alarm_rate.observe(alarmed)
         if FAULT in self._faults:
             self._faults.clear(FAULT)
         if self._shadow is not None:

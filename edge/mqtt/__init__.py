@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["make_output"]
 
 
-def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput | SparkplugFanOut:
+def make_output(
+    config: MqttConfig, state_dir: Path, device: str, camera: str = ""
+) -> MqttOutput | SparkplugFanOut:
     """A started MQTT output (connecting in the background) for station ``device`` (its topic
     level), with its spool in ``state_dir``.
 
@@ -38,7 +40,11 @@ def make_output(config: MqttConfig, state_dir: Path, device: str) -> MqttOutput 
     topics = Topics(config.prefix, device)
     client = build_client(config, topics)
     spool = Spool(config.spool_path(state_dir), config.spool.max_events, config.spool.durable)
-    output = MqttOutput(config, topics, spool, client, sw_version=__version__).start()
+    from pi_inspect.edge.fleet.report import machine_identity
+
+    identity = {**machine_identity(), "version": __version__, "camera": camera}
+    output = MqttOutput(config, topics, spool, client, sw_version=__version__, identity=identity)
+    output.start()
     if not config.sparkplug.enabled:
         return output
     from pi_inspect.edge.mqtt.sparkplug import make_sparkplug

@@ -48,6 +48,7 @@ class MqttOutput:
         client: Any,
         sw_version: str = "",
         flush_timeout_s: float = 3.0,
+        identity: dict[str, Any] | None = None,
     ) -> None:
         self._config = config
         self._spool = spool
@@ -55,7 +56,7 @@ class MqttOutput:
         self._flush_timeout_s = flush_timeout_s  # what is left stays spooled for the next start
         self.topics = topics
         self._ha_status_topic = f"{config.discovery.prefix}/status"
-        self._sender = Sender(config, self.topics, spool, client, sw_version)
+        self._sender = Sender(config, self.topics, spool, client, sw_version, identity)
         self._receiver: Receiver = _no_receiver
         self._labels: tuple[str, ...] = ()  # the running model's, from the last State
         self._command_sub: int | None = None  # the mid of the command subscription in flight

@@ -16,7 +16,7 @@ from pi_inspect.edge.outputs import Output, OutputContext, OutputPlugin
 def _build(section: MqttConfig, context: OutputContext) -> Output:
     from pi_inspect.edge.mqtt import make_output
 
-    return make_output(section, context.state_dir, context.device)
+    return make_output(section, context.state_dir, context.device, camera=context.camera)
 
 
 def _doctor(section: MqttConfig, _context: OutputContext) -> list[tuple[str, Callable[[], Any]]]:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from pi_inspect.edge.data.meanings import LabelMeaning
 from pi_inspect.edge.events import FrameResult, ModelInfo, State, Stats
+from pi_inspect.edge.fleet.report import station_report
 from pi_inspect.edge.mqtt.config import MqttConfig
 from pi_inspect.edge.mqtt.discovery import discovery_messages
 from pi_inspect.edge.mqtt.spool import Spool
@@ -60,7 +62,13 @@ class Sender:
     """Owns the publishing side of one MQTT connection (see the module docstring)."""
 
     def __init__(
-        self, config: MqttConfig, topics: Topics, spool: Spool, client: Any, sw_version: str = ""
+        self,
+        config: MqttConfig,
+        topics: Topics,
+        spool: Spool,
+        client: Any,
+        sw_version: str = "",
+        identity: dict[str, Any] | None = None,
     ) -> None:
         self._config = config
         self._topics = topics
@@ -84,6 +92,9 @@ class Sender:
         self.result = Latest()
         self.snapshot = Latest()
         self._last_state: State | None = None  # re-published after every (re)connect
+        self._identity = identity if identity is not None else {"version": sw_version}
+        self._last_stats: Stats | None = None  # the station report is built from it
+        self._report_generation = 0  # connection the report was last published on
         self._state_generation = 0  # connection the state was last published on
         self._discovery_due = threading.Event()
         self._discovered: tuple[str, ...] | None = None  # labels the discovery configs name
@@ -182,6 +193,15 @@ class Sender:
         stats: Stats | None = self.stats.take()
         if stats is not None:  # the spool's numbers are in extra: the daemon polls health()
             client.publish(topics.stats, to_json(stats.to_dict()), qos=0)
+            self._last_stats = stats
+        if self._last_stats is not None and (
+            stats is not None or self._report_generation != self._generation
+        ):  # with each stats line, and again after a reconnect (retained, for the fleet)
+            report = station_report(
+                topics.device_id, self._identity, self._last_state, self._last_stats, time.time()
+            )
+            client.publish(topics.report, to_json(report), qos=1, retain=True)
+            self._report_generation = self._generation
         result: FrameResult | None = self.result.take()
         if result is not None:
             client.publish(topics.result, to_json(result.to_dict()), qos=0)

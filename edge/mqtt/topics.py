@@ -29,6 +29,10 @@ class Topics:
         return f"{self.base}/availability"
 
     @property
+    def report(self) -> str:
+        return f"{self.base}/report"
+
+    @property
     def state(self) -> str:
         return f"{self.base}/state"
 

@@ -126,6 +126,7 @@ class OutputContext:
     state_dir: Path  # where an output keeps its state (a spool, a review folder)
     snapshot_dir: Path | None  # defect snapshots, None when they are off
     version: str  # pi-inspect's version
+    camera: str = ""  # what the station watches ([source] kind and address), for reports
 
 
 Build = Callable[[Any, OutputContext], "Output | None"]  # None: nothing to add (logged why)
