@@ -43,8 +43,11 @@ def test_the_wheels_only_top_level_name_is_pi_inspect(wheel):
     assert "pi_inspect/edge/console/static/console.js" in names
     for page in ("templates/index.html", "static/label.js", "static/label.css"):
         assert f"pi_inspect/edge/label/{page}" in names
+    for page in ("templates/fleet.html", "static/fleet.js", "static/fleet.css"):
+        assert f"pi_inspect/edge/fleet/{page}" in names
     assert "pi-inspect = pi_inspect.edge.cli:main" in entry_points
     assert "mqtt = pi_inspect.edge.mqtt.plugin:PLUGIN" in entry_points
+    assert "plc = pi_inspect.edge.plc.plugin:PLUGIN" in entry_points
 
 
 def test_the_installed_demo_runs_beside_decoy_edge_train_and_convert(wheel, tmp_path):

@@ -1,89 +1,150 @@
-"""``pi-inspect fleet status``: every station on the broker (and every one the inventory names
-that is not there) with its version, bundle, health and alarm rate.
+"""``pi-inspect fleet``: every station on the broker (and every one the inventory names that is
+not there) with its version, bundle, health and alarm rate.
 
-Exit status: 0 when every station is ok, 1 when one is not (fault, stale, offline, stopped,
-missing), 2 when the broker cannot be reached.
+``status`` prints it once. Exit status: 0 when every station is ok, 1 when one is not (fault,
+stale, offline, stopped, missing), 2 when the broker cannot be reached. ``serve`` keeps it live
+on a web page on 127.0.0.1 (``--port``) until Ctrl-C; a broker that is away is retried.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+CONNECT_WAIT_S = 5.0  # serve: how long to wait for the broker before saying it is not there
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION", help="status: the table of stations"
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        help="status: the table of stations; serve: the live fleet page",
     )
     status = sub.add_parser(
         "status",
         help="a table of every station seen on the broker",
         formatter_class=parser.formatter_class,
     )
-    status.add_argument("--broker", default="localhost", help="HOST or HOST:PORT of the broker")
-    status.add_argument("--prefix", default="pi-inspect", help="the stations' [mqtt] prefix")
-    status.add_argument(
+    _broker_options(status)
+    status.add_argument("--wait", type=float, default=2.0, help="seconds to listen for reports")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    serve = sub.add_parser(
+        "serve",
+        help="a live web page of every station, on 127.0.0.1",
+        formatter_class=parser.formatter_class,
+    )
+    _broker_options(serve)
+    serve.add_argument(
+        "--port", type=int, default=8090, help="port of the page on 127.0.0.1 (0: any free port)"
+    )
+
+
+def _broker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default="localhost", help="HOST or HOST:PORT of the broker")
+    parser.add_argument("--prefix", default="pi-inspect", help="the stations' [mqtt] prefix")
+    parser.add_argument(
         "--inventory", type=Path, help="file of device ids (one a line) that should be there"
     )
-    status.add_argument("--wait", type=float, default=2.0, help="seconds to listen for reports")
-    status.add_argument(
+    parser.add_argument(
         "--stale",
         type=float,
         default=60.0,
         help="an online station with no report this long is stale",
     )
-    status.add_argument("--username", help="broker user name")
-    status.add_argument("--password-file", type=Path, help="file holding the broker password")
-    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--username", help="broker user name")
+    parser.add_argument("--password-file", type=Path, help="file holding the broker password")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pi_inspect.edge.fleet.status import BrokerUnreachable, collect, read_inventory
+    from pi_inspect.edge.errors import ConfigError
+    from pi_inspect.edge.fleet.status import read_inventory
 
-    host, _, port = args.broker.partition(":")
+    host, _, port_text = args.broker.partition(":")
+    if not port_text:
+        port = 1883
+    elif port_text.isdigit() and 0 < int(port_text) <= 65535:
+        port = int(port_text)
+    else:
+        raise ConfigError(f"--broker {args.broker}: the port is not a port number")
     inventory = read_inventory(args.inventory) if args.inventory else []
     password = args.password_file.read_text().strip() if args.password_file else None
+    if args.action == "serve":
+        return _serve(args, host, port, inventory, password)
+    return _status(args, host, port, inventory, password)
+
+
+def _status(
+    args: argparse.Namespace, host: str, port: int, inventory: list[str], password: str | None
+) -> int:
+    from pi_inspect.edge.fleet.status import BrokerUnreachable, collect, rows
+
     try:
-        views = collect(
-            host, int(port or 1883), args.prefix, args.wait, inventory, args.username, password
-        )
+        views = collect(host, port, args.prefix, args.wait, inventory, args.username, password)
     except BrokerUnreachable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    now = time.time()
-    rows = [_row(view, now, args.stale) for view in views.values()]
+    found = rows(views, time.time(), args.stale)
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        print(json.dumps(found, indent=2, sort_keys=True))
     else:
-        _table(rows)
-    return 0 if all(row["condition"] == "ok" for row in rows) else 1
+        _table(found)
+    return 0 if all(row["condition"] == "ok" for row in found) else 1
 
 
-def _row(view, now: float, stale_s: float) -> dict:
-    report = view.report or {}
-    identity, health = report.get("identity") or {}, report.get("health") or {}
-    bundle, shadow = report.get("bundle") or {}, report.get("shadow") or {}
-    return {
-        "device": view.device,
-        "condition": view.condition(now, stale_s),
-        "availability": view.availability,
-        "in_inventory": view.expected,
-        "version": identity.get("version"),
-        "hostname": identity.get("hostname"),
-        "board": identity.get("board"),
-        "bundle": f"{bundle['name']} {bundle['version']}" if bundle else None,
-        "shadow": f"{shadow['name']} {shadow['version']}" if shadow else None,
-        "fault": health.get("fault"),
-        "fps": health.get("fps"),
-        "cpu_temp_c": health.get("cpu_temp_c"),
-        "spool_depth": health.get("spool_depth"),
-        "alarm_rate": report.get("alarm_rate"),
-        "last_seen_s": round(now - report["at"], 1) if "at" in report else None,
-        "problems": view.problems,
-    }
+def _serve(
+    args: argparse.Namespace, host: str, port: int, inventory: list[str], password: str | None
+) -> int:
+    from pi_inspect.edge.errors import ConfigError, SourceError
+    from pi_inspect.edge.fleet.server import HOST, FleetServer
+    from pi_inspect.edge.fleet.watch import FleetWatch
+    from pi_inspect.edge.fleet.web import create_app
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port number")
+    with FleetWatch(host, port, args.prefix, args.username, password) as watch:
+        try:
+            server = FleetServer(create_app(watch, inventory, args.stale), args.port)
+        except OSError as exc:
+            raise SourceError(f"cannot listen on {HOST}:{args.port}: {exc.strerror}") from None
+        with server, _stop_on_signals(server):
+            server.start()
+            if not watch.wait_connected(CONNECT_WAIT_S):
+                print(
+                    f"warning: broker {watch.address} {watch.error or 'not answering'}; "
+                    "retrying while the page runs",
+                    file=sys.stderr,
+                )
+            print(f"fleet page: {server.url} (Ctrl-C stops)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C the handler did not see
+                server.wait()
+    print("stopped")
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(server: Any) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask the server to stop: a KeyboardInterrupt raised wherever the main
+    thread is could leave a lock held, and a shell that starts the command in the background
+    hands it SIGINT ignored, which Python then never turns into KeyboardInterrupt."""
+    import signal
+    import threading
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach only that thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: server.request_stop())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _table(rows: list[dict]) -> None:

@@ -1,50 +1,38 @@
 """What the workstation sees of the fleet: every station's retained report and availability on
 the broker, against an inventory of the stations that should be there.
 
-``collect`` listens for ``wait_s`` (retained messages arrive at once) and returns one
-``StationView`` per device; ``condition`` decides what a station's row says. paho is imported
-only when collecting, so ``pi-inspect fleet --help`` stays cheap.
+``collect`` listens for ``wait_s`` (retained messages arrive at once) with a ``FleetWatch`` and
+returns one ``StationView`` per device; ``StationView.condition`` decides a station's status and
+``rows`` what its row says, in ``fleet status`` and on the fleet page alike. paho is imported only
+when collecting, so ``pi-inspect fleet --help`` stays cheap.
 """
 
 from __future__ import annotations
 
-import json
-import threading
+import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pi_inspect.edge.errors import PiInspectError
-from pi_inspect.edge.fleet.report import SCHEMA
+from pi_inspect.edge.fleet.watch import FleetWatch, StationView
+
+__all__ = [
+    "BrokerUnreachable",
+    "StationView",
+    "collect",
+    "read_inventory",
+    "rows",
+    "with_inventory",
+]
+
+CONNECT_TIMEOUT_S = 10.0
 
 
 class BrokerUnreachable(PiInspectError, ConnectionError):
     """The broker did not accept the connection."""
-
-
-@dataclass
-class StationView:
-    device: str
-    availability: str | None = None  # online, offline (its last will), stopped; None: unknown
-    report: dict[str, Any] | None = None
-    expected: bool = False  # named in the inventory
-    problems: list[str] = field(default_factory=list)  # reports that could not be read
-
-    def condition(self, now: float, stale_s: float) -> str:
-        """``ok``, ``fault``, ``stale`` (no report for ``stale_s`` while online), ``offline``,
-        ``stopped``, ``missing`` (in the inventory, never seen) or ``unknown``."""
-        if self.report is None and self.availability is None:
-            return "missing" if self.expected else "unknown"
-        if self.availability in ("offline", "stopped"):
-            return self.availability
-        if self.report is None:
-            return "unknown"
-        if now - float(self.report.get("at") or 0) > stale_s:
-            return "stale"
-        health = self.report.get("health") or {}
-        return "fault" if health.get("verdict") == "fault" else "ok"
 
 
 def read_inventory(path: Path) -> list[str]:
@@ -57,6 +45,18 @@ def read_inventory(path: Path) -> list[str]:
     return devices
 
 
+def with_inventory(
+    views: Mapping[str, StationView], inventory: Iterable[str]
+) -> dict[str, StationView]:
+    """``views`` plus a view for every inventory device not among them, by device id; each
+    inventory device's view is marked ``expected``."""
+    merged = dict(views)
+    for name in inventory:
+        view = merged.get(name)
+        merged[name] = replace(view, expected=True) if view else StationView(name, expected=True)
+    return dict(sorted(merged.items()))
+
+
 def collect(
     host: str,
     port: int,
@@ -67,59 +67,69 @@ def collect(
     password: str | None = None,
 ) -> dict[str, StationView]:
     """Every station the broker holds a report or availability for under ``prefix``, and the
-    inventory's; raises ``BrokerUnreachable`` when the broker cannot be reached."""
-    import paho.mqtt.client as mqtt
-
-    views = {name: StationView(name, expected=True) for name in inventory}
-    lock, connected, failed = threading.Lock(), threading.Event(), []
-    depth = len(prefix.split("/"))
-
-    def on_connect(client, _userdata, _flags, reason_code, _properties) -> None:
-        if reason_code.is_failure:
-            failed.append(str(reason_code))
-        else:
-            client.subscribe([(f"{prefix}/+/report", 1), (f"{prefix}/+/availability", 1)])
-        connected.set()
-
-    def on_message(_client, _userdata, message) -> None:
-        levels = message.topic.split("/")
-        device, kind = levels[depth], levels[depth + 1]
-        with lock:
-            view = views.setdefault(device, StationView(device))
-            if kind == "availability":
-                view.availability = message.payload.decode(errors="replace") or None
-                return
-            try:
-                report = json.loads(message.payload)
-            except ValueError:
-                view.problems.append("report is not JSON")
-                return
-            if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-                view.problems.append(
-                    f"report schema {report.get('schema') if isinstance(report, dict) else '?'} (this tool reads {SCHEMA})"
-                )  # noqa: E501
-                return
-            view.report = report
-
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"pi-inspect-fleet-{time.time_ns()}"
-    )
-    if username:
-        client.username_pw_set(username, password)
-    client.on_connect, client.on_message = on_connect, on_message
-    try:
-        client.connect(host, port, keepalive=30)
-    except OSError as exc:
-        raise BrokerUnreachable(f"broker {host}:{port} not reachable: {exc}") from None
-    client.loop_start()
-    try:
-        if not connected.wait(10.0) or failed:
-            raise BrokerUnreachable(
-                f"broker {host}:{port} refused: {failed[0] if failed else 'no answer'}"
-            )
+    inventory's, after listening ``wait_s``; raises ``BrokerUnreachable`` when the broker cannot
+    be reached or refuses the connection."""
+    with FleetWatch(host, port, prefix, username, password) as watch:
+        if not watch.wait_connected(CONNECT_TIMEOUT_S):
+            raise BrokerUnreachable(f"broker {host}:{port} {watch.error or 'refused: no answer'}")
         time.sleep(wait_s)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    with lock:
-        return dict(sorted(views.items()))
+        views = watch.views()
+    return with_inventory(views, inventory)
+
+
+def rows(
+    views: Mapping[str, StationView] | Iterable[StationView], now: float, stale_s: float
+) -> list[dict[str, Any]]:
+    """One row per station, by device id: what ``fleet status --json`` prints and the fleet page
+    shows. A field a report lacks, or holds in the wrong type, is None."""
+    found = views.values() if isinstance(views, Mapping) else views
+    return [_row(view, now, stale_s) for view in sorted(found, key=lambda v: v.device)]
+
+
+def _row(view: StationView, now: float, stale_s: float) -> dict[str, Any]:
+    report = view.report or {}
+    identity, health = _dict(report.get("identity")), _dict(report.get("health"))
+    at = _number(report.get("at"))
+    return {
+        "device": view.device,
+        "condition": view.condition(now, stale_s),
+        "availability": view.availability,
+        "in_inventory": view.expected,
+        "version": _text(identity.get("version")),
+        "hostname": _text(identity.get("hostname")),
+        "board": _text(identity.get("board")),
+        "bundle": _model(report.get("bundle")),
+        "shadow": _model(report.get("shadow")),
+        "fault": _text(health.get("fault")),
+        "fps": _number(health.get("fps")),
+        "cpu_temp_c": _number(health.get("cpu_temp_c")),
+        "spool_depth": _number(health.get("spool_depth")),
+        "alarm_rate": _number(report.get("alarm_rate")),
+        "last_seen_s": round(now - at, 1) if at is not None else None,
+        "problems": list(view.problems),
+    }
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> int | float | None:
+    """A finite number as it is; anything else (text, NaN, a bool, an int past float) None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return value if math.isfinite(value) else None
+    except OverflowError:
+        return None
+
+
+def _model(value: Any) -> str | None:
+    """``name version`` of a report's bundle or shadow; None without one."""
+    if not isinstance(value, dict):
+        return None
+    return " ".join(str(value[k]) for k in ("name", "version") if value.get(k) is not None) or None
