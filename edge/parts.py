@@ -103,6 +103,7 @@ class PartTracker:
         self._lock = threading.Lock()
         self._open: list[_Open] = []
         self._done: list[PartResult] = []  # results not yet taken by ``drain``
+        self._stopping: str | None = None
         self._next_acq = 1
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._worst_ms = 0.0
@@ -130,6 +131,8 @@ class PartTracker:
             part = Part(self._next_acq, part_id, source, self._clock(), self._wall())
             self._next_acq += 1
             self.counters["triggers"] += 1
+            if missed is None and self._stopping:
+                missed = self._stopping
             if missed is None and len(self._open) >= self.max_pending:
                 missed = f"{len(self._open)} triggers already pending (trigger.max_pending)"
             if missed is not None:
@@ -193,19 +196,30 @@ class PartTracker:
                 for o in stale
             ]
 
-    def abandon(self, reason: str) -> list[PartResult]:
-        """Every pending part, missed (the station stops)."""
+    def drain(self, expire: bool = True) -> list[PartResult]:
+        """The results since the last call, in trigger order: one that ended while an older
+        part still waits is held back until that one ends (a PLC pairs results with its parts
+        by order). ``expire``: first end the parts whose frame timeout passed (the loop asks
+        only while no captured frame waits to be inspected). The one place results leave."""
+        if expire:
+            self.expire()
         with self._lock:
-            gone, self._open = self._open, []
-            return [self._missed(o, reason) for o in gone]
-
-    def drain(self) -> list[PartResult]:
-        """Every result since the last call, in the order they ended (expired parts first
-        checked): the one place results leave, so the inspection loop sends them all."""
-        self.expire()
-        with self._lock:
-            done, self._done = self._done, []
+            oldest_open = min((o.part.acq_id for o in self._open), default=None)
+            self._done.sort(key=lambda result: result.acq_id)
+            cut = len(self._done)
+            if oldest_open is not None:
+                cut = sum(1 for result in self._done if result.acq_id < oldest_open)
+            done, self._done = self._done[:cut], self._done[cut:]
             return done
+
+    def stop(self, reason: str) -> None:
+        """From now on every trigger is missed at once (the station is stopping), and every
+        pending part is missed now."""
+        with self._lock:
+            self._stopping = reason
+            gone, self._open = self._open, []
+            for o in gone:
+                self._missed(o, reason)
 
     def clear_counters(self) -> None:
         with self._lock:
@@ -231,7 +245,8 @@ class PartTracker:
 
     def _finish(self, o: _Open, code: Code, reason: str | None) -> PartResult:
         latency_ms = (self._clock() - o.part.clock) * 1000.0
-        late = self.deadline_ms is not None and latency_ms > self.deadline_ms and code != "missed"
+        judged = code in ("ok", "ng")  # error and missed parts are rejected, late or not
+        late = self.deadline_ms is not None and latency_ms > self.deadline_ms and judged
         verdict: PartVerdict = "ok" if code == "ok" else "ng"
         if late and self.late_verdict != "result":
             verdict = self.late_verdict

@@ -231,3 +231,53 @@ def test_the_trigger_command_takes_an_optional_part_id_and_refuses_anything_else
                 b'{"part_id": true}', b'{"part_id": 1.5}', b'{"id": 1}'):  # fmt: skip
         with pytest.raises(InvalidCommand):
             command("trigger", bad, ())
+
+
+def test_an_error_part_is_rejected_even_when_late_parts_pass():
+    clock = ManualClock()
+    tracker = PartTracker(deadline_ms=50, late_verdict="ok", clock=clock)
+    tracker.trigger("plc")
+    clock.advance(0.5)
+    (result,) = tracker.failed(FAR, "inference failed")
+    assert (result.code, result.verdict, result.late) == ("error", "ng", False)
+
+
+def test_results_leave_in_trigger_order_even_when_a_later_part_ends_first():
+    clock = ManualClock()
+    tracker = PartTracker(max_pending=1, frame_timeout_ms=100, clock=clock)
+    tracker.trigger("plc", 1)
+    tracker.trigger("plc", 2)  # missed at once: one part already pending
+    assert tracker.drain() == []  # held back behind part 1
+    tracker.frame(5, FAR, {"error": 0.1}, [], 1.0, "m")
+    assert [(r.part_id, r.code) for r in tracker.drain()] == [(1, "ok"), (2, "missed")]
+
+
+def test_a_stopping_station_misses_pending_and_later_triggers_and_says_why():
+    tracker = PartTracker()
+    tracker.trigger("plc", 1)
+    tracker.stop("the station stopped")
+    tracker.trigger("plc", 2)
+    results = tracker.drain()
+    assert [(r.part_id, r.code, r.reason) for r in results] == [
+        (1, "missed", "the station stopped"),
+        (2, "missed", "the station stopped"),
+    ]
+
+
+def test_a_reload_says_which_trigger_and_reject_keys_need_a_restart(tmp_path: Path):
+    from pi_inspect.edge.daemon.loop import restart_needed
+
+    def cfg(trigger, reject):
+        return parse_config(
+            {"source": {"uri": "0"}, "gpio": {"relay": 23}, "trigger": trigger, "reject": reject}
+        )
+
+    old = cfg({"mode": "demand"}, {"enabled": True, "delay_ms": 100.0})
+    new = cfg({"mode": "gpio", "pin": 5}, {"enabled": True, "delay_ms": 200.0})
+    found = restart_needed(old, new)
+    assert found["reject"] == ("delay_ms",)
+    assert found["trigger"] == ("mode", "pin")
+    assert (
+        restart_needed(old, cfg({"mode": "demand", "deadline_ms": 50.0}, old.reject.model_dump()))
+        == {}
+    )

@@ -185,3 +185,24 @@ def test_malformed_plc_traffic_never_stops_inspection(station):
     assert wait_until(lambda: u32(block(client), 18) == 9)
     silent.close()
     junk.close()
+
+
+def test_the_late_flag_follows_the_result_shown_when_buffering_stops():
+    from pi_inspect.edge.parts import PartTracker
+    from pi_inspect.edge.plc.handshake import Handshake
+
+    clock = {"now": 0.0}
+    tracker = PartTracker(deadline_ms=10, clock=lambda: clock["now"])
+    handshake = Handshake()
+    handshake.connect(lambda pid: tracker.trigger("plc", pid)[0].acq_id)
+    handshake.write(0, [ENABLE | BUFFER])
+    for late in (True, False):
+        handshake.write(0, [ENABLE | BUFFER | TRIGGER])
+        handshake.write(0, [ENABLE | BUFFER])
+        clock["now"] += 1.0 if late else 0.0
+        for result in tracker.frame(1, 1e12, {"error": 0.1}, [], 1.0, "m"):
+            handshake.on_part(result)
+    assert handshake.registers()[8] >> r.LATE & 1  # the first, late one is shown
+    handshake.write(0, [ENABLE])  # buffering off: the newest stays
+    regs = handshake.registers()
+    assert u32(regs, 16) == 2 and not regs[8] >> r.LATE & 1

@@ -98,7 +98,10 @@ class Dispatcher:
                     result.reason or f"verdict {result.verdict}",
                 )  # fmt: skip
             for out in self._part_outputs:
-                out.publish_part(result)
+                try:
+                    out.publish_part(result)
+                except Exception as exc:  # one output's bug must not cost the others the part
+                    log.error("part %d not taken by %s: %s", result.acq_id, type(out).__name__, exc)
         return sent
 
     def events(

@@ -174,9 +174,9 @@ class Inspector:
         part, _ = self.parts.trigger(source, part_id, missed=missed)
         return part.acq_id
 
-    def drain_parts(self) -> list[PartResult]:
-        """The part results since the last call (the loop sends them)."""
-        return self.parts.drain()
+    def drain_parts(self, expire: bool = True) -> list[PartResult]:
+        """The part results since the last call, in trigger order (the loop sends them)."""
+        return self.parts.drain(expire)
 
     def _admit(self, frame: Frame) -> bool:
         with self._gate:

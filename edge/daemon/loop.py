@@ -34,7 +34,6 @@ from pi_inspect.edge.stats import StatsWindow, read_cpu_temp_c
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class RunSummary:
     """What a run did; the demo and the benches print it."""
@@ -141,7 +140,7 @@ class Loop:
                 self._count(inspection.result.latency_ms, t0)
                 dispatch_ms = (self._clock() - t0) * 1000.0 - inspection.result.latency_ms
                 self._preparer.record_infer(inspection.work_ms + max(0.0, dispatch_ms))
-        self._summary.parts.extend(self._dispatcher.parts(self._inspector.drain_parts()))
+        self._send_parts(expire=not self._queue)  # a queued frame may still be a part's
         self._poll_health()
         self._show(new_defect)
         self._tell_service_manager()
@@ -165,6 +164,9 @@ class Loop:
         self._summary.frames += 1
         if self._summary.first_inference_s is None:
             self._summary.first_inference_s = done - self._started
+
+    def _send_parts(self, expire: bool = True) -> None:
+        self._summary.parts.extend(self._dispatcher.parts(self._inspector.drain_parts(expire)))
 
     def _online(self) -> bool:
         return self._capture is not None and self._capture.online
@@ -284,8 +286,8 @@ class Loop:
         self._stop_capture()
         ended = self._dispatcher.events(self._slot.flush())
         self._summary.events.extend(e for e in ended if e.kind == "end")
-        self._inspector.parts.abandon("the station stopped before a frame came")
-        self._summary.parts.extend(self._dispatcher.parts(self._inspector.drain_parts()))
+        self._inspector.parts.stop("the station stopped before a frame came")
+        self._send_parts()
         self._summary.elapsed_s = self._clock() - self._started
         p50, p95 = self._stats.latency_percentiles()
         self._summary.latency_p50_ms, self._summary.latency_p95_ms = p50, p95
@@ -300,17 +302,24 @@ class Loop:
                 closer.close()
             except Exception as exc:  # shutdown goes on: the LEDs must go off regardless
                 log.warning("closing %s: %s", type(closer).__name__, exc)
+        self._send_parts()  # triggers that came while closing: missed, and said so
         self._dispatcher.close()
         self._slot.close()
 
 
 def restart_needed(old: Config, new: Config) -> dict[str, tuple[str, ...]]:
-    """Per section, the changed keys a reload cannot apply: GPIO's pins and every output
-    plugin's keys that its plugin says need a restart."""
+    """Per section, the changed keys a reload cannot apply: GPIO's pins, the trigger input,
+    reject timing and every output plugin's keys that its plugin says need a restart."""
     found: dict[str, tuple[str, ...]] = {}
-    for name in ("gpio", "device"):  # pins and the station's name: read once, at start
+    for name in ("gpio", "device", "reject"):  # pins, name and reject timing: read at start
         if keys := changed_keys(getattr(old, name), getattr(new, name)):
             found[name] = keys
+    pin_keys = ("pin", "pull_up", "bounce_s")  # the trigger input is opened once, too
+    trigger = tuple(k for k in changed_keys(old.trigger, new.trigger) if k in pin_keys)
+    if (old.trigger.mode == "gpio") != (new.trigger.mode == "gpio"):
+        trigger = ("mode", *trigger)
+    if trigger:
+        found["trigger"] = trigger
     for name, plugin in plugins().items():
         keys = plugin.needs_restart(getattr(old, name), getattr(new, name))
         if keys:

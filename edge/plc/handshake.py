@@ -114,6 +114,7 @@ class Handshake:
         if falling & (1 << r.BUFFER_ENABLE):
             while len(self._results) > 1:  # back to one result: the newest stays
                 self._results.popleft()
+            self._late_flag()
 
     def _take_trigger(self) -> None:
         acq = None

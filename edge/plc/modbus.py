@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 5.0
-# function codes by the table they address (22 mask write and 23 read/write act on registers)
-_REGISTER_FCS = frozenset({3, 4, 6, 16, 22, 23})
-_REGISTER_WRITE_FCS = frozenset({6, 16, 22, 23})
+# function codes by the table they address (22, mask write, acts on registers). 23 (read and
+# write in one request) is not offered: pymodbus writes before it checks the read half, so a
+# refused request could still have changed the control word.
+_REGISTER_FCS = frozenset({3, 4, 6, 16, 22})
+_REGISTER_WRITE_FCS = frozenset({6, 16, 22})
 _COIL_FCS = frozenset({1, 5, 15})
 _DISCRETE_INPUTS_FC = 2
 _MAX_READ_REGISTERS, _MAX_READ_BITS = 125, 2000  # the protocol's limits per request

@@ -166,7 +166,12 @@ class OpcuaServer:
     async def _publish(self, server: Server) -> None:
         """Write the variables whose value differs from what they show (controls included,
         so a Modbus client's writes show here too), all from one snapshot of the register
-        block, so a new result's variables change together."""
+        block, so a new result's variables change together; one snapshot at a time, so an
+        older one never overwrites a newer one."""
+        async with self._publishing:
+            await self._write_changed(server)
+
+    async def _write_changed(self, server: Server) -> None:
         values = nodes.values(self.handshake.registers(), self.handshake.labels())
         idx = self.namespace_index
         now = datetime.now(timezone.utc)
