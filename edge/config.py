@@ -40,6 +40,7 @@ from pi_inspect.edge.config_checks import (  # noqa: F401 - PathText and path_te
 from pi_inspect.edge.config_migrate import migrate
 from pi_inspect.edge.drift import DriftConfig
 from pi_inspect.edge.errors import ConfigError
+from pi_inspect.edge.fleet.config import FleetConfig
 from pi_inspect.edge.identity import DeviceConfig
 from pi_inspect.edge.outputs import OutputContext
 from pi_inspect.edge.outputs.registry import plugins
@@ -184,6 +185,7 @@ class CoreConfig(Section):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    fleet: FleetConfig = FleetConfig()
 
     @model_validator(mode="after")
     def _pins_unique(self) -> CoreConfig:

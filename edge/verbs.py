@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pi_inspect.edge.fleet.desired import Desired, InvalidDesired, parse_desired
 from pi_inspect.edge.outputs import Command, Receiver, Reply
 from pi_inspect.edge.parts import PART_ID_MAX
 
@@ -46,6 +47,8 @@ class Station(Protocol):
     def acknowledge(self) -> None: ...
 
     def collect(self, right: list[str] | None) -> str | None: ...
+
+    def apply_desired(self, desired: Desired) -> bool: ...
 
 
 Arguments = Callable[[Any, tuple[str, ...]], dict[str, Any]]  # (JSON value, labels) -> args
@@ -129,6 +132,18 @@ def _acknowledge(station: Station, _args: dict[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
+def desired_state(value: Any, _labels: tuple[str, ...]) -> dict[str, Any]:
+    """A desired-state message of the fleet (``pi_inspect.edge.fleet.desired``, schema 1)."""
+    try:
+        return {"desired": parse_desired(value)}
+    except InvalidDesired as exc:
+        raise InvalidCommand(str(exc)) from None
+
+
+def _desired(station: Station, args: dict[str, Any]) -> Mapping[str, Any]:
+    return {"accepted": station.apply_desired(args["desired"])}
+
+
 @dataclass(frozen=True)
 class Verb:
     arguments: Arguments
@@ -159,13 +174,17 @@ VERBS: dict[str, Verb] = {
         lambda station, args: {"thresholds": station.set_thresholds(dict(args))},
         "set label thresholds until the next restart or reload",
     ),
-    "acknowledge": Verb(
-        no_arguments, _acknowledge, "release a latched red LED, relay and buzzer"
-    ),
+    "acknowledge": Verb(no_arguments, _acknowledge, "release a latched red LED, relay and buzzer"),
     "collect": Verb(
         right_labels,
         _collect,
         "keep the latest inspected frame as a sample for retraining, with the right labels",
+    ),
+    "desired": Verb(
+        desired_state,
+        _desired,
+        "run a bundle from the workstation in shadow or promote it ([fleet]; docs/fleet.md)",
+        operator=False,
     ),
 }
 OPERATOR_VERBS = tuple(name for name, verb in VERBS.items() if verb.operator)
@@ -200,7 +219,9 @@ def decode(body: bytes) -> Any:
         raise InvalidCommand(f"payload is not JSON ({exc.msg})") from None
 
 
-def command(verb: str, body: bytes, labels: tuple[str, ...], known: tuple[str, ...] = ()) -> Command:
+def command(
+    verb: str, body: bytes, labels: tuple[str, ...], known: tuple[str, ...] = ()
+) -> Command:
     """The ``Command`` a request for ``verb`` with ``body`` asks for; raises ``InvalidCommand``.
 
     ``labels`` are the running model's (none before a model loads); ``known`` narrows the verbs

@@ -4,7 +4,6 @@ on a real Modbus TCP server on loopback and reads each part's one result back.""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -142,8 +141,7 @@ def test_a_late_result_is_counted_and_given_the_configured_verdict(station):
     source = FlakySource(die_after=10**9, refusals=0, period_s=0.03)
     client = station(source, deadline_ms=0.001, late_verdict="ok")
     client.write_register(0, ENABLE)
-    time.sleep(0.1)
-    client.write_register(0, ENABLE)
+    assert wait_until(lambda: status(client) >> r.READY & 1)  # the station takes triggers
     trigger(client, 7)
     assert wait_until(lambda: status(client) >> r.RESULT_VALID & 1)
     regs = block(client)
@@ -166,6 +164,8 @@ def test_malformed_plc_traffic_never_stops_inspection(station):
     client = station(source)
     host, port = client.comm_params.host, client.comm_params.port
     assert host == "127.0.0.1"  # loopback unless a host is configured
+    client.write_register(0, ENABLE)
+    assert wait_until(lambda: status(client) >> r.READY & 1)  # the station takes triggers
     silent = socket.create_connection((host, port))  # connects and never reads
     junk = socket.create_connection((host, port))
     junk.sendall(b"\x00\x01\x00\x00\x00\xff\x01\x03" + b"\xff" * 300)  # a lying length
@@ -206,3 +206,24 @@ def test_the_late_flag_follows_the_result_shown_when_buffering_stops():
     handshake.write(0, [ENABLE])  # buffering off: the newest stays
     regs = handshake.registers()
     assert u32(regs, 16) == 2 and not regs[8] >> r.LATE & 1
+
+
+def test_a_station_without_the_plc_libraries_has_a_plc_fault_and_inspects_on(monkeypatch):
+    import builtins
+
+    from pi_inspect.edge.config import parse_config
+
+    real_import = builtins.__import__
+
+    def no_pymodbus(name, *args, **kwargs):
+        if name.startswith("pi_inspect.edge.plc.modbus") or name.startswith("pymodbus"):
+            raise ModuleNotFoundError("No module named 'pymodbus'", name="pymodbus")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pymodbus)
+    config = parse_config({"plc": {"enabled": True, "modbus": {"port": 0}}})
+    plc = plugins()["plc"].build(config.plc, output_context(config))
+    faults = plc.health().faults
+    assert "pymodbus" in faults["plc"] and "pi-inspect[plc]" in faults["plc"]
+    assert plc.servers == []
+    plc.close()

@@ -29,8 +29,10 @@ from pi_inspect.edge.daemon.model import (
 from pi_inspect.edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from pi_inspect.edge.daemon.status import Faults, Status
 from pi_inspect.edge.daemon.watch import PromotionWatch
-from pi_inspect.edge.deploy import rollback_local
+from pi_inspect.edge.deploy import rollback_local, switch_to
 from pi_inspect.edge.errors import PiInspectError
+from pi_inspect.edge.fleet.desired import Desired
+from pi_inspect.edge.fleet.station import desired_applier
 from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.pipeline import Preparer
 from pi_inspect.edge.promote import models_dir
@@ -40,6 +42,7 @@ from pi_inspect.edge.snapshots import SnapshotStore
 from pi_inspect.edge.sources import FrameSource, make_source
 
 log = logging.getLogger(__name__)
+
 
 class Daemon:
     """One inspection station. Build it, then call ``run(stop_event)``.
@@ -76,8 +79,14 @@ class Daemon:
         )
         self._preparer = Preparer(clock=clock)
         self._inspector = Inspector(
-            self._slot, self._preparer, self.status.faults, config.trigger, clock=clock,
-            wall=wall, collect=config.collect, shadow=config.shadow,
+            self._slot,
+            self._preparer,
+            self.status.faults,
+            config.trigger,
+            clock=clock,
+            wall=wall,
+            collect=config.collect,
+            shadow=config.shadow,
             shadow_loader=lambda bundle: (shadow_loader or classifier_loader)(
                 # the config in force: the loop's once it exists (a reload replaces it)
                 (self._loop.config if hasattr(self, "_loop") else config).model.model_copy(
@@ -93,13 +102,26 @@ class Daemon:
             self,  # the station the verbs (pi_inspect.edge.verbs) run on
             top_label=self._slot.top_alarm_label,
             device=config.device.id,
-            more_reporters=self._inspector.reporters,
+            more_reporters=lambda: (
+                self._inspector.reporters() + ([self._applier] if self._applier is not None else [])
+            ),
             on_rollback=self._auto_rollback,
         )
 
+        self._given = config
+        self._desired_shadow: str | None = None  # a bundle the fleet wants run in shadow
+
         def reread() -> Config:
-            fresh = load_config(config_path)
-            return overrides(fresh) if overrides is not None else fresh
+            """The config a reload applies: the file again (or the config given), with the
+            command line's overrides and the fleet's desired shadow."""
+            fresh = self._given
+            if config_path is not None:
+                fresh = load_config(config_path)
+                fresh = overrides(fresh) if overrides is not None else fresh
+            if self._desired_shadow is None:
+                return fresh
+            shadow = fresh.shadow.model_copy(update={"bundle": self._desired_shadow})
+            return fresh.model_copy(update={"shadow": shadow})
 
         injected_live = getattr(source, "live", None)
         self._loop = Loop(
@@ -119,7 +141,7 @@ class Daemon:
                 if injected_live is not None
                 else (lambda c: c.source.resolved().live)
             ),
-            reread=reread if config_path is not None else None,
+            reread=reread,
             summary=self.summary,
             fixed_source=injected is not None,
             clock=clock,
@@ -128,6 +150,7 @@ class Daemon:
         self._pin_factory = pin_factory
         self._on_lamps = on_lamps
         self._clock = clock
+        self._applier = desired_applier(config, self._use_desired)
         self.stop_event = threading.Event()
 
     @property
@@ -177,6 +200,22 @@ class Daemon:
         keep = Keep("operator", thresholds)
         return self._dispatcher.sample(self._inspector.latest, keep, right)
 
+    def apply_desired(self, desired: Desired) -> bool:
+        """The fleet's desired state: fetched, checked and applied off this thread."""
+        if self._applier is None:
+            raise ValueError("this station does not follow a fleet ([fleet] enabled = false)")
+        return self._applier.submit(desired)
+
+    def _use_desired(self, mode: str, name: str) -> None:
+        """A bundle the fleet sent, installed as ``name``: run it in shadow, or switch to it."""
+        models = models_dir(self.config)
+        if mode == "promote":
+            switch_to(models, name)
+            self._desired_shadow = None
+        else:
+            self._desired_shadow = str(models / name)
+        self.request_reload()
+
     def _auto_rollback(self, reason: str) -> None:
         """Switch ``current`` back to ``previous`` and reload, off the inspection thread (the
         previous bundle is checked in a child process first, as ``deploy --rollback`` does)."""
@@ -207,6 +246,7 @@ class Daemon:
         self._dispatcher.open([*outputs, *([rejector] if rejector else [])], open_snapshots(config))
         self.status.drive(signals)
         closers = [trigger_input] if trigger_input else []
+        closers += [self._applier] if self._applier is not None else []
         return self._loop.run(stop, closers=[*closers, self._inspector])
 
     def _open_gpio(

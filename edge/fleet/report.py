@@ -87,4 +87,5 @@ def station_report(
             "uptime_s": stats.uptime_s if stats is not None else None,
         },
         "alarm_rate": extra.get("alarm_rate"),
+        "desired": extra.get("desired"),  # the fleet's last desired state and its outcome
     }

@@ -201,6 +201,7 @@ class MqttOutput:
             _, self._command_sub = client.subscribe(self.topics.command_filter, qos=1)
         if self._config.discovery.enabled:
             client.subscribe(self._ha_status_topic, qos=1)
+        client.subscribe(self.topics.desired, qos=1)  # the fleet's, retained ([fleet] decides)
         self._sender.on_connected()
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -226,6 +227,10 @@ class MqttOutput:
             if message.payload == ONLINE.encode():
                 self._sender.discovery_due()
             return
+        if message.topic == self.topics.desired:  # retained by design: applied once per change
+            if message.payload:
+                self._queue_command("desired", bytes(message.payload))
+            return
         verb = self.topics.command_verb(message.topic)
         if verb is None or not self._config.commands.enabled:
             return
@@ -234,8 +239,11 @@ class MqttOutput:
             return
         if not message.payload:  # how a retained message is cleared: not a command
             return
+        self._queue_command(verb, bytes(message.payload))
+
+    def _queue_command(self, verb: str, payload: bytes) -> None:
         try:
-            self._commands.put_nowait((verb, bytes(message.payload)))
+            self._commands.put_nowait((verb, payload))
         except queue.Full:
             self._reply(Reply(verb, False, "busy"))
 

@@ -29,6 +29,10 @@ class Topics:
         return f"{self.base}/availability"
 
     @property
+    def desired(self) -> str:
+        return f"{self.base}/desired"
+
+    @property
     def report(self) -> str:
         return f"{self.base}/report"
 

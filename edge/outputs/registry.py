@@ -22,7 +22,8 @@ GROUP = "pi_inspect.outputs"
 # Sections of the core config: no plugin may take their names.
 RESERVED = frozenset(
     {"state_dir", "device", "source", "model", "anomaly", "trigger", "decide", "gpio", "reject",
-     "snapshots", "collect", "shadow", "drift", "output", "pipeline"}
+     "snapshots", "collect", "shadow", "drift", "output", "pipeline",
+     "fleet"}
 )
 
 log = logging.getLogger(__name__)

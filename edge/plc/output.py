@@ -38,10 +38,14 @@ class Server(Protocol):
 
 
 class PlcOutput:
-    def __init__(self, handshake: Handshake, servers: Sequence[Server]) -> None:
+    def __init__(
+        self, handshake: Handshake, servers: Sequence[Server], problems: Sequence[str] = ()
+    ) -> None:
         self.handshake = handshake
         self.servers: list[Server] = []
-        self._problems: list[str] = []
+        self._problems: list[str] = list(problems)
+        for problem in self._problems:
+            log.error("plc: %s", problem)
         for server in servers:
             try:
                 server.start()

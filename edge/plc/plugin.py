@@ -12,16 +12,19 @@ def _build(section: PlcConfig, _context: OutputContext) -> Output:
     from pi_inspect.edge.plc.output import PlcOutput
 
     handshake = Handshake(depth=section.buffer_depth)
-    servers = []
-    if section.modbus.enabled:
-        from pi_inspect.edge.plc.modbus import ModbusServer
+    servers, problems = [], []
+    try:
+        if section.modbus.enabled:
+            from pi_inspect.edge.plc.modbus import ModbusServer
 
-        servers.append(ModbusServer(handshake, section.modbus))
-    if section.opcua.enabled:
-        from pi_inspect.edge.plc.opcua import OpcuaServer
+            servers.append(ModbusServer(handshake, section.modbus))
+        if section.opcua.enabled:
+            from pi_inspect.edge.plc.opcua import OpcuaServer
 
-        servers.append(OpcuaServer(handshake, section.opcua))
-    return PlcOutput(handshake, servers)
+            servers.append(OpcuaServer(handshake, section.opcua))
+    except ImportError as exc:  # the [plc] extra is not installed: a fault, not a stop
+        problems.append(f"{exc.name or exc}: not installed (pip install 'pi-inspect[plc]')")
+    return PlcOutput(handshake, servers, problems)
 
 
 PLUGIN = OutputPlugin(

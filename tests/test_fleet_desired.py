@@ -1,0 +1,193 @@
+"""Desired state: a station with ``[fleet]`` on fetches the bundle the workstation names for
+it (over HTTP, only from its URL prefix), checks it is that bundle, installs it as ``deploy``
+does (its golden set run in a child process), runs it in shadow or promotes it, and says how it
+went; a bundle it cannot apply leaves it on what it runs."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from bundle_helpers import make_bundle
+from daemon_helpers import FlakySource, RecordingOutput, wait_until
+from test_deploy import _golden_off
+
+from pi_inspect.edge.bundle import read_manifest
+from pi_inspect.edge.config import parse_config
+from pi_inspect.edge.daemon import Daemon
+from pi_inspect.edge.daemon.app import open_outputs
+from pi_inspect.edge.deploy import deploy_local
+from pi_inspect.edge.fleet.desired import InvalidDesired, parse_desired
+
+
+@pytest.fixture
+def files(tmp_path):
+    """An HTTP server on loopback serving ``tmp_path/www``; yields (folder, url prefix)."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(www))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def packed(bundle: Path, www: Path) -> tuple[str, str]:
+    """``bundle`` as a tar in ``www``: (file name, its manifest's content sha256)."""
+    sha = read_manifest(bundle).content_sha256
+    with tarfile.open(www / f"{sha}.tar", "w") as tar:
+        tar.add(bundle, arcname=bundle.name)
+    return f"{sha}.tar", sha
+
+
+def desired(rollout: str, mode: str, sha: str, url: str, name: str = "seam") -> bytes:
+    bundle = {"name": name, "sha256": sha, "url": url}
+    return json.dumps({"schema": 1, "rollout": rollout, "mode": mode, "bundle": bundle}).encode()
+
+
+@pytest.mark.timeout(180)
+def test_a_station_shadows_then_promotes_what_the_fleet_wants_and_refuses_what_it_cannot(
+    tmp_path, files, mosquitto_broker
+):
+    www, prefix = files
+    models = tmp_path / "models"
+    models.mkdir()
+    deploy_local(make_bundle(tmp_path, "seam", "1"), models)
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "device": {"id": "line3-a"},
+            "model": {"bundle": str(models / "current")},
+            "gpio": {"pin_factory": "mock"},
+            "stdout": {"enabled": False},
+            "output": {"stats_interval_s": 0.1},
+            "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mosquitto_broker.port},
+            "fleet": {"enabled": True, "url_prefix": prefix},
+        }
+    )
+    out = RecordingOutput()
+    daemon = Daemon(
+        config, source=FlakySource(die_after=10**9, refusals=0, period_s=0.01),
+        outputs=[*open_outputs(config), out],
+    )  # fmt: skip
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    thread.start()
+    fleet = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    fleet.connect("127.0.0.1", mosquitto_broker.port)
+    fleet.loop_start()
+    topic = "pi-inspect/line3-a/desired"
+
+    def outcome(rollout: str):
+        for stats in reversed(out.stats):
+            d = stats.extra.get("desired")
+            if d and d["rollout"] == rollout and d["state"] != "applying":
+                return d
+        return None
+
+    def model_version() -> str | None:
+        return out.states[-1].model.version if out.states and out.states[-1].model else None
+
+    try:
+        assert wait_until(lambda: model_version() == "1", timeout=60)
+        name, sha = packed(make_bundle(tmp_path, "seam", "2"), www)
+        fleet.publish(topic, desired("r1", "shadow", sha, prefix + name), qos=1, retain=True)
+        assert wait_until(lambda: outcome("r1"), timeout=60)
+        assert outcome("r1")["state"] == "applied", outcome("r1")
+        assert wait_until(
+            lambda: (
+                (out.stats[-1].extra.get("shadow") or {}).get("candidate", {}).get("version") == "2"
+            ),
+            timeout=60,
+        )
+        assert model_version() == "1"  # in shadow only
+
+        fleet.publish(topic, desired("r2", "promote", sha, prefix + name), qos=1, retain=True)
+        assert wait_until(lambda: outcome("r2"), timeout=60)
+        assert outcome("r2")["state"] == "applied", outcome("r2")
+        assert wait_until(lambda: model_version() == "2", timeout=60)
+        assert (models / "current").resolve().name.endswith(sha[:12])
+
+        bad_name, bad_sha = packed(make_bundle(tmp_path, "seam", "3", edit=_golden_off), www)
+        fleet.publish(
+            topic, desired("r3", "promote", bad_sha, prefix + bad_name), qos=1, retain=True
+        )
+        assert wait_until(lambda: outcome("r3"), timeout=60)
+        assert outcome("r3")["state"] == "failed" and "golden set" in outcome("r3")["reason"]
+
+        other = desired("r4", "promote", "0" * 64, prefix + name)  # not the bundle it names
+        fleet.publish(topic, other, qos=1, retain=True)
+        assert wait_until(lambda: outcome("r4"), timeout=60)
+        assert "not 000000000000" in outcome("r4")["reason"]
+
+        elsewhere = desired("r5", "promote", sha, "http://elsewhere.example/" + name)
+        fleet.publish(topic, elsewhere, qos=1, retain=True)
+        assert wait_until(lambda: outcome("r5"), timeout=60)
+        assert "not under fleet.url_prefix" in outcome("r5")["reason"]
+        assert model_version() == "2"  # every refused one left the station as it was
+    finally:
+        fleet.loop_stop()
+        fleet.disconnect()
+        stop.set()
+        thread.join(30)
+
+
+@pytest.mark.parametrize(
+    "payload, why",
+    [
+        ({"schema": 2}, "schema 1"),
+        (
+            {
+                "schema": 1,
+                "rollout": "r",
+                "mode": "now",
+                "bundle": {"name": "n", "sha256": "a" * 64, "url": "u"},
+            },
+            "mode",
+        ),  # noqa: E501
+        (
+            {
+                "schema": 1,
+                "rollout": "r",
+                "mode": "shadow",
+                "bundle": {"name": "n", "sha256": "A" * 64, "url": "u"},
+            },
+            "hex",
+        ),  # noqa: E501
+        (
+            {
+                "schema": 1,
+                "rollout": "r",
+                "mode": "shadow",
+                "bundle": {"name": "n", "sha256": "a" * 64},
+            },
+            "strings",
+        ),  # noqa: E501
+        ({"schema": 1, "rollout": "r", "mode": "shadow", "bundle": {}, "extra": 1}, "only"),
+    ],
+)
+def test_a_desired_state_that_is_not_schema_1_is_refused_with_its_reason(payload, why):
+    with pytest.raises(InvalidDesired, match=why):
+        parse_desired(payload)
+
+
+def test_fleet_needs_a_url_prefix_to_fetch_from():
+    from pi_inspect.edge.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"fleet": {"enabled": True}})
+    assert any("url_prefix" in problem for problem in info.value.problems)
