@@ -130,12 +130,12 @@ class Rejector:
                     self._cond.wait(timeout)
                 elif start <= stop:  # a pulse due when the last one ends extends it
                     heapq.heappop(self._queue)
-                    end = max(start, now) + self._pulse_s
                     if self._off_at is None:
                         self._write(True)
-                        self._off_at = end
+                        # timed from when the relay is on: the pulse is never short of pulse_s
+                        self._off_at = self._clock() + self._pulse_s
                     else:
-                        self._off_at = max(self._off_at, end)
+                        self._off_at = max(self._off_at, max(start, now) + self._pulse_s)
                     self._pulses += 1
                 else:
                     self._write(False)
