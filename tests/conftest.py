@@ -15,6 +15,8 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 # one with extra config lines (TLS listeners, password files) or persistence.
 # ---------------------------------------------------------------------------------------------
 
+import functools  # noqa: E402
+import http.server  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -353,3 +355,24 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def files(tmp_path):
+    """An HTTP server on loopback serving ``tmp_path/www`` (bundles the fleet fetches);
+    yields (folder, URL prefix)."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(www))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

@@ -5,8 +5,6 @@ went; a bundle it cannot apply leaves it on what it runs."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import tarfile
 import threading
@@ -24,26 +22,6 @@ from pi_inspect.edge.daemon import Daemon
 from pi_inspect.edge.daemon.app import open_outputs
 from pi_inspect.edge.deploy import deploy_local
 from pi_inspect.edge.fleet.desired import InvalidDesired, parse_desired
-
-
-@pytest.fixture
-def files(tmp_path):
-    """An HTTP server on loopback serving ``tmp_path/www``; yields (folder, url prefix)."""
-    www = tmp_path / "www"
-    www.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(www))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 def packed(bundle: Path, www: Path) -> tuple[str, str]:

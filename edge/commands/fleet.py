@@ -25,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="action",
         required=True,
         metavar="ACTION",
-        help="status: the table of stations; serve: the live fleet page",
+        help="status: the table of stations; serve: the live fleet page; rollout: a bundle "
+        "ring by ring",
     )
     status = sub.add_parser(
         "status",
@@ -44,6 +45,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--port", type=int, default=8090, help="port of the page on 127.0.0.1 (0: any free port)"
     )
+    rollout = sub.add_parser(
+        "rollout",
+        help="a bundle to the stations ring by ring: shadow, gates, promotion",
+        formatter_class=parser.formatter_class,
+    )
+    _broker_options(rollout)
+    rollout.add_argument("bundle", type=Path, help="the bundle folder to roll out")
+    rollout.add_argument("--stations", help="device ids, comma-separated (default: the inventory)")
+    rollout.add_argument(
+        "--rings", default="1,10%,50%,100%", help="cumulative station counts or shares"
+    )
+    rollout.add_argument(
+        "--serve", default="127.0.0.1:8765",
+        help="HOST:PORT the stations fetch the bundle from (their [fleet] url_prefix)",
+    )  # fmt: skip
+    rollout.add_argument("--soak", type=float, default=60.0, help="seconds in shadow per ring")
+    rollout.add_argument("--min-frames", type=int, default=100, help="shadow frames per station")
+    rollout.add_argument("--min-agreement", type=float, default=0.95, help="shadow agreement gate")
+    rollout.add_argument(
+        "--max-alarm-delta", type=float, default=0.05,
+        help="how far the candidate's alarm rate may exceed the model in service's",
+    )  # fmt: skip
+    rollout.add_argument("--apply-timeout", type=float, default=300.0, help="seconds to apply")
 
 
 def _broker_options(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     password = args.password_file.read_text().strip() if args.password_file else None
     if args.action == "serve":
         return _serve(args, host, port, inventory, password)
+    if args.action == "rollout":
+        from pi_inspect.edge.fleet.rollout_run import rollout_command
+
+        return rollout_command(args, host, port, inventory, password)
     return _status(args, host, port, inventory, password)
 
 

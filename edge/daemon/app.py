@@ -212,6 +212,8 @@ class Daemon:
         if mode == "promote":
             switch_to(models, name)
             self._desired_shadow = None
+        elif mode == "clear":
+            self._desired_shadow = None
         else:
             self._desired_shadow = str(models / name)
         self.request_reload()

@@ -34,7 +34,7 @@ from pi_inspect.edge.health import Health
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
-MODES = ("shadow", "promote")
+MODES = ("shadow", "promote", "clear")  # clear: no bundle in shadow any more
 FETCH_TIMEOUT_S = 60.0
 
 
@@ -60,6 +60,10 @@ def parse_desired(value: Any) -> Desired:
     if not isinstance(value, dict) or value.get("schema") != SCHEMA:
         raise InvalidDesired(f"expected a JSON object with schema {SCHEMA}")
     bundle = value.get("bundle")
+    if value.get("mode") == "clear" and bundle is None and isinstance(value.get("rollout"), str):
+        if set(value) - {"schema", "rollout", "mode", "bundle"}:
+            raise InvalidDesired("expected schema, rollout, mode and bundle only")
+        return Desired(value["rollout"], "clear", "", "", "")
     if set(value) - {"schema", "rollout", "mode", "bundle"} or not isinstance(bundle, dict):
         raise InvalidDesired("expected schema, rollout, mode and bundle only")
     fields = (
@@ -143,6 +147,9 @@ class Applier:
     def _apply(self, desired: Desired) -> None:
         from pi_inspect.edge.bundle import read_manifest
 
+        if desired.mode == "clear":
+            self._use("clear", "")
+            return
         if not desired.url.startswith(self._prefix):
             raise InvalidDesired(f"bundle URL {desired.url} is not under fleet.url_prefix")
         with tempfile.TemporaryDirectory(prefix="pi-inspect-desired-") as tmp:

@@ -72,7 +72,11 @@ def station_report(
             {
                 "name": candidate.get("name"),
                 "version": candidate.get("version"),
+                "identity": candidate.get("identity"),
+                "frames": shadow.get("frames"),
                 "agreement": shadow.get("agreement"),
+                "service_alarm_rate": shadow.get("service_alarm_rate"),
+                "candidate_alarm_rate": shadow.get("candidate_alarm_rate"),
             }
             if isinstance(candidate, dict)
             else None

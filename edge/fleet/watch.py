@@ -115,6 +115,17 @@ class FleetWatch:
         self._settled.wait(timeout)
         return self.connected
 
+    def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+        """Publish retained at QoS 1 on the same connection (a rollout's desired states) and
+        wait until the broker has it; ``ConnectionError`` when it does not take it in time."""
+        info = self._client.publish(topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise ConnectionError(f"broker {self.address} did not take {topic}: {exc}") from None
+        if not info.is_published():
+            raise ConnectionError(f"broker {self.address} did not take {topic} in {timeout:g} s")
+
     def views(self) -> dict[str, StationView]:
         """Every station seen, by device id (sorted): copies, safe to keep and change."""
         with self._lock:
