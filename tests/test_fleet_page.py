@@ -45,7 +45,27 @@ def report(
     body["alarm_rate"] = 0.0123
     if shadow:
         body["shadow"] = {"name": "seam", "version": shadow, "agreement": 0.994}
+        body["desired"] = {"rollout": "r-5e1f-1", "mode": "shadow", "name": "seam",
+                           "sha256": "5e" * 32, "state": "applied", "reason": None}  # fmt: skip
     return body
+
+
+def rollout_record() -> dict:
+    """A rollout in its first ring's soak, as ``fleet rollout`` publishes it."""
+    now = time.time()
+    return {
+        "schema": 1, "id": "r-5e1f-1",
+        "bundle": {"name": "seam", "sha256": "5e" * 32, "url": "http://ws:8765/x.tar"},
+        "stations": INVENTORY, "sizes": [1, 4], "rings": 2,
+        "gates": {"soak_s": 600.0, "min_frames": 100, "min_agreement": 0.95,
+                  "max_alarm_delta": 0.05, "apply_timeout_s": 300.0, "poll_s": 0.5},
+        "state": "running", "ring": 1, "done": 0, "step": "soak", "reason": None,
+        "started": now - 90, "updated": now - 2,
+        "log": [{"at": now - 90, "line": "ring 1: line3-a"},
+                {"at": now - 89, "line": "desired shadow published to line3-a"},
+                {"at": now - 80, "line": "shadow applied on line3-a"},
+                {"at": now - 80, "line": "soak: 600 s and 100 shadow frames each"}],
+    }  # fmt: skip
 
 
 class Publisher:
@@ -75,6 +95,7 @@ def publish_fleet(publisher: Publisher) -> None:
     publisher.station("line3-a", "online", report("line3-a", shadow="1.1.0"))
     publisher.station("line3-b", "online", report("line3-b", "fault", "camera: no frame for 5 s"))
     publisher.station("line3-c", "offline", report("line3-c", age_s=40))
+    publisher.send(f"{PREFIX}/rollout", json.dumps(rollout_record()))
 
 
 def wait_until(predicate, timeout: float = 15.0):
@@ -270,7 +291,14 @@ def test_the_page_shows_every_station_and_a_new_report_within_seconds(fleet, pag
         "51 °C",
         "1.2 %",
     ]
-    assert re.fullmatch(r"\d+ s ago", cells[8]) and cells[9] == "–"
+    assert cells[8] == "shadow applied"  # the desired state sent to it, and how it went
+    assert page.inner_text("#rollout-where") == (
+        "running: ring 1 of 2 (soak), 0 of 4 stations done"
+    )
+    assert page.inner_text("#rollout-log").splitlines()[-1].endswith(
+        "soak: 600 s and 100 shadow frames each"
+    )
+    assert re.fullmatch(r"\d+ s ago", cells[9]) and cells[10] == "–"
     colours = {
         name: page.eval_on_selector(
             f"#rows tr[data-device={name}] td.status", "td => getComputedStyle(td).color"

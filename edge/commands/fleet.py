@@ -51,7 +51,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         formatter_class=parser.formatter_class,
     )
     _broker_options(rollout)
-    rollout.add_argument("bundle", type=Path, help="the bundle folder to roll out")
+    rollout.add_argument(
+        "bundle", type=Path, nargs="?", help="the bundle folder to roll out (not for --abort)"
+    )
+    rollout.add_argument(
+        "--resume", action="store_true",
+        help="continue the interrupted rollout on the broker (BUNDLE: the same bundle)",
+    )  # fmt: skip
+    rollout.add_argument(
+        "--abort", action="store_true",
+        help="roll back every station the rollout on the broker touched",
+    )  # fmt: skip
     rollout.add_argument("--stations", help="device ids, comma-separated (default: the inventory)")
     rollout.add_argument(
         "--rings", default="1,10%,50%,100%", help="cumulative station counts or shares"
@@ -111,18 +121,23 @@ def run(args: argparse.Namespace) -> int:
 def _status(
     args: argparse.Namespace, host: str, port: int, inventory: list[str], password: str | None
 ) -> int:
-    from pi_inspect.edge.fleet.status import BrokerUnreachable, collect, rows
+    from pi_inspect.edge.fleet.status import BrokerUnreachable, collect, rollout_lines, rows
 
     try:
-        views = collect(host, port, args.prefix, args.wait, inventory, args.username, password)
+        views, record = collect(
+            host, port, args.prefix, args.wait, inventory, args.username, password
+        )
     except BrokerUnreachable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    found = rows(views, time.time(), args.stale)
+    now = time.time()
+    found = rows(views, now, args.stale)
     if args.json:
         print(json.dumps(found, indent=2, sort_keys=True))
     else:
         _table(found)
+        for line in rollout_lines(record, now):
+            print(line)
     return 0 if all(row["condition"] == "ok" for row in found) else 1
 
 
@@ -175,6 +190,13 @@ def _stop_on_signals(server: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _desired(desired: dict | None) -> str:
+    """``promote applied``: the last desired state a station was given and how it went."""
+    if not desired:
+        return "-"
+    return f"{desired['mode']} {desired['state']}"
+
+
 def _table(rows: list[dict]) -> None:
     def show(value, fmt="{}") -> str:
         return "-" if value is None else fmt.format(value)
@@ -188,6 +210,7 @@ def _table(rows: list[dict]) -> None:
         "FPS",
         "TEMP",
         "ALARMS",
+        "DESIRED",
         "SEEN",
         "FAULT",
     )
@@ -201,6 +224,7 @@ def _table(rows: list[dict]) -> None:
             show(r["fps"], "{:.1f}"),
             show(r["cpu_temp_c"], "{:.0f}C"),
             show(r["alarm_rate"] if r["alarm_rate"] is None else 100 * r["alarm_rate"], "{:.1f}%"),
+            _desired(r["desired"]),
             show(r["last_seen_s"], "{:.0f}s ago"),
             show(r["fault"] or ("; ".join(r["problems"]) or None)),
         )  # fmt: skip

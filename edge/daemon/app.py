@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pi_inspect.edge.bundle import read_manifest
 from pi_inspect.edge.collect import Keep
 from pi_inspect.edge.config import Config, load_config, output_context
 from pi_inspect.edge.daemon.dispatch import Dispatcher
@@ -29,7 +30,7 @@ from pi_inspect.edge.daemon.model import (
 from pi_inspect.edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from pi_inspect.edge.daemon.status import Faults, Status
 from pi_inspect.edge.daemon.watch import PromotionWatch
-from pi_inspect.edge.deploy import rollback_local, switch_to
+from pi_inspect.edge.deploy import CURRENT, rollback_local, switch_to
 from pi_inspect.edge.errors import PiInspectError
 from pi_inspect.edge.fleet.desired import Desired
 from pi_inspect.edge.fleet.station import desired_applier
@@ -207,13 +208,21 @@ class Daemon:
         return self._applier.submit(desired)
 
     def _use_desired(self, mode: str, name: str) -> None:
-        """A bundle the fleet sent, installed as ``name``: run it in shadow, or switch to it."""
+        """A bundle the fleet sent, installed as ``name``: run it in shadow, or switch to it;
+        ``rollback`` (``name`` is then the bundle's sha256) undoes that bundle."""
         models = models_dir(self.config)
         if mode == "promote":
             switch_to(models, name)
             self._desired_shadow = None
         elif mode == "clear":
             self._desired_shadow = None
+        elif mode == "rollback":
+            self._desired_shadow = None
+            if (
+                _identity(models / CURRENT) == name
+            ):  # otherwise it is not in service: nothing to undo
+                switch = rollback_local(models)
+                log.warning("fleet rollback: back to %s", switch.current)
         else:
             self._desired_shadow = str(models / name)
         self.request_reload()
@@ -337,3 +346,11 @@ def open_snapshots(config: Config) -> SnapshotStore | None:
     )
     store.prune()
     return store
+
+
+def _identity(bundle: Path) -> str | None:
+    """The content sha256 of the bundle at ``bundle`` (a link may point nowhere: None)."""
+    try:
+        return read_manifest(bundle).content_sha256
+    except (PiInspectError, OSError):
+        return None

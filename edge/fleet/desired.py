@@ -2,9 +2,13 @@
 
 The workstation publishes, retained, on ``<prefix>/<device>/desired`` (schema 1)::
 
-    {"schema": 1, "rollout": "r-20261207-1", "mode": "shadow" | "promote",
+    {"schema": 1, "rollout": "r-20261207-1", "mode": "shadow" | "promote" | "rollback",
      "bundle": {"name": "seam", "sha256": "<manifest content sha256>",
                 "url": "http://workstation.lan:8765/<sha256>.tar"}}
+
+(``"mode": "clear"`` with ``"bundle": null`` takes any candidate out of shadow.) ``rollback``
+undoes this bundle: out of shadow, and when it is the model in service, ``current`` goes back to
+``previous`` (checked first, as ``deploy --rollback`` does); nothing is fetched for it.
 
 ``Applier`` fetches the bundle (only from ``[fleet] url_prefix``, at most ``max_bytes``),
 checks that its manifest is the one named (the bundle's identity), installs it as ``deploy``
@@ -22,6 +26,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,12 +39,17 @@ from pi_inspect.edge.health import Health
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
-MODES = ("shadow", "promote", "clear")  # clear: no bundle in shadow any more
+MODES = ("shadow", "promote", "rollback", "clear")  # clear: no bundle in shadow any more
 FETCH_TIMEOUT_S = 60.0
 
 
 class InvalidDesired(PiInspectError, ValueError):
     """A desired-state message that is not schema 1 as documented (the message says why)."""
+
+
+class FetchFailed(PiInspectError, ConnectionError):
+    """The bundle could not be fetched (the server was away, the link broke): worth another try
+    when the same desired state comes again, unlike a bundle that was fetched and refused."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,9 @@ def parse_desired(value: Any) -> Desired:
 
 
 Install = Callable[[Path], str]  # a bundle folder -> its name in the models directory
-Use = Callable[[str, str], None]  # (mode, installed name): shadow it or promote it
+# (mode, installed name) shadows or promotes it; ("rollback", sha256) undoes that bundle;
+# ("clear", "") empties the shadow slot
+Use = Callable[[str, str], None]
 
 
 class Applier:
@@ -97,6 +109,7 @@ class Applier:
         self._lock = threading.Lock()
         self._outcome: dict[str, Any] | None = None
         self._last: Desired | None = None  # the last one submitted: a repeat is not redone
+        self._retry = False  # ... unless its fetch failed
         self._jobs: queue.Queue[Desired | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="fleet-desired", daemon=True)
         self._thread.start()
@@ -105,9 +118,9 @@ class Applier:
         """Apply ``desired`` unless it is the one last asked for (a retained message comes
         again after every reconnect); False when it was a repeat."""
         with self._lock:
-            if desired == self._last:
+            if desired == self._last and not self._retry:
                 return False
-            self._last = desired
+            self._last, self._retry = desired, False
             self._outcome = {**desired.to_dict(), "state": "applying", "reason": None,
                              "at": round(self._clock(), 3)}  # fmt: skip
         self._jobs.put(desired)
@@ -128,7 +141,7 @@ class Applier:
             except Exception as exc:  # whatever went wrong: the station keeps what it runs
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 log.error("desired %s of %s refused: %s", desired.mode, desired.name, reason)
-                self._finish(desired, "failed", reason)
+                self._finish(desired, "failed", reason, retry=isinstance(exc, FetchFailed))
             else:
                 log.info(
                     "desired %s of %s applied (rollout %s)",
@@ -138,9 +151,12 @@ class Applier:
                 )  # noqa: E501
                 self._finish(desired, "applied", None)
 
-    def _finish(self, desired: Desired, state: str, reason: str | None) -> None:
+    def _finish(
+        self, desired: Desired, state: str, reason: str | None, retry: bool = False
+    ) -> None:
         with self._lock:
             if self._last == desired:
+                self._retry = retry
                 self._outcome = {**desired.to_dict(), "state": state, "reason": reason,
                                  "at": round(self._clock(), 3)}  # fmt: skip
 
@@ -149,6 +165,9 @@ class Applier:
 
         if desired.mode == "clear":
             self._use("clear", "")
+            return
+        if desired.mode == "rollback":
+            self._use("rollback", desired.sha256)
             return
         if not desired.url.startswith(self._prefix):
             raise InvalidDesired(f"bundle URL {desired.url} is not under fleet.url_prefix")
@@ -165,13 +184,21 @@ class Applier:
         self._use(desired.mode, name)
 
     def _fetch(self, url: str, dest: Path) -> None:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer, dest.open("wb") as out:  # noqa: S310 - the prefix is checked
-            total = 0
-            while chunk := answer.read(1 << 16):
-                total += len(chunk)
-                if total > self._max_bytes:
-                    raise InvalidDesired(f"bundle larger than fleet.max_bytes ({self._max_bytes})")
-                out.write(chunk)
+        try:
+            with (
+                urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer,
+                dest.open("wb") as out,
+            ):  # noqa: S310 - the prefix is checked
+                total = 0
+                while chunk := answer.read(1 << 16):
+                    total += len(chunk)
+                    if total > self._max_bytes:
+                        raise InvalidDesired(
+                            f"bundle larger than fleet.max_bytes ({self._max_bytes})"
+                        )
+                    out.write(chunk)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:  # HTTPError too
+            raise FetchFailed(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
 
 
 def _unpack(archive: Path, dest: Path) -> Path:

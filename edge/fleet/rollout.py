@@ -10,9 +10,16 @@ Per ring, for the stations new to it:
    most ``max_alarm_delta`` above the model in service;
 3. publish ``promote``; every station must report it applied.
 
-A gate that fails stops the rollout: the ring's stations get ``clear`` (the candidate leaves
-shadow; they keep what they run) and the stations of later rings are never touched. Decides and
-publishes only through what it is given (``publish``, ``views``), so tests drive it in-process.
+A gate that fails stops the rollout and rolls the ring back: its stations get ``rollback`` (the
+candidate leaves shadow; a station that had promoted it goes back to its previous bundle) and the
+stations of later rings are never touched. ``abort`` rolls back every station the rollout
+touched.
+
+Every step is said (``log``, ``echo``) and the rollout's record (schema 1, ``record()``) is
+published retained on ``<prefix>/rollout`` after each: ``fleet status`` shows it, and
+``resume`` continues an interrupted rollout from it. A step is idempotent: a station that already
+applied what a ring asks of it is not asked again. Decides and publishes only through what it is
+given (``publish``, ``views``), so tests drive it in-process.
 """
 
 from __future__ import annotations
@@ -20,12 +27,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+SCHEMA = 1
+RECORD_TOPIC = "rollout"  # <prefix>/rollout: one level above the stations' topics
+LOG_LINES = 40  # the record keeps the newest lines
+ACTIVE = ("running", "interrupted")  # states that --resume or --abort may take up
+STATES = (*ACTIVE, "done", "failed", "aborted")
 
 
 @dataclass(frozen=True)
@@ -45,8 +59,38 @@ class Bundle:
     url: str
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a rollout does: which bundle, to which stations, in which rings, under which gates."""
+
+    rollout_id: str
+    bundle: Bundle
+    stations: tuple[str, ...]  # sorted: ring k is stations[sizes[k-2]:sizes[k-1]]
+    sizes: tuple[int, ...]  # cumulative station counts of the rings
+    gates: Gates
+
+    @classmethod
+    def make(cls, rollout_id: str, bundle: Bundle, stations: Sequence[str], rings: str,
+             gates: Gates) -> Plan:  # fmt: skip
+        ordered = tuple(sorted(stations))
+        return cls(rollout_id, bundle, ordered, tuple(ring_sizes(rings, len(ordered))), gates)
+
+    def ring(self, number: int) -> list[str]:
+        """The stations new to ring ``number`` (1-based)."""
+        start = self.sizes[number - 2] if number > 1 else 0
+        return list(self.stations[start : self.sizes[number - 1]])
+
+
 class RolloutFailed(RuntimeError):
     """A gate failed; the message says which station and why."""
+
+
+class Interrupted(RuntimeError):
+    """``interrupt()`` was called: the rollout stops where it is and can be resumed."""
+
+
+class InvalidRecord(ValueError):
+    """A rollout record that is not schema 1 as documented (the message says why)."""
 
 
 def ring_sizes(spec: str, total: int) -> list[int]:
@@ -66,68 +110,184 @@ def ring_sizes(spec: str, total: int) -> list[int]:
     return sizes
 
 
+def parse_record(value: Any) -> dict[str, Any]:
+    """A rollout record (decoded JSON), checked enough to resume or abort it from."""
+    if not isinstance(value, dict) or value.get("schema") != SCHEMA:
+        raise InvalidRecord(f"expected a JSON object with schema {SCHEMA}")
+    try:
+        plan = plan_of(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidRecord(f"the record's plan is incomplete: {exc}") from None
+    if value.get("state") not in STATES or not isinstance(value.get("ring"), int):
+        raise InvalidRecord("the record has no state or ring")
+    if not 0 <= value.get("done", -1) <= len(plan.stations) or not plan.sizes:
+        raise InvalidRecord("the record's rings do not fit its stations")
+    return value
+
+
+def plan_of(record: dict[str, Any], url: str | None = None) -> Plan:
+    """The plan a record was made from; ``url`` replaces where the bundle is fetched from."""
+    bundle = Bundle(**record["bundle"])
+    if url is not None:
+        bundle = Bundle(bundle.name, bundle.sha256, url)
+    stations = tuple(str(s) for s in record["stations"])
+    sizes = tuple(int(n) for n in record["sizes"])
+    if list(sizes) != sorted(set(sizes)) or (sizes and not 0 < sizes[-1] <= len(stations)):
+        raise ValueError("sizes must grow and fit the stations")
+    return Plan(str(record["id"]), bundle, stations, sizes, Gates(**record["gates"]))
+
+
 Views = Callable[[], dict[str, Any]]  # device -> StationView (its .report)
 Publish = Callable[[str, bytes], None]  # (topic, retained payload)
 
 
 class Rollout:
+    """Runs one ``Plan``; ``run()`` from the start, ``resume(record)`` from where a record says
+    it stopped, ``abort()`` rolls back; ``interrupt()`` (from another thread) stops it between
+    steps."""
+
     def __init__(
         self,
-        rollout_id: str,
-        bundle: Bundle,
-        stations: Sequence[str],
-        rings: str,
-        gates: Gates,
+        plan: Plan,
         *,
         prefix: str,
         publish: Publish,
         views: Views,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        wall: Callable[[], float] = time.time,
+        echo: Callable[[str], None] | None = None,
     ) -> None:
-        self.rollout_id, self.bundle, self.gates = rollout_id, bundle, gates
-        self.stations = sorted(stations)
-        self.sizes = ring_sizes(rings, len(self.stations))
+        self.plan = plan
         self._prefix, self._publish, self._views = prefix, publish, views
-        self._clock, self._sleep = clock, sleep
+        self._stop = threading.Event()
+        self._clock, self._wall, self._echo = clock, wall, echo
+        self._sleep = sleep if sleep is not None else self._stop.wait
         self.log: list[str] = []  # every step, as said
+        self._lines: list[dict[str, Any]] = []  # the newest, timed, for the record
+        self.state, self.ring, self.done, self.step = "running", 0, 0, ""
+        self.reason: str | None = None
+        self.started = wall()
+
+    # -- what the workstation asks ----------------------------------------------------------
+    @property
+    def gates(self) -> Gates:
+        return self.plan.gates
 
     def run(self) -> bool:
-        """True when every ring took the bundle; False when a gate stopped it."""
-        done = 0
-        for ring, size in enumerate(self.sizes, 1):
-            new = self.stations[done:size]
-            self._say(f"ring {ring}: {', '.join(new)}")
+        """True when every ring took the bundle; False when a gate stopped it (or it was
+        interrupted: ``state`` says which)."""
+        return self._rings(first=1)
+
+    def resume(self, record: dict[str, Any]) -> bool:
+        """Continue the rollout ``record`` describes from its ring: the rings before it are
+        done; stations of this ring that already applied a step are not asked again."""
+        self.done, self.started = int(record["done"]), float(record.get("started") or self.started)
+        self._lines = list(record.get("log") or [])[-LOG_LINES:]
+        first = next(k for k, size in enumerate(self.plan.sizes, 1) if size > self.done)
+        self._say(f"resumed at ring {first}")
+        return self._rings(first)
+
+    def abort(self, record: dict[str, Any] | None = None) -> bool:
+        """Roll back every station the rollout touched (all rings up to the current one); True
+        when each one reported it."""
+        if record is not None:
+            self.ring, self.done = int(record["ring"]), int(record["done"])
+            self._lines = list(record.get("log") or [])[-LOG_LINES:]
+            self.started = float(record.get("started") or self.started)
+        ring = max(self.ring, 1)
+        touched = list(self.plan.stations[: self.plan.sizes[min(ring, len(self.plan.sizes)) - 1]])
+        self._say(f"abort: rolling back {', '.join(touched)}")
+        ok = self._roll_back(touched)
+        self._finish("aborted", None if ok else "not every station confirmed the rollback")
+        return ok
+
+    def interrupt(self) -> None:
+        """Stop at the next step (thread-safe); the stations keep what they were asked."""
+        self._stop.set()
+
+    def record(self) -> dict[str, Any]:
+        """What ``<prefix>/rollout`` holds (schema 1, docs/fleet.md)."""
+        plan = self.plan
+        return {
+            "schema": SCHEMA, "id": plan.rollout_id, "bundle": asdict(plan.bundle),
+            "stations": list(plan.stations), "sizes": list(plan.sizes),
+            "gates": asdict(plan.gates), "state": self.state, "ring": self.ring,
+            "rings": len(plan.sizes), "done": self.done, "step": self.step,
+            "reason": self.reason, "started": round(self.started, 3),
+            "updated": round(self._wall(), 3), "log": self._lines,
+        }  # fmt: skip
+
+    # -- the rings --------------------------------------------------------------------------
+    def _rings(self, first: int) -> bool:
+        for number in range(first, len(self.plan.sizes) + 1):
+            self.ring = number
+            stations = self.plan.ring(number)
+            self._say(f"ring {number}: {', '.join(stations)}")
             try:
-                self._ring(new)
-            except RolloutFailed as exc:
-                self._say(f"ring {ring} stopped: {exc}")
-                self._desire(new, "clear")
-                self._say(f"ring {ring}: the candidate left shadow; later rings untouched")
+                self._ring(stations)
+            except Interrupted:
+                where = f"interrupted at ring {number} ({self.step})"
+                self._finish("interrupted", where, where)
                 return False
-            done = size
-        self._say(f"rolled out to {done} stations")
+            except ConnectionError as exc:  # the broker went away: resume once it is back
+                where = f"interrupted at ring {number} ({self.step}): {exc}"
+                self._finish("interrupted", where, where)
+                return False
+            except RolloutFailed as exc:
+                self._say(f"ring {number} stopped: {exc}")
+                self._roll_back(stations)
+                self._say(f"ring {number} rolled back; later rings untouched")
+                self._finish("failed", str(exc))
+                return False
+            self.done = self.plan.sizes[number - 1]
+        self._finish("done", None, f"rolled out to {self.done} stations")
         return True
 
-    # -- one ring ---------------------------------------------------------------------------
     def _ring(self, stations: list[str]) -> None:
-        self._desire(stations, "shadow")
-        self._wait_applied(stations, "shadow")
-        self._soak(stations)
-        self._desire(stations, "promote")
-        self._wait_applied(stations, "promote")
+        promoted = [s for s in stations if self._applied(s, "promote")]
+        rest = [s for s in stations if s not in promoted]
+        if rest:
+            self.step = "shadow"
+            self._desire([s for s in rest if not self._applied(s, "shadow")], "shadow")
+            self._wait_applied(rest, "shadow")
+            self.step = "soak"
+            self._soak(rest)
+            self.step = "promote"
+            self._desire(rest, "promote")
+            self._wait_applied(rest, "promote")
         self._say(f"promoted on {', '.join(stations)}")
 
+    def _roll_back(self, stations: list[str]) -> bool:
+        """``rollback`` to ``stations``, waiting (at most the apply timeout) until each says it
+        applied it; a station that does not is named, and the rollout goes on stopping."""
+        self.step = "rollback"
+        self._desire(stations, "rollback")
+        try:
+            self._wait_applied(stations, "rollback", interruptible=False)
+        except RolloutFailed as exc:
+            self._say(f"rollback not confirmed: {exc}")
+            return False
+        return True
+
     def _desire(self, stations: list[str], mode: str) -> None:
-        bundle = None if mode == "clear" else {
-            "name": self.bundle.name, "sha256": self.bundle.sha256, "url": self.bundle.url
-        }  # fmt: skip
-        payload = {"schema": 1, "rollout": self.rollout_id, "mode": mode, "bundle": bundle}
+        if not stations:
+            return
+        bundle = asdict(self.plan.bundle)
+        payload = {"schema": 1, "rollout": self.plan.rollout_id, "mode": mode, "bundle": bundle}
         for station in stations:
             self._publish(f"{self._prefix}/{station}/desired", json.dumps(payload).encode())
         self._say(f"desired {mode} published to {', '.join(stations)}")
 
-    def _wait_applied(self, stations: list[str], mode: str) -> None:
+    def _applied(self, station: str, mode: str) -> bool:
+        outcome = self._outcome(station)
+        return (
+            outcome is not None
+            and outcome.get("mode") == mode
+            and outcome.get("state") == "applied"
+        )
+
+    def _wait_applied(self, stations: list[str], mode: str, interruptible: bool = True) -> None:
         deadline = self._clock() + self.gates.apply_timeout_s
         while True:
             waiting = []
@@ -146,12 +306,14 @@ class Rollout:
                 return
             if self._clock() > deadline:
                 raise RolloutFailed(
-                    f"no {mode} applied within {self.gates.apply_timeout_s:g} s on {', '.join(waiting)}"
-                )  # noqa: E501
-            self._sleep(self.gates.poll_s)
+                    f"no {mode} applied within {self.gates.apply_timeout_s:g} s on "
+                    f"{', '.join(waiting)}"
+                )
+            self._pause(interruptible)
 
     def _soak(self, stations: list[str]) -> None:
         gates = self.gates
+        self._say(f"soak: {gates.soak_s:g} s and {gates.min_frames} shadow frames each")
         started = self._clock()
         deadline = started + gates.soak_s + gates.apply_timeout_s
         while True:
@@ -169,7 +331,14 @@ class Rollout:
                 return
             if self._clock() > deadline:
                 raise RolloutFailed(f"fewer than {gates.min_frames} shadow frames within the soak")
-            self._sleep(gates.poll_s)
+            self._pause(True)
+
+    def _pause(self, interruptible: bool) -> None:
+        if interruptible and self._stop.is_set():
+            raise Interrupted()
+        self._sleep(self.gates.poll_s)
+        if interruptible and self._stop.is_set():
+            raise Interrupted()
 
     def _check(self, station: str, shadow: dict[str, Any]) -> None:
         """The alarm rate first (the line's own number: a candidate that rejects good parts),
@@ -194,16 +363,29 @@ class Rollout:
 
     def _outcome(self, station: str) -> dict[str, Any] | None:
         outcome = self._report(station).get("desired")
-        if not isinstance(outcome, dict) or outcome.get("rollout") != self.rollout_id:
+        if not isinstance(outcome, dict) or outcome.get("rollout") != self.plan.rollout_id:
             return None
         return outcome
 
     def _shadow(self, station: str) -> dict[str, Any] | None:
         shadow = self._report(station).get("shadow")
-        if not isinstance(shadow, dict) or shadow.get("identity") != self.bundle.sha256:
+        if not isinstance(shadow, dict) or shadow.get("identity") != self.plan.bundle.sha256:
             return None
         return shadow
 
+    # -- saying it --------------------------------------------------------------------------
+    def _finish(self, state: str, reason: str | None, line: str | None = None) -> None:
+        self.state, self.reason = state, reason
+        self._say(line or f"{state}" + (f": {reason}" if reason else ""))
+
     def _say(self, line: str) -> None:
         self.log.append(line)
-        log.info("rollout %s: %s", self.rollout_id, line)
+        self._lines = [*self._lines, {"at": round(self._wall(), 3), "line": line}][-LOG_LINES:]
+        if self._echo is not None:
+            self._echo(line)
+        else:
+            log.info("rollout %s: %s", self.plan.rollout_id, line)
+        try:
+            self._publish(f"{self._prefix}/{RECORD_TOPIC}", json.dumps(self.record()).encode())
+        except ConnectionError as exc:  # the record is for people; the rollout goes on
+            log.warning("rollout record not published: %s", exc)

@@ -1,19 +1,33 @@
 """``pi-inspect fleet rollout``: the bundle served over HTTP for the stations to fetch, the
-desired states published through one broker connection, the gates of ``rollout.Rollout``."""
+desired states published through one broker connection, the gates of ``rollout.Rollout``;
+``--resume`` and ``--abort`` take up the rollout whose record is on the broker."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
+import signal
 import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pi_inspect.edge.errors import ConfigError
-from pi_inspect.edge.fleet.rollout import Bundle, Gates, Rollout
+from pi_inspect.edge.fleet.rollout import (
+    ACTIVE,
+    RECORD_TOPIC,
+    Bundle,
+    Gates,
+    Plan,
+    Rollout,
+    plan_of,
+)
+
+RECORD_WAIT_S = 1.0  # how long a retained rollout record may take to arrive
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -44,33 +58,93 @@ def pack(bundle: Path, into: Path) -> tuple[str, str, str]:
 def rollout_command(
     args: argparse.Namespace, host: str, port: int, inventory: list[str], password: str | None
 ) -> int:
+    """A new rollout, ``--resume`` of the one on the broker, or ``--abort`` of it. Exit status:
+    0 done (or aborted with every station confirming), 1 a gate stopped it, it was interrupted or
+    there is nothing to take up; a broker away is an error (exit 2 from the command line)."""
+    from pi_inspect.edge.fleet.status import BrokerUnreachable
     from pi_inspect.edge.fleet.watch import FleetWatch
 
-    stations = [s for s in (args.stations or "").split(",") if s] or inventory
-    if not stations:
-        raise ConfigError("name the stations: --stations a,b,c or --inventory FILE")
+    if args.abort and args.resume:
+        raise ConfigError("--resume and --abort: one or the other")
+    if not args.abort and args.bundle is None:
+        raise ConfigError("name the bundle folder to roll out")
+    with FleetWatch(host, port, args.prefix, args.username, password) as watch:
+        if not watch.wait_connected(10.0):
+            raise BrokerUnreachable(f"broker {watch.address} {watch.error or 'refused: no answer'}")
+        record = watch.wait_record(RECORD_WAIT_S)
+        if args.abort or args.resume:
+            if record is None:
+                print(f"no rollout on the broker under {args.prefix}/{RECORD_TOPIC}")
+                return 1
+            if args.resume and record["state"] not in ACTIVE:
+                print(f"rollout {record['id']} is {record['state']}: nothing to resume")
+                return 1
+        elif record is not None and record["state"] in ACTIVE:
+            print(
+                f"rollout {record['id']} is {record['state']} at ring {record['ring']} of "
+                f"{len(record['sizes'])}: take it up first with --resume BUNDLE or --abort"
+            )
+            return 1
+        if args.abort:
+            rollout = _rollout(plan_of(record), args, watch)
+            with _interrupt_on_signals(rollout):
+                return 0 if rollout.abort(record) else 1
+        return _serve_and_run(args, watch, record, inventory)
+
+
+def _serve_and_run(args, watch, record, inventory: list[str]) -> int:
     serve_host, _, serve_port = args.serve.rpartition(":")
     if not serve_port.isdigit():
         raise ConfigError(f"--serve {args.serve}: expected HOST:PORT")
-    gates = Gates(args.soak, args.min_frames, args.min_agreement, args.max_alarm_delta,
-                  args.apply_timeout)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pi-inspect-rollout-") as tmp:
         name, bundle_name, sha = pack(args.bundle, Path(tmp))
+        if args.resume and sha != record["bundle"]["sha256"]:
+            raise ConfigError(
+                f"{args.bundle} is {sha[:12]}; rollout {record['id']} rolls out "
+                f"{record['bundle']['sha256'][:12]}"
+            )
         server = serve_folder(Path(tmp), serve_host, int(serve_port))
         url = f"http://{serve_host}:{server.server_address[1]}/{name}"
         try:
-            with FleetWatch(host, port, args.prefix, args.username, password) as watch:
-                if not watch.wait_connected(10.0):
-                    raise ConnectionError(f"broker {watch.address}: {watch.error or 'no answer'}")
-                rollout = Rollout(
-                    f"r-{sha[:8]}-{int(time.time())}", Bundle(bundle_name, sha, url), stations,
-                    args.rings, gates, prefix=args.prefix, publish=watch.publish,
-                    views=watch.views,
-                )  # fmt: skip
-                ok = rollout.run()
-                for line in rollout.log:
-                    print(line)
+            if args.resume:
+                rollout = _rollout(plan_of(record, url), args, watch)
+                with _interrupt_on_signals(rollout):
+                    ok = rollout.resume(record)
+            else:
+                stations = [s for s in (args.stations or "").split(",") if s] or inventory
+                if not stations:
+                    raise ConfigError("name the stations: --stations a,b,c or --inventory FILE")
+                gates = Gates(args.soak, args.min_frames, args.min_agreement,
+                              args.max_alarm_delta, args.apply_timeout)  # fmt: skip
+                plan = Plan.make(f"r-{sha[:8]}-{int(time.time())}",
+                                 Bundle(bundle_name, sha, url), stations, args.rings, gates)  # fmt: skip
+                rollout = _rollout(plan, args, watch)
+                with _interrupt_on_signals(rollout):
+                    ok = rollout.run()
         finally:
             server.shutdown()
             server.server_close()
+    if rollout.state == "interrupted":
+        print(f"resume: pi-inspect fleet rollout --resume {args.bundle}; undo: --abort")
     return 0 if ok else 1
+
+
+def _rollout(plan: Plan, args: argparse.Namespace, watch) -> Rollout:
+    def echo(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    return Rollout(plan, prefix=args.prefix, publish=watch.publish, views=watch.views, echo=echo)
+
+
+@contextlib.contextmanager
+def _interrupt_on_signals(rollout: Rollout) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the rollout between steps, its record saying where."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: rollout.interrupt())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -24,6 +24,7 @@ __all__ = [
     "StationView",
     "collect",
     "read_inventory",
+    "rollout_lines",
     "rows",
     "with_inventory",
 ]
@@ -33,6 +34,8 @@ CONNECT_TIMEOUT_S = 10.0
 
 class BrokerUnreachable(PiInspectError, ConnectionError):
     """The broker did not accept the connection."""
+
+    exit_code = 2
 
 
 def read_inventory(path: Path) -> list[str]:
@@ -65,16 +68,39 @@ def collect(
     inventory: Iterable[str] = (),
     username: str | None = None,
     password: str | None = None,
-) -> dict[str, StationView]:
+) -> tuple[dict[str, StationView], dict[str, Any] | None]:
     """Every station the broker holds a report or availability for under ``prefix``, and the
-    inventory's, after listening ``wait_s``; raises ``BrokerUnreachable`` when the broker cannot
-    be reached or refuses the connection."""
+    inventory's, after listening ``wait_s``, with the rollout record (or None); raises
+    ``BrokerUnreachable`` when the broker cannot be reached or refuses the connection."""
     with FleetWatch(host, port, prefix, username, password) as watch:
         if not watch.wait_connected(CONNECT_TIMEOUT_S):
             raise BrokerUnreachable(f"broker {host}:{port} {watch.error or 'refused: no answer'}")
         time.sleep(wait_s)
-        views = watch.views()
-    return with_inventory(views, inventory)
+        views, record = watch.views(), watch.rollout()
+    return with_inventory(views, inventory), record
+
+
+def rollout_lines(record: dict[str, Any] | None, now: float, last: int = 5) -> list[str]:
+    """What ``fleet status`` prints of the rollout record: where it stands, its newest steps."""
+    if record is None:
+        return []
+    bundle = record.get("bundle") or {}
+    head = (
+        f"rollout {record.get('id')}: {bundle.get('name')} {str(bundle.get('sha256'))[:12]}, "
+        f"{record.get('state')}, ring {record.get('ring')} of {len(record.get('sizes') or [])}, "
+        f"{record.get('done')} of {len(record.get('stations') or [])} stations done"
+    )
+    if record.get("state") in ("running", "interrupted") and record.get("step"):
+        head += f", step {record['step']}"
+    updated = _number(record.get("updated"))
+    if updated is not None:
+        head += f" (updated {max(0.0, now - updated):.0f} s ago)"
+    steps = [
+        f"  {time.strftime('%H:%M:%S', time.localtime(item['at']))} {item['line']}"
+        for item in (record.get("log") or [])[-last:]
+        if isinstance(item, dict) and _number(item.get("at")) is not None
+    ]
+    return [head, *steps]
 
 
 def rows(
@@ -105,9 +131,17 @@ def _row(view: StationView, now: float, stale_s: float) -> dict[str, Any]:
         "cpu_temp_c": _number(health.get("cpu_temp_c")),
         "spool_depth": _number(health.get("spool_depth")),
         "alarm_rate": _number(report.get("alarm_rate")),
+        "desired": _desired(report.get("desired")),
         "last_seen_s": round(now - at, 1) if at is not None else None,
         "problems": list(view.problems),
     }
+
+
+def _desired(value: Any) -> dict[str, Any] | None:
+    """The station's last desired state and its outcome: rollout, mode, state, reason."""
+    if not isinstance(value, dict):
+        return None
+    return {k: _text(value.get(k)) for k in ("rollout", "mode", "state", "reason")}
 
 
 def _dict(value: Any) -> dict[str, Any]:

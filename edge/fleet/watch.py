@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pi_inspect.edge.fleet.report import SCHEMA
+from pi_inspect.edge.fleet.rollout import RECORD_TOPIC, InvalidRecord, parse_record
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -68,6 +69,7 @@ class FleetWatch:
         self._depth = len(prefix.split("/"))
         self._lock = threading.Lock()
         self._views: dict[str, StationView] = {}
+        self._record: dict[str, Any] | None = None  # the rollout's, from <prefix>/rollout
         self._connected = False
         self._settled = threading.Event()  # the first connection attempt has an outcome
         self._error: str | None = None
@@ -134,6 +136,18 @@ class FleetWatch:
                 for name, view in sorted(self._views.items())
             }
 
+    def rollout(self) -> dict[str, Any] | None:
+        """The newest rollout record on the broker (``rollout.parse_record``), or None."""
+        with self._lock:
+            return json.loads(json.dumps(self._record)) if self._record else None
+
+    def wait_record(self, timeout: float) -> dict[str, Any] | None:
+        """The rollout record, waiting up to ``timeout`` for the retained one to arrive."""
+        deadline = time.monotonic() + timeout
+        while (record := self.rollout()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return record
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
@@ -157,7 +171,11 @@ class FleetWatch:
             with self._lock:
                 self._connected, self._error = False, f"refused: {reason}"
         else:
-            topics = [(f"{self.prefix}/+/report", 1), (f"{self.prefix}/+/availability", 1)]
+            topics = [
+                (f"{self.prefix}/+/report", 1),
+                (f"{self.prefix}/+/availability", 1),
+                (f"{self.prefix}/{RECORD_TOPIC}", 1),
+            ]
             client.subscribe(topics)
             with self._lock:
                 self._connected, self._error = True, None
@@ -178,6 +196,9 @@ class FleetWatch:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         levels = message.topic.split("/")
+        if len(levels) == self._depth + 1 and levels[-1] == RECORD_TOPIC:
+            self._take_record(message.payload)
+            return
         if len(levels) != self._depth + 2:
             return
         device, kind = levels[self._depth], levels[self._depth + 1]
@@ -194,6 +215,14 @@ class FleetWatch:
                 view.problems = [problem] if problem else []
             if view.report is None and view.availability is None and not view.problems:
                 del self._views[device]  # both retained messages cleared: gone from the broker
+
+    def _take_record(self, payload: bytes) -> None:
+        try:
+            record = parse_record(json.loads(payload)) if payload else None
+        except (ValueError, RecursionError, InvalidRecord):  # not ours to act on: ignored
+            return
+        with self._lock:
+            self._record = record
 
 
 def _read_report(payload: bytes) -> tuple[dict[str, Any] | None, str | None]:

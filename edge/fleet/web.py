@@ -134,6 +134,7 @@ def create_app(watch: FleetWatch, inventory: Iterable[str], stale_s: float) -> F
                 "broker": watch.address,
                 "connected": watch.connected,
                 "error": watch.error,
+                "rollout": watch.rollout(),  # the record as the rollout published it
             },
         )
 

@@ -39,9 +39,35 @@ function rowFor(row) {
   cell(tr, "num temp", number(row.cpu_temp_c, 0, " °C"));
   const rate = typeof row.alarm_rate === "number" ? 100 * row.alarm_rate : null;
   cell(tr, "num alarms", number(rate, 1, " %"));
+  const desired = row.desired ? `${row.desired.mode} ${row.desired.state}` : null;
+  cell(tr, "desired", desired);
   cell(tr, "num seen", ago(row.last_seen_s));
   cell(tr, "fault", row.fault || (row.problems || []).join("; "));
   return tr;
+}
+
+function showRollout(record) {
+  const section = document.getElementById("rollout");
+  section.hidden = !record;
+  if (!record) return;
+  section.dataset.state = record.state;
+  const bundle = record.bundle || {};
+  document.getElementById("rollout-id").textContent =
+    `${record.id} · ${bundle.name} ${String(bundle.sha256).slice(0, 12)}`;
+  const stations = (record.stations || []).length;
+  const sizes = record.sizes || [];
+  const active = record.state === "running" || record.state === "interrupted";
+  const step = active && record.step ? ` (${record.step})` : "";
+  let where = `${record.state}: ring ${record.ring} of ${sizes.length}${step}, ` +
+    `${record.done} of ${stations} stations done`;
+  if (record.reason) where += ` (${record.reason})`;
+  document.getElementById("rollout-where").textContent = where;
+  const items = (record.log || []).slice(-8).map((item) => {
+    const li = document.createElement("li");
+    li.textContent = `${new Date(1000 * item.at).toLocaleTimeString()} ${item.line}`;
+    return li;
+  });
+  document.getElementById("rollout-log").replaceChildren(...items);
 }
 
 function show(data) {
@@ -52,6 +78,7 @@ function show(data) {
   const summary = document.getElementById("summary");
   summary.textContent = `${rows.length} stations, ${ok} ok, ${rows.length - ok} not ok`;
   summary.classList.toggle("bad", ok < rows.length);
+  showRollout(data.rollout);
   const link = document.getElementById("link");
   const at = new Date(1000 * data.at).toLocaleTimeString();
   if (data.connected) {
