@@ -169,3 +169,39 @@ def test_fleet_needs_a_url_prefix_to_fetch_from():
     with pytest.raises(ConfigError) as info:
         parse_config({"fleet": {"enabled": True}})
     assert any("url_prefix" in problem for problem in info.value.problems)
+
+
+def test_a_fetch_that_failed_is_tried_again_when_the_same_desired_state_comes_back(
+    tmp_path, files
+):
+    from conftest import free_loopback_port
+
+    from pi_inspect.edge.fleet.desired import Applier, Desired
+
+    def refuse(folder: Path) -> str:
+        raise ValueError("golden set failed")
+
+    applier = Applier("http://127.0.0.1:", 1 << 20, refuse, lambda mode, name: None)
+    try:
+        away = Desired(
+            "r-1", "shadow", "seam", "ab" * 32, f"http://127.0.0.1:{free_loopback_port()}/x.tar"
+        )
+
+        def outcome() -> dict:
+            return applier.health().stats["desired"]
+
+        assert applier.submit(away)
+        assert wait_until(lambda: outcome()["state"] == "failed", 10)
+        assert outcome()["reason"].startswith("cannot fetch http://127.0.0.1:")
+        assert applier.submit(away)  # the server was away: worth another try
+        assert wait_until(lambda: outcome()["state"] == "failed", 10)
+
+        www, prefix = files
+        name, sha = packed(make_bundle(tmp_path, "seam", "2"), www)
+        fetched = Desired("r-1", "shadow", "seam", sha, prefix + name)
+        assert applier.submit(fetched)
+        assert wait_until(lambda: outcome()["state"] == "failed" and outcome()["sha256"] == sha, 30)
+        assert outcome()["reason"] == "golden set failed"
+        assert not applier.submit(fetched)  # fetched and refused: a repeat is not redone
+    finally:
+        applier.close()
