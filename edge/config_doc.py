@@ -58,6 +58,8 @@ MEANINGS = {
     "fleet.enabled": "follow the desired state the workstation publishes for this station",
     "fleet.url_prefix": "bundles are fetched only from URLs that start with this",
     "fleet.max_bytes": "largest bundle archive fetched",
+    "fleet.ca_file": "https:// url_prefix: the CA file that signed the workstation's certificate "
+    "(default: the system's CAs)",
     "reject.enabled": "pulse gpio.relay for each rejected part instead of following defects",
     "reject.delay_ms": "from a part's trigger to its reject pulse (camera to ejector travel)",
     "reject.pulse_ms": "length of a reject pulse",

@@ -6,6 +6,7 @@ went; a bundle it cannot apply leaves it on what it runs."""
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 import threading
 from pathlib import Path
@@ -205,3 +206,54 @@ def test_a_fetch_that_failed_is_tried_again_when_the_same_desired_state_comes_ba
         assert not applier.submit(fetched)  # fetched and refused: a repeat is not redone
     finally:
         applier.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not found")
+def test_bundles_come_over_https_verified_against_the_configured_ca(tmp_path):
+    from test_mqtt_tls import make_pki
+
+    from pi_inspect.edge.fleet.desired import Applier, Desired
+    from pi_inspect.edge.fleet.rollout_run import serve_folder
+
+    pki_dir = tmp_path / "pki"
+    pki_dir.mkdir()
+    pki = make_pki(pki_dir)
+    www = tmp_path / "www"
+    www.mkdir()
+    name, sha = packed(make_bundle(tmp_path, "seam", "2"), www)
+    server = serve_folder(www, "127.0.0.1", 0, (pki["server.crt"], pki["server.key"]))
+    prefix = f"https://127.0.0.1:{server.server_address[1]}/"
+    installed: list[str] = []
+
+    def install(folder: Path) -> str:
+        installed.append(read_manifest(folder).content_sha256)
+        return "seam-2"
+
+    trusting = Applier(prefix, 1 << 24, install, lambda mode, n: None, ca_file=pki["ca.crt"])
+    default = Applier(prefix, 1 << 24, install, lambda mode, n: None)
+    try:
+        wanted = Desired("r-1", "shadow", "seam", sha, prefix + name)
+        assert trusting.submit(wanted) and default.submit(wanted)
+        for applier in (trusting, default):
+            assert wait_until(
+                lambda a=applier: a.health().stats["desired"]["state"] != "applying", 30
+            )
+        assert trusting.health().stats["desired"]["state"] == "applied", trusting.health().stats
+        refused = default.health().stats["desired"]
+        assert refused["state"] == "failed" and "CERTIFICATE_VERIFY_FAILED" in refused["reason"]
+        assert installed == [sha]
+    finally:
+        trusting.close()
+        default.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_ca_file_without_an_https_prefix_is_refused():
+    from pi_inspect.edge.errors import ConfigError
+
+    fleet = {"enabled": True, "url_prefix": "http://ws:8765/", "ca_file": "/etc/ca.crt"}
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"fleet": fleet})
+    assert any("ca_file is for an https:// url_prefix" in p for p in refused.value.problems)
+    parse_config({"fleet": {**fleet, "url_prefix": "https://ws:8765/"}})  # no I/O: not read here

@@ -70,6 +70,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--serve", default="127.0.0.1:8765",
         help="HOST:PORT the stations fetch the bundle from (their [fleet] url_prefix)",
     )  # fmt: skip
+    rollout.add_argument(
+        "--tls-cert", type=Path, help="serve the bundle over HTTPS with this certificate chain"
+    )
+    rollout.add_argument("--tls-key", type=Path, help="the certificate's private key file")
     rollout.add_argument("--soak", type=float, default=60.0, help="seconds in shadow per ring")
     rollout.add_argument("--min-frames", type=int, default=100, help="shadow frames per station")
     rollout.add_argument("--min-agreement", type=float, default=0.95, help="shadow agreement gate")

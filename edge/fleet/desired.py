@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import ssl
 import tarfile
 import tempfile
 import threading
@@ -102,9 +103,9 @@ class Applier:
 
     def __init__(
         self, url_prefix: str, max_bytes: int, install: Install, use: Use,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, ca_file: Path | None = None,
     ) -> None:  # fmt: skip
-        self._prefix, self._max_bytes = url_prefix, max_bytes
+        self._prefix, self._max_bytes, self._ca_file = url_prefix, max_bytes, ca_file
         self._install, self._use, self._clock = install, use, clock
         self._lock = threading.Lock()
         self._outcome: dict[str, Any] | None = None
@@ -184,9 +185,14 @@ class Applier:
         self._use(desired.mode, name)
 
     def _fetch(self, url: str, dest: Path) -> None:
+        context = None
+        if url.startswith("https://"):  # verified against the system's CAs or ca_file
+            context = ssl.create_default_context(
+                cafile=str(self._ca_file) if self._ca_file is not None else None
+            )
         try:
             with (
-                urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer,
+                urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S, context=context) as answer,
                 dest.open("wb") as out,
             ):  # noqa: S310 - the prefix is checked
                 total = 0

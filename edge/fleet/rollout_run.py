@@ -9,6 +9,7 @@ import contextlib
 import functools
 import http.server
 import signal
+import ssl
 import tarfile
 import tempfile
 import threading
@@ -35,11 +36,22 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve_folder(folder: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
-    """Serve ``folder``'s files (the bundle archive only) on ``host:port`` from a thread."""
+def serve_folder(
+    folder: Path, host: str, port: int, tls: tuple[Path, Path] | None = None
+) -> http.server.ThreadingHTTPServer:
+    """Serve ``folder``'s files (the bundle archive only) on ``host:port`` from a thread; over
+    HTTPS with ``tls`` = (certificate chain file, key file)."""
     server = http.server.ThreadingHTTPServer(
         (host, port), functools.partial(_Quiet, directory=str(folder))
     )
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+        except (OSError, ssl.SSLError) as exc:
+            server.server_close()
+            raise ConfigError(f"--tls-cert/--tls-key: {exc}") from None
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, name="fleet-bundles", daemon=True).start()
     return server
 
@@ -103,8 +115,12 @@ def _serve_and_run(args, watch, record, inventory: list[str]) -> int:
                 f"{args.bundle} is {sha[:12]}; rollout {record['id']} rolls out "
                 f"{record['bundle']['sha256'][:12]}"
             )
-        server = serve_folder(Path(tmp), serve_host, int(serve_port))
-        url = f"http://{serve_host}:{server.server_address[1]}/{name}"
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        tls = (args.tls_cert, args.tls_key) if args.tls_cert is not None else None
+        server = serve_folder(Path(tmp), serve_host, int(serve_port), tls)
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{serve_host}:{server.server_address[1]}/{name}"
         try:
             if args.resume:
                 rollout = _rollout(plan_of(record, url), args, watch)

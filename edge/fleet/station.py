@@ -21,4 +21,4 @@ def desired_applier(config: Any, use: Callable[[str, str], None]) -> Applier | N
     def install(folder: Path) -> str:
         return install_bundle(folder, models_dir(config), check=check_in_child).name
 
-    return Applier(fleet.url_prefix, fleet.max_bytes, install, use)
+    return Applier(fleet.url_prefix, fleet.max_bytes, install, use, ca_file=fleet.ca_file)
