@@ -368,6 +368,7 @@ def main() -> int:
         while len(collector.reports) < want and time.monotonic() < deadline:
             time.sleep(1)
         started_s = time.monotonic() - t0
+        reporting = len(collector.reports)
         print(f"{len(collector.reports)} of {want} stations reporting after {started_s:.0f} s",
               flush=True)  # fmt: skip
         time.sleep(args.settle)
@@ -397,6 +398,7 @@ def main() -> int:
         back_at = time.time()
         time.sleep(args.recover)
         cut = time.time() - 15.0  # events older than this must all have arrived
+        died = [name for name, proc, _ in procs if proc.poll() is not None]  # before the end
         for _, proc, _ in procs:
             proc.send_signal(signal.SIGTERM)
         for sim in sims:
@@ -411,9 +413,13 @@ def main() -> int:
         time.sleep(2)
         _, received = collector.snapshot()
 
-        emitted = []
+        emitted, silent = [], []
         for name, _, out in procs:
-            emitted += emitted_events(out, name)
+            found = emitted_events(out, name)
+            emitted += found
+            if not found:
+                silent.append(name)
+        real_emitted = len(emitted)
         for sim_log in sorted(work.glob("sim-*.jsonl")):
             for line in sim_log.read_text().splitlines():
                 item = json.loads(line)
@@ -432,6 +438,9 @@ def main() -> int:
             "simulated": args.simulated,
             "fps": args.fps,
             "stations_up_s": round(started_s, 1),
+            "stations_reporting": reporting,
+            "real_stations_died": died,
+            "real_stations_without_events": silent,
             "window_s": round(window, 1),
             "load_1min": round(load[0], 2),
             "broker_cpu_pct": round(100 * (cpu1 - cpu0) / window, 2),
@@ -443,6 +452,8 @@ def main() -> int:
             ),
             "real_event_latency_ms": _spread(real_lat),
             "sim_event_latency_ms": _spread(sim_lat),
+            "events_emitted_real": real_emitted,
+            "events_emitted_simulated": len(emitted) - real_emitted,
             "events_due": len(due),
             "events_during_outage": len(in_outage),
             "events_lost": len(lost),
@@ -453,7 +464,10 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
-        return 0 if not lost else 1
+        complete = reporting == want and not died and not silent
+        if not complete:
+            print("the run is incomplete: a station did not report, died or emitted nothing")
+        return 0 if not lost and complete else 1
     finally:
         if collector is not None:
             collector.close()

@@ -118,6 +118,17 @@ def test_a_station_shadows_then_promotes_what_the_fleet_wants_and_refuses_what_i
         assert wait_until(lambda: outcome("r5"), timeout=60)
         assert "not under fleet.url_prefix" in outcome("r5")["reason"]
         assert model_version() == "2"  # every refused one left the station as it was
+
+        fleet.publish(topic, desired("r6", "rollback", sha, prefix + name), qos=1, retain=True)
+        assert wait_until(lambda: outcome("r6"), timeout=60)
+        assert outcome("r6")["state"] == "applied", outcome("r6")
+        assert wait_until(lambda: model_version() == "1", timeout=60)  # the fleet's undone
+
+        deploy_local(make_bundle(tmp_path / "by-hand", "seam", "2"), models)  # not the fleet's
+        fleet.publish(topic, desired("r7", "rollback", sha, prefix + name), qos=1, retain=True)
+        assert wait_until(lambda: outcome("r7"), timeout=60)
+        assert outcome("r7")["state"] == "applied", outcome("r7")
+        assert (models / "current").resolve().name.endswith(sha[:12])  # left as it was
     finally:
         fleet.loop_stop()
         fleet.disconnect()

@@ -50,7 +50,8 @@ class Fleet:
         report = self.views[station].report
         report["desired"] = {"rollout": data["rollout"], "mode": data["mode"],
                              "state": "failed" if failed else "applied",
-                             "reason": "golden set failed" if failed else None}  # fmt: skip
+                             "reason": "golden set failed" if failed else None,
+                             "at": len(self.sent)}  # fmt: skip
         if data["mode"] == "shadow" and not failed:
             rate = 0.9 if station in self.loud else 0.02
             report["shadow"] = {"identity": SHA, "frames": 50, "agreement": 0.99,
@@ -61,9 +62,10 @@ class Fleet:
     def sleep(self, seconds: float) -> None:
         self.now += seconds
 
-    def rollout(self, plan: Plan) -> Rollout:
+    def rollout(self, plan: Plan, connected=lambda: True) -> Rollout:
         return Rollout(plan, prefix="p", publish=self.publish, views=lambda: self.views,
-                       clock=lambda: self.now, sleep=self.sleep, wall=lambda: 1000 + self.now)  # fmt: skip
+                       clock=lambda: self.now, sleep=self.sleep, wall=lambda: 1000 + self.now,
+                       connected=connected)  # fmt: skip
 
 
 def plan(names=("a", "b", "c", "d"), rings="1,50%,100%") -> Plan:
@@ -138,8 +140,94 @@ def test_an_abort_no_station_confirms_is_said_and_still_recorded():
          "stations": ["a"], "sizes": [2], "gates": {}, "state": "running", "ring": 1, "done": 0},
         {"schema": 1, "id": "r", "bundle": {"name": "s", "sha256": SHA, "url": "u"},
          "stations": ["a"], "sizes": [1], "gates": {}, "state": "odd", "ring": 1, "done": 0},
+        {"schema": 1, "id": "r", "bundle": {"name": "s", "sha256": SHA, "url": "u"},
+         "stations": ["a"], "sizes": [1], "gates": {}, "state": "running", "ring": 1,
+         "done": "0"},
+        {"schema": 1, "id": "r", "bundle": {"name": "s", "sha256": SHA, "url": "u"},
+         "stations": ["a"], "sizes": [1], "gates": {}, "state": "interrupted", "ring": 1,
+         "done": 1},
     ],
 )  # fmt: skip
 def test_a_record_that_does_not_describe_a_rollout_is_refused(broken):
     with pytest.raises(InvalidRecord):
         parse_record(broken)
+
+
+def test_a_failure_reported_before_a_station_was_asked_again_is_not_its_answer():
+    fleet = Fleet("ab", refuse="a")  # a's fetch failed before the workstation was interrupted
+    fleet.publish("p/a/desired", json.dumps({"rollout": "r-1", "mode": "shadow"}).encode())
+    fleet.refuse.clear()  # the server is back: asked again, a applies it, a few polls later
+    record = {**fleet.rollout(plan(("a", "b"), "100%")).record(), "state": "interrupted"}
+    real, held = fleet.publish, []
+
+    def publish(topic: str, payload: bytes) -> None:
+        if topic == "p/a/desired" and not held:
+            held.append(payload)  # a answers on the third poll; until then it says "failed"
+        else:
+            real(topic, payload)
+
+    def sleep(seconds: float) -> None:
+        fleet.sleep(seconds)
+        if fleet.now >= 1.5 and held and held[0] is not None:
+            real("p/a/desired", held[0])
+            held[0] = None
+
+    fleet.publish = publish
+    again = Rollout(plan_of(record), prefix="p", publish=publish, views=lambda: fleet.views,
+                    clock=lambda: fleet.now, sleep=sleep)  # fmt: skip
+    assert again.resume(record), again.log
+    assert again.state == "done"
+
+
+def test_a_broker_away_longer_than_the_grace_interrupts_and_a_short_one_only_waits():
+    from pi_inspect.edge.fleet.rollout import BROKER_GRACE_S
+
+    fleet = Fleet("ab")
+
+    def connected(away: float) -> bool:  # the broker is away from 1 s on, for ``away`` s
+        return not 1.0 <= fleet.now < 1.0 + away
+
+    short = fleet.rollout(plan(("a", "b"), "100%"), connected=lambda: connected(10.0))
+    assert short.run() and any(line == "broker back" for line in short.log)
+    fleet = Fleet("ab")
+    long = fleet.rollout(plan(("a", "b"), "100%"), connected=lambda: connected(BROKER_GRACE_S + 60))
+    assert not long.run()
+    assert long.state == "interrupted" and "broker away for more than" in long.reason
+
+
+def test_an_interrupted_rollback_waits_for_the_stations_unless_interrupted_twice():
+    fleet = Fleet("ab")
+    fleet.publish = lambda topic, payload: (
+        fleet.records.append(json.loads(payload)) if topic.endswith("/rollout") else None
+    )  # the stations never answer
+    rollout = fleet.rollout(plan(("a", "b"), "100%"))
+    polls = []
+
+    def sleep(seconds: float) -> None:
+        fleet.now += seconds
+        polls.append(seconds)
+        if len(polls) == 2:
+            rollout.interrupt()  # once: the rollback goes on waiting
+        if len(polls) == 4:
+            rollout.interrupt()  # twice: it stops waiting
+
+    rollout._sleep = sleep
+    assert not rollout.abort({"ring": 1, "done": 0, "log": []})
+    assert len(polls) == 4 and fleet.records[-1]["state"] == "aborted"
+    assert any("stopped waiting for the rollback" in line for line in rollout.log)
+
+
+def test_a_broker_lost_while_rolling_back_leaves_a_failed_record_not_a_traceback():
+    fleet = Fleet("abcd", loud="a")
+    real = fleet.publish
+
+    def publish(topic: str, payload: bytes) -> None:
+        if json.loads(payload).get("mode") == "rollback":
+            raise ConnectionError("broker 127.0.0.1:1883 did not take it")
+        real(topic, payload)
+
+    fleet.publish = publish
+    rollout = fleet.rollout(plan())
+    assert not rollout.run()
+    assert fleet.records[-1]["state"] == "failed"  # not resumable past the failed gate
+    assert any("rollback not sent" in line for line in rollout.log)

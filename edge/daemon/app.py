@@ -44,6 +44,8 @@ from pi_inspect.edge.sources import FrameSource, make_source
 
 log = logging.getLogger(__name__)
 
+FLEET_PROMOTED = "fleet_promoted"  # state_dir file: the bundle the fleet last put in service
+
 
 class Daemon:
     """One inspection station. Build it, then call ``run(stop_event)``.
@@ -211,17 +213,23 @@ class Daemon:
         """A bundle the fleet sent, installed as ``name``: run it in shadow, or switch to it;
         ``rollback`` (``name`` is then the bundle's sha256) undoes that bundle."""
         models = models_dir(self.config)
+        promoted = self.config.resolved_state_dir() / FLEET_PROMOTED
         if mode == "promote":
-            switch_to(models, name)
+            switch = switch_to(models, name)
             self._desired_shadow = None
+            if not switch.reused:  # the fleet put it in service: a rollback may take it out
+                try:
+                    promoted.write_text((_identity(models / name) or "") + "\n")
+                except OSError as exc:  # in service all the same; only a rollback will not undo it
+                    log.warning("cannot note the fleet's promotion in %s: %s", promoted, exc)
         elif mode == "clear":
             self._desired_shadow = None
         elif mode == "rollback":
             self._desired_shadow = None
-            if (
-                _identity(models / CURRENT) == name
-            ):  # otherwise it is not in service: nothing to undo
+            by_fleet = promoted.read_text().strip() if promoted.is_file() else None
+            if by_fleet == name and _identity(models / CURRENT) == name:  # else nothing to undo
                 switch = rollback_local(models)
+                promoted.unlink(missing_ok=True)
                 log.warning("fleet rollback: back to %s", switch.current)
         else:
             self._desired_shadow = str(models / name)

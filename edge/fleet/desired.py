@@ -20,6 +20,7 @@ cannot apply leaves the station on what it runs; the outcome (``applying``, ``ap
 
 from __future__ import annotations
 
+import http.client
 import logging
 import queue
 import ssl
@@ -203,7 +204,7 @@ class Applier:
                             f"bundle larger than fleet.max_bytes ({self._max_bytes})"
                         )
                     out.write(chunk)
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:  # HTTPError too
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:  # noqa: E501 - HTTPError, a cut download
             raise FetchFailed(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
 
 

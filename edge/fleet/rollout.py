@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 SCHEMA = 1
 RECORD_TOPIC = "rollout"  # <prefix>/rollout: one level above the stations' topics
 LOG_LINES = 40  # the record keeps the newest lines
+BROKER_GRACE_S = 30.0  # the broker away this long interrupts the rollout (shorter: it waits)
 ACTIVE = ("running", "interrupted")  # states that --resume or --abort may take up
 STATES = (*ACTIVE, "done", "failed", "aborted")
 
@@ -118,11 +119,18 @@ def parse_record(value: Any) -> dict[str, Any]:
         plan = plan_of(value)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidRecord(f"the record's plan is incomplete: {exc}") from None
-    if value.get("state") not in STATES or not isinstance(value.get("ring"), int):
-        raise InvalidRecord("the record has no state or ring")
-    if not 0 <= value.get("done", -1) <= len(plan.stations) or not plan.sizes:
+    ring, done = value.get("ring"), value.get("done")
+    if value.get("state") not in STATES or not _count(ring) or not _count(done):
+        raise InvalidRecord("the record has no state, ring or done count")
+    if not plan.sizes or ring > len(plan.sizes) or done > plan.sizes[-1]:
         raise InvalidRecord("the record's rings do not fit its stations")
+    if value["state"] in ACTIVE and done >= plan.sizes[-1]:
+        raise InvalidRecord("an unfinished record whose rings are all done")
     return value
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def plan_of(record: dict[str, Any], url: str | None = None) -> Plan:
@@ -153,6 +161,7 @@ class Rollout:
         prefix: str,
         publish: Publish,
         views: Views,
+        connected: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         wall: Callable[[], float] = time.time,
@@ -160,9 +169,12 @@ class Rollout:
     ) -> None:
         self.plan = plan
         self._prefix, self._publish, self._views = prefix, publish, views
+        self._connected = connected
         self._stop = threading.Event()
+        self._interrupts = 0
         self._clock, self._wall, self._echo = clock, wall, echo
-        self._sleep = sleep if sleep is not None else self._stop.wait
+        self._sleep = sleep  # None: wait on the stop event (or time.sleep where it cannot stop)
+        self._before: dict[str, Any] = {}  # station -> its outcome when last asked
         self.log: list[str] = []  # every step, as said
         self._lines: list[dict[str, Any]] = []  # the newest, timed, for the record
         self.state, self.ring, self.done, self.step = "running", 0, 0, ""
@@ -184,7 +196,11 @@ class Rollout:
         done; stations of this ring that already applied a step are not asked again."""
         self.done, self.started = int(record["done"]), float(record.get("started") or self.started)
         self._lines = list(record.get("log") or [])[-LOG_LINES:]
-        first = next(k for k, size in enumerate(self.plan.sizes, 1) if size > self.done)
+        first = next((k for k, size in enumerate(self.plan.sizes, 1) if size > self.done), None)
+        if first is None:  # parse_record refuses such a record; a hand-made one ends here
+            self._finish("done", None, f"rolled out to {self.done} stations")
+            return True
+        self.ring = first
         self._say(f"resumed at ring {first}")
         return self._rings(first)
 
@@ -195,15 +211,19 @@ class Rollout:
             self.ring, self.done = int(record["ring"]), int(record["done"])
             self._lines = list(record.get("log") or [])[-LOG_LINES:]
             self.started = float(record.get("started") or self.started)
-        ring = max(self.ring, 1)
-        touched = list(self.plan.stations[: self.plan.sizes[min(ring, len(self.plan.sizes)) - 1]])
+        sizes = self.plan.sizes
+        reach = max(sizes[min(max(self.ring, 1), len(sizes)) - 1], self.done)
+        touched = list(self.plan.stations[:reach])
+        self.state, self.reason = "aborted", "rolling back"  # never resumable from here on
         self._say(f"abort: rolling back {', '.join(touched)}")
         ok = self._roll_back(touched)
         self._finish("aborted", None if ok else "not every station confirmed the rollback")
         return ok
 
     def interrupt(self) -> None:
-        """Stop at the next step (thread-safe); the stations keep what they were asked."""
+        """Stop at the next step (thread-safe); the stations keep what they were asked. While
+        it rolls back it waits for the stations to confirm, unless interrupted twice."""
+        self._interrupts += 1
         self._stop.set()
 
     def record(self) -> dict[str, Any]:
@@ -235,9 +255,10 @@ class Rollout:
                 self._finish("interrupted", where, where)
                 return False
             except RolloutFailed as exc:
+                self.state, self.reason = "failed", str(exc)  # never resumable from here on
                 self._say(f"ring {number} stopped: {exc}")
-                self._roll_back(stations)
-                self._say(f"ring {number} rolled back; later rings untouched")
+                if self._roll_back(stations):
+                    self._say(f"ring {number} rolled back; later rings untouched")
                 self._finish("failed", str(exc))
                 return False
             self.done = self.plan.sizes[number - 1]
@@ -262,11 +283,17 @@ class Rollout:
         """``rollback`` to ``stations``, waiting (at most the apply timeout) until each says it
         applied it; a station that does not is named, and the rollout goes on stopping."""
         self.step = "rollback"
-        self._desire(stations, "rollback")
         try:
+            self._desire(stations, "rollback")
             self._wait_applied(stations, "rollback", interruptible=False)
         except RolloutFailed as exc:
-            self._say(f"rollback not confirmed: {exc}")
+            self._say(f"rollback not confirmed: {exc}; --abort asks again")
+            return False
+        except Interrupted:
+            self._say("stopped waiting for the rollback; --abort asks again")
+            return False
+        except ConnectionError as exc:
+            self._say(f"rollback not sent: {exc}; --abort asks again once the broker is back")
             return False
         return True
 
@@ -276,6 +303,7 @@ class Rollout:
         bundle = asdict(self.plan.bundle)
         payload = {"schema": 1, "rollout": self.plan.rollout_id, "mode": mode, "bundle": bundle}
         for station in stations:
+            self._before[station] = self._outcome(station)  # until it changes, not an answer
             self._publish(f"{self._prefix}/{station}/desired", json.dumps(payload).encode())
         self._say(f"desired {mode} published to {', '.join(stations)}")
 
@@ -297,7 +325,8 @@ class Rollout:
                     outcome is None
                     or outcome.get("mode") != mode
                     or outcome.get("state") == "applying"
-                ):
+                    or (outcome.get("state") == "failed" and outcome == self._before.get(station))
+                ):  # a failure reported before it was asked again is no answer yet
                     waiting.append(station)
                 elif outcome.get("state") != "applied":
                     raise RolloutFailed(f"{station} could not apply it: {outcome.get('reason')}")
@@ -309,7 +338,7 @@ class Rollout:
                     f"no {mode} applied within {self.gates.apply_timeout_s:g} s on "
                     f"{', '.join(waiting)}"
                 )
-            self._pause(interruptible)
+            deadline += self._pause(interruptible)
 
     def _soak(self, stations: list[str]) -> None:
         gates = self.gates
@@ -331,13 +360,36 @@ class Rollout:
                 return
             if self._clock() > deadline:
                 raise RolloutFailed(f"fewer than {gates.min_frames} shadow frames within the soak")
-            self._pause(True)
+            away = self._pause(True)
+            started += away  # time without the broker is no soak
+            deadline += away
 
-    def _pause(self, interruptible: bool) -> None:
-        if interruptible and self._stop.is_set():
+    def _pause(self, interruptible: bool) -> float:
+        """Wait one poll; while the broker is away, wait for it (``BROKER_GRACE_S`` at most,
+        then ``ConnectionError``). Returns the seconds spent waiting for the broker."""
+        self._nap(interruptible)
+        if self._connected():
+            return 0.0
+        gone = self._clock()
+        self._say("broker away: waiting for it")
+        while not self._connected():
+            if self._clock() - gone > BROKER_GRACE_S:
+                raise ConnectionError(f"broker away for more than {BROKER_GRACE_S:g} s")
+            self._nap(interruptible)
+        self._say("broker back")
+        return self._clock() - gone
+
+    def _nap(self, interruptible: bool) -> None:
+        stop = self._interrupts >= (1 if interruptible else 2)
+        if stop:
             raise Interrupted()
-        self._sleep(self.gates.poll_s)
-        if interruptible and self._stop.is_set():
+        if self._sleep is not None:
+            self._sleep(self.gates.poll_s)
+        elif interruptible:
+            self._stop.wait(self.gates.poll_s)
+        else:
+            time.sleep(self.gates.poll_s)
+        if self._interrupts >= (1 if interruptible else 2):
             raise Interrupted()
 
     def _check(self, station: str, shadow: dict[str, Any]) -> None:

@@ -28,10 +28,12 @@ from pi_inspect.edge.fleet.rollout import (
     plan_of,
 )
 
-RECORD_WAIT_S = 1.0  # how long a retained rollout record may take to arrive
+RECORD_WAIT_S = 10.0  # at most, for the broker to answer the subscription to the record
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    timeout = 60  # a client that stalls (or never says a word over TLS) loses its thread only
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -41,9 +43,12 @@ def serve_folder(
 ) -> http.server.ThreadingHTTPServer:
     """Serve ``folder``'s files (the bundle archive only) on ``host:port`` from a thread; over
     HTTPS with ``tls`` = (certificate chain file, key file)."""
-    server = http.server.ThreadingHTTPServer(
-        (host, port), functools.partial(_Quiet, directory=str(folder))
-    )
+    try:
+        server = http.server.ThreadingHTTPServer(
+            (host, port), functools.partial(_Quiet, directory=str(folder))
+        )
+    except OSError as exc:
+        raise ConfigError(f"--serve {host}:{port}: cannot listen ({exc.strerror or exc})") from None
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
@@ -51,7 +56,10 @@ def serve_folder(
         except (OSError, ssl.SSLError) as exc:
             server.server_close()
             raise ConfigError(f"--tls-cert/--tls-key: {exc}") from None
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # the handshake happens in each request's thread, on its first read, under its timeout
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     threading.Thread(target=server.serve_forever, name="fleet-bundles", daemon=True).start()
     return server
 
@@ -132,8 +140,11 @@ def _serve_and_run(args, watch, record, inventory: list[str]) -> int:
                     raise ConfigError("name the stations: --stations a,b,c or --inventory FILE")
                 gates = Gates(args.soak, args.min_frames, args.min_agreement,
                               args.max_alarm_delta, args.apply_timeout)  # fmt: skip
-                plan = Plan.make(f"r-{sha[:8]}-{int(time.time())}",
-                                 Bundle(bundle_name, sha, url), stations, args.rings, gates)  # fmt: skip
+                try:
+                    plan = Plan.make(f"r-{sha[:8]}-{int(time.time())}",
+                                     Bundle(bundle_name, sha, url), stations, args.rings, gates)  # fmt: skip
+                except ValueError as exc:
+                    raise ConfigError(f"--rings {args.rings}: {exc}") from None
                 rollout = _rollout(plan, args, watch)
                 with _interrupt_on_signals(rollout):
                     ok = rollout.run()
@@ -149,7 +160,10 @@ def _rollout(plan: Plan, args: argparse.Namespace, watch) -> Rollout:
     def echo(line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
-    return Rollout(plan, prefix=args.prefix, publish=watch.publish, views=watch.views, echo=echo)
+    return Rollout(
+        plan, prefix=args.prefix, publish=watch.publish, views=watch.views,
+        connected=lambda: watch.connected, echo=echo,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

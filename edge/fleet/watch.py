@@ -18,13 +18,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pi_inspect.edge.fleet.report import SCHEMA
-from pi_inspect.edge.fleet.rollout import RECORD_TOPIC, InvalidRecord, parse_record
+from pi_inspect.edge.fleet.rollout import RECORD_TOPIC, parse_record
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
 KEEPALIVE_S = 30
 RECONNECT_S = (1, 30)  # the first retry after a second, then doubling up to this
+RETAINED_AFTER_SUBACK_S = 0.5  # how long after the broker's answer a retained message may lag
 
 
 @dataclass
@@ -72,6 +73,7 @@ class FleetWatch:
         self._record: dict[str, Any] | None = None  # the rollout's, from <prefix>/rollout
         self._connected = False
         self._settled = threading.Event()  # the first connection attempt has an outcome
+        self._subscribed = threading.Event()  # the broker answered the subscriptions
         self._error: str | None = None
         self._started = self._closed = False
         import paho.mqtt.client as mqtt  # here: importing this module stays cheap
@@ -86,6 +88,7 @@ class FleetWatch:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
 
     @property
     def address(self) -> str:
@@ -142,10 +145,12 @@ class FleetWatch:
             return json.loads(json.dumps(self._record)) if self._record else None
 
     def wait_record(self, timeout: float) -> dict[str, Any] | None:
-        """The rollout record, waiting up to ``timeout`` for the retained one to arrive."""
-        deadline = time.monotonic() + timeout
+        """The rollout record: waits (``timeout`` at most) until the broker has answered the
+        subscriptions, and a little more for the retained record that follows the answer."""
+        self._subscribed.wait(timeout)
+        deadline = time.monotonic() + RETAINED_AFTER_SUBACK_S
         while (record := self.rollout()) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         return record
 
     def close(self) -> None:
@@ -176,7 +181,7 @@ class FleetWatch:
                 (f"{self.prefix}/+/availability", 1),
                 (f"{self.prefix}/{RECORD_TOPIC}", 1),
             ]
-            client.subscribe(topics)
+            client.subscribe(topics)  # retained messages come after the broker's answer
             with self._lock:
                 self._connected, self._error = True, None
         self._settled.set()
@@ -219,7 +224,7 @@ class FleetWatch:
     def _take_record(self, payload: bytes) -> None:
         try:
             record = parse_record(json.loads(payload)) if payload else None
-        except (ValueError, RecursionError, InvalidRecord):  # not ours to act on: ignored
+        except (ValueError, TypeError, KeyError, RecursionError):  # not ours to act on: ignored
             return
         with self._lock:
             self._record = record
