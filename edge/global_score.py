@@ -12,11 +12,9 @@ first: on scikit-learn's digits, one digit as the good part, their kNN AUROC was
 0.99 for this descriptor; docs/results.md.)
 
 ``convert`` maps the distance onto the map's score scale with one affine step, fitted on the
-held-out good images: their median and their one-sigma quantile (84.13 %) land where the map's
-own do, so ``anomaly_score = max(map peak, mapped distance)`` and one threshold, recalibrated on
-that combined score, serves both. The spread is taken from the middle of the good scores, not
-their tail: a few dozen held-out images say little about a 99.5 % quantile, and a scale fitted
-there let the noisier of the two scores outrank the other (docs/results.md). Numpy and OpenCV only: the same code runs in ``convert``
+held-out good images (their median and their false-alarm quantile land where the map's own
+do), so ``anomaly_score = max(map peak, mapped distance)`` and one threshold, recalibrated on
+that combined score, serves both. Numpy and OpenCV only: the same code runs in ``convert``
 and on the Pi.
 """
 
@@ -33,7 +31,6 @@ SIDE = 16  # descriptor: the model input area-scaled to SIDE x SIDE x 3
 K = 3  # neighbours averaged
 MAX_MEMORY = 1000  # good descriptors kept in a bundle at most (about 1.5 MB as float16)
 MIN_SPAN = 1.0 / 64  # the map's good spread used at least (a few int8 steps)
-SPREAD_Q = 0.8413  # the quantile that, with the median, measures the good scores' spread
 
 
 def descriptors(images: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -61,10 +58,11 @@ def knn_distance(query: np.ndarray, memory: np.ndarray, k: int = K) -> np.ndarra
 
 
 def fit_mapping(
-    held_distance: np.ndarray, held_local: np.ndarray, q: float = SPREAD_Q
+    held_distance: np.ndarray, held_local: np.ndarray, false_alarms: float
 ) -> tuple[float, float]:
     """(scale, offset) that put the held-out good images' median distance on the map scores'
-    median and their ``q`` quantile on the map scores' ``q`` quantile."""
+    median and their (1 - ``false_alarms``) quantile on the map scores' quantile."""
+    q = 1.0 - false_alarms
     d_mid, d_hi = float(np.median(held_distance)), float(np.quantile(held_distance, q))
     l_mid, l_hi = float(np.median(held_local)), float(np.quantile(held_local, q))
     span_l = max(l_hi - l_mid, MIN_SPAN)
