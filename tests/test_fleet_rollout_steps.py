@@ -200,7 +200,6 @@ def test_an_interrupted_rollback_waits_for_the_stations_unless_interrupted_twice
     fleet.publish = lambda topic, payload: (
         fleet.records.append(json.loads(payload)) if topic.endswith("/rollout") else None
     )  # the stations never answer
-    rollout = fleet.rollout(plan(("a", "b"), "100%"))
     polls = []
 
     def sleep(seconds: float) -> None:
@@ -211,7 +210,8 @@ def test_an_interrupted_rollback_waits_for_the_stations_unless_interrupted_twice
         if len(polls) == 4:
             rollout.interrupt()  # twice: it stops waiting
 
-    rollout._sleep = sleep
+    rollout = Rollout(plan(("a", "b"), "100%"), prefix="p", publish=fleet.publish,
+                      views=lambda: fleet.views, clock=lambda: fleet.now, sleep=sleep)  # fmt: skip
     assert not rollout.abort({"ring": 1, "done": 0, "log": []})
     assert len(polls) == 4 and fleet.records[-1]["state"] == "aborted"
     assert any("stopped waiting for the rollback" in line for line in rollout.log)

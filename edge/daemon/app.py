@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pi_inspect.edge.bundle import read_manifest
 from pi_inspect.edge.collect import Keep
 from pi_inspect.edge.config import Config, load_config, output_context
 from pi_inspect.edge.daemon.dispatch import Dispatcher
@@ -30,10 +29,10 @@ from pi_inspect.edge.daemon.model import (
 from pi_inspect.edge.daemon.protocols import Command, Notifier, NullNotifier, Output
 from pi_inspect.edge.daemon.status import Faults, Status
 from pi_inspect.edge.daemon.watch import PromotionWatch
-from pi_inspect.edge.deploy import CURRENT, rollback_local, switch_to
+from pi_inspect.edge.deploy import rollback_local
 from pi_inspect.edge.errors import PiInspectError
 from pi_inspect.edge.fleet.desired import Desired
-from pi_inspect.edge.fleet.station import desired_applier
+from pi_inspect.edge.fleet.station import desired_applier, use_desired
 from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.pipeline import Preparer
 from pi_inspect.edge.promote import models_dir
@@ -43,8 +42,6 @@ from pi_inspect.edge.snapshots import SnapshotStore
 from pi_inspect.edge.sources import FrameSource, make_source
 
 log = logging.getLogger(__name__)
-
-FLEET_PROMOTED = "fleet_promoted"  # state_dir file: the bundle the fleet last put in service
 
 
 class Daemon:
@@ -210,29 +207,9 @@ class Daemon:
         return self._applier.submit(desired)
 
     def _use_desired(self, mode: str, name: str) -> None:
-        """A bundle the fleet sent, installed as ``name``: run it in shadow, or switch to it;
-        ``rollback`` (``name`` is then the bundle's sha256) undoes that bundle."""
-        models = models_dir(self.config)
-        promoted = self.config.resolved_state_dir() / FLEET_PROMOTED
-        if mode == "promote":
-            switch = switch_to(models, name)
-            self._desired_shadow = None
-            if not switch.reused:  # the fleet put it in service: a rollback may take it out
-                try:
-                    promoted.write_text((_identity(models / name) or "") + "\n")
-                except OSError as exc:  # in service all the same; only a rollback will not undo it
-                    log.warning("cannot note the fleet's promotion in %s: %s", promoted, exc)
-        elif mode == "clear":
-            self._desired_shadow = None
-        elif mode == "rollback":
-            self._desired_shadow = None
-            by_fleet = promoted.read_text().strip() if promoted.is_file() else None
-            if by_fleet == name and _identity(models / CURRENT) == name:  # else nothing to undo
-                switch = rollback_local(models)
-                promoted.unlink(missing_ok=True)
-                log.warning("fleet rollback: back to %s", switch.current)
-        else:
-            self._desired_shadow = str(models / name)
+        """A bundle the fleet sent, installed as ``name``: run it in shadow, switch to it, or
+        (``rollback``, ``name`` its sha256) undo it; then reload."""
+        self._desired_shadow = use_desired(self.config, mode, name)
         self.request_reload()
 
     def _auto_rollback(self, reason: str) -> None:
@@ -355,10 +332,3 @@ def open_snapshots(config: Config) -> SnapshotStore | None:
     store.prune()
     return store
 
-
-def _identity(bundle: Path) -> str | None:
-    """The content sha256 of the bundle at ``bundle`` (a link may point nowhere: None)."""
-    try:
-        return read_manifest(bundle).content_sha256
-    except (PiInspectError, OSError):
-        return None

@@ -26,127 +26,131 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
+
+from pi_inspect.edge.fleet.plan import (
+    ACTIVE,
+    RECORD_TOPIC,
+    SCHEMA,
+    STATES,
+    Bundle,
+    Gates,
+    Interrupted,
+    InvalidRecord,
+    Plan,
+    RolloutFailed,
+    parse_record,
+    plan_of,
+    ring_sizes,
+)
+
+__all__ = [
+    "ACTIVE", "BROKER_GRACE_S", "RECORD_TOPIC", "SCHEMA", "STATES", "Bundle", "Gates",
+    "Interrupted", "InvalidRecord", "Plan", "Rollout", "RolloutFailed", "parse_record", "plan_of",
+    "ring_sizes",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
-RECORD_TOPIC = "rollout"  # <prefix>/rollout: one level above the stations' topics
 LOG_LINES = 40  # the record keeps the newest lines
 BROKER_GRACE_S = 30.0  # the broker away this long interrupts the rollout (shorter: it waits)
-ACTIVE = ("running", "interrupted")  # states that --resume or --abort may take up
-STATES = (*ACTIVE, "done", "failed", "aborted")
-
-
-@dataclass(frozen=True)
-class Gates:
-    soak_s: float = 60.0
-    min_frames: int = 100
-    min_agreement: float = 0.95
-    max_alarm_delta: float = 0.05
-    apply_timeout_s: float = 300.0
-    poll_s: float = 0.5
-
-
-@dataclass(frozen=True)
-class Bundle:
-    name: str
-    sha256: str  # the manifest's content sha256: the bundle's identity
-    url: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a rollout does: which bundle, to which stations, in which rings, under which gates."""
-
-    rollout_id: str
-    bundle: Bundle
-    stations: tuple[str, ...]  # sorted: ring k is stations[sizes[k-2]:sizes[k-1]]
-    sizes: tuple[int, ...]  # cumulative station counts of the rings
-    gates: Gates
-
-    @classmethod
-    def make(cls, rollout_id: str, bundle: Bundle, stations: Sequence[str], rings: str,
-             gates: Gates) -> Plan:  # fmt: skip
-        ordered = tuple(sorted(stations))
-        return cls(rollout_id, bundle, ordered, tuple(ring_sizes(rings, len(ordered))), gates)
-
-    def ring(self, number: int) -> list[str]:
-        """The stations new to ring ``number`` (1-based)."""
-        start = self.sizes[number - 2] if number > 1 else 0
-        return list(self.stations[start : self.sizes[number - 1]])
-
-
-class RolloutFailed(RuntimeError):
-    """A gate failed; the message says which station and why."""
-
-
-class Interrupted(RuntimeError):
-    """``interrupt()`` was called: the rollout stops where it is and can be resumed."""
-
-
-class InvalidRecord(ValueError):
-    """A rollout record that is not schema 1 as documented (the message says why)."""
-
-
-def ring_sizes(spec: str, total: int) -> list[int]:
-    """``"1,10%,50%,100%"`` for ``total`` stations -> the cumulative station counts of the
-    rings (each at least one more than the last, the last at most ``total``)."""
-    sizes: list[int] = []
-    for item in spec.split(","):
-        item = item.strip()
-        share = item.endswith("%")
-        count = math.ceil(float(item[:-1]) / 100.0 * total) if share else int(item)
-        count = min(count, total)
-        if count <= (sizes[-1] if sizes else 0):
-            continue
-        sizes.append(count)
-    if not sizes:
-        raise ValueError(f"rings {spec!r} name no station")
-    return sizes
-
-
-def parse_record(value: Any) -> dict[str, Any]:
-    """A rollout record (decoded JSON), checked enough to resume or abort it from."""
-    if not isinstance(value, dict) or value.get("schema") != SCHEMA:
-        raise InvalidRecord(f"expected a JSON object with schema {SCHEMA}")
-    try:
-        plan = plan_of(value)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidRecord(f"the record's plan is incomplete: {exc}") from None
-    ring, done = value.get("ring"), value.get("done")
-    if value.get("state") not in STATES or not _count(ring) or not _count(done):
-        raise InvalidRecord("the record has no state, ring or done count")
-    if not plan.sizes or ring > len(plan.sizes) or done > plan.sizes[-1]:
-        raise InvalidRecord("the record's rings do not fit its stations")
-    if value["state"] in ACTIVE and done >= plan.sizes[-1]:
-        raise InvalidRecord("an unfinished record whose rings are all done")
-    return value
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def plan_of(record: dict[str, Any], url: str | None = None) -> Plan:
-    """The plan a record was made from; ``url`` replaces where the bundle is fetched from."""
-    bundle = Bundle(**record["bundle"])
-    if url is not None:
-        bundle = Bundle(bundle.name, bundle.sha256, url)
-    stations = tuple(str(s) for s in record["stations"])
-    sizes = tuple(int(n) for n in record["sizes"])
-    if list(sizes) != sorted(set(sizes)) or (sizes and not 0 < sizes[-1] <= len(stations)):
-        raise ValueError("sizes must grow and fit the stations")
-    return Plan(str(record["id"]), bundle, stations, sizes, Gates(**record["gates"]))
-
 
 Views = Callable[[], dict[str, Any]]  # device -> StationView (its .report)
 Publish = Callable[[str, bytes], None]  # (topic, retained payload)
+
+
+class Pacer:
+    """The rollout's waits: one poll at a time, stopped by ``interrupt()`` (twice where the wait
+    must not stop at the first: a rollback), and held while the broker is away."""
+
+    def __init__(self, poll_s: float, connected: Callable[[], bool], clock: Callable[[], float],
+                 sleep: Callable[[float], None] | None, say: Callable[[str], None]) -> None:  # fmt: skip
+        self._poll_s, self._connected, self._clock, self._say = poll_s, connected, clock, say
+        self._sleep = sleep  # None: wait on the stop event (or time.sleep where it cannot stop)
+        self._stop = threading.Event()
+        self.interrupts = 0
+
+    def interrupt(self) -> None:
+        self.interrupts += 1
+        self._stop.set()
+
+    def pause(self, interruptible: bool) -> float:
+        """Wait one poll; while the broker is away, wait for it (``BROKER_GRACE_S`` at most,
+        then ``ConnectionError``). Returns the seconds spent waiting for the broker."""
+        self._nap(interruptible)
+        if self._connected():
+            return 0.0
+        gone = self._clock()
+        self._say("broker away: waiting for it")
+        while not self._connected():
+            if self._clock() - gone > BROKER_GRACE_S:
+                raise ConnectionError(f"broker away for more than {BROKER_GRACE_S:g} s")
+            self._nap(interruptible)
+        self._say("broker back")
+        return self._clock() - gone
+
+    def _nap(self, interruptible: bool) -> None:
+        enough = 1 if interruptible else 2
+        if self.interrupts >= enough:
+            raise Interrupted()
+        if self._sleep is not None:
+            self._sleep(self._poll_s)
+        elif interruptible:
+            self._stop.wait(self._poll_s)
+        else:
+            time.sleep(self._poll_s)
+        if self.interrupts >= enough:
+            raise Interrupted()
+
+
+class Reports:
+    """What the stations report about one rollout, read from the broker's latest reports."""
+
+    def __init__(self, views: Views, rollout_id: str, sha256: str) -> None:
+        self._views, self._id, self._sha = views, rollout_id, sha256
+
+    def report(self, station: str) -> dict[str, Any]:
+        view = self._views().get(station)
+        return (getattr(view, "report", None) or {}) if view is not None else {}
+
+    def outcome(self, station: str) -> dict[str, Any] | None:
+        """The station's last desired state and its outcome, if it is this rollout's."""
+        outcome = self.report(station).get("desired")
+        if not isinstance(outcome, dict) or outcome.get("rollout") != self._id:
+            return None
+        return outcome
+
+    def applied(self, station: str, mode: str) -> bool:
+        outcome = self.outcome(station)
+        return (
+            outcome is not None and outcome.get("mode") == mode and outcome.get("state") == "applied"
+        )
+
+    def shadow(self, station: str) -> dict[str, Any] | None:
+        """The station's shadow record, if its candidate is this rollout's bundle."""
+        shadow = self.report(station).get("shadow")
+        if not isinstance(shadow, dict) or shadow.get("identity") != self._sha:
+            return None
+        return shadow
+
+
+def check_shadow(station: str, shadow: dict[str, Any], gates: Gates) -> None:
+    """The soak's gates on one shadow record: the alarm rate first (the line's own number: a
+    candidate that rejects good parts), then the agreement with the model in service."""
+    candidate, service = shadow.get("candidate_alarm_rate"), shadow.get("service_alarm_rate")
+    worse = candidate is not None and service is not None and candidate - service
+    if worse and worse > gates.max_alarm_delta:
+        raise RolloutFailed(
+            f"{station}: the candidate alarms on {candidate:.1%} of frames, the model in "
+            f"service on {service:.1%} (more than {gates.max_alarm_delta:.1%} apart)"
+        )
+    agreement = shadow.get("agreement")
+    if agreement is not None and agreement < gates.min_agreement:
+        raise RolloutFailed(f"{station}: agreement {agreement:.3f} < {gates.min_agreement:g}")
 
 
 class Rollout:
@@ -168,12 +172,10 @@ class Rollout:
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
-        self._prefix, self._publish, self._views = prefix, publish, views
-        self._connected = connected
-        self._stop = threading.Event()
-        self._interrupts = 0
+        self._prefix, self._publish = prefix, publish
+        self._reports = Reports(views, plan.rollout_id, plan.bundle.sha256)
         self._clock, self._wall, self._echo = clock, wall, echo
-        self._sleep = sleep  # None: wait on the stop event (or time.sleep where it cannot stop)
+        self._pacer = Pacer(plan.gates.poll_s, connected, clock, sleep, self._say)
         self._before: dict[str, Any] = {}  # station -> its outcome when last asked
         self.log: list[str] = []  # every step, as said
         self._lines: list[dict[str, Any]] = []  # the newest, timed, for the record
@@ -223,8 +225,7 @@ class Rollout:
     def interrupt(self) -> None:
         """Stop at the next step (thread-safe); the stations keep what they were asked. While
         it rolls back it waits for the stations to confirm, unless interrupted twice."""
-        self._interrupts += 1
-        self._stop.set()
+        self._pacer.interrupt()
 
     def record(self) -> dict[str, Any]:
         """What ``<prefix>/rollout`` holds (schema 1, docs/fleet.md)."""
@@ -266,11 +267,11 @@ class Rollout:
         return True
 
     def _ring(self, stations: list[str]) -> None:
-        promoted = [s for s in stations if self._applied(s, "promote")]
+        promoted = [s for s in stations if self._reports.applied(s, "promote")]
         rest = [s for s in stations if s not in promoted]
         if rest:
             self.step = "shadow"
-            self._desire([s for s in rest if not self._applied(s, "shadow")], "shadow")
+            self._desire([s for s in rest if not self._reports.applied(s, "shadow")], "shadow")
             self._wait_applied(rest, "shadow")
             self.step = "soak"
             self._soak(rest)
@@ -303,24 +304,16 @@ class Rollout:
         bundle = asdict(self.plan.bundle)
         payload = {"schema": 1, "rollout": self.plan.rollout_id, "mode": mode, "bundle": bundle}
         for station in stations:
-            self._before[station] = self._outcome(station)  # until it changes, not an answer
+            self._before[station] = self._reports.outcome(station)  # until it changes, not an answer
             self._publish(f"{self._prefix}/{station}/desired", json.dumps(payload).encode())
         self._say(f"desired {mode} published to {', '.join(stations)}")
-
-    def _applied(self, station: str, mode: str) -> bool:
-        outcome = self._outcome(station)
-        return (
-            outcome is not None
-            and outcome.get("mode") == mode
-            and outcome.get("state") == "applied"
-        )
 
     def _wait_applied(self, stations: list[str], mode: str, interruptible: bool = True) -> None:
         deadline = self._clock() + self.gates.apply_timeout_s
         while True:
             waiting = []
             for station in stations:
-                outcome = self._outcome(station)
+                outcome = self._reports.outcome(station)
                 if (
                     outcome is None
                     or outcome.get("mode") != mode
@@ -338,7 +331,7 @@ class Rollout:
                     f"no {mode} applied within {self.gates.apply_timeout_s:g} s on "
                     f"{', '.join(waiting)}"
                 )
-            deadline += self._pause(interruptible)
+            deadline += self._pacer.pause(interruptible)
 
     def _soak(self, stations: list[str]) -> None:
         gates = self.gates
@@ -348,11 +341,11 @@ class Rollout:
         while True:
             ready = True
             for station in stations:
-                shadow = self._shadow(station)
+                shadow = self._reports.shadow(station)
                 if shadow is None or (shadow.get("frames") or 0) < gates.min_frames:
                     ready = False
                     continue
-                self._check(station, shadow)
+                check_shadow(station, shadow, gates)
             if ready and self._clock() - started >= gates.soak_s:
                 self._say(
                     f"soaked {gates.soak_s:g} s in shadow on {', '.join(stations)}: gates met"
@@ -360,70 +353,9 @@ class Rollout:
                 return
             if self._clock() > deadline:
                 raise RolloutFailed(f"fewer than {gates.min_frames} shadow frames within the soak")
-            away = self._pause(True)
+            away = self._pacer.pause(True)
             started += away  # time without the broker is no soak
             deadline += away
-
-    def _pause(self, interruptible: bool) -> float:
-        """Wait one poll; while the broker is away, wait for it (``BROKER_GRACE_S`` at most,
-        then ``ConnectionError``). Returns the seconds spent waiting for the broker."""
-        self._nap(interruptible)
-        if self._connected():
-            return 0.0
-        gone = self._clock()
-        self._say("broker away: waiting for it")
-        while not self._connected():
-            if self._clock() - gone > BROKER_GRACE_S:
-                raise ConnectionError(f"broker away for more than {BROKER_GRACE_S:g} s")
-            self._nap(interruptible)
-        self._say("broker back")
-        return self._clock() - gone
-
-    def _nap(self, interruptible: bool) -> None:
-        stop = self._interrupts >= (1 if interruptible else 2)
-        if stop:
-            raise Interrupted()
-        if self._sleep is not None:
-            self._sleep(self.gates.poll_s)
-        elif interruptible:
-            self._stop.wait(self.gates.poll_s)
-        else:
-            time.sleep(self.gates.poll_s)
-        if self._interrupts >= (1 if interruptible else 2):
-            raise Interrupted()
-
-    def _check(self, station: str, shadow: dict[str, Any]) -> None:
-        """The alarm rate first (the line's own number: a candidate that rejects good parts),
-        then the agreement with the model in service."""
-        candidate, service = shadow.get("candidate_alarm_rate"), shadow.get("service_alarm_rate")
-        worse = candidate is not None and service is not None and candidate - service
-        if worse and worse > self.gates.max_alarm_delta:
-            raise RolloutFailed(
-                f"{station}: the candidate alarms on {candidate:.1%} of frames, the model in "
-                f"service on {service:.1%} (more than {self.gates.max_alarm_delta:.1%} apart)"
-            )
-        agreement = shadow.get("agreement")
-        if agreement is not None and agreement < self.gates.min_agreement:
-            raise RolloutFailed(
-                f"{station}: agreement {agreement:.3f} < {self.gates.min_agreement:g}"
-            )
-
-    # -- what the stations report -----------------------------------------------------------
-    def _report(self, station: str) -> dict[str, Any]:
-        view = self._views().get(station)
-        return (getattr(view, "report", None) or {}) if view is not None else {}
-
-    def _outcome(self, station: str) -> dict[str, Any] | None:
-        outcome = self._report(station).get("desired")
-        if not isinstance(outcome, dict) or outcome.get("rollout") != self.plan.rollout_id:
-            return None
-        return outcome
-
-    def _shadow(self, station: str) -> dict[str, Any] | None:
-        shadow = self._report(station).get("shadow")
-        if not isinstance(shadow, dict) or shadow.get("identity") != self.plan.bundle.sha256:
-            return None
-        return shadow
 
     # -- saying it --------------------------------------------------------------------------
     def _finish(self, state: str, reason: str | None, line: str | None = None) -> None:
