@@ -17,12 +17,14 @@ STATES = (*ACTIVE, "done", "failed", "aborted")
 
 @dataclass(frozen=True)
 class Gates:
-    soak_s: float = 60.0
-    min_frames: int = 100
-    min_agreement: float = 0.95
-    max_alarm_delta: float = 0.05
-    apply_timeout_s: float = 300.0
-    poll_s: float = 0.5
+    """What a ring must meet before the next one starts (``fleet rollout``'s options)."""
+
+    soak_s: float = 60.0  # seconds each ring runs the candidate in shadow
+    min_frames: int = 100  # shadow frames each station must have judged
+    min_agreement: float = 0.95  # candidate and model in service agreeing, frame by frame
+    max_alarm_delta: float = 0.05  # how far the candidate's alarm rate may exceed the service's
+    apply_timeout_s: float = 300.0  # for a station to fetch, check and apply a desired state
+    poll_s: float = 0.5  # between two looks at the stations' reports
 
 
 @dataclass(frozen=True)
