@@ -13,9 +13,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 CONNECT_WAIT_S = 5.0  # serve: how long to wait for the broker before saying it is not there
 
@@ -152,6 +150,7 @@ def _serve(
     from pi_inspect.edge.fleet.server import HOST, FleetServer
     from pi_inspect.edge.fleet.watch import FleetWatch
     from pi_inspect.edge.fleet.web import create_app
+    from pi_inspect.edge.stop_signals import on_stop_signals
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port number")
@@ -160,7 +159,7 @@ def _serve(
             server = FleetServer(create_app(watch, inventory, args.stale), args.port)
         except OSError as exc:
             raise SourceError(f"cannot listen on {HOST}:{args.port}: {exc.strerror}") from None
-        with server, _stop_on_signals(server):
+        with server, on_stop_signals(server.request_stop):
             server.start()
             if not watch.wait_connected(CONNECT_WAIT_S):
                 print(
@@ -173,25 +172,6 @@ def _serve(
                 server.wait()
     print("stopped")
     return 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals(server: Any) -> Iterator[None]:
-    """Ctrl-C and SIGTERM ask the server to stop: a KeyboardInterrupt raised wherever the main
-    thread is could leave a lock held, and a shell that starts the command in the background
-    hands it SIGINT ignored, which Python then never turns into KeyboardInterrupt."""
-    import signal
-    import threading
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # signals reach only that thread
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: server.request_stop())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _desired(desired: dict | None) -> str:

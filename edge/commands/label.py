@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from pi_inspect.edge.label.session import LabelSession, assign_keys
     from pi_inspect.edge.label.sources import open_frames, with_suggestions
     from pi_inspect.edge.label.store import ClassFolderStore, TableStore, check_labels
+    from pi_inspect.edge.stop_signals import on_stop_signals
 
     labels = tuple(label.strip() for label in args.labels.split(",") if label.strip())
     check_labels(labels)
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             server = LabelServer(session, args.port)
         except OSError as exc:
             raise SourceError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
-        with server, _stop_on_signals(server):
+        with server, on_stop_signals(server.request_stop):
             shown = ", ".join(f"{key}={label}" for key, label in keys.items())
             print(f"labelling {len(frames)} frames of {args.source} into {args.out}")
             print(f"label meanings: {declared}")
@@ -103,26 +104,6 @@ def run(args: argparse.Namespace) -> int:
         frames.close()
     print(f"stopped; labels in {args.out}")
     return 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals(server):
-    """Ctrl-C and SIGTERM ask the server to stop, as ``q`` does, from before the address is
-    printed: a signal raised as KeyboardInterrupt wherever the main thread happens to be can
-    leave a lock held and hang the exit, and a shell that starts the command in the background
-    hands it SIGINT ignored, which Python then never turns into KeyboardInterrupt at all."""
-    import signal
-    import threading
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # signals reach only that thread
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: server.request_stop())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _names(text: str) -> set[str]:

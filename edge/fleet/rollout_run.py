@@ -5,16 +5,13 @@ desired states published through one broker connection, the gates of ``rollout.R
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import http.server
-import signal
 import ssl
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from pi_inspect.edge.errors import ConfigError
@@ -27,6 +24,7 @@ from pi_inspect.edge.fleet.rollout import (
     Rollout,
     plan_of,
 )
+from pi_inspect.edge.stop_signals import on_stop_signals
 
 RECORD_WAIT_S = 10.0  # at most, for the broker to answer the subscription to the record
 
@@ -107,7 +105,7 @@ def rollout_command(
             return 1
         if args.abort:
             rollout = _rollout(plan_of(record), args, watch)
-            with _interrupt_on_signals(rollout):
+            with on_stop_signals(rollout.interrupt):
                 return 0 if rollout.abort(record) else 1
         return _serve_and_run(args, watch, record, inventory)
 
@@ -132,7 +130,7 @@ def _serve_and_run(args, watch, record, inventory: list[str]) -> int:
         try:
             if args.resume:
                 rollout = _rollout(plan_of(record, url), args, watch)
-                with _interrupt_on_signals(rollout):
+                with on_stop_signals(rollout.interrupt):
                     ok = rollout.resume(record)
             else:
                 stations = [s for s in (args.stations or "").split(",") if s] or inventory
@@ -146,7 +144,7 @@ def _serve_and_run(args, watch, record, inventory: list[str]) -> int:
                 except ValueError as exc:
                     raise ConfigError(f"--rings {args.rings}: {exc}") from None
                 rollout = _rollout(plan, args, watch)
-                with _interrupt_on_signals(rollout):
+                with on_stop_signals(rollout.interrupt):
                     ok = rollout.run()
         finally:
             server.shutdown()
@@ -164,17 +162,3 @@ def _rollout(plan: Plan, args: argparse.Namespace, watch) -> Rollout:
         plan, prefix=args.prefix, publish=watch.publish, views=watch.views,
         connected=lambda: watch.connected, echo=echo,
     )  # fmt: skip
-
-
-@contextlib.contextmanager
-def _interrupt_on_signals(rollout: Rollout) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop the rollout between steps, its record saying where."""
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: rollout.interrupt())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
