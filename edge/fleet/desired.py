@@ -7,8 +7,9 @@ The workstation publishes, retained, on ``<prefix>/<device>/desired`` (schema 1)
                 "url": "http://workstation.lan:8765/<sha256>.tar"}}
 
 (``"mode": "clear"`` with ``"bundle": null`` takes any candidate out of shadow.) ``rollback``
-undoes this bundle: out of shadow, and when it is the model in service, ``current`` goes back to
-``previous`` (checked first, as ``deploy --rollback`` does); nothing is fetched for it.
+undoes this bundle: out of shadow, and where the fleet put it in service, ``current`` goes back
+to ``previous`` (checked first, as ``deploy --rollback`` does; ``station.use_desired``); nothing
+is fetched for it.
 
 ``Applier`` fetches the bundle (only from ``[fleet] url_prefix``, at most ``max_bytes``),
 checks that its manifest is the one named (the bundle's identity), installs it as ``deploy``
