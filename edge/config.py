@@ -47,6 +47,13 @@ from pi_inspect.edge.outputs.registry import plugins
 from pi_inspect.edge.section import Section
 from pi_inspect.edge.shadow_config import ShadowConfig
 from pi_inspect.edge.source_config import SourceConfig, SourceKind  # noqa: F401 - config API
+from pi_inspect.edge.station_config import (
+    DEFAULT,
+    SECTIONS,
+    StationName,
+    cross_problems,
+    station_model,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -167,6 +174,12 @@ class PipelineConfig(Section):
     heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
 
 
+StationConfig = station_model(
+    ModelConfig, GpioConfig, TriggerConfig, DecideConfig, RejectConfig, SnapshotConfig,
+    PipelineConfig,
+)  # fmt: skip
+
+
 class CoreConfig(Section):
     """The daemon's own sections; ``Config`` adds one section per output plugin."""
 
@@ -186,6 +199,9 @@ class CoreConfig(Section):
     output: OutputConfig = OutputConfig()
     pipeline: PipelineConfig = PipelineConfig()
     fleet: FleetConfig = FleetConfig()
+    # Several inspection stations in one daemon, by name (docs/stations.md); none: one station,
+    # "default"
+    stations: dict[StationName, StationConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _pins_unique(self) -> CoreConfig:
@@ -212,6 +228,22 @@ class CoreConfig(Section):
             return Path(env.split(":")[0])
         return Path.home() / ".local" / "state" / "pi-inspect"
 
+    def station_configs(self) -> dict[str, CoreConfig]:
+        """Each station's whole config, in the order written: its own sections over the
+        top-level ones, its state under ``<state_dir>/stations/<name>``. Without
+        ``[stations]``: this config, as the one station ``default``."""
+        if not self.stations:
+            return {DEFAULT: self}
+        root = self.resolved_state_dir()
+        found: dict[str, CoreConfig] = {}
+        for name, station in self.stations.items():
+            update: dict[str, Any] = {
+                key: value for key in SECTIONS if (value := getattr(station, key)) is not None
+            }
+            update.update(state_dir=str(root / "stations" / name), stations={})
+            found[name] = self.model_copy(update=update)
+        return found
+
     def snapshot_dir(self) -> Path:
         path = Path(self.snapshots.dir).expanduser()
         return path if path.is_absolute() else self.resolved_state_dir() / path
@@ -235,13 +267,19 @@ def _with_plugins() -> type[CoreConfig]:
 Config = _with_plugins()
 
 def output_context(config: CoreConfig) -> OutputContext:
-    """What every output plugin is built with, from ``config``."""
-    snapshots = config.snapshot_dir() if config.snapshots.enabled else None
-    source = config.source
+    """What every output plugin is built with, from ``config`` (the first station's camera
+    and snapshots; each station's snapshots in ``snapshot_dirs``)."""
+    stations = config.station_configs()
+    dirs = {
+        name: (c.snapshot_dir() if c.snapshots.enabled else None) for name, c in stations.items()
+    }
+    first = next(iter(stations.values()))
+    source = first.source
     camera = f"{source.resolved().name} {source.uri}".strip()
     return OutputContext(
-        config.device.id, config.resolved_state_dir(), snapshots, __version__, camera
-    )
+        config.device.id, config.resolved_state_dir(), next(iter(dirs.values())), __version__,
+        camera, stations=tuple(stations), snapshot_dirs=dirs,
+    )  # fmt: skip
 
 
 _GPIO_PIN_KEYS = ("green", "red", "amber", "buzzer", "relay", "ack_button")
@@ -302,7 +340,10 @@ def parse_config(data: dict[str, Any], *, warn: Warn = log.warning) -> Config:
             warn(line)
     if not problems:
         try:
-            return Config.model_validate(data)
+            config = Config.model_validate(data)
+            problems = cross_problems(config.station_configs(), _PINS) if config.stations else []
+            if not problems:
+                return config
         except ValidationError as exc:
             problems = problems_of(exc)
         except RecursionError:
@@ -321,13 +362,22 @@ def _resolve_relative(config: Config, base: Path) -> Config:
             return value
         return str(base / value)
 
-    source = config.source
-    if source.resolved().is_path:
-        source = source.model_copy(update={"uri": rel(source.uri)})
-    model = config.model.model_copy(update={"bundle": rel(config.model.bundle)})
-    anomaly = config.anomaly.model_copy(update={"bundle": rel(config.anomaly.bundle)})
+    def paths(part: Any) -> dict[str, Any]:
+        """The path keys of ``part`` (the top level or one station), made absolute."""
+        update: dict[str, Any] = {}
+        source = part.source
+        if source is not None and source.resolved().is_path:
+            update["source"] = source.model_copy(update={"uri": rel(source.uri)})
+        for key in ("model", "anomaly"):
+            if (section := getattr(part, key)) is not None:
+                update[key] = section.model_copy(update={"bundle": rel(section.bundle)})
+        return update
+
+    stations = {
+        name: station.model_copy(update=paths(station)) for name, station in config.stations.items()
+    }
     return config.model_copy(
-        update={"source": source, "model": model, "anomaly": anomaly, "state_dir": rel(config.state_dir)}
+        update={**paths(config), "state_dir": rel(config.state_dir), "stations": stations}
     )
 
 
@@ -335,6 +385,11 @@ def with_overrides(config: Config, source: str | None = None, bundle: str | None
     """``config`` with the command line's ``--source`` / ``--bundle`` applied (validated again)."""
     if not source and not bundle:
         return config
+    if len(config.stations) > 1:
+        raise ConfigError(
+            "--source and --bundle name one camera and one model",
+            ["with several [stations], set each station's source and model in the config"],
+        )
     data = config.model_dump()
     if source:
         data["source"]["uri"] = source

@@ -195,6 +195,10 @@ def sections(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[st
         sub = _model_of(field.annotation)
         if sub is not None:
             out += sections(sub, f"{prefix}{name}.")
+        elif typing.get_origin(field.annotation) is dict:  # [stations.<name>]: one, named
+            value = _model_of(typing.get_args(field.annotation)[1])
+            if value is not None:
+                out.append((f"{prefix}{name}.<name>", value))
     return out
 
 
@@ -252,6 +256,10 @@ def example_toml() -> str:
         own = [k for k in keys(model, f"{name}." if name else "")
                if k.path.count(".") == (name.count(".") + 1 if name else 0)]
         if not own:
+            continue
+        if "<name>" in name:  # a table per station: shown, not written out
+            lines += ["", f"# [{name}]: each station's own sections (docs/stations.md):"]
+            lines += [f"#   {k.path.rsplit('.', 1)[-1]}: {k.meaning}" for k in own]
             continue
         lines.append("")
         if name:

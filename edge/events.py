@@ -31,6 +31,7 @@ class DefectEvent:
     condition: str | None = None  # the alarm condition that holds: "length absent"
     meaning: str | None = None  # what the label means, as the data set declared it
     device: str | None = None  # the station that saw it ([device] id), set when it is sent
+    station: str | None = None  # which of the device's stations ([stations.<name>]), when sent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +46,7 @@ class FrameResult:
     scores: dict[str, float]
     latency_ms: float  # preprocess + inference
     active: tuple[str, ...] = ()  # labels currently raised after debounce
+    station: str | None = None  # which of the device's stations, set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -68,6 +70,7 @@ class Stats:
     cpu_temp_c: float | None = None  # the SoC temperature, where the kernel exposes it
     extra: dict[str, Any] = field(default_factory=dict)
     device: str | None = None  # the station ([device] id), set when it is sent
+    station: str | None = None  # which of the device's stations, set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +111,7 @@ class State:
     # ended or not: with a latch the verdict may be "ok" while red is on
     latched: tuple[str, ...] = ()
     device: str | None = None  # the station ([device] id), set when it is sent
+    station: str | None = None  # which of the device's stations, set when it is sent
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

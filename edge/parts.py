@@ -60,6 +60,7 @@ class PartResult:
     model: str | None = None  # the identity of the model that judged it
     reason: str | None = None  # why ``error`` or ``missed``
     device: str | None = None  # set when it is sent
+    station: str | None = None  # which of the device's stations, set when it is sent
     trigger_clock: float = field(default=0.0, compare=False)  # monotonic, for reject timing
 
     def to_dict(self) -> dict[str, Any]:

@@ -105,6 +105,13 @@ def problems(config: Config) -> list[str]:
         expand("model.bundle", config.model.bundle, found)
     if config.anomaly.bundle:
         expand("anomaly.bundle", config.anomaly.bundle, found)
+    for name, station in config.stations.items():  # each station's own paths
+        for key in ("model", "anomaly"):
+            section = getattr(station, key)
+            if section is not None and section.bundle:
+                expand(f"stations.{name}.{key}.bundle", section.bundle, found)
+        if station.snapshots is not None and station.snapshots.enabled:
+            expand(f"stations.{name}.snapshots.dir", station.snapshots.dir, found)
     if state is not None:  # each output plugin's own files
         for name, plugin in plugins().items():
             if plugin.preflight is not None:

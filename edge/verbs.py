@@ -17,7 +17,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pi_inspect.edge.fleet.desired import Desired, InvalidDesired, parse_desired
@@ -239,13 +239,15 @@ def answer(
     labels: tuple[str, ...],
     receiver: Receiver,
     known: tuple[str, ...] = (),
+    station: str | None = None,
 ) -> Reply:
-    """Validate one request; only a valid command reaches ``receiver``. Never raises."""
+    """Validate one request for ``station`` (None: the only one); only a valid command
+    reaches ``receiver``. Never raises."""
     try:
         valid = command(verb, body, labels, known)
     except InvalidCommand as exc:
         return Reply(verb, False, str(exc))
-    return receiver(valid)
+    return receiver(replace(valid, station=station) if station is not None else valid)
 
 
 def run(station: Station, valid: Command) -> Reply:

@@ -1,4 +1,5 @@
-"""``pi-inspect run [--config FILE]``: the inspection daemon (systemd runs this).
+"""``pi-inspect run [--config FILE]``: the inspection daemon (systemd runs this), with every
+station of the config (``[stations.<name>]``; none: one station) in one process.
 
 Signals are handled here, not in the Daemon: SIGTERM/SIGINT set the stop event (clean
 shutdown: LEDs off, open defects ended, outputs flushed), SIGHUP asks for a reload of config
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pi_inspect.edge import preflight
     from pi_inspect.edge.config import load_config, with_overrides
-    from pi_inspect.edge.daemon import Daemon
+    from pi_inspect.edge.daemon.cell import Cell
     from pi_inspect.edge.sdnotify import Notifier
 
     overrides = partial(with_overrides, source=args.source, bundle=args.bundle)
@@ -55,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     preflight.check(config)
     stop = threading.Event()
     with Notifier.from_env() as notifier:
-        daemon = Daemon(config, config_path=args.config, overrides=overrides, notifier=notifier)
-        previous = install_signal_handlers(stop, daemon.request_reload)
+        cell = Cell(config, config_path=args.config, overrides=overrides, notifier=notifier)
+        previous = install_signal_handlers(stop, cell.request_reload)
         try:
-            daemon.run(stop)
+            cell.run(stop)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

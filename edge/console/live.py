@@ -54,11 +54,11 @@ class LiveView:
         self.offered = 0  # frames the daemon handed over (the bench and tests read it)
 
     # -- the daemon's side -------------------------------------------------------------------
-    def wants_frame(self) -> bool:
+    def wants_frame(self, station: str = "default") -> bool:
         now = self._clock()
         return now - self._last_request < self._idle_s and now >= self._due
 
-    def wants_heat(self) -> bool:
+    def wants_heat(self, station: str = "default") -> bool:
         return self._clock() < self._heat_until
 
     def offer_frame(self, frame: LiveFrame) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from pi_inspect.edge.collect import Keep
 from pi_inspect.edge.config import Config, load_config, output_context
 from pi_inspect.edge.daemon.dispatch import Dispatcher
+from pi_inspect.edge.daemon.hub import Hub
 from pi_inspect.edge.daemon.inspector import Inspector
 from pi_inspect.edge.daemon.loop import Loop, RunSummary
 from pi_inspect.edge.daemon.model import (
@@ -40,6 +41,7 @@ from pi_inspect.edge.reject import Rejector
 from pi_inspect.edge.signals import Lamps, Signals, TriggerInput
 from pi_inspect.edge.snapshots import SnapshotStore
 from pi_inspect.edge.sources import FrameSource, make_source
+from pi_inspect.edge.station_config import DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class Daemon:
         on_lamps: Callable[[Lamps], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        name: str = DEFAULT,
+        hub: Hub | None = None,
     ) -> None:
         if source is not None and source_factory is not None:
             raise ValueError("pass source or source_factory, not both")
@@ -102,6 +106,7 @@ class Daemon:
             self,  # the station the verbs (pi_inspect.edge.verbs) run on
             top_label=self._slot.top_alarm_label,
             device=config.device.id,
+            name=name,
             more_reporters=lambda: (
                 self._inspector.reporters() + ([self._applier] if self._applier is not None else [])
             ),
@@ -147,6 +152,8 @@ class Daemon:
             clock=clock,
         )
         self._outputs = list(outputs) if outputs is not None else None
+        self.name = name  # which of the device's stations ([stations.<name>])
+        self._hub = hub  # shared with the device's other stations, which close it
         self._pin_factory = pin_factory
         self._on_lamps = on_lamps
         self._clock = clock
@@ -237,9 +244,15 @@ class Daemon:
         """Run until ``stop`` is set (or a file/folder source ends). Never raises on a fault."""
         stop = stop if stop is not None else self.stop_event
         config = self.config
-        outputs = self._outputs if self._outputs is not None else open_outputs(config)
+        hub = self._hub
+        if hub is None:  # a station of its own: its outputs open and close with it
+            hub = Hub(self._outputs if self._outputs is not None else open_outputs(config))
+            hub.attach(self.name, self.receive)
         signals, trigger_input, rejector = self._open_gpio(config)
-        self._dispatcher.open([*outputs, *([rejector] if rejector else [])], open_snapshots(config))
+        own = [rejector] if rejector else []
+        owned = own if self._hub is not None else None
+        self._dispatcher.open([*hub.outputs, *own], open_snapshots(config), owned=owned)
+        hub.open()
         self.status.drive(signals)
         closers = [trigger_input] if trigger_input else []
         closers += [self._applier] if self._applier is not None else []

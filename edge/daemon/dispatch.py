@@ -21,7 +21,6 @@ from pi_inspect.edge.daemon.inspector import Inspection
 from pi_inspect.edge.daemon.protocols import (
     Classifier,
     Command,
-    CommandSource,
     Output,
     Prediction,
     Reply,
@@ -48,6 +47,7 @@ class Dispatcher:
             lambda _scores, _active: None
         ),
         device: str | None = None,
+        name: str = "default",
         more_reporters: Callable[[], list[Reports]] = list,
         on_rollback: Callable[[str], None] = lambda _reason: None,
     ) -> None:
@@ -56,23 +56,29 @@ class Dispatcher:
         self._on_rollback = on_rollback  # the station switches back to the previous model
         self._station = station  # what the verbs of pi_inspect.edge.verbs run on
         self._device = device  # stamped on every event, state and stats line sent
+        self._name = name  # which of the device's stations: stamped likewise
         self._top_label = top_label  # whose heat map a live viewer sees: (scores, raised)
         self._outputs: list[Output] = []
+        self._owned: list[Output] = []  # what ``close`` closes (the hub closes shared ones)
         self._part_outputs: list[PartOutput] = []
         self._taps: list[FrameTap] = []
         self._snapshots: SnapshotStore | None = None
         self._open_snapshots: dict[str, str] = {}  # event id -> snapshot, until its end
         self._lock = threading.Lock()  # the snapshot map (reload ends defects off the loop)
 
-    def open(self, outputs: Iterable[Output], snapshots: SnapshotStore | None) -> None:
-        """Send to ``outputs`` from now on; those that take commands get ``receive``."""
+    def open(
+        self,
+        outputs: Iterable[Output],
+        snapshots: SnapshotStore | None,
+        owned: Iterable[Output] | None = None,
+    ) -> None:
+        """Send to ``outputs`` from now on (commands reach the station through the hub,
+        ``pi_inspect.edge.daemon.hub``); ``close`` closes ``owned`` (None: all of them)."""
         self._outputs = list(outputs)
+        self._owned = list(owned) if owned is not None else list(self._outputs)
         self._taps = [tap for out in self._outputs if (tap := getattr(out, "frame_tap", None))]
         self._part_outputs = [out for out in self._outputs if isinstance(out, PartOutput)]
         self._snapshots = snapshots
-        for out in self._outputs:
-            if isinstance(out, CommandSource):
-                out.subscribe(self.receive)
 
     # -- out ----------------------------------------------------------------------------------
     def inspection(self, inspection: Inspection) -> list[DefectEvent]:
@@ -82,13 +88,14 @@ class Dispatcher:
             self.sample(inspection, inspection.keep)
         if inspection.rollback is not None:
             self._on_rollback(inspection.rollback)
+        result = replace(inspection.result, station=self._name)
         for out in self._outputs:
-            out.publish_result(inspection.result)
+            out.publish_result(result)
         return sent
 
     def parts(self, results: Iterable[PartResult]) -> list[PartResult]:
         """Each part's one result, to the outputs that take parts; returns them as sent."""
-        sent = [replace(r, device=self._device) for r in results]
+        sent = [replace(r, device=self._device, station=self._name) for r in results]
         for result in sent:
             if result.code == "missed" or result.late:
                 log.warning(
@@ -118,7 +125,7 @@ class Dispatcher:
                     self._open_snapshots[event.event_id] = event.snapshot
                 elif event.kind == "end":
                     event = replace(event, snapshot=self._open_snapshots.pop(event.event_id, None))
-            event = replace(event, device=self._device)
+            event = replace(event, device=self._device, station=self._name)
             if jpeg is not None:
                 for out in self._outputs:
                     out.publish_snapshot(jpeg, event)
@@ -207,11 +214,11 @@ class Dispatcher:
 
     def _live(self, frame: Frame, inspection: Inspection | None) -> None:
         for tap in self._taps:
-            if not tap.wants_frame():
+            if not tap.wants_frame(self._name):
                 continue
             scores = inspection.scores if inspection is not None else None
             heat, label = None, None
-            if inspection is not None and tap.wants_heat():
+            if inspection is not None and tap.wants_heat(self._name):
                 i = inspection
                 label = self._top_label(i.scores, i.result.active)
                 heat = (
@@ -229,7 +236,9 @@ class Dispatcher:
             else:  # the inspected view itself (the heat map covers it)
                 image, roi = frame.image, None
             tap.offer_frame(
-                LiveFrame(image, frame.index, frame.timestamp, scores, heat, label, roi, jpeg)
+                LiveFrame(
+                    image, frame.index, frame.timestamp, scores, heat, label, roi, jpeg, self._name
+                )
             )
 
     def live(self, frame: Frame, inspection: Inspection | None) -> None:
@@ -244,12 +253,12 @@ class Dispatcher:
     def state(self, state: State | None) -> None:
         if state is None:
             return
-        state = replace(state, device=self._device)
+        state = replace(state, device=self._device, station=self._name)
         for out in self._outputs:
             out.publish_state(state)
 
     def stats(self, stats: Stats) -> None:
-        stats = replace(stats, device=self._device)
+        stats = replace(stats, device=self._device, station=self._name)
         for out in self._outputs:
             out.publish_stats(stats)
 
@@ -259,8 +268,8 @@ class Dispatcher:
         return verbs.run(self._station, command)
 
     def close(self) -> None:
-        """Close every output; each one is closed even if another fails."""
-        for out in self._outputs:
+        """Close the outputs this station owns; each one is closed even if another fails."""
+        for out in self._owned:
             try:
                 out.close()
             except Exception as exc:  # shutdown goes on: the LEDs must go off regardless

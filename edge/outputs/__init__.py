@@ -64,6 +64,7 @@ class Command:
 
     verb: str
     args: Mapping[str, Any] = field(default_factory=dict)
+    station: str | None = None  # the station it is for; None: the only one (or the first)
 
 
 @dataclass(frozen=True)
@@ -101,19 +102,21 @@ class LiveFrame:
     heat_label: str | None = None
     roi: tuple[float, float, float, float] | None = None  # the inspected region, as fractions
     jpeg: bytes | None = None  # the camera's own JPEG of ``image`` (sent as is: no re-encoding)
+    station: str = "default"  # the station that captured it
 
 
 class FrameTap(Protocol):
     """What an output that shows live frames offers (as its ``frame_tap`` attribute).
 
-    The daemon asks ``wants_frame()`` for every captured frame (it must be cheap: true only
-    while someone watches and the next frame of the viewer's rate is due) and only then builds a
-    ``LiveFrame``; a heat map (an extra model run) only when ``wants_heat()`` says so.
+    The daemon asks ``wants_frame(station)`` for every frame a station captures (it must be
+    cheap: true only while someone watches that station and the next frame of the viewer's rate
+    is due) and only then builds a ``LiveFrame``; a heat map (an extra model run) only when
+    ``wants_heat(station)`` says so.
     """
 
-    def wants_frame(self) -> bool: ...
+    def wants_frame(self, station: str = "default") -> bool: ...
 
-    def wants_heat(self) -> bool: ...
+    def wants_heat(self, station: str = "default") -> bool: ...
 
     def offer_frame(self, frame: LiveFrame) -> None: ...
 
@@ -127,6 +130,18 @@ class OutputContext:
     snapshot_dir: Path | None  # defect snapshots, None when they are off
     version: str  # pi-inspect's version
     camera: str = ""  # what the station watches ([source] kind and address), for reports
+    # The device's stations, in config order (one: "default"), and each one's snapshots.
+    stations: tuple[str, ...] = ("default",)
+    snapshot_dirs: Mapping[str, Path | None] = field(default_factory=dict)
+
+    @property
+    def several(self) -> bool:
+        """More than one station: topics, pages and registers name the station."""
+        return len(self.stations) > 1
+
+    def snapshots_of(self, station: str | None) -> Path | None:
+        """Where ``station``'s snapshots are (None or unknown: the first station's)."""
+        return self.snapshot_dirs.get(station or "", self.snapshot_dir)
 
 
 Build = Callable[[Any, OutputContext], "Output | None"]  # None: nothing to add (logged why)
