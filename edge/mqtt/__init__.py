@@ -18,7 +18,11 @@ __all__ = ["make_output"]
 
 
 def make_output(
-    config: MqttConfig, state_dir: Path, device: str, camera: str = ""
+    config: MqttConfig,
+    state_dir: Path,
+    device: str,
+    camera: str = "",
+    stations: tuple[str, ...] = (),
 ) -> MqttOutput | SparkplugFanOut:
     """A started MQTT output (connecting in the background) for station ``device`` (its topic
     level), with its spool in ``state_dir``.
@@ -43,7 +47,10 @@ def make_output(
     from pi_inspect.edge.fleet.report import machine_identity
 
     identity = {**machine_identity(), "version": __version__, "camera": camera}
-    output = MqttOutput(config, topics, spool, client, sw_version=__version__, identity=identity)
+    output = MqttOutput(
+        config, topics, spool, client, sw_version=__version__, identity=identity,
+        stations=stations,
+    )  # fmt: skip
     output.start()
     if not config.sparkplug.enabled:
         return output
@@ -55,4 +62,4 @@ def make_output(
     except BaseException:
         output.close()
         raise
-    return SparkplugFanOut(output, sparkplug)
+    return SparkplugFanOut(output, sparkplug, stations[0] if len(stations) > 1 else None)

@@ -1,6 +1,6 @@
 """Home Assistant MQTT discovery: retained config messages so the device appears by itself.
 
-One ``binary_sensor`` per alarm condition the data set declared (``length absent``: on while
+One device per station (a device of several stations has several), with one ``binary_sensor`` per alarm condition the data set declared (``length absent``: on while
 the label is active in ``state``; its meaning in the name), none for a label that never
 alarms; sensors for
 fps and latency from ``stats``, all tied to the availability topic. Home Assistant announces
@@ -34,10 +34,12 @@ def discovery_messages(
 ) -> list[tuple[str, dict[str, Any]]]:
     """(topic, config payload) for every entity of this device; ``meanings`` (the model's
     declaration) says which labels alarm and on what (default: each alarms when present)."""
-    node = _object_id(topics.device_id)
+    # One Home Assistant device per station when the device has several.
+    named = topics.device_id if topics.station is None else f"{topics.device_id} {topics.station}"
+    node = _object_id(named.replace(" ", "_"))
     device = {
         "identifiers": [f"pi-inspect-{node}"],
-        "name": f"pi-inspect {topics.device_id}",
+        "name": f"pi-inspect {named}",
         "manufacturer": "pi-inspect",
         "model": "seam inspection",
         "sw_version": sw_version,

@@ -49,23 +49,26 @@ class MqttOutput:
         sw_version: str = "",
         flush_timeout_s: float = 3.0,
         identity: dict[str, Any] | None = None,
+        stations: tuple[str, ...] = (),
     ) -> None:
         self._config = config
         self._spool = spool
         self._client = client
         self._flush_timeout_s = flush_timeout_s  # what is left stays spooled for the next start
         self.topics = topics
+        # With several stations each has its topics under <device>/<station>/; one keeps today's.
+        self._several = len(stations) > 1
         self._ha_status_topic = f"{config.discovery.prefix}/status"
         self._sender = Sender(config, self.topics, spool, client, sw_version, identity)
         self._receiver: Receiver = _no_receiver
-        self._labels: tuple[str, ...] = ()  # the running model's, from the last State
+        self._labels: dict[str | None, tuple[str, ...]] = {}  # per station, from its last State
         self._command_sub: int | None = None  # the mid of the command subscription in flight
         self._listening = threading.Event()  # the broker acknowledged the command subscription
         self._closed = False
         self._close_lock = threading.Lock()
         self._last_result_at = float("-inf")
         self._result_period = 1.0 / config.result.max_rate_hz
-        self._commands: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=16)
+        self._commands: queue.Queue[tuple[str | None, str, bytes] | None] = queue.Queue(maxsize=16)
         self._commander = threading.Thread(
             target=self._command_loop, name="mqtt-commands", daemon=True
         )
@@ -156,13 +159,19 @@ class MqttOutput:
         )
 
     # -- Output protocol (called from the inference loop: must not block) -------------------
+    def _key(self, station: str | None) -> str | None:
+        """The station level of the topics (None: a device of one station, today's topics)."""
+        return station if self._several else None
+
     def publish_event(self, event: DefectEvent) -> None:
-        self._spool.append(self.topics.defect(event.label), to_json(event.to_dict()))
+        topics = self.topics.of_station(self._key(event.station))
+        self._spool.append(topics.defect(event.label), to_json(event.to_dict()))
         self._sender.spooled()
 
     def publish_part(self, result: PartResult) -> None:
         """Every part's one result, spooled as events are: a PLC gateway misses none."""
-        self._spool.append(self.topics.part, to_json(result.to_dict()))
+        topics = self.topics.of_station(self._key(result.station))
+        self._spool.append(topics.part, to_json(result.to_dict()))
         self._sender.spooled()
 
     def publish_result(self, result: FrameResult) -> None:
@@ -172,21 +181,22 @@ class MqttOutput:
         if now - self._last_result_at < self._result_period:
             return
         self._last_result_at = now
-        self._sender.result.put(result)
+        self._sender.board(self._key(result.station)).result.put(result)
         self._sender.wake()
 
     def publish_stats(self, stats: Stats) -> None:
-        self._sender.stats.put(stats)
+        self._sender.board(self._key(stats.station)).stats.put(stats)
         self._sender.wake()
 
     def publish_state(self, state: State) -> None:
-        self._labels = state.model.labels if state.model is not None else ()
-        self._sender.state.put(state)
+        key = self._key(state.station)
+        self._labels[key] = state.model.labels if state.model is not None else ()
+        self._sender.board(key).state.put(state)
         self._sender.wake()
 
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None:
         if self._config.snapshot:
-            self._sender.snapshot.put(bytes(jpeg))
+            self._sender.board(self._key(event.station)).snapshot.put(bytes(jpeg))
             self._sender.wake()
 
     # -- paho callbacks (paho's network thread) ---------------------------------------------
@@ -198,7 +208,10 @@ class MqttOutput:
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         self._listening.clear()
         if self._config.commands.enabled:
-            _, self._command_sub = client.subscribe(self.topics.command_filter, qos=1)
+            wanted = (
+                self.topics.stations_command_filter if self._several else self.topics.command_filter
+            )
+            _, self._command_sub = client.subscribe(wanted, qos=1)
         if self._config.discovery.enabled:
             client.subscribe(self._ha_status_topic, qos=1)
         client.subscribe(self.topics.desired, qos=1)  # the fleet's, retained ([fleet] decides)
@@ -229,25 +242,26 @@ class MqttOutput:
             return
         if message.topic == self.topics.desired:  # retained by design: applied once per change
             if message.payload:
-                self._queue_command("desired", bytes(message.payload))
+                self._queue_command(None, "desired", bytes(message.payload))
             return
-        verb = self.topics.command_verb(message.topic)
-        if verb is None or not self._config.commands.enabled:
+        target = self.topics.command_target(message.topic)
+        if target is None or not self._config.commands.enabled:
             return
+        station, verb = target
         if message.retain:  # an old command kept by the broker, not one sent now
-            self._clear_retained(message.topic, verb)
+            self._clear_retained(message.topic, verb, station)
             return
         if not message.payload:  # how a retained message is cleared: not a command
             return
-        self._queue_command(verb, bytes(message.payload))
+        self._queue_command(station, verb, bytes(message.payload))
 
-    def _queue_command(self, verb: str, payload: bytes) -> None:
+    def _queue_command(self, station: str | None, verb: str, payload: bytes) -> None:
         try:
-            self._commands.put_nowait((verb, payload))
+            self._commands.put_nowait((station, verb, payload))
         except queue.Full:
-            self._reply(Reply(verb, False, "busy"))
+            self._reply(Reply(verb, False, "busy"), station)
 
-    def _clear_retained(self, topic: str, verb: str) -> None:
+    def _clear_retained(self, topic: str, verb: str, station: str | None = None) -> None:
         """Never run a retained command (it would run again on every reconnect, and an old
         threshold would override a newer one after a broker restart); clear it on the broker."""
         log.warning(
@@ -256,7 +270,7 @@ class MqttOutput:
             topic,
         )
         self._client.publish(topic, b"", qos=1, retain=True)
-        self._reply(Reply(verb, False, "retained command ignored"))
+        self._reply(Reply(verb, False, "retained command ignored"), station)
 
     # -- commands thread --------------------------------------------------------------------
     def _command_loop(self) -> None:
@@ -264,8 +278,11 @@ class MqttOutput:
             item = self._commands.get()
             if item is None:
                 return
-            verb, payload = item
-            self._reply(answer(verb, payload, self._labels, self._receiver))
+            station, verb, payload = item
+            labels = self._labels.get(station, ())
+            self._reply(answer(verb, payload, labels, self._receiver, station=station), station)
 
-    def _reply(self, reply: Reply) -> None:
-        self._client.publish(self.topics.command_result, to_json(reply.to_dict()), qos=1)
+    def _reply(self, reply: Reply, station: str | None = None) -> None:
+        """On the ``cmd/result`` topic next to where the command came."""
+        topic = self.topics.of_station(station).command_result
+        self._client.publish(topic, to_json(reply.to_dict()), qos=1)

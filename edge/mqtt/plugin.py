@@ -16,7 +16,10 @@ from pi_inspect.edge.outputs import Output, OutputContext, OutputPlugin
 def _build(section: MqttConfig, context: OutputContext) -> Output:
     from pi_inspect.edge.mqtt import make_output
 
-    return make_output(section, context.state_dir, context.device, camera=context.camera)
+    return make_output(
+        section, context.state_dir, context.device, camera=context.camera,
+        stations=context.stations,
+    )  # fmt: skip
 
 
 def _doctor(section: MqttConfig, _context: OutputContext) -> list[tuple[str, Callable[[], Any]]]:
@@ -26,7 +29,10 @@ def _doctor(section: MqttConfig, _context: OutputContext) -> list[tuple[str, Cal
     creds = read_credentials(section) if section.enabled else None
     user, password = (creds.username, creds.password) if creds is not None else (None, None)
     return [
-        ("broker", lambda: check_broker(section.enabled, section.host, section.port, user, password))
+        (
+            "broker",
+            lambda: check_broker(section.enabled, section.host, section.port, user, password),
+        )
     ]
 
 

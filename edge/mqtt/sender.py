@@ -58,6 +58,22 @@ class Latest:
             return value
 
 
+class Board:
+    """One station's latest values and what was last published of them."""
+
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+        self.state = Latest()
+        self.stats = Latest()
+        self.result = Latest()
+        self.snapshot = Latest()
+        self.last_state: State | None = None  # re-published after every (re)connect
+        self.last_stats: Stats | None = None
+        self.state_generation = 0  # connection the state was last published on
+        self.discovered: tuple[str, ...] | None = None  # labels the discovery configs name
+        self.stats_fresh = False  # a stats line went out in the sender's last round
+
+
 class Sender:
     """Owns the publishing side of one MQTT connection (see the module docstring)."""
 
@@ -87,20 +103,22 @@ class Sender:
         self._spool_dirty = threading.Event()  # new event, acknowledgement or reconnect
         self._spool_dirty.set()  # a restart replays what the last run left
 
-        self.state = Latest()
-        self.stats = Latest()
-        self.result = Latest()
-        self.snapshot = Latest()
-        self._last_state: State | None = None  # re-published after every (re)connect
+        self._boards: dict[str | None, Board] = {}  # per station (None: a device of one)
+        self._boards_lock = threading.Lock()
         self._identity = identity if identity is not None else {"version": sw_version}
-        self._last_stats: Stats | None = None  # the station report is built from it
         self._report_generation = 0  # connection the report was last published on
-        self._state_generation = 0  # connection the state was last published on
         self._discovery_due = threading.Event()
-        self._discovered: tuple[str, ...] | None = None  # labels the discovery configs name
         self._thread = threading.Thread(target=self._loop, name="mqtt-sender", daemon=True)
 
     # -- from other threads -------------------------------------------------------------------
+    def board(self, station: str | None = None) -> Board:
+        """The latest values of ``station`` (its topics when given; None: the device's own)."""
+        board = self._boards.get(station)
+        if board is None:
+            with self._boards_lock:
+                board = self._boards.setdefault(station, Board(self._topics.of_station(station)))
+        return board
+
     def start(self) -> None:
         self._thread.start()
 
@@ -174,52 +192,64 @@ class Sender:
             self._spool_dirty.set()
 
     def _publish_latest(self) -> None:
-        topics, client = self._topics, self._client
-        state: State | None = self.state.take()
-        if state is not None:
-            self._last_state = state
-        model = self._last_state.model if self._last_state is not None else None
-        labels = model.labels if model is not None else ()
-        if self._discovery_due.is_set() or (
-            self._discovered is not None and labels != self._discovered
-        ):
-            self._discovery_due.clear()
-            self._publish_discovery(labels, model)
-        # Also after a reconnect: a restarted broker may have lost the retained state.
-        stale = self._state_generation != self._generation
-        if self._last_state is not None and (state is not None or stale):
-            client.publish(topics.state, to_json(self._last_state.to_dict()), qos=1, retain=True)
-            self._state_generation = self._generation
-        stats: Stats | None = self.stats.take()
-        if stats is not None:  # the spool's numbers are in extra: the daemon polls health()
-            client.publish(topics.stats, to_json(stats.to_dict()), qos=0)
-            self._last_stats = stats
-        if self._last_stats is not None and (
-            stats is not None or self._report_generation != self._generation
+        discover = self._discovery_due.is_set()
+        self._discovery_due.clear()
+        with self._boards_lock:
+            boards = list(self._boards.values())
+        for board in boards:
+            self._publish_board(board, discover)
+        first = boards[0] if boards else None  # the fleet follows the first station
+        if (
+            first is not None
+            and first.last_stats is not None
+            and (first.stats_fresh or self._report_generation != self._generation)
         ):  # with each stats line, and again after a reconnect (retained, for the fleet)
             report = station_report(
-                topics.device_id, self._identity, self._last_state, self._last_stats, time.time()
-            )
-            client.publish(topics.report, to_json(report), qos=1, retain=True)
+                self._topics.device_id, self._identity, first.last_state, first.last_stats,
+                time.time(),
+            )  # fmt: skip
+            self._client.publish(self._topics.report, to_json(report), qos=1, retain=True)
             self._report_generation = self._generation
-        result: FrameResult | None = self.result.take()
+
+    def _publish_board(self, board: Board, discover: bool) -> None:
+        topics, client = board.topics, self._client
+        state: State | None = board.state.take()
+        if state is not None:
+            board.last_state = state
+        model = board.last_state.model if board.last_state is not None else None
+        labels = model.labels if model is not None else ()
+        if discover or (board.discovered is not None and labels != board.discovered):
+            self._publish_discovery(board, labels, model)
+        # Also after a reconnect: a restarted broker may have lost the retained state.
+        stale = board.state_generation != self._generation
+        if board.last_state is not None and (state is not None or stale):
+            client.publish(topics.state, to_json(board.last_state.to_dict()), qos=1, retain=True)
+            board.state_generation = self._generation
+        stats: Stats | None = board.stats.take()
+        board.stats_fresh = stats is not None
+        if stats is not None:  # the spool's numbers are in extra: the daemon polls health()
+            client.publish(topics.stats, to_json(stats.to_dict()), qos=0)
+            board.last_stats = stats
+        result: FrameResult | None = board.result.take()
         if result is not None:
             client.publish(topics.result, to_json(result.to_dict()), qos=0)
-        snapshot = self.snapshot.take()
+        snapshot = board.snapshot.take()
         if snapshot is not None:
             client.publish(topics.snapshot, snapshot, qos=0, retain=True)
 
-    def _publish_discovery(self, labels: tuple[str, ...], model: ModelInfo | None) -> None:
+    def _publish_discovery(
+        self, board: Board, labels: tuple[str, ...], model: ModelInfo | None
+    ) -> None:
         """Home Assistant configs for ``labels``, named by their alarm conditions; again
         whenever a reload changes them."""
-        self._discovered = labels
+        board.discovered = labels
         meanings = (
             {label: LabelMeaning(alarm, meaning) for label, alarm, meaning in model.meanings}
             if model is not None and model.meanings
             else None
         )
         for topic, payload in discovery_messages(
-            self._topics, self._config.discovery.prefix, labels, self._sw_version, meanings
+            board.topics, self._config.discovery.prefix, labels, self._sw_version, meanings
         ):
             self._client.publish(topic, to_json(payload), qos=1, retain=True)
 

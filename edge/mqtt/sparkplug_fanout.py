@@ -20,11 +20,18 @@ if TYPE_CHECKING:
 
 class SparkplugFanOut:
     """The MQTT output and its Sparkplug B publisher as one output: everything goes to both;
-    commands, the spool and every other attribute are the MQTT output's."""
+    commands, the spool and every other attribute are the MQTT output's. On a device of
+    several stations Sparkplug B carries ``station`` only (its device is one station)."""
 
-    def __init__(self, mqtt: MqttOutput, sparkplug: SparkplugOutput) -> None:
+    def __init__(
+        self, mqtt: MqttOutput, sparkplug: SparkplugOutput, station: str | None = None
+    ) -> None:
         self.mqtt = mqtt
         self.sparkplug = sparkplug
+        self.station = station
+
+    def _ours(self, item: Any) -> bool:
+        return self.station is None or getattr(item, "station", None) == self.station
 
     def __getattr__(self, name: str) -> Any:
         if name in ("mqtt", "sparkplug"):  # not set yet: no recursion
@@ -33,29 +40,35 @@ class SparkplugFanOut:
 
     def publish_event(self, event: DefectEvent) -> None:
         self.mqtt.publish_event(event)
-        self.sparkplug.publish_event(event)
+        if self._ours(event):
+            self.sparkplug.publish_event(event)
 
     def publish_result(self, result: FrameResult) -> None:
         self.mqtt.publish_result(result)
-        self.sparkplug.publish_result(result)
+        if self._ours(result):
+            self.sparkplug.publish_result(result)
 
     def publish_stats(self, stats: Stats) -> None:
         self.mqtt.publish_stats(stats)
-        self.sparkplug.publish_stats(stats)
+        if self._ours(stats):
+            self.sparkplug.publish_stats(stats)
 
     def publish_state(self, state: State) -> None:
         self.mqtt.publish_state(state)
-        self.sparkplug.publish_state(state)
+        if self._ours(state):
+            self.sparkplug.publish_state(state)
 
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None:
         self.mqtt.publish_snapshot(jpeg, event)
-        self.sparkplug.publish_snapshot(jpeg, event)
+        if self._ours(event):
+            self.sparkplug.publish_snapshot(jpeg, event)
 
     def publish_part(self, result: PartResult) -> None:
         publish = getattr(self.mqtt, "publish_part", None)
         if publish is not None:
             publish(result)
-        self.sparkplug.publish_part(result)
+        if self._ours(result):
+            self.sparkplug.publish_part(result)
 
     def subscribe(self, receiver: Receiver) -> None:
         self.mqtt.subscribe(receiver)

@@ -15,26 +15,55 @@ STOPPED = "stopped"  # published on a clean exit
 
 @dataclass(frozen=True)
 class Topics:
-    """Topics of one device: ``<prefix>/<device>/...``."""
+    """Topics of one device: ``<prefix>/<device>/...``; of one of its stations when the device
+    has several: ``<prefix>/<device>/<station>/...`` (availability, the fleet's report and
+    desired state stay the device's)."""
 
     prefix: str
     device_id: str
+    station: str | None = None  # set only when the device has more than one station
 
     @property
-    def base(self) -> str:
+    def device_base(self) -> str:
         return f"{self.prefix}/{self.device_id}"
 
     @property
+    def base(self) -> str:
+        return self.device_base if self.station is None else f"{self.device_base}/{self.station}"
+
+    def of_station(self, station: str | None) -> Topics:
+        """The topics of ``station`` of this device (None: the device's own)."""
+        return Topics(self.prefix, self.device_id, station)
+
+    @property
     def availability(self) -> str:
-        return f"{self.base}/availability"
+        return f"{self.device_base}/availability"
 
     @property
     def desired(self) -> str:
-        return f"{self.base}/desired"
+        return f"{self.device_base}/desired"
 
     @property
     def report(self) -> str:
-        return f"{self.base}/report"
+        return f"{self.device_base}/report"
+
+    @property
+    def stations_command_filter(self) -> str:
+        """Commands to any station of the device: ``<device>/+/cmd/+``."""
+        return f"{self.device_base}/+/cmd/+"
+
+    def command_target(self, topic: str) -> tuple[str | None, str] | None:
+        """(station, verb) of a command topic (station None: the device's own ``cmd/``), or
+        None if ``topic`` is not a command."""
+        head = f"{self.device_base}/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head) :].split("/")
+        if len(parts) == 2 and parts[0] == "cmd" and parts[1] != "result":
+            return None, parts[1]
+        if len(parts) == 3 and parts[1] == "cmd" and parts[2] != "result":
+            return parts[0], parts[2]
+        return None
 
     @property
     def state(self) -> str:
