@@ -146,8 +146,8 @@ def test_metrics_give_each_models_invoke_time_when_two_run_on_one_frame(tmp_path
         for family in text_string_to_metric_families(body.decode())
         for s in family.samples
     }
-    assert samples[("pi_inspect_model_invoke_p50_seconds", (("model", "model"),))] == pytest.approx(0.004)
-    assert samples[("pi_inspect_model_invoke_p95_seconds", (("model", "anomaly"),))] == pytest.approx(0.003)
+    assert samples[("pi_inspect_model_invoke_p50_seconds", (("model", "model"), ("station", "default")))] == pytest.approx(0.004)
+    assert samples[("pi_inspect_model_invoke_p95_seconds", (("model", "anomaly"), ("station", "default")))] == pytest.approx(0.003)
 
 
 def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
@@ -170,16 +170,16 @@ def test_metrics_parse_with_the_prometheus_text_parser(tmp_path):
         for family in text_string_to_metric_families(body.decode())
         for s in family.samples
     }
-    assert samples[("pi_inspect_defect_events_total", (("label", "error"),))] == 1
-    assert samples[("pi_inspect_defect_events_total", (("label", "break"),))] == 1
-    assert samples[("pi_inspect_faults_total", ())] == 1
-    assert samples[("pi_inspect_fault", ())] == 1
-    assert samples[("pi_inspect_verdict", (("verdict", "fault"),))] == 1
-    assert samples[("pi_inspect_fps", ())] == 14.5
-    assert samples[("pi_inspect_latency_p95_seconds", ())] == pytest.approx(0.005)
-    assert samples[("pi_inspect_dropped_frames_total", ())] == 7
-    assert samples[("pi_inspect_cpu_temperature_celsius", ())] == 51.5
-    info = (("name", "seam"), ("sha256", "ab" * 32), ("version", "3"))
+    assert samples[("pi_inspect_defect_events_total", (("label", "error"), ("station", "default")))] == 1
+    assert samples[("pi_inspect_defect_events_total", (("label", "break"), ("station", "default")))] == 1
+    assert samples[("pi_inspect_faults_total", (("station", "default"),))] == 1
+    assert samples[("pi_inspect_fault", (("station", "default"),))] == 1
+    assert samples[("pi_inspect_verdict", (("station", "default"), ("verdict", "fault")))] == 1
+    assert samples[("pi_inspect_fps", (("station", "default"),))] == 14.5
+    assert samples[("pi_inspect_latency_p95_seconds", (("station", "default"),))] == pytest.approx(0.005)
+    assert samples[("pi_inspect_dropped_frames_total", (("station", "default"),))] == 7
+    assert samples[("pi_inspect_cpu_temperature_celsius", (("station", "default"),))] == 51.5
+    info = (("name", "seam"), ("sha256", "ab" * 32), ("station", "default"), ("version", "3"))
     assert samples[("pi_inspect_model_info", info)] == 1
 
 

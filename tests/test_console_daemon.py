@@ -29,11 +29,11 @@ class Tap:
         self.asked = 0
         self.frames: list = []
 
-    def wants_frame(self) -> bool:
+    def wants_frame(self, station: str = "default") -> bool:
         self.asked += 1
         return self.watching
 
-    def wants_heat(self) -> bool:
+    def wants_heat(self, station: str = "default") -> bool:
         return self.heat
 
     def offer_frame(self, frame) -> None:

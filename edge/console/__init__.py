@@ -36,7 +36,7 @@ def build_console(
     ``clock`` drives the login sessions and the wrong-token throttle (a test passes its own)."""
     from pi_inspect.edge.console.actions import Actions
     from pi_inspect.edge.console.config import is_loopback
-    from pi_inspect.edge.console.live import LiveView
+    from pi_inspect.edge.console.live import LiveView, LiveViews
     from pi_inspect.edge.console.output import ConsoleOutput
     from pi_inspect.edge.console.review import ReviewStore
     from pi_inspect.edge.console.security import Guard, read_token
@@ -62,8 +62,8 @@ def build_console(
     )
     review.prune()  # bounds lowered since the last run, and a crash's temporary folders
     snapshot_dir = context.snapshot_dir
-    console = ConsoleOutput(LiveView(c.fps), events_kept=c.events_kept)
-    actions = Actions(console, review, snapshot_dir)
+    console = ConsoleOutput(LiveViews(lambda: LiveView(c.fps)), events_kept=c.events_kept)
+    actions = Actions(console, review, snapshot_dir, context.snapshot_dirs)
     app = create_app(
         console,
         guard,
@@ -71,6 +71,7 @@ def build_console(
         snapshot_dir=snapshot_dir,
         review=review,
         fps=c.fps,
+        stations=context.stations,
     )
     server = ConsoleServer(app, c.host, c.port if port is None else port)
     console.on_close(server.close)

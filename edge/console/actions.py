@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +41,30 @@ class Actions:
         console: ConsoleOutput,
         review: ReviewStore,
         snapshot_dir: Path | None,
+        snapshot_dirs: Mapping[str, Path | None] | None = None,
     ) -> None:
         self._console = console
         self._review = review
         self._snapshot_dir = snapshot_dir
+        self._snapshot_dirs = dict(snapshot_dirs or {})  # per station, on a device of several
 
-    def run(self, verb: str, body: bytes) -> dict[str, Any]:
+    def snapshots_of(self, station: str | None) -> Path | None:
+        return self._snapshot_dirs.get(station or "", self._snapshot_dir)
+
+    def run(self, verb: str, body: bytes, station: str | None = None) -> dict[str, Any]:
         if verb not in VERBS:
             return {"ok": False, "error": f"unknown action; known: {', '.join(VERBS)}"}
         receiver = self._console.receiver
         if receiver is None:
             return {"ok": False, "error": "the daemon is not connected yet"}
-        reply = answer(verb, body, self._console.labels(), _safe(receiver)).to_dict()
+        labels = self._console.labels(station)
+        reply = answer(verb, body, labels, _safe(receiver), station=station).to_dict()
         if verb == "thresholds" and reply["ok"]:
             reply["result"].update(persistent=False, lasts=THRESHOLDS_LAST)
         log.info("console action %s: %s", verb, "ok" if reply["ok"] else reply["error"])
         return reply
 
-    def keep_for_review(self, body: bytes) -> dict[str, Any]:
+    def keep_for_review(self, body: bytes, station: str | None = None) -> dict[str, Any]:
         """``{}`` keeps the live frame; ``{"event_id": ...}`` an event's snapshot. An optional
         ``note`` (what the verdict should have been) goes with it."""
         try:
@@ -72,7 +79,7 @@ class Actions:
         event_id = request.get("event_id")
         try:
             if event_id is None:
-                item = self._keep_live(note)
+                item = self._keep_live(note, station)
             elif isinstance(event_id, str):
                 item = self._keep_event(event_id, note)
             else:
@@ -86,10 +93,10 @@ class Actions:
         log.info("kept %s for review", item)
         return {"ok": True, "error": None, "id": item}
 
-    def _keep_live(self, note: str | None) -> str:
+    def _keep_live(self, note: str | None, station: str | None) -> str:
         import cv2
 
-        frame = self._console.frame_tap.latest()
+        frame = self._console.frame_tap.latest(station)
         if frame is None or frame.scores is None:
             raise NotKept("no inspected live frame yet: open the live view first")
         if frame.jpeg is not None:  # the camera's own JPEG: kept as it came
@@ -105,9 +112,10 @@ class Actions:
 
             ok, over = cv2.imencode(".jpg", overlay(frame.image, frame.heat))
             heat = over.tobytes() if ok else None
-        state = self._console.overview()["state"] or {}
+        state = self._console.overview(station)["state"] or {}
         meta = {
             "source": "live",
+            "station": frame.station,
             "frame_index": frame.index,
             "captured_at": frame.timestamp,
             "scores": frame.scores,
@@ -122,14 +130,15 @@ class Actions:
         if event is None:
             raise NotKept("no such event (only recent events can be kept)")
         name = event.get("snapshot")
-        if not name or self._snapshot_dir is None:
+        folder = self.snapshots_of(event.get("station"))
+        if not name or folder is None:
             raise NotKept("this event has no snapshot to keep")
-        frame = (self._snapshot_dir / name).read_bytes()
+        frame = (folder / name).read_bytes()
         stem = name[: -len(".jpg")]
-        heat_path = self._snapshot_dir / f"{stem}.heat.jpg"
+        heat_path = folder / f"{stem}.heat.jpg"
         heat = heat_path.read_bytes() if heat_path.is_file() else None
         try:
-            sidecar = json.loads((self._snapshot_dir / f"{stem}.json").read_text())
+            sidecar = json.loads((folder / f"{stem}.json").read_text())
         except (OSError, ValueError):
             sidecar = {}
         meta = {"source": "event", "event": event, "note": note, "snapshot": sidecar}

@@ -135,3 +135,45 @@ def _encode(frame: LiveFrame, heat: bool, quality: int) -> bytes:
     if not ok:
         raise OSError("cannot encode the live frame as JPEG")
     return jpeg.tobytes()
+
+
+class LiveViews:
+    """One ``LiveView`` per station, as one frame tap: each station's frames flow only while
+    someone watches that station."""
+
+    def __init__(self, make: Callable[[], LiveView], first: LiveView | None = None) -> None:
+        self._make = make
+        self._first = first  # the view of the first station that asks (a view given as is)
+        self._views: dict[str, LiveView] = {}
+        self._lock = threading.Lock()
+
+    def view(self, station: str | None = None) -> LiveView:
+        name = station or next(iter(self._views), "default")
+        found = self._views.get(name)
+        if found is None:
+            with self._lock:
+                if name not in self._views:
+                    first, self._first = self._first, None
+                    self._views[name] = first if first is not None else self._make()
+                found = self._views[name]
+        return found
+
+    def wants_frame(self, station: str = "default") -> bool:
+        return self.view(station).wants_frame()
+
+    def wants_heat(self, station: str = "default") -> bool:
+        return self.view(station).wants_heat()
+
+    def offer_frame(self, frame: LiveFrame) -> None:
+        self.view(frame.station).offer_frame(frame)
+
+    def watching(self) -> int:
+        with self._lock:
+            views = list(self._views.values())
+        return sum(view.watching() for view in views)
+
+    def latest(self, station: str | None = None) -> LiveFrame | None:
+        return self.view(station).latest()
+
+    def request(self, viewer: str, *, station: str | None = None, **how: Any):
+        return self.view(station).request(viewer, **how)

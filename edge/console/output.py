@@ -13,43 +13,83 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from pi_inspect.edge.console.live import LiveView
+from pi_inspect.edge.console.live import LiveView, LiveViews
 from pi_inspect.edge.events import DefectEvent, FrameResult, State, Stats
 from pi_inspect.edge.outputs import Receiver
 
 HISTORY = 120  # stats lines kept for the charts
 
 
+class Board:
+    """One station's latest state, stats and scores, and the stats history for its charts."""
+
+    def __init__(self) -> None:
+        self.state: State | None = None
+        self.stats: Stats | None = None
+        self.result: FrameResult | None = None
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.faults = 0
+
+    def tile(self, name: str) -> dict[str, Any]:
+        """What the station's tile shows."""
+        state, stats = self.state, self.stats
+        return {
+            "name": name,
+            "verdict": state.verdict if state is not None else "starting",
+            "fault": state.fault if state is not None else None,
+            "active": list(state.conditions or state.active) if state is not None else [],
+            "fps": stats.fps if stats is not None else None,
+        }
+
+
 class ConsoleOutput:
-    """What the page shows: latest state, stats history, results, recent events (thread-safe)."""
+    """What the page shows, per station: latest state, stats history, results, and the
+    recent events of every station (thread-safe)."""
 
     def __init__(
         self,
-        live: LiveView,
+        live: LiveView | LiveViews,
         *,
         events_kept: int = 500,
     ) -> None:
-        self.frame_tap = live
+        self.frame_tap = live if isinstance(live, LiveViews) else LiveViews(LiveView, live)
         self._lock = threading.Lock()
         self._events_kept = events_kept
         self.receiver: Receiver | None = None  # how actions reach the daemon
         self._on_close: Callable[[], None] | None = None
-        self._state: State | None = None
-        self._stats: Stats | None = None
-        self._result: FrameResult | None = None
-        self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self._boards: dict[str, Board] = {}  # per station, in the order they first spoke
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()  # oldest first
-        self._counts: dict[str, int] = {}
-        self._faults = 0
+        self._counts: dict[tuple[str, str], int] = {}  # (station, label) -> events
         self._closed = False
+
+    def _board(self, station: str | None) -> Board:
+        """Under the lock: the board of the station that published (made on its first word)."""
+        name = station or "default"
+        board = self._boards.get(name)
+        if board is None:
+            board = self._boards[name] = Board()
+        return board
+
+    def _find(self, station: str | None) -> tuple[str | None, Board]:
+        """Under the lock: ``station``'s board for a reader (None: the first station's); an
+        unknown name gets an empty one, never a new entry."""
+        name = station or next(iter(self._boards), None)
+        board = self._boards.get(name) if name is not None else None
+        return (name, board) if board is not None else (station, Board())
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._boards)
 
     # -- Output protocol -----------------------------------------------------------------------
     def publish_state(self, state: State) -> None:
         with self._lock:
-            old = self._state
+            board = self._board(state.station)
+            old = board.state
             if state.fault and (old is None or old.fault != state.fault):
-                self._faults += 1
-            self._state = state
+                board.faults += 1
+            board.state = state
 
     def publish_stats(self, stats: Stats) -> None:
         point = {
@@ -62,18 +102,25 @@ class ConsoleOutput:
             "cpu_temp_c": stats.cpu_temp_c,
         }
         with self._lock:
-            self._stats = stats
-            self._history.append(point)
+            board = self._board(stats.station)
+            board.stats = stats
+            board.history.append(point)
 
     def publish_result(self, result: FrameResult) -> None:
-        self._result = result  # one reference swap: atomic, no lock needed on the hot path
+        board = self._boards.get(result.station or "")
+        if board is None:
+            with self._lock:
+                board = self._board(result.station)
+        board.result = result  # one reference swap: atomic, no lock needed on the hot path
 
     def publish_event(self, event: DefectEvent) -> None:
         with self._lock:
-            model = self._state.model if self._state is not None else None
+            board = self._board(event.station)
+            model = board.state.model if board.state is not None else None
             record = self._events.get(event.event_id)
             if record is None:
-                self._counts[event.label] = self._counts.get(event.label, 0) + 1
+                key = (event.station or "default", event.label)
+                self._counts[key] = self._counts.get(key, 0) + 1
                 record = {"model": model.name if model else None, "model_version": None}
                 if model is not None:
                     record["model_version"] = model.version
@@ -84,7 +131,7 @@ class ConsoleOutput:
             record.update(event.to_dict(), snapshot=snapshot)
 
     def subscribe(self, receiver: Receiver) -> None:
-        """The daemon's dispatcher hands over the one way commands go back."""
+        """The daemon's hub hands over the one way commands go back."""
         self.receiver = receiver
 
     def publish_snapshot(self, jpeg: bytes, event: DefectEvent) -> None:
@@ -103,24 +150,29 @@ class ConsoleOutput:
             self._on_close()
 
     # -- what the page and /metrics read -------------------------------------------------------
-    def overview(self) -> dict[str, Any]:
-        """The page's poll: state, the latest scores, the latest stats and their history."""
+    def overview(self, station: str | None = None) -> dict[str, Any]:
+        """The page's poll for ``station`` (None: the first): state, the latest scores, the
+        latest stats and their history; and every station's tile."""
         with self._lock:
-            state, stats = self._state, self._stats
-            history = [dict(point) for point in self._history]
-        result = self._result
+            name, board = self._find(station)
+            state, stats = board.state, board.stats
+            history = [dict(point) for point in board.history]
+            tiles = [b.tile(n) for n, b in self._boards.items()]
+        result = board.result
         return {
+            "station": name,
+            "stations": tiles,
             "state": state.to_dict() if state is not None else None,
             "result": result.to_dict() if result is not None else None,
             "stats": stats.to_dict() if stats is not None else None,
             "history": history,
-            "viewers": self.frame_tap.watching(),
+            "viewers": self.frame_tap.view(name).watching() if name else 0,
         }
 
-    def events(self, page: int = 0, size: int = 10) -> dict[str, Any]:
-        """Events newest first, ``size`` per page."""
+    def events(self, page: int = 0, size: int = 10, station: str | None = None) -> dict[str, Any]:
+        """Events newest first, ``size`` per page; of one station when ``station`` is given."""
         with self._lock:
-            records = list(self._events.values())
+            records = [r for r in self._events.values() if station in (None, r.get("station"))]
         records.reverse()
         return {
             "page": page,
@@ -134,23 +186,26 @@ class ConsoleOutput:
             record = self._events.get(event_id)
             return dict(record) if record is not None else None
 
-    def counters(self) -> tuple[State | None, Stats | None, dict[str, int], int, int | None]:
-        """State, stats, events per label, faults since start and the MQTT spool's depth at
-        the last stats line (for /metrics)."""
-        spool = self.spool_depth()
+    def counters(self) -> dict[str, tuple[State | None, Stats | None, dict[str, int], int]]:
+        """Per station: state, stats, events per label and faults since start (for /metrics)."""
         with self._lock:
-            return self._state, self._stats, dict(self._counts), self._faults, spool
+            found = {name: (b.state, b.stats, {}, b.faults) for name, b in self._boards.items()}
+            for (name, label), n in self._counts.items():
+                if name in found:
+                    found[name][2][label] = n
+        return found
 
     def spool_depth(self) -> int | None:
         """Events waiting in the MQTT spool at the last stats line (None without MQTT): the
-        spool's own health report, which every stats line carries."""
+        spool's own health report, which every stats line carries (the device's one spool)."""
         with self._lock:
-            stats = self._stats
-        depth = stats.extra.get("spool_depth") if stats is not None else None
+            stats = [b.stats for b in self._boards.values() if b.stats is not None]
+        depth = stats[0].extra.get("spool_depth") if stats else None
         return depth if isinstance(depth, int) else None
 
-    def labels(self) -> tuple[str, ...]:
-        """The running model's labels (from the last state); none before a model loads."""
+    def labels(self, station: str | None = None) -> tuple[str, ...]:
+        """The running model's labels of ``station`` (from its last state); none before a
+        model loads."""
         with self._lock:
-            state = self._state
+            state = self._find(station)[1].state
         return tuple(state.model.labels) if state is not None and state.model else ()

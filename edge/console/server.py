@@ -57,8 +57,10 @@ def create_app(
     snapshot_dir: Path | None,
     review: ReviewStore,
     fps: float = 5.0,
+    stations: tuple[str, ...] = (),
 ) -> Flask:
-    """The WSGI app; everything it touches is passed in."""
+    """The WSGI app; everything it touches is passed in. ``stations``: the device's (a page
+    of one station at a time: ``?station=<name>``; unknown names are 404)."""
     from pi_inspect.edge.console.metrics import make_registry
 
     app = Flask("pi_inspect.edge.console", static_folder=None)
@@ -66,6 +68,12 @@ def create_app(
     registry = make_registry(console)
     assets = _assets()
     live = console.frame_tap
+
+    def _station() -> str | None:
+        name = request.args.get("station") or None
+        if name is not None and name not in stations:
+            abort(404, "no such station")
+        return name
 
     @app.before_request
     def _guard() -> Any:
@@ -103,7 +111,9 @@ def create_app(
 
     @app.get("/", endpoint="index")
     def index() -> str:
-        return render_template("index.html", fps=fps)
+        return render_template(
+            "index.html", fps=fps, stations=stations if len(stations) > 1 else ()
+        )
 
     @app.get("/static/<name>", endpoint="asset")
     def asset(name: str) -> Response:
@@ -140,18 +150,19 @@ def create_app(
 
     @app.get("/api/overview")
     def overview() -> Response:
-        return jsonify(console.overview())
+        return jsonify(console.overview(_station()))
 
     @app.get("/api/events")
     def events() -> Response:
         page = _number("page", 0, 0, MAX_PAGE)
-        return jsonify(console.events(page, _number("size", 10, 1, 50)))
+        return jsonify(console.events(page, _number("size", 10, 1, 50), _station()))
 
     @app.get("/api/live.jpg")
     def live_jpeg() -> Response:
         after = _number("after", 0, 0, MAX_SEQ)
         viewer = request.args.get("viewer", "") or request.remote_addr or "?"
-        got = live.request(viewer, heat=request.args.get("heat") == "1", after=after)
+        heat = request.args.get("heat") == "1"
+        got = live.request(viewer, station=_station(), heat=heat, after=after)
         if got is None:
             return Response(status=204)
         seq, encoded = got
@@ -163,9 +174,10 @@ def create_app(
 
     @app.get("/api/snapshots/<name>")
     def snapshot(name: str) -> Response:
-        if snapshot_dir is None or not SNAPSHOT_NAME.fullmatch(name):
+        folder = actions.snapshots_of(_station())
+        if folder is None or not SNAPSHOT_NAME.fullmatch(name):
             abort(404, "no such snapshot")
-        return _file(snapshot_dir / name)
+        return _file(folder / name)
 
     @app.get("/api/review")
     def review_list() -> Response:
@@ -180,12 +192,12 @@ def create_app(
 
     @app.post("/api/action/<verb>")
     def action(verb: str) -> tuple[Response, int]:
-        reply = actions.run(verb, request.get_data(cache=False))
+        reply = actions.run(verb, request.get_data(cache=False), _station())
         return jsonify(reply), 200 if reply["ok"] else 400
 
     @app.post("/api/review")
     def review_add() -> tuple[Response, int]:
-        reply = actions.keep_for_review(request.get_data(cache=False))
+        reply = actions.keep_for_review(request.get_data(cache=False), _station())
         return jsonify(reply), 200 if reply["ok"] else 409
 
     @app.get("/metrics")

@@ -14,7 +14,15 @@ const ui = {
   state: null,
   labels: [],
   liveUrl: null,
+  station: null,  // the station shown full-size (null: the first; one station: always null)
+  several: false,
 };
+
+// `path` for the station shown: every API call names it when the device has several
+function at(path, station = ui.station) {
+  if (!station) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}station=${encodeURIComponent(station)}`;
+}
 
 function say(text) {
   $("#msg").textContent = text;
@@ -69,7 +77,7 @@ async function liveLoop() {
     }
     try {
       const query = `viewer=${ui.viewer}&heat=${ui.heat ? 1 : 0}&after=${ui.seq}`;
-      const response = await fetch(`/api/live.jpg?${query}`, { credentials: "same-origin" });
+      const response = await fetch(at(`/api/live.jpg?${query}`), { credentials: "same-origin" });
       if (response.status === 200) {
         const blob = await response.blob();
         const url = URL.createObjectURL(blob);
@@ -292,12 +300,50 @@ function drawChart(name, history) {
 }
 
 async function refreshOverview() {
-  const data = await getJson("/api/overview");
+  const data = await getJson(at("/api/overview"));
+  renderStations(data.stations || [], data.station);
   ui.state = data.state;
   if (data.state) renderState(data.state);
   renderScores(data.state, data.result);
   for (const name of ["fps", "latency_ms", "dropped", "spool_depth", "cpu_temp_c"]) drawChart(name, data.history);
   renderLearning((data.stats && data.stats.extra) || {});
+}
+
+// one tile per station (a device of several): its verdict at a glance; a click shows it full-size
+function renderStations(tiles, shown) {
+  const nav = $("#stations");
+  ui.several = tiles.length > 1;
+  nav.hidden = !ui.several;
+  if (!ui.several) return;
+  if (!ui.station) ui.station = shown;
+  nav.textContent = "";
+  for (const tile of tiles) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "tile";
+    button.dataset.station = tile.name;
+    button.dataset.verdict = tile.verdict;
+    button.setAttribute("aria-pressed", String(tile.name === ui.station));
+    const name = document.createElement("b");
+    name.textContent = tile.name;
+    const what = document.createElement("span");
+    what.textContent = tile.fault || (tile.active.length ? tile.active.join(", ") : tile.verdict);
+    const fps = document.createElement("small");
+    fps.textContent = tile.fps === null ? "" : `${tile.fps.toFixed(1)} fps`;
+    button.append(name, what, fps);
+    button.addEventListener("click", () => showStation(tile.name));
+    nav.append(button);
+  }
+}
+
+function showStation(name) {
+  if (name === ui.station) return;
+  ui.station = name;
+  ui.seq = 0;
+  ui.page = 0;
+  $("#station-name").textContent = name;
+  refreshOverview().catch(() => {});
+  refreshEvents().catch(() => {});
 }
 
 // the candidate in shadow and the drift check, as the stats line reports them
@@ -350,7 +396,7 @@ function peakText(event, condition) {
 }
 
 async function refreshEvents() {
-  const data = await getJson(`/api/events?page=${ui.page}&size=${ui.pageSize}`);
+  const data = await getJson(at(`/api/events?page=${ui.page}&size=${ui.pageSize}`));
   $("#events-total").textContent = `(${data.total})`;
   $("#page").textContent = String(ui.page + 1);
   $("#newer").disabled = ui.page === 0;
@@ -365,8 +411,8 @@ async function refreshEvents() {
     const link = item.querySelector(".thumb");
     if (event.snapshot) {
       const heat = event.snapshot.replace(/\.jpg$/, ".heat.jpg");
-      link.href = `/api/snapshots/${heat}`;
-      link.querySelector("img").src = `/api/snapshots/${heat}`;
+      link.href = at(`/api/snapshots/${heat}`, event.station);
+      link.querySelector("img").src = at(`/api/snapshots/${heat}`, event.station);
     } else {
       link.remove();
     }
@@ -386,7 +432,7 @@ async function refreshEvents() {
 
 // -- actions ----------------------------------------------------------------------------------
 async function act(verb, payload) {
-  const reply = await post(`/api/action/${verb}`, payload);
+  const reply = await post(at(`/api/action/${verb}`), payload);
   if (!reply.ok) {
     say(`${verb} refused: ${reply.error}`);
     return null;
@@ -395,7 +441,7 @@ async function act(verb, payload) {
 }
 
 async function keepForReview(payload) {
-  const reply = await post("/api/review", payload);
+  const reply = await post(at("/api/review"), payload);
   say(reply.ok ? `kept for review as ${reply.id}` : `not kept: ${reply.error}`);
   if (reply.ok) body.dataset.lastReview = reply.id;
 }
