@@ -44,15 +44,25 @@ _MAX_READ_REGISTERS, _MAX_READ_BITS = 125, 2000  # the protocol's limits per req
 
 
 class _Store(ModbusServerContext):
-    """pymodbus's datastore, answered from the handshake on every request."""
+    """pymodbus's datastore, answered from the handshakes on every request: station i's
+    block at register ``i * STATION_STRIDE`` and bit ``i * STATION_BIT_STRIDE``."""
 
-    def __init__(self, handshake: Handshake, unit: int) -> None:
+    def __init__(self, handshakes: Sequence[Handshake], unit: int) -> None:
         # No super().__init__(): it copies its devices into pymodbus's simulator. A context
         # with no simulator devices and ``old_simulator`` set is called as it stands.
         self.simdevices = []
         self.old_simulator = True
-        self._handshake = handshake
+        self._handshakes = list(handshakes)
         self._unit = unit
+
+    def _block(self, address: int, count: int, bits: bool) -> tuple[Handshake, int] | None:
+        """The handshake of the station whose block holds ``address .. address+count-1``
+        and the offset in it; None when the range leaves one block."""
+        stride = r.STATION_BIT_STRIDE if bits else r.STATION_STRIDE
+        index, offset = divmod(address, stride)
+        if address < 0 or index >= len(self._handshakes) or offset + count > stride:
+            return None
+        return self._handshakes[index], offset
 
     def device_ids(self) -> list[int]:
         return [self._unit]
@@ -86,37 +96,47 @@ class _Store(ModbusServerContext):
             return ExcCodes.DEVICE_FAILURE
 
     def _read(self, func_code: int, address: int, count: int) -> list[int] | list[bool] | ExcCodes:
+        if func_code not in _REGISTER_FCS | _COIL_FCS | {_DISCRETE_INPUTS_FC}:
+            return ExcCodes.ILLEGAL_FUNCTION
+        bits = func_code not in _REGISTER_FCS
+        if not 1 <= count <= (_MAX_READ_BITS if bits else _MAX_READ_REGISTERS):
+            return ExcCodes.ILLEGAL_VALUE
+        block = self._block(address, count, bits)
+        if block is None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        handshake, offset = block
         values: list[int] | list[bool]
         if func_code in _REGISTER_FCS:
-            values, limit = self._handshake.registers(), _MAX_READ_REGISTERS
+            values = handshake.registers()
         elif func_code in _COIL_FCS:
-            values, limit = self._handshake.control_bits(), _MAX_READ_BITS
-        elif func_code == _DISCRETE_INPUTS_FC:
-            values, limit = self._handshake.bits(), _MAX_READ_BITS
+            values = handshake.control_bits()
         else:
-            return ExcCodes.ILLEGAL_FUNCTION
-        if not 1 <= count <= limit:
-            return ExcCodes.ILLEGAL_VALUE
-        if address < 0 or address + count > len(values):
+            values = handshake.bits()
+        if offset + count > len(values):
             return ExcCodes.ILLEGAL_ADDRESS
-        return values[address : address + count]
+        return values[offset : offset + count]
 
     def _write(
         self, func_code: int, address: int, values: list[int] | list[bool]
     ) -> ExcCodes | None:
         if not values:
             return ExcCodes.ILLEGAL_VALUE
-        end = address + len(values)
-        if func_code in _REGISTER_WRITE_FCS:
-            if address < r.WRITABLE.start or end > r.WRITABLE.stop:
-                return ExcCodes.ILLEGAL_ADDRESS
-            ok = self._handshake.write(address, [int(v) for v in values])
-        elif func_code in _COIL_FCS:
-            if address < 0 or end > len(r.CONTROL_BITS):
-                return ExcCodes.ILLEGAL_ADDRESS
-            ok = self._handshake.write_coils(address, [bool(v) for v in values])
-        else:
+        if func_code not in _REGISTER_WRITE_FCS | _COIL_FCS:
             return ExcCodes.ILLEGAL_FUNCTION
+        bits = func_code in _COIL_FCS
+        block = self._block(address, len(values), bits)
+        if block is None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        handshake, offset = block
+        end = offset + len(values)
+        if not bits:
+            if offset < r.WRITABLE.start or end > r.WRITABLE.stop:
+                return ExcCodes.ILLEGAL_ADDRESS
+            ok = handshake.write(offset, [int(v) for v in values])
+        else:
+            if end > len(r.CONTROL_BITS):
+                return ExcCodes.ILLEGAL_ADDRESS
+            ok = handshake.write_coils(offset, [bool(v) for v in values])
         return None if ok else ExcCodes.ILLEGAL_VALUE
 
 
@@ -128,12 +148,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class ModbusServer:
-    """Modbus TCP over one ``Handshake``; see the module docstring."""
+    """Modbus TCP over the handshake of each station; see the module docstring."""
 
     name = "modbus"
 
-    def __init__(self, handshake: Handshake, config: ModbusConfig) -> None:
-        self._handshake = handshake
+    def __init__(self, handshake: Handshake | Sequence[Handshake], config: ModbusConfig) -> None:
+        self._handshakes = [handshake] if isinstance(handshake, Handshake) else list(handshake)
         self._config = config
         self._address: tuple[str, int] = (config.host, config.port)
         self._lock = threading.Lock()
@@ -223,7 +243,7 @@ class ModbusServer:
     ) -> None:
         loop = asyncio.get_running_loop()
         server = ModbusTcpServer(
-            _Store(self._handshake, self._config.unit),
+            _Store(self._handshakes, self._config.unit),
             address=self._address,
             ignore_missing_devices=False,  # a wrong unit id: gateway exception 0x0B
         )

@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import socket
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -43,12 +45,16 @@ STOP_TIMEOUT = 5.0  # seconds close() waits for the server to stop, and again fo
 
 
 class OpcuaServer:
-    """One station's handshake served over OPC UA (see the module's docstring)."""
+    """Each station's handshake served over OPC UA (see the module's docstring): one object
+    ``Station``, or on a device of several stations one object per station, by name."""
 
     name = "opcua"
 
-    def __init__(self, handshake: Handshake, config: OpcuaConfig) -> None:
-        self.handshake = handshake
+    def __init__(self, handshake: Handshake | Mapping[str, Handshake], config: OpcuaConfig) -> None:
+        self._roots: dict[str, Handshake] = (
+            {nodes.ROOT: handshake} if isinstance(handshake, Handshake) else dict(handshake)
+        )
+        self._first = next(iter(self._roots))
         self.config = config
         self.namespace_index = 0  # set once started: the index of ``config.namespace``
         self._port = config.port
@@ -56,11 +62,21 @@ class OpcuaServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._closed = False
-        self._control: dict[ua.NodeId, nodes.Var] = {}  # writable variables by node ID
-        self._published: dict[str, Any] = {}  # the value each variable shows, by path
+        # writable variables by node ID, with the station (object) whose handshake they write
+        self._control: dict[ua.NodeId, tuple[nodes.Var, str]] = {}
+        self._published: dict[str, Any] = {}  # the value each variable shows, by node ID text
         self._refresh_failing = False
 
     # -- Server -------------------------------------------------------------------------------
+    @property
+    def handshake(self) -> Handshake:
+        """The (first) station's handshake."""
+        return self._roots[self._first]
+
+    @handshake.setter
+    def handshake(self, handshake: Handshake) -> None:
+        self._roots[self._first] = handshake
+
     def start(self) -> None:
         """Start serving; returns once the server listens. Raises ``OSError`` when the port
         cannot be bound, ``RuntimeError`` when started twice or not listening in time."""
@@ -138,9 +154,12 @@ class OpcuaServer:
         server.set_identity_tokens([ua.AnonymousIdentityToken])
         server.allow_remote_admin(False)  # else a user name "admin" could write any node
         idx = self.namespace_index = await server.register_namespace(self.config.namespace)
-        await nodes.build(server, idx, self._trigger_method)
-        self._control = {nodes.node_id(v.path, idx): v for v in nodes.LAYOUT if v.writable}
-        self._published = {var.path: var.initial() for var in nodes.LAYOUT}
+        for root in self._roots:
+            await nodes.build(server, idx, functools.partial(self._trigger_method, root), root)
+            for var in nodes.LAYOUT:
+                self._published[var.at(root)] = var.initial()
+                if var.writable:
+                    self._control[nodes.node_id(var.at(root), idx)] = (var, root)
         self._server = server
         self._publishing = asyncio.Lock()  # one snapshot written at a time, never interleaved
         await self._publish(server)  # the first values before any client connects
@@ -172,17 +191,21 @@ class OpcuaServer:
             await self._write_changed(server)
 
     async def _write_changed(self, server: Server) -> None:
-        values = nodes.values(self.handshake.registers(), self.handshake.labels())
+        for root, handshake in list(self._roots.items()):
+            await self._write_station(server, root, handshake)
+
+    async def _write_station(self, server: Server, root: str, handshake: Handshake) -> None:
+        values = nodes.values(handshake.registers(), handshake.labels())
         idx = self.namespace_index
         now = datetime.now(timezone.utc)
         for var in nodes.LAYOUT:
-            value = values[var.path]
-            if self._published.get(var.path) == value:
+            value, path = values[var.path], var.at(root)
+            if self._published.get(path) == value:
                 continue
             variant = ua.Variant(value, var.vtype)
             dv = ua.DataValue(variant, SourceTimestamp=now, ServerTimestamp=now)
-            self._published[var.path] = value  # first: a client write while awaiting wins
-            await server.write_attribute_value(nodes.node_id(var.path, idx), dv)
+            self._published[path] = value  # first: a client write while awaiting wins
+            await server.write_attribute_value(nodes.node_id(path, idx), dv)
 
     # -- client writes ------------------------------------------------------------------------
     def _pre_write(self, event: ServerItemCallback, _dispatcher: Any) -> None:
@@ -191,7 +214,7 @@ class OpcuaServer:
         before anything is stored."""
         try:
             for item in event.request_params.NodesToWrite:
-                var = self._control.get(item.NodeId)
+                var, _ = self._control.get(item.NodeId, (None, None))
                 is_value = item.AttributeId == ua.AttributeIds.Value
                 if var is not None and is_value and _scalar(var, item) is None:
                     item.Value = ua.DataValue(ua.Variant(None, ua.VariantType.Null))
@@ -207,23 +230,24 @@ class OpcuaServer:
         try:
             items = event.request_params.NodesToWrite
             for item, status in zip(items, event.response_params, strict=False):
-                var = self._control.get(item.NodeId)
-                if var is None or item.AttributeId != ua.AttributeIds.Value:
+                var, root = self._control.get(item.NodeId, (None, None))
+                if var is None or root is None or item.AttributeId != ua.AttributeIds.Value:
                     continue
+                handshake = self._roots[root]
                 value = _scalar(var, item)
                 if value is None or not status.is_good():
                     continue
-                self._published[var.path] = value  # what the node shows now
+                self._published[str(item.NodeId.Identifier)] = value  # what the node shows now
                 if var.coil is not None:
-                    self.handshake.write_coils(var.coil, [bool(value)])
+                    handshake.write_coils(var.coil, [bool(value)])
                 else:
-                    self.handshake.write(1, [value >> 16, value & U16])
+                    handshake.write(1, [value >> 16, value & U16])
             await self._publish(self._server)
         except Exception:
             log.exception("plc: applying an OPC UA write")
 
     # -- the Trigger method -------------------------------------------------------------------
-    async def _trigger_method(self, _parent: ua.NodeId, *args: ua.Variant) -> Any:
+    async def _trigger_method(self, root: str, _parent: ua.NodeId, *args: ua.Variant) -> Any:
         """``Trigger(PartId: UInt32) -> AcqId: UInt32``: write the part ID and pulse the
         trigger bit, as a PLC does; 0 when the trigger is refused (not enabled, or the station
         takes no triggers), with ``Status.TriggerFailed`` set as for the bit."""
@@ -236,7 +260,7 @@ class OpcuaServer:
             return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
         if arg.is_array or not isinstance(arg.Value, int) or not 0 <= arg.Value <= U32:
             return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
-        acq_id = self.handshake.pulse_trigger(arg.Value) or 0
+        acq_id = self._roots[root].pulse_trigger(arg.Value) or 0
         try:
             await self._publish(self._server)  # the trigger's flags, before the answer
         except Exception:

@@ -1,6 +1,7 @@
 """The OPC UA namespace of a station: the register map of ``registers`` as typed variables.
 
-One object ``Station`` (string node IDs ``Station.<Group>.<Name>`` in the station's namespace)
+One object ``Station`` (string node IDs ``Station.<Group>.<Name>`` in the station's namespace;
+on a device of several stations one object per station, named as the station)
 with ``Control`` (writable: the control bits and the part ID), ``Status``, ``Result`` and
 ``Counters`` (read-only), and the method ``Station.Trigger``. Values are computed from the
 register block, so OPC UA and Modbus clients see one handshake with the same rounding.
@@ -37,7 +38,12 @@ class Var:
 
     @property
     def path(self) -> str:
-        return f"{ROOT}.{self.group}.{self.name}"
+        return self.at(ROOT)
+
+    def at(self, root: str) -> str:
+        """Its node ID's text under ``root`` (``Station``, or a station's name when the
+        device has several)."""
+        return f"{root}.{self.group}.{self.name}"
 
     @property
     def writable(self) -> bool:
@@ -137,16 +143,17 @@ def argument(name: str, vtype: ua.VariantType, meaning: str) -> ua.Argument:
     )
 
 
-async def build(server: Server, idx: int, trigger: Callable[..., Any]) -> None:
-    """Create the station's nodes in namespace ``idx``; ``trigger`` serves the method."""
-    station = await server.nodes.objects.add_object(node_id(ROOT, idx), ua.QualifiedName(ROOT, idx))
+async def build(server: Server, idx: int, trigger: Callable[..., Any], root: str = ROOT) -> None:
+    """Create the station's nodes in namespace ``idx`` under object ``root``; ``trigger``
+    serves the method."""
+    station = await server.nodes.objects.add_object(node_id(root, idx), ua.QualifiedName(root, idx))
     groups: dict[str, Node] = {}
     for group in GROUPS:
-        nid, qname = node_id(f"{ROOT}.{group}", idx), ua.QualifiedName(group, idx)
+        nid, qname = node_id(f"{root}.{group}", idx), ua.QualifiedName(group, idx)
         groups[group] = await station.add_object(nid, qname)
     for var in LAYOUT:
         node = await groups[var.group].add_variable(
-            node_id(var.path, idx),
+            node_id(var.at(root), idx),
             ua.QualifiedName(var.name, idx),
             var.initial(),
             varianttype=var.vtype,
@@ -162,7 +169,7 @@ async def build(server: Server, idx: int, trigger: Callable[..., Any]) -> None:
         if var.writable:
             await node.set_writable()
     await station.add_method(
-        node_id(f"{ROOT}.Trigger", idx),
+        node_id(f"{root}.Trigger", idx),
         ua.QualifiedName("Trigger", idx),
         trigger,
         [argument("PartId", V.UInt32, "part ID echoed in the result (0: none)")],

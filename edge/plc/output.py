@@ -1,4 +1,6 @@
-"""The PLC output: one ``Handshake`` for the station, served by the enabled protocol servers.
+"""The PLC output: one ``Handshake`` per station, served by the enabled protocol servers (one
+Modbus server and one OPC UA server for the whole device: a block of registers, or an object,
+per station).
 
 It receives part results and the station's state like any output, and its triggers go back as
 the ``trigger`` command through the receiver the dispatcher hands it; it never holds the
@@ -9,7 +11,7 @@ and the other server go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from pi_inspect.edge.events import DefectEvent, FrameResult, State, Stats
@@ -39,9 +41,14 @@ class Server(Protocol):
 
 class PlcOutput:
     def __init__(
-        self, handshake: Handshake, servers: Sequence[Server], problems: Sequence[str] = ()
+        self,
+        handshake: Handshake | Mapping[str, Handshake],
+        servers: Sequence[Server],
+        problems: Sequence[str] = (),
     ) -> None:
-        self.handshake = handshake
+        # by station; a device of one station has one handshake, whatever its name
+        self.handshakes = {"": handshake} if isinstance(handshake, Handshake) else dict(handshake)
+        self.handshake = next(iter(self.handshakes.values()))
         self.servers: list[Server] = []
         self._problems: list[str] = list(problems)
         for problem in self._problems:
@@ -60,17 +67,26 @@ class PlcOutput:
             self.servers.append(server)
 
     def subscribe(self, receiver: Receiver) -> None:
-        self.handshake.connect(_trigger(receiver))
+        several = len(self.handshakes) > 1
+        for name, handshake in self.handshakes.items():
+            handshake.connect(_trigger(receiver, name if several else None))
+
+    def _of(self, station: str | None) -> Handshake | None:
+        if len(self.handshakes) == 1:
+            return self.handshake
+        return self.handshakes.get(station or "")
 
     def server(self, name: str) -> Server:
         return next(s for s in self.servers if s.name == name)
 
     # -- Output -------------------------------------------------------------------------------
     def publish_part(self, result: PartResult) -> None:
-        self.handshake.on_part(result)
+        if (handshake := self._of(result.station)) is not None:
+            handshake.on_part(result)
 
     def publish_state(self, state: State) -> None:
-        self.handshake.on_state(state)
+        if (handshake := self._of(state.station)) is not None:
+            handshake.on_state(state)
 
     def publish_event(self, event: DefectEvent) -> None: ...
 
@@ -92,9 +108,10 @@ class PlcOutput:
         self.servers = []
 
 
-def _trigger(receiver: Receiver) -> Callable[[int | None], int | None]:
+def _trigger(receiver: Receiver, station: str | None) -> Callable[[int | None], int | None]:
     def trigger(part_id: int | None) -> int | None:
-        reply = receiver(Command("trigger", {"part_id": part_id or None, "source": "plc"}))
+        args = {"part_id": part_id or None, "source": "plc"}
+        reply = receiver(Command("trigger", args, station))
         return reply.result.get("acq_id") if reply.ok else None
 
     return trigger

@@ -7,24 +7,27 @@ from pi_inspect.edge.outputs import Output, OutputContext, OutputPlugin
 from pi_inspect.edge.plc.config import PlcConfig
 
 
-def _build(section: PlcConfig, _context: OutputContext) -> Output:
+def _build(section: PlcConfig, context: OutputContext) -> Output:
+    """One handshake per station: a block of registers each on Modbus (station i at register
+    ``100 * i``), an object each on OPC UA (``Station``; by name when there are several)."""
     from pi_inspect.edge.plc.handshake import Handshake
     from pi_inspect.edge.plc.output import PlcOutput
 
-    handshake = Handshake(depth=section.buffer_depth)
+    handshakes = {name: Handshake(depth=section.buffer_depth) for name in context.stations}
     servers, problems = [], []
     try:
         if section.modbus.enabled:
             from pi_inspect.edge.plc.modbus import ModbusServer
 
-            servers.append(ModbusServer(handshake, section.modbus))
+            servers.append(ModbusServer(list(handshakes.values()), section.modbus))
         if section.opcua.enabled:
             from pi_inspect.edge.plc.opcua import OpcuaServer
 
-            servers.append(OpcuaServer(handshake, section.opcua))
+            roots = handshakes if context.several else next(iter(handshakes.values()))
+            servers.append(OpcuaServer(roots, section.opcua))
     except ImportError as exc:  # the [plc] extra is not installed: a fault, not a stop
         problems.append(f"{exc.name or exc}: not installed (pip install 'pi-inspect[plc]')")
-    return PlcOutput(handshake, servers, problems)
+    return PlcOutput(handshakes, servers, problems)
 
 
 PLUGIN = OutputPlugin(

@@ -106,5 +106,9 @@ MAP: tuple[Register, ...] = (
     Register(64, "processing_avg_ms", "u16", False, "mean processing time since clear"),
 )
 SIZE = 68  # registers in the block (0 .. 67)
+# A device of several stations: station i's block starts at register i * STATION_STRIDE, its
+# coils and discrete inputs at bit i * STATION_BIT_STRIDE (station 0 is where one station is).
+STATION_STRIDE = 100
+STATION_BIT_STRIDE = 16
 WRITABLE = range(0, 3)  # control and part ID
 BY_NAME = {r.name: r for r in MAP}
