@@ -16,19 +16,17 @@ the same payload. Then the daemon is SIGKILLed with the broker up (the subscribe
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import signal
-import socketserver
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from stream_helpers import MjpegStream
 
 REPO = Path(__file__).resolve().parents[1]
 OUTAGE_S = 20.0
@@ -46,47 +44,6 @@ def real_bundle() -> Path:
         if (Path(candidate) / "manifest.json").is_file():
             return Path(candidate)
     pytest.skip(f"no model bundle: edge/assets/demo_bundle is missing (or set {BUNDLE_ENV})")
-
-
-class MjpegStream:
-    """Serves JPEG frames as ``multipart/x-mixed-replace`` (an IP camera), looping at ``fps``.
-
-    Every client gets the frames from the first one, so a restarted daemon sees the same seam.
-    """
-
-    occurrences: tuple = ()  # the video's ground truth (pi_inspect.edge.synth Occurrence)
-
-    def __init__(self, jpegs: list[bytes], fps: float) -> None:
-        period = 1.0 / fps
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                due = time.monotonic()
-                try:
-                    for i in range(10**9):
-                        jpeg = jpegs[i % len(jpegs)]
-                        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                        self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
-                        due += period
-                        time.sleep(max(0.0, due - time.monotonic()))
-                except OSError:  # the daemon went away (SIGKILL, SIGTERM)
-                    return
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/seam.mjpg"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -51,13 +51,15 @@ class ConsoleOutput:
         live: LiveView | LiveViews,
         *,
         events_kept: int = 500,
+        stations: tuple[str, ...] = (),
     ) -> None:
         self.frame_tap = live if isinstance(live, LiveViews) else LiveViews(LiveView, live)
         self._lock = threading.Lock()
         self._events_kept = events_kept
         self.receiver: Receiver | None = None  # how actions reach the daemon
         self._on_close: Callable[[], None] | None = None
-        self._boards: dict[str, Board] = {}  # per station, in the order they first spoke
+        # per station: the configured ones in config order, then any other as it first speaks
+        self._boards: dict[str, Board] = {name: Board() for name in stations}
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()  # oldest first
         self._counts: dict[tuple[str, str], int] = {}  # (station, label) -> events
         self._closed = False
