@@ -209,9 +209,11 @@ class RecordingReceiver:
     def __init__(self, labels: tuple[str, ...] = ("error", "break", "length")) -> None:
         self.labels = labels
         self.calls: list[tuple[str, object]] = []
+        self.commands: list[Command] = []  # every command as it came (its station included)
         self.thresholds = dict.fromkeys(labels, 0.5)
 
     def __call__(self, command: Command) -> Reply:
+        self.commands.append(command)
         if command.verb == "thresholds":
             self.calls.append(("thresholds", dict(command.args)))
             self.thresholds.update(command.args)

@@ -24,6 +24,7 @@ from stream_helpers import MjpegStream
 
 from pi_inspect.edge.config import parse_config
 from pi_inspect.edge.daemon.cell import Cell
+from pi_inspect.edge.errors import ConfigError
 
 DEVICE = "cell-1"
 LEFT_PINS = {"green": 17, "red": 27, "amber": 22}
@@ -126,3 +127,175 @@ def test_two_stations_report_their_own_defects_and_a_dead_camera_stays_local(
         stop.set()
         runner.join(timeout=30)
     assert not runner.is_alive()
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def test_a_config_without_stations_is_one_station_named_default_with_no_warning():
+    warnings: list[str] = []
+    config = parse_config({"source": {"uri": "line.mp4"}}, warn=warnings.append)
+    assert warnings == []
+    stations = config.station_configs()
+    assert list(stations) == ["default"] and stations["default"] is config
+
+
+def test_a_section_a_station_leaves_out_is_the_top_level_one(tmp_path):
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path),
+            "decide": {"n": 6, "k": 4},
+            "gpio": {"enabled": False},
+            "stations": {"a": {"source": {"uri": "a.mp4"}}, "b": {"decide": {"n": 2, "k": 1}}},
+        }
+    )
+    a, b = config.station_configs().values()
+    assert (a.decide.n, b.decide.n) == (6, 2)
+    assert (a.source.uri, b.source.uri) == ("a.mp4", "0")
+    assert a.resolved_state_dir() == tmp_path / "stations" / "a"
+    assert a.snapshot_dir() == tmp_path / "stations" / "a" / "snapshots"
+
+
+@pytest.mark.parametrize("name", ["a/b", "+", "#", "state", "CMD", "", "-x", "x" * 33, "é"])
+def test_station_names_are_plain_topic_levels_that_are_not_the_devices_topics(name):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"stations": {name: {"gpio": {"enabled": False}}}})
+    assert any(p.startswith(f"stations.{name}") for p in caught.value.problems)
+
+
+def test_pin_and_camera_conflicts_across_stations_are_all_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "stations": {
+                    "a": {"source": {"uri": "0"}, "gpio": {"green": 5, "red": 6, "amber": 13}},
+                    "b": {
+                        "source": {"uri": "/dev/video0"},
+                        "gpio": {"green": 5, "red": 19, "amber": 26},
+                        "trigger": {"mode": "gpio", "pin": 6},
+                    },
+                    "c": {"source": {"kind": "picamera2", "uri": "picamera2"}, "gpio": {"enabled": False}},
+                    "d": {"source": {"kind": "picamera2", "uri": "picamera2"}, "gpio": {"enabled": False}},
+                }
+            }
+        )
+    assert sorted(caught.value.problems) == [
+        "stations.b.gpio.green: pin 5 is already used by stations.a.gpio.green",
+        "stations.b.source: usb /dev/video0 is already stations.a's camera",
+        "stations.b.trigger.pin: pin 6 is already used by stations.a.gpio.red",
+        "stations.d.source: picamera2 camera_num 0 is already stations.c's camera",
+    ]
+
+
+def test_the_command_line_source_is_refused_when_there_are_several_stations():
+    from pi_inspect.edge.config import with_overrides
+
+    config = parse_config(
+        {"stations": {n: {"gpio": {"enabled": False}, "source": {"uri": f"{n}.mp4"}} for n in "ab"}}
+    )
+    with pytest.raises(ConfigError):
+        with_overrides(config, source="other.mp4")
+
+
+def test_interpreter_threads_are_shared_out_between_stations():
+    from pi_inspect.edge.daemon.cell import station_threads
+
+    assert station_threads(1, cores=4) == 3  # one station: all cores but the capture thread's
+    assert station_threads(2, cores=4) == 1
+    assert station_threads(2, cores=8) == 3
+    assert station_threads(3, cores=2) == 1
+
+
+# -- the shared parts ------------------------------------------------------------------------
+
+
+def test_the_watchdog_is_fed_only_once_every_running_station_has_turned():
+    from daemon_helpers import CountingNotifier
+
+    from pi_inspect.edge.daemon.cell import SharedNotifier
+
+    service = CountingNotifier()
+    shared = SharedNotifier(service, ["a", "b"])
+    a, b = shared.station("a"), shared.station("b")
+    a.ready("inspecting")
+    assert "ready" not in service.calls  # READY only once both are
+    b.ready("inspecting")
+    assert service.calls.count("ready") == 1
+    for _ in range(5):
+        a.watchdog()
+    assert service.calls.count("watchdog") == 0  # b's loop has not turned
+    b.watchdog()
+    assert service.calls.count("watchdog") == 1
+    a.watchdog()
+    shared.finished("b")  # b's source ended: the watchdog no longer waits for it
+    assert service.calls.count("watchdog") == 2
+
+
+def test_commands_go_to_the_station_their_topic_names(mosquitto_broker, mqtt_subscribe, tmp_path):
+    from conftest import RecordingReceiver
+
+    from pi_inspect.edge.daemon.hub import Hub
+    from pi_inspect.edge.mqtt import make_output
+    from pi_inspect.edge.mqtt.config import MqttConfig
+
+    section = MqttConfig(enabled=True, host=mosquitto_broker.host, port=mosquitto_broker.port)
+    output = make_output(section, tmp_path, DEVICE, stations=("left", "right"))
+    left, right = RecordingReceiver(), RecordingReceiver()
+    hub = Hub([output])
+    hub.attach("left", left)
+    hub.attach("right", right)
+    hub.open()
+    base = f"pi-inspect/{DEVICE}"
+    replies = mqtt_subscribe(mosquitto_broker, [f"{base}/+/cmd/result"])
+    try:
+        assert wait_until(lambda: output.listening)
+        replies.client.publish(f"{base}/right/cmd/acknowledge", b"{}", qos=1)
+        replies.client.publish(f"{base}/nowhere/cmd/acknowledge", b"{}", qos=1)
+        assert replies.wait_for(lambda m: len(m) == 2)
+        assert [c[0] for c in right.calls] == ["acknowledge"] and left.calls == []
+        nowhere = json.loads(replies.payloads(f"{base}/nowhere/cmd/result")[0])
+        assert nowhere["ok"] is False and "no station 'nowhere'" in nowhere["error"]
+        assert json.loads(replies.payloads(f"{base}/right/cmd/result")[0])["ok"] is True
+    finally:
+        hub.close()
+
+
+def test_each_station_has_its_own_modbus_block(tmp_path):
+    pytest.importorskip("pymodbus")
+    from conftest import RecordingReceiver
+    from pymodbus.client import ModbusTcpClient
+
+    from pi_inspect.edge.config import output_context
+    from pi_inspect.edge.events import ModelInfo, State
+    from pi_inspect.edge.plc import registers as r
+    from pi_inspect.edge.plc.plugin import PLUGIN
+
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path),
+            "plc": {"enabled": True, "modbus": {"enabled": True, "host": "127.0.0.1", "port": 0}},
+            "stations": {n: {"gpio": {"enabled": False}, "source": {"uri": f"{n}.mp4"}} for n in ("left", "right")},
+        }
+    )
+    plc = PLUGIN.build(config.plc, output_context(config))
+    receiver = RecordingReceiver()
+    plc.subscribe(receiver)
+    model = ModelInfo("m", "1", "ab" * 32, ("good", "error"))
+    plc.publish_state(State("fault", (), model, 0.0, fault="camera offline", station="right"))
+    plc.publish_state(State("ok", (), model, 0.0, station="left"))
+    host, port = plc.server("modbus").address
+    client = ModbusTcpClient(host, port=port, timeout=5, retries=0)
+    try:
+        assert client.connect()
+        left = client.read_holding_registers(0, count=r.SIZE).registers
+        right = client.read_holding_registers(r.STATION_STRIDE, count=r.SIZE).registers
+        assert left[8] >> r.FAULT & 1 == 0 and right[8] >> r.FAULT & 1 == 1
+        assert client.read_holding_registers(r.SIZE, count=1).isError()  # between the blocks
+        assert client.read_holding_registers(2 * r.STATION_STRIDE, count=1).isError()  # no third
+        client.write_register(r.STATION_STRIDE, 1 << r.ENABLE)
+        client.write_register(r.STATION_STRIDE, 1 << r.ENABLE | 1 << r.TRIGGER)
+        assert wait_until(lambda: receiver.commands)
+        assert [(c.verb, c.station) for c in receiver.commands] == [("trigger", "right")]
+    finally:
+        client.close()
+        plc.close()

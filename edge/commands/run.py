@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pi_inspect.edge import preflight
     from pi_inspect.edge.config import load_config, with_overrides
-    from pi_inspect.edge.daemon.cell import Cell
+    from pi_inspect.edge.daemon.cell import Cell, label_station_logs
     from pi_inspect.edge.sdnotify import Notifier
 
     overrides = partial(with_overrides, source=args.source, bundle=args.bundle)
@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with Notifier.from_env() as notifier:
         cell = Cell(config, config_path=args.config, overrides=overrides, notifier=notifier)
+        if len(cell.stations) > 1:
+            label_station_logs()
         previous = install_signal_handlers(stop, cell.request_reload)
         try:
             cell.run(stop)

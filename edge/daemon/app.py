@@ -150,6 +150,7 @@ class Daemon:
             summary=self.summary,
             fixed_source=injected is not None,
             clock=clock,
+            name=name,
         )
         self._outputs = list(outputs) if outputs is not None else None
         self.name = name  # which of the device's stations ([stations.<name>])

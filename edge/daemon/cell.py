@@ -55,6 +55,29 @@ def pick_station(config: Config, name: str, first: bool, stations: int) -> Confi
     return station.model_copy(update=update) if update else station
 
 
+THREAD_PREFIXES = ("station-", "capture-")  # the threads of a station, named after it
+
+
+class StationLogs(logging.Filter):
+    """Prefixes each log line written on a station's threads with ``[<station>]``, so a
+    device of several stations says which one a fault or a reload is about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.threadName or ""
+        for prefix in THREAD_PREFIXES:
+            if name.startswith(prefix) and not getattr(record, "station", None):
+                record.station = name[len(prefix) :]
+                record.msg = f"[{record.station}] {record.msg}"
+        return True
+
+
+def label_station_logs() -> None:
+    """Install ``StationLogs`` on the root logger's handlers (the CLI's, once)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, StationLogs) for f in handler.filters):
+            handler.addFilter(StationLogs())
+
+
 class SharedNotifier:
     """One service manager for several stations: READY once every station is ready, the
     watchdog fed once every running station has pinged since the last feed, one STATUS line

@@ -74,8 +74,10 @@ class Loop:
         summary: RunSummary,
         fixed_source: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "default",
     ) -> None:
         self.config = config
+        self._name = name  # the station's: its capture thread is named after it
         self._slot, self._inspector, self._status = slot, inspector, status
         self._dispatcher, self._preparer, self._notifier = dispatcher, preparer, notifier
         self._source_factory, self._live, self._reread = source_factory, live, reread
@@ -269,6 +271,7 @@ class Loop:
             clock=self._clock,
             stall_s=config.pipeline.heartbeat_timeout_s,
         )
+        self._capture.thread_name = f"capture-{self._name}"
         self._capture.start()
 
     def _stop_capture(self) -> None:
