@@ -299,3 +299,62 @@ def test_each_station_has_its_own_modbus_block(tmp_path):
     finally:
         client.close()
         plc.close()
+
+
+def test_log_lines_written_on_a_stations_threads_name_the_station():
+    import logging
+
+    from pi_inspect.edge.daemon.cell import StationLogs
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    handler.addFilter(StationLogs())
+    log = logging.getLogger("pi_inspect.test.stations")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        for name in ("station-left", "capture-right", "mqtt-sender"):
+            thread = threading.Thread(target=log.warning, args=("camera offline: %s", "gone"), name=name)
+            thread.start()
+            thread.join()
+    finally:
+        log.removeHandler(handler)
+    assert lines == [
+        "[left] camera offline: gone",
+        "[right] camera offline: gone",
+        "camera offline: gone",
+    ]
+
+
+def test_promote_asks_which_station_when_there_are_several(tmp_path, capsys):
+    from pi_inspect.edge.cli import main
+
+    config = tmp_path / "cell.toml"
+    config.write_text(
+        '[stations.a.gpio]\nenabled = false\n[stations.b.gpio]\nenabled = false\n'
+        '[stations.a.source]\nuri = "a.mp4"\n[stations.b.source]\nuri = "b.mp4"\n'
+    )
+    assert main(["promote", "--config", str(config), "--no-reload"]) == 2
+    assert "--station NAME (a, b)" in capsys.readouterr().err
+    assert main(["promote", "--config", str(config), "--station", "c", "--no-reload"]) == 2
+    assert "no station 'c'" in capsys.readouterr().err
+
+
+def test_home_assistant_sees_one_device_per_station_on_the_devices_availability():
+    from pi_inspect.edge.mqtt.discovery import discovery_messages
+    from pi_inspect.edge.mqtt.topics import Topics
+
+    device = Topics("pi-inspect", DEVICE)
+    found = {
+        station: discovery_messages(device.of_station(station), "homeassistant", ("good", "error"), "1")
+        for station in ("left", "right")
+    }
+    ids = {s: {p["device"]["identifiers"][0] for _, p in msgs} for s, msgs in found.items()}
+    assert ids == {"left": {"pi-inspect-cell-1_left"}, "right": {"pi-inspect-cell-1_right"}}
+    for station, messages in found.items():
+        assert all(p["availability"][0]["topic"] == f"pi-inspect/{DEVICE}/availability" for _, p in messages)
+        states = {p["state_topic"] for _, p in messages}
+        assert states == {f"pi-inspect/{DEVICE}/{station}/state", f"pi-inspect/{DEVICE}/{station}/stats"}
+    unique = [p["unique_id"] for msgs in found.values() for _, p in msgs]
+    assert len(unique) == len(set(unique))

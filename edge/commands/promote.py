@@ -15,14 +15,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--no-reload", action="store_true", help="switch without reloading the service")
     parser.add_argument("--service", default="pi-inspect", help="systemd service to reload")
+    parser.add_argument(
+        "--station", metavar="NAME", help="which station of a config with [stations] (required "
+        "when it has several)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from pi_inspect.edge.commands.deploy import _reloader
     from pi_inspect.edge.config import load_config
+    from pi_inspect.edge.errors import ConfigError
     from pi_inspect.edge.promote import models_dir, promote
 
-    config = load_config(args.config)
+    stations = load_config(args.config).station_configs()
+    name = args.station or (next(iter(stations)) if len(stations) == 1 else None)
+    if name not in stations:
+        known = ", ".join(stations)
+        raise ConfigError(
+            f"say which station to promote: --station NAME ({known})"
+            if name is None
+            else f"no station {name!r} in {args.config} (stations: {known})"
+        )
+    config = stations[name]
     reload, why = _reloader(args)
     result = promote(config, force=args.force, reload=reload)
     print(f"promoted {result.current} (previous: {result.previous or 'none'}); {why}")
