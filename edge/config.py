@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,10 +32,12 @@ from pi_inspect.edge.collect import CollectConfig
 from pi_inspect.edge.config_checks import (  # noqa: F401 - PathText and path_text: part of the config API
     PathText,
     add_pin_problems,
+    nul_problems,
     path_text,
     pin_conflicts,
     suggestion,
 )
+from pi_inspect.edge.config_file import read_toml
 from pi_inspect.edge.config_migrate import migrate
 from pi_inspect.edge.drift import DriftConfig
 from pi_inspect.edge.errors import ConfigError
@@ -54,11 +55,6 @@ from pi_inspect.edge.station_config import (
     cross_problems,
     station_model,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (the edge extra brings tomli there)
-    import tomli as tomllib
 
 # BCM numbers of the 40-pin header's GPIOs: 0-27 on every Pi with that header (28+ are not wired).
 Pin = Annotated[int, Field(ge=0, le=27)]
@@ -304,26 +300,6 @@ def problems_of(error: ValidationError) -> list[str]:
     return [_format_error(e) for e in error.errors(include_url=False)]
 
 
-def _nul_problems(data: Any, path: tuple[str, ...] = ()) -> list[str]:
-    """Every string (key or value) holding a NUL byte: no file name, host or topic may."""
-    found: list[str] = []
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, path)]
-    while stack:  # iterative: nesting depth is the caller's data, not our stack
-        value, at = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                name = str(key)
-                if "\0" in name:
-                    found.append(f"{'.'.join((*at, repr(name)))}: key contains a NUL byte")
-                else:
-                    stack.append((item, (*at, name)))
-        elif isinstance(value, list):
-            stack.extend((item, (*at, str(i))) for i, item in enumerate(value))
-        elif isinstance(value, str) and "\0" in value:
-            found.append(f"{'.'.join(at) or '(top level)'}: contains a NUL byte")
-    return sorted(found)
-
-
 Warn = Callable[[str], None]
 
 
@@ -333,7 +309,7 @@ def parse_config(data: dict[str, Any], *, warn: Warn = log.warning) -> Config:
     Keys an upgrade renamed or removed are carried over first, each with one ``warn`` line
     that says what to write instead; only a value that cannot be carried over is a problem.
     """
-    problems = _nul_problems(data)
+    problems = nul_problems(data)
     if not problems:
         data, warnings, problems = migrate(data)
         for line in warnings:
@@ -396,24 +372,6 @@ def with_overrides(config: Config, source: str | None = None, bundle: str | None
     if bundle:
         data["model"]["bundle"] = bundle
     return parse_config(data)
-
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A config file's TOML as a dict; ConfigError (one line) when it cannot be read or parsed."""
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {file}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"invalid config: {file} is not valid TOML", [f"{file}: {exc}"]) from None
-    except RecursionError:
-        raise ConfigError(
-            f"invalid config: {file} is not valid TOML", [f"{file}: nested too deeply"]
-        ) from None
-    return data
 
 
 def load_config(path: str | os.PathLike[str] | None, *, warn: Warn = log.warning) -> Config:

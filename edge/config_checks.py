@@ -96,3 +96,23 @@ def suggestion(loc: tuple, root: Any) -> str:
         return ""
     close = difflib.get_close_matches(str(loc[-1]), known_keys(loc, root), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def nul_problems(data: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Every string (key or value) holding a NUL byte: no file name, host or topic may."""
+    found: list[str] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, path)]
+    while stack:  # iterative: nesting depth is the caller's data, not our stack
+        value, at = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = str(key)
+                if "\0" in name:
+                    found.append(f"{'.'.join((*at, repr(name)))}: key contains a NUL byte")
+                else:
+                    stack.append((item, (*at, name)))
+        elif isinstance(value, list):
+            stack.extend((item, (*at, str(i))) for i, item in enumerate(value))
+        elif isinstance(value, str) and "\0" in value:
+            found.append(f"{'.'.join(at) or '(top level)'}: contains a NUL byte")
+    return sorted(found)

@@ -188,10 +188,10 @@ class CaptureWorker:
         self.unusable = 0  # frames read but not usable (corrupt, oversized), counted
         self._stall_s = stall_s
         self._skipped = ""  # the last reason a frame was skipped (logged once)
-        self.thread_name = "pi-inspect-capture"  # a station of several: capture-<station>
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+    def start(self, name: str = "pi-inspect-capture") -> None:
+        """Capture on a thread named ``name`` (a station's: ``capture-<station>``)."""
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def stop(self, join_s: float = 2.0) -> None:

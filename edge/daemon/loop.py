@@ -76,8 +76,7 @@ class Loop:
         clock: Callable[[], float] = time.monotonic,
         name: str = "default",
     ) -> None:
-        self.config = config
-        self._name = name  # the station's: its capture thread is named after it
+        self.config, self._name = config, name  # a station's capture thread is named after it
         self._slot, self._inspector, self._status = slot, inspector, status
         self._dispatcher, self._preparer, self._notifier = dispatcher, preparer, notifier
         self._source_factory, self._live, self._reread = source_factory, live, reread
@@ -148,8 +147,8 @@ class Loop:
         self._tell_service_manager()
 
     def _tell_service_manager(self) -> None:
-        """READY=1 as soon as the loop runs, faults included: systemd would otherwise kill a
-        station whose camera is unplugged at boot. STATUS= says what is wrong, when it changes."""
+        """READY=1 as soon as the loop runs, faults included (else systemd kills a station
+        whose camera is unplugged at boot); STATUS= says what is wrong, when it changes."""
         status = self._status.faults.message()
         if status is None:
             status = "inspecting" if self._online() else "starting: opening the camera"
@@ -214,8 +213,7 @@ class Loop:
         self._reload_requested.set()
 
     def reload(self) -> bool:
-        """Re-read the config (if from a file) and reload the bundle; anything bad is refused
-        and the old model keeps running."""
+        """Re-read the config (if from a file) and reload the bundle; anything bad is refused."""
         with self._reload_lock:
             self._notifier.reloading("reloading config and bundle")
             ok = self._reload()
@@ -271,8 +269,7 @@ class Loop:
             clock=self._clock,
             stall_s=config.pipeline.heartbeat_timeout_s,
         )
-        self._capture.thread_name = f"capture-{self._name}"
-        self._capture.start()
+        self._capture.start(f"capture-{self._name}")
 
     def _stop_capture(self) -> None:
         if self._capture is not None:
