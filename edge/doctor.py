@@ -277,31 +277,36 @@ def collect(config: Any, service: str) -> list[tuple[str, Callable[[], Check]]]:
     for name, plugin in plugins().items():
         if plugin.doctor is not None:
             outputs += plugin.doctor(getattr(config, name), context)
+    hardware: list[tuple[str, Callable[[], Check]]] = []
+    models: list[tuple[str, Callable[[], Check]]] = []
+    stations = config.station_configs()
+    for name, c in stations.items():  # each station's camera, pins, bundles and disk
+        tag = f" ({name})" if len(stations) > 1 else ""
+        hardware += [
+            (f"camera{tag}", lambda c=c: check_camera(lambda: make_source(c.source))),
+            (
+                f"gpio{tag}",
+                lambda c=c: check_gpio(
+                    c.gpio.enabled, lambda: make_pin_factory(c.gpio.pin_factory), c.gpio.pin_factory
+                ),
+            ),
+        ]
+        models.append((f"bundle{tag}", lambda c=c: check_bundle(c.model.bundle)))
+        if c.anomaly.bundle:
+            models.append(
+                (
+                    f"anomaly bundle{tag}",
+                    lambda c=c: check_bundle(c.anomaly.bundle, "anomaly bundle"),
+                )
+            )
+        need = max(MIN_FREE_BYTES, c.snapshots.max_bytes)
+        models.append((f"disk{tag}", lambda c=c, need=need: check_disk(c.snapshot_dir(), need)))
     return [
         ("python", check_python),
         ("runtime", lambda: check_runtime(_version("ai-edge-litert"), _version("tflite-runtime"))),
         ("numpy", lambda: check_numpy(_version("numpy"), _version("tflite-runtime"))),
-        ("camera", lambda: check_camera(lambda: make_source(config.source))),
-        (
-            "gpio",
-            lambda: check_gpio(
-                config.gpio.enabled,
-                lambda: make_pin_factory(config.gpio.pin_factory),
-                config.gpio.pin_factory,
-            ),
-        ),
+        *hardware,
         *outputs,
-        ("bundle", lambda: check_bundle(config.model.bundle)),
-        *(
-            [("anomaly bundle", lambda: check_bundle(config.anomaly.bundle, "anomaly bundle"))]
-            if config.anomaly.bundle
-            else []
-        ),
-        (
-            "disk",
-            lambda: check_disk(
-                config.snapshot_dir(), max(MIN_FREE_BYTES, config.snapshots.max_bytes)
-            ),
-        ),
+        *models,
         ("service", lambda: check_service(service, _run_command)),
     ]

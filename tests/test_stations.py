@@ -358,3 +358,44 @@ def test_home_assistant_sees_one_device_per_station_on_the_devices_availability(
         assert states == {f"pi-inspect/{DEVICE}/{station}/state", f"pi-inspect/{DEVICE}/{station}/stats"}
     unique = [p["unique_id"] for msgs in found.values() for _, p in msgs]
     assert len(unique) == len(set(unique))
+
+
+def test_a_reload_rereads_each_stations_own_sections_and_keeps_a_station_the_file_dropped(tmp_path):
+    video = write_video(tmp_path / "ok.avi", script((OK_BGR, 30)))
+    path = tmp_path / "cell.toml"
+
+    def write(right_n: int, with_right: bool = True) -> None:
+        text = (
+            f'state_dir = "{tmp_path / "state"}"\n[stdout]\nenabled = false\n'
+            f'[stations.left.source]\nuri = "{video}"\nloop = true\nrealtime = true\n'
+            '[stations.left.gpio]\nenabled = false\n'
+        )
+        if with_right:
+            text += (
+                f'[stations.right.source]\nuri = "{video}"\nloop = true\nrealtime = true\n'
+                f'[stations.right.gpio]\nenabled = false\n[stations.right.decide]\nn = {right_n}\nk = 1\n'
+            )
+        path.write_text(text)
+
+    from pi_inspect.edge.config import load_config
+
+    write(4)
+    cell = Cell(load_config(path), config_path=path, outputs=[],
+                classifier_loader=lambda _model: ScriptedClassifier())  # fmt: skip
+    stop = threading.Event()
+    runner = threading.Thread(target=cell.run, args=(stop,), daemon=True)
+    runner.start()
+    left, right = cell.stations["left"], cell.stations["right"]
+    try:
+        assert wait_until(lambda: left.summary.frames > 0 and right.summary.frames > 0)
+        write(7)
+        assert right.reload() and left.reload()
+        assert right.config.decide.n == 7 and left.config.decide.n == 4
+        write(9, with_right=False)  # removing a station takes a restart: refused, it runs on
+        assert not right.reload() and right.config.decide.n == 7
+        frames = right.summary.frames
+        assert wait_until(lambda: right.summary.frames > frames)
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+    assert not runner.is_alive()

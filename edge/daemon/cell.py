@@ -191,7 +191,8 @@ class Cell:
         self.config = config
         names = tuple(config.station_configs())
         self.notifier = SharedNotifier(notifier or NullNotifier(), names)
-        self.hub = Hub(outputs if outputs is not None else open_outputs(config))
+        self.hub = Hub()  # its outputs open when the stations start
+        self._outputs = outputs
         self.stations: dict[str, Daemon] = {}
         for i, name in enumerate(names):
 
@@ -241,6 +242,7 @@ class Cell:
             for name, st in self.stations.items()
         ]
         try:
+            self.hub.open(self._outputs if self._outputs is not None else open_outputs(self.config))
             for thread in threads:
                 thread.start()
             while any(t.is_alive() for t in threads):

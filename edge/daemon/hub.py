@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class Hub:
     """The shared outputs and the command router. ``close`` is idempotent."""
 
-    def __init__(self, outputs: Sequence[Output]) -> None:
+    def __init__(self, outputs: Sequence[Output] = ()) -> None:
         self.outputs: tuple[Output, ...] = tuple(outputs)
         self._receivers: dict[str, Receiver] = {}
         self._opened = self._closed = False
@@ -33,11 +33,14 @@ class Hub:
         """Commands for ``station`` go to ``receiver`` (its dispatcher's ``receive``)."""
         self._receivers[station] = receiver
 
-    def open(self) -> None:
-        """Outputs that take commands get the hub's ``receive`` (once)."""
+    def open(self, outputs: Sequence[Output] | None = None) -> None:
+        """From now on send to ``outputs`` (None: those given at construction); those that
+        take commands get the hub's ``receive``. Only the first call counts."""
         if self._opened:
             return
         self._opened = True
+        if outputs is not None:
+            self.outputs = tuple(outputs)
         for out in self.outputs:
             if isinstance(out, CommandSource):
                 out.subscribe(self.receive)
