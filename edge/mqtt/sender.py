@@ -61,8 +61,9 @@ class Latest:
 class Board:
     """One station's latest values and what was last published of them."""
 
-    def __init__(self, topics: Topics) -> None:
+    def __init__(self, topics: Topics, discover: bool = False) -> None:
         self.topics = topics
+        self.discovery_due = discover  # Home Assistant's configs are (re)published when due
         self.state = Latest()
         self.stats = Latest()
         self.result = Latest()
@@ -116,7 +117,10 @@ class Sender:
         board = self._boards.get(station)
         if board is None:
             with self._boards_lock:
-                board = self._boards.setdefault(station, Board(self._topics.of_station(station)))
+                board = self._boards.setdefault(
+                    station,
+                    Board(self._topics.of_station(station), self._config.discovery.enabled),
+                )
         return board
 
     def start(self) -> None:
@@ -192,12 +196,14 @@ class Sender:
             self._spool_dirty.set()
 
     def _publish_latest(self) -> None:
-        discover = self._discovery_due.is_set()
-        self._discovery_due.clear()
         with self._boards_lock:
             boards = list(self._boards.values())
+            if self._discovery_due.is_set():
+                self._discovery_due.clear()
+                for board in boards:
+                    board.discovery_due = True
         for board in boards:
-            self._publish_board(board, discover)
+            self._publish_board(board)
         first = boards[0] if boards else None  # the fleet follows the first station
         if (
             first is not None
@@ -211,14 +217,15 @@ class Sender:
             self._client.publish(self._topics.report, to_json(report), qos=1, retain=True)
             self._report_generation = self._generation
 
-    def _publish_board(self, board: Board, discover: bool) -> None:
+    def _publish_board(self, board: Board) -> None:
         topics, client = board.topics, self._client
         state: State | None = board.state.take()
         if state is not None:
             board.last_state = state
         model = board.last_state.model if board.last_state is not None else None
         labels = model.labels if model is not None else ()
-        if discover or (board.discovered is not None and labels != board.discovered):
+        if board.discovery_due or (board.discovered is not None and labels != board.discovered):
+            board.discovery_due = False
             self._publish_discovery(board, labels, model)
         # Also after a reconnect: a restarted broker may have lost the retained state.
         stale = board.state_generation != self._generation

@@ -146,6 +146,11 @@ check edge-tests "$VENV/bin/python" -m pytest -q -p no:cacheprovider ${PI_TESTS:
 step "trigger bench, functional check (GPIO parts, each with its one result)"
 check trigger-bench "$VENV/bin/python" bench/trigger_latency.py --check --kinds gpio
 
+# Two stations in one daemon: each inspects its own video on its own mock pins and raises only
+# its own video's defect, under its own name.
+step "two stations in one daemon (each its own video, pins and defects)"
+check stations "$VENV/bin/python" tests/pi/stations.py --out "$OUT/stations"
+
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then
     echo "FAILED steps: ${FAILED[*]}" >&2
