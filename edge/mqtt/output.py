@@ -60,6 +60,8 @@ class MqttOutput:
         self._several = len(stations) > 1
         self._ha_status_topic = f"{config.discovery.prefix}/status"
         self._sender = Sender(config, self.topics, spool, client, sw_version, identity)
+        for station in stations:  # in config order: the first one's fills the fleet report
+            self._sender.board(self._key(station))
         self._receiver: Receiver = _no_receiver
         self._labels: dict[str | None, tuple[str, ...]] = {}  # per station, from its last State
         self._command_sub: int | None = None  # the mid of the command subscription in flight

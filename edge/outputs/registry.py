@@ -23,7 +23,7 @@ GROUP = "pi_inspect.outputs"
 RESERVED = frozenset(
     {"state_dir", "device", "source", "model", "anomaly", "trigger", "decide", "gpio", "reject",
      "snapshots", "collect", "shadow", "drift", "output", "pipeline",
-     "fleet"}
+     "fleet", "stations"}
 )
 
 log = logging.getLogger(__name__)
