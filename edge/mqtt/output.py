@@ -210,9 +210,8 @@ class MqttOutput:
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         self._listening.clear()
         if self._config.commands.enabled:
-            wanted = (
-                self.topics.stations_command_filter if self._several else self.topics.command_filter
-            )
+            t = self.topics
+            wanted = t.stations_command_filter if self._several else t.command_filter
             _, self._command_sub = client.subscribe(wanted, qos=1)
         if self._config.discovery.enabled:
             client.subscribe(self._ha_status_topic, qos=1)
@@ -284,7 +283,6 @@ class MqttOutput:
             labels = self._labels.get(station, ())
             self._reply(answer(verb, payload, labels, self._receiver, station=station), station)
 
-    def _reply(self, reply: Reply, station: str | None = None) -> None:
-        """On the ``cmd/result`` topic next to where the command came."""
+    def _reply(self, reply: Reply, station: str | None = None) -> None:  # beside its command
         topic = self.topics.of_station(station).command_result
         self._client.publish(topic, to_json(reply.to_dict()), qos=1)
