@@ -367,10 +367,11 @@ def with_overrides(config: Config, source: str | None = None, bundle: str | None
             ["with several [stations], set each station's source and model in the config"],
         )
     data = config.model_dump()
-    if source:
-        data["source"]["uri"] = source
-    if bundle:
-        data["model"]["bundle"] = bundle
+    own = next(iter(data["stations"].values()), None)  # one [stations.<name>]: its sections
+    for key, field, value in (("source", "uri", source), ("model", "bundle", bundle)):
+        if value:
+            section = own[key] if own is not None and own[key] is not None else data[key]
+            section[field] = value
     return parse_config(data)
 
 

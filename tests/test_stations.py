@@ -195,6 +195,29 @@ def test_the_command_line_source_is_refused_when_there_are_several_stations():
     )
     with pytest.raises(ConfigError):
         with_overrides(config, source="other.mp4")
+    one = parse_config({"stations": {"line": {"gpio": {"enabled": False}, "source": {"uri": "a.mp4"}}}})
+    assert with_overrides(one, source="b.mp4").station_configs()["line"].source.uri == "b.mp4"
+
+
+def test_metrics_of_two_stations_parse_as_one_family_each(tmp_path):
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pi_inspect.edge.console.metrics import make_registry
+    from pi_inspect.edge.console.output import ConsoleOutput
+    from pi_inspect.edge.events import Stats
+
+    console = ConsoleOutput(object(), stations=("left", "right"))  # type: ignore[arg-type]
+    cost = {"model": {"p50": 4.0, "p95": 6.0}}
+    for name, fps in (("left", 12.0), ("right", 30.0)):
+        console.publish_stats(Stats(fps, 1.0, 2.0, 10, 0, 5.0, True, extra={"model_invoke_ms": cost}, station=name))
+    text = generate_latest(make_registry(console)).decode()
+    families = [f.name for f in text_string_to_metric_families(text)]
+    assert len(families) == len(set(families))
+    samples = {(s.name, s.labels.get("station")): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}  # fmt: skip
+    assert samples[("pi_inspect_fps", "left")] == 12.0 and samples[("pi_inspect_fps", "right")] == 30.0
+    assert ("pi_inspect_model_invoke_p50_seconds", "right") in samples
 
 
 def test_interpreter_threads_are_shared_out_between_stations():
@@ -226,9 +249,46 @@ def test_the_watchdog_is_fed_only_once_every_running_station_has_turned():
     assert service.calls.count("watchdog") == 0  # b's loop has not turned
     b.watchdog()
     assert service.calls.count("watchdog") == 1
+    a.reloading("reloading config and bundle")  # SIGHUP: every station reloads
+    b.reloading("reloading config and bundle")
+    assert service.calls.count("reloading") == 1
+    a.ready("reloaded")
+    assert service.calls.count("ready") == 1  # b is still reloading
+    b.ready("reloaded")
+    assert service.calls.count("ready") == 2  # READY=1 ends the reload for systemd
     a.watchdog()
     shared.finished("b")  # b's source ended: the watchdog no longer waits for it
     assert service.calls.count("watchdog") == 2
+
+
+def test_one_station_tells_the_service_manager_what_it_did_before():
+    from pi_inspect.edge.daemon.cell import SharedNotifier
+
+    texts: list[str] = []
+
+    class Service:
+        def ready(self, status=None):
+            texts.append(f"READY {status}")
+
+        def status(self, text):
+            texts.append(f"STATUS {text}")
+
+        def reloading(self, status=None):
+            texts.append(f"RELOADING {status}")
+
+        def watchdog(self): ...
+
+        def stopping(self, status=None): ...
+
+    one = SharedNotifier(Service(), ["default"]).station("default")
+    one.ready("inspecting")
+    one.status("camera offline")
+    one.reloading("reloading config and bundle")
+    one.ready("reloaded")
+    assert texts == [
+        "READY inspecting", "STATUS camera offline",
+        "RELOADING reloading config and bundle", "READY reloaded",
+    ]  # fmt: skip
 
 
 def test_commands_go_to_the_station_their_topic_names(mosquitto_broker, mqtt_subscribe, tmp_path):

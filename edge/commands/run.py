@@ -65,4 +65,4 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    return 0
+    return 1 if cell.failed else 0  # a station that failed: systemd's Restart=on-failure

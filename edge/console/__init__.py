@@ -63,7 +63,9 @@ def build_console(
     review.prune()  # bounds lowered since the last run, and a crash's temporary folders
     snapshot_dir = context.snapshot_dir
     console = ConsoleOutput(
-        LiveViews(lambda: LiveView(c.fps)), events_kept=c.events_kept, stations=context.stations
+        LiveViews(lambda: LiveView(c.fps), stations=context.stations),
+        events_kept=c.events_kept,
+        stations=context.stations,
     )
     actions = Actions(console, review, snapshot_dir, context.snapshot_dirs)
     app = create_app(

@@ -139,18 +139,27 @@ def _encode(frame: LiveFrame, heat: bool, quality: int) -> bytes:
 
 class LiveViews:
     """One ``LiveView`` per station, as one frame tap: each station's frames flow only while
-    someone watches that station."""
+    someone watches that station. With ``stations`` given, those are the views there are (None
+    is the first); a name outside them gets a view of its own that is not kept."""
 
-    def __init__(self, make: Callable[[], LiveView], first: LiveView | None = None) -> None:
+    def __init__(
+        self,
+        make: Callable[[], LiveView],
+        first: LiveView | None = None,
+        stations: tuple[str, ...] = (),
+    ) -> None:
         self._make = make
         self._first = first  # the view of the first station that asks (a view given as is)
-        self._views: dict[str, LiveView] = {}
+        self._views: dict[str, LiveView] = {name: make() for name in stations}
+        self._fixed = bool(stations)
         self._lock = threading.Lock()
 
     def view(self, station: str | None = None) -> LiveView:
         name = station or next(iter(self._views), "default")
         found = self._views.get(name)
         if found is None:
+            if self._fixed:
+                return self._make()
             with self._lock:
                 if name not in self._views:
                     first, self._first = self._first, None

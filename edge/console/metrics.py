@@ -104,13 +104,14 @@ def _station_stats(stats: dict[str, Stats]) -> Iterator[Metric]:
         for name, line in stats.items():
             family.add_metric([name], read(line))
         yield family
-    for name, line in stats.items():
-        yield from _model_cost(name, line.extra.get("model_invoke_ms"))
+    yield from _model_cost({name: line.extra.get("model_invoke_ms") for name, line in stats.items()})
 
 
-def _model_cost(station: str, cost: object) -> Iterator[Metric]:
-    """Each bundle's invoke time while two run on one frame (``model``, ``anomaly``)."""
-    if not isinstance(cost, dict) or not cost:
+def _model_cost(costs: dict[str, object]) -> Iterator[Metric]:
+    """Each bundle's invoke time while two run on one frame (``model``, ``anomaly``), per
+    station: one family per quantile, every station's samples in it."""
+    costs = {name: cost for name, cost in costs.items() if isinstance(cost, dict) and cost}
+    if not costs:
         return
     for q in ("p50", "p95"):
         family = GaugeMetricFamily(
@@ -118,9 +119,10 @@ def _model_cost(station: str, cost: object) -> Iterator[Metric]:
             f"Invoke time of each model, {q}",
             labels=["station", "model"],
         )
-        for part, values in sorted(cost.items()):
-            if isinstance(values, dict) and isinstance(values.get(q), (int, float)):
-                family.add_metric([station, str(part)], float(values[q]) / 1000.0)
+        for station, cost in costs.items():
+            for part, values in sorted(cost.items()):  # type: ignore[union-attr]
+                if isinstance(values, dict) and isinstance(values.get(q), (int, float)):
+                    family.add_metric([station, str(part)], float(values[q]) / 1000.0)
         yield family
 
 

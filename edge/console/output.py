@@ -79,11 +79,6 @@ class ConsoleOutput:
         board = self._boards.get(name) if name is not None else None
         return (name, board) if board is not None else (station, Board())
 
-    @property
-    def stations(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._boards)
-
     # -- Output protocol -----------------------------------------------------------------------
     def publish_state(self, state: State) -> None:
         with self._lock:

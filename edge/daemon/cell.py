@@ -47,7 +47,7 @@ def pick_station(config: Config, name: str, first: bool, stations: int) -> Confi
         )
     station = found[name]
     update: dict[str, Any] = {}
-    if station.model.num_threads is None:
+    if station.model.num_threads is None and stations > 1:  # one: the runtime's default
         threads = station_threads(stations)
         update["model"] = station.model.model_copy(update={"num_threads": threads})
     if not first and station.fleet.enabled:
@@ -89,6 +89,7 @@ class SharedNotifier:
         self._running = set(names)
         self._pinged: set[str] = set()
         self._ready: set[str] = set()
+        self._reloading: set[str] = set()
         self._status = dict.fromkeys(names, "starting")
         self._stopping = False
 
@@ -103,16 +104,21 @@ class SharedNotifier:
         self._feed()
 
     def _line(self) -> str:
+        if len(self._status) == 1:  # one station: its own words, as before
+            return next(iter(self._status.values()))
         return "; ".join(f"{name}: {text}" for name, text in self._status.items())
 
     def ready(self, name: str, status: str | None) -> None:
+        """READY=1 once every station is ready, and again once every reload has ended."""
         with self._lock:
             self._status[name] = status or self._status[name]
             first_time = name not in self._ready
             self._ready.add(name)
             all_ready = len(self._ready) == len(self._status)
-            line = self._line()
-        if all_ready and first_time:
+            reloaded = name in self._reloading
+            self._reloading.discard(name)
+            line, reloading = self._line(), bool(self._reloading)
+        if all_ready and (first_time or (reloaded and not reloading)):
             self._notifier.ready(status=line)
         elif all_ready:
             self._notifier.status(line)
@@ -137,7 +143,13 @@ class SharedNotifier:
         self._notifier.status(line)
 
     def reloading(self, name: str, status: str | None) -> None:
-        self._notifier.reloading(status=f"{name}: {status}" if status else name)
+        """RELOADING=1 when the first station starts reloading."""
+        with self._lock:
+            first = not self._reloading
+            self._reloading.add(name)
+            several = len(self._status) > 1
+        if first:
+            self._notifier.reloading(status=f"{name}: {status}" if several and status else status)
 
     def stopping(self, name: str, status: str | None) -> None:
         with self._lock:
@@ -216,6 +228,7 @@ class Cell:
             self.hub.attach(name, station.receive)
             self.stations[name] = station
         self.stop_event = threading.Event()
+        self.failed: list[str] = []  # stations whose run ended in an error (a bug): exit 1
 
     def request_reload(self) -> None:
         """Signal-handler safe: every station reloads on its next iteration."""
@@ -227,12 +240,15 @@ class Cell:
         outputs close once the last station is done. Never raises on a fault."""
         stop = stop if stop is not None else self.stop_event
         summaries: dict[str, RunSummary] = {}
+        # a ConfigError here (an unreadable credentials file, say) is the caller's one line
+        self.hub.open(self._outputs if self._outputs is not None else open_outputs(self.config))
 
         def run_one(name: str, station: Daemon) -> None:
             try:
                 summaries[name] = station.run(stop)
             except Exception:  # a station's bug must not take the others down
                 log.exception("station %s stopped", name)
+                self.failed.append(name)
                 summaries[name] = station.summary
             finally:
                 self.notifier.finished(name)
@@ -242,7 +258,6 @@ class Cell:
             for name, st in self.stations.items()
         ]
         try:
-            self.hub.open(self._outputs if self._outputs is not None else open_outputs(self.config))
             for thread in threads:
                 thread.start()
             while any(t.is_alive() for t in threads):
@@ -251,6 +266,7 @@ class Cell:
         finally:
             stop.set()
             for thread in threads:
-                thread.join(timeout=30.0)
+                if thread.ident is not None:
+                    thread.join(timeout=30.0)
             self.hub.close()
         return summaries

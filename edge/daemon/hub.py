@@ -25,10 +25,6 @@ class Hub:
         self._receivers: dict[str, Receiver] = {}
         self._opened = self._closed = False
 
-    @property
-    def stations(self) -> tuple[str, ...]:
-        return tuple(self._receivers)
-
     def attach(self, station: str, receiver: Receiver) -> None:
         """Commands for ``station`` go to ``receiver`` (its dispatcher's ``receive``)."""
         self._receivers[station] = receiver

@@ -36,7 +36,7 @@ def discovery_messages(
     declaration) says which labels alarm and on what (default: each alarms when present)."""
     # One Home Assistant device per station when the device has several.
     named = topics.device_id if topics.station is None else f"{topics.device_id} {topics.station}"
-    node = _object_id(named.replace(" ", "_"))
+    node = _object_id(named)
     device = {
         "identifiers": [f"pi-inspect-{node}"],
         "name": f"pi-inspect {named}",

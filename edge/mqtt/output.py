@@ -68,7 +68,7 @@ class MqttOutput:
         self._listening = threading.Event()  # the broker acknowledged the command subscription
         self._closed = False
         self._close_lock = threading.Lock()
-        self._last_result_at = float("-inf")
+        self._last_result_at: dict[str | None, float] = {}  # per station: its own result rate
         self._result_period = 1.0 / config.result.max_rate_hz
         self._commands: queue.Queue[tuple[str | None, str, bytes] | None] = queue.Queue(maxsize=16)
         self._commander = threading.Thread(
@@ -179,11 +179,11 @@ class MqttOutput:
     def publish_result(self, result: FrameResult) -> None:
         if not self._config.result.enabled:
             return
-        now = time.monotonic()
-        if now - self._last_result_at < self._result_period:
+        now, key = time.monotonic(), self._key(result.station)
+        if now - self._last_result_at.get(key, float("-inf")) < self._result_period:
             return
-        self._last_result_at = now
-        self._sender.board(self._key(result.station)).result.put(result)
+        self._last_result_at[key] = now
+        self._sender.board(key).result.put(result)
         self._sender.wake()
 
     def publish_stats(self, stats: Stats) -> None:

@@ -96,11 +96,3 @@ class Topics:
     @property
     def command_result(self) -> str:
         return f"{self.base}/cmd/result"
-
-    def command_verb(self, topic: str) -> str | None:
-        """The verb of a command topic, or None if ``topic`` is not under ``<base>/cmd/``."""
-        head = f"{self.base}/cmd/"
-        if not topic.startswith(head):
-            return None
-        verb = topic[len(head) :]
-        return None if "/" in verb or verb == "result" else verb

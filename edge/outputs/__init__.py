@@ -139,10 +139,6 @@ class OutputContext:
         """More than one station: topics, pages and registers name the station."""
         return len(self.stations) > 1
 
-    def snapshots_of(self, station: str | None) -> Path | None:
-        """Where ``station``'s snapshots are (None or unknown: the first station's)."""
-        return self.snapshot_dirs.get(station or "", self.snapshot_dir)
-
 
 Build = Callable[[Any, OutputContext], "Output | None"]  # None: nothing to add (logged why)
 DoctorChecks = Callable[[Any, OutputContext], "list[tuple[str, Callable[[], Any]]]"]
