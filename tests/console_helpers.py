@@ -33,6 +33,12 @@ def model_state(**fields: Any) -> State:
     return State("ok", (), ModelInfo("seam", "3", "ab" * 32, LABELS), time.time(), **fields)
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on loopback ``port`` (a server has started)."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))

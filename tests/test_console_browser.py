@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_helpers import needs_chromium
-from console_helpers import TOKEN, free_port, running_console
+from console_helpers import TOKEN, free_port, listening, running_console
 from daemon_helpers import wait_until
 
 from pi_inspect.edge.sources import Frame, OpenCVSource
@@ -135,11 +134,6 @@ def station(tmp_path):
     finally:
         stop.set()
         thread.join(timeout=30)
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def live_image_bytes(page) -> str:

@@ -5,13 +5,12 @@ the station a click chooses full-size, its verdict, events and actions its own.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from pathlib import Path
 
 import pytest
 from browser_helpers import needs_chromium
-from console_helpers import free_port
+from console_helpers import free_port, listening
 from daemon_helpers import ERROR_BGR, OK_BGR, ScriptedClassifier, script, wait_until, write_video
 from gpiozero.pins.mock import MockFactory
 
@@ -61,11 +60,6 @@ def cell_url(tmp_path):
     finally:
         stop.set()
         runner.join(timeout=30)
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_each_station_has_a_tile_and_a_click_shows_that_station_full_size(browser, cell_url):

@@ -72,7 +72,6 @@ def build_console(
         console,
         guard,
         actions,
-        snapshot_dir=snapshot_dir,
         review=review,
         fps=c.fps,
         stations=context.stations,

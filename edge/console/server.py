@@ -54,7 +54,6 @@ def create_app(
     guard: Guard,
     actions: Actions,
     *,
-    snapshot_dir: Path | None,
     review: ReviewStore,
     fps: float = 5.0,
     stations: tuple[str, ...] = (),
