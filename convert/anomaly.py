@@ -138,7 +138,7 @@ def calibration_images(good: np.ndarray, seed: int) -> np.ndarray:
 
 
 def fit_global(
-    train_good: np.ndarray, held: np.ndarray, held_local: np.ndarray, target: float, seed: int
+    train_good: np.ndarray, held: np.ndarray, held_local: np.ndarray, seed: int
 ) -> tuple[Any, bytes]:
     """The global score (``pi_inspect.edge.global_score``): the good training images' descriptors
     as its memory (float16, as the bundle stores them), its distance mapped onto the map's
@@ -146,6 +146,7 @@ def fit_global(
     import io
 
     from pi_inspect.edge.global_score import (
+        LOGIT,
         SIDE,
         GlobalScore,
         K,
@@ -157,12 +158,12 @@ def fit_global(
     from pi_inspect.edge.manifest import GlobalSpec
 
     memory = pick_memory(descriptors(train_good), seed).astype(np.float16)
-    scale, offset = fit_mapping(knn_distance(descriptors(held), memory), held_local, target)
-    spec = GlobalSpec(MEMORY_FILE, SIDE, K, float(scale), float(offset))
+    scale, offset = fit_mapping(knn_distance(descriptors(held), memory), held_local)
+    spec = GlobalSpec(MEMORY_FILE, SIDE, K, float(scale), float(offset), LOGIT)
     buffer = io.BytesIO()
     np.save(buffer, memory, allow_pickle=False)
     log.info(
-        "global score: %d good images in memory, distance x %.3f %+.3f onto the map's scale",
+        "global score: %d good images in memory, distance x %.3f %+.3f onto the map's logits",
         len(memory), scale, offset,
     )
     return GlobalScore(spec, memory), buffer.getvalue()
@@ -184,11 +185,11 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
     from pi_inspect.train.anomaly.fit import (
         HOLDOUT_SPLIT,
         TRAIN_SPLIT,
-        calibrate,
         predict_scores,
         pseudo_validation,
     )
     from pi_inspect.train.anomaly.model import MAP, SCORE
+    from pi_inspect.train.anomaly.threshold import calibrate
     from pi_inspect.train.metrics import auroc
     from pi_inspect.train.runs import load_run
 
@@ -245,7 +246,7 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         q_held, _ = int8_scores(probe, held)
         q_test, q_maps = int8_scores(probe, test_x)
     train_good = _good(Path(run_dir) / TRAIN_SPLIT, size, 100_000, seed)
-    scorer, memory_bytes = fit_global(train_good, held, q_held, target, seed)
+    scorer, memory_bytes = fit_global(train_good, held, q_held, seed)
     shipped_held = np.maximum(q_held, [scorer.score(x) for x in held])
     shipped_test = np.maximum(q_test, [scorer.score(x) for x in test_x])
     threshold = calibrate(shipped_held, target)

@@ -11,11 +11,14 @@ contrast, which drift on a line during a shift. (The trunk's pooled embeddings w
 first: on scikit-learn's digits, one digit as the good part, their kNN AUROC was 0.90 against
 0.99 for this descriptor; docs/results.md.)
 
-``convert`` maps the distance onto the map's score scale with one affine step, fitted on the
-held-out good images (their median and their false-alarm quantile land where the map's own
-do), so ``anomaly_score = max(map peak, mapped distance)`` and one threshold, recalibrated on
-that combined score, serves both. Numpy and OpenCV only: the same code runs in ``convert``
-and on the Pi.
+``convert`` maps the distance onto the map's score scale, fitted on the held-out good images:
+in logits, their median distance lands on the median of the map's own scores and their 84th
+percentile (one spread up) on the map's. So ``anomaly_score = max(map peak, mapped distance)``
+weighs each part by how far it strays from its own good spread, and one threshold, recalibrated
+on that combined score, serves both. The middle of a dozen held-out scores is known where their
+tail is not, and the logistic step never saturates, so a good frame never scores 1. (Bundles
+made before carry ``mapping = "linear"``: an affine step clipped to [0, 1].) Numpy and OpenCV
+only: the same code runs in ``convert`` and on the Pi.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from pi_inspect.edge.manifest_anomaly import GlobalSpec
 SIDE = 16  # descriptor: the model input area-scaled to SIDE x SIDE x 3
 K = 3  # neighbours averaged
 MAX_MEMORY = 1000  # good descriptors kept in a bundle at most (about 1.5 MB as float16)
-MIN_SPAN = 1.0 / 64  # the map's good spread used at least (a few int8 steps)
+LOGIT_EPS = 1.0 / 512  # map scores kept this far inside (0, 1) before the logit (int8 steps are 1/256)
+MIN_LOGIT_SPAN = 0.5  # the map's good spread used at least, in logits (a map that never moves)
+SPREAD_QUANTILE = 0.8413  # one standard deviation above the median, were the scores normal
+LOGIT = "logit"  # the mapping convert writes
 
 
 def descriptors(images: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -57,17 +63,22 @@ def knn_distance(query: np.ndarray, memory: np.ndarray, k: int = K) -> np.ndarra
     return np.sqrt(nearest).mean(axis=1)
 
 
-def fit_mapping(
-    held_distance: np.ndarray, held_local: np.ndarray, false_alarms: float
-) -> tuple[float, float]:
-    """(scale, offset) that put the held-out good images' median distance on the map scores'
-    median and their (1 - ``false_alarms``) quantile on the map scores' quantile."""
-    q = 1.0 - false_alarms
-    d_mid, d_hi = float(np.median(held_distance)), float(np.quantile(held_distance, q))
-    l_mid, l_hi = float(np.median(held_local)), float(np.quantile(held_local, q))
-    span_l = max(l_hi - l_mid, MIN_SPAN)
-    span_d = max(d_hi - d_mid, 1e-6)
-    scale = span_l / span_d
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 - p)), with ``p`` kept ``LOGIT_EPS`` inside (0, 1)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), LOGIT_EPS, 1.0 - LOGIT_EPS)
+    return np.log(q / (1.0 - q))
+
+
+def fit_mapping(held_distance: np.ndarray, held_local: np.ndarray) -> tuple[float, float]:
+    """(scale, offset) of ``sigmoid(offset + scale * distance)``: the held-out good images'
+    median distance onto the map scores' median and their one-spread-up quantile onto the map
+    scores' own, both in logits."""
+    d_mid = float(np.median(held_distance))
+    d_hi = float(np.quantile(held_distance, SPREAD_QUANTILE))
+    l_logits = logit(held_local)
+    l_mid = float(np.median(l_logits))
+    span_l = max(float(np.quantile(l_logits, SPREAD_QUANTILE)) - l_mid, MIN_LOGIT_SPAN)
+    scale = span_l / max(d_hi - d_mid, 1e-6)
     return scale, l_mid - scale * d_mid
 
 
@@ -108,4 +119,6 @@ class GlobalScore:
     def score(self, rgb: np.ndarray) -> float:
         """The distance on the map's score scale, in [0, 1]."""
         mapped = self.spec.offset + self.spec.scale * self.distance(rgb)
+        if self.spec.mapping == LOGIT:
+            return float(1.0 / (1.0 + np.exp(-min(max(mapped, -30.0), 30.0))))
         return float(min(max(mapped, 0.0), 1.0))

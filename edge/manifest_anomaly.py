@@ -25,12 +25,13 @@ class GlobalSpec:
     memory: str  # file name in the bundle: float16 (n, side * side * 3) descriptors
     side: int
     k: int
-    scale: float  # mapped = offset + scale * distance
+    scale: float  # mapped = offset + scale * distance, then the mapping
     offset: float
+    mapping: str = "linear"  # "logit": a logistic step; "linear": clipped to [0, 1] (older bundles)
 
     def to_dict(self) -> dict[str, object]:
         return {"memory": self.memory, "side": self.side, "k": self.k,
-                "scale": self.scale, "offset": self.offset}
+                "scale": self.scale, "offset": self.offset, "mapping": self.mapping}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class AnomalySpec:
 
 _ANOMALY_KEYS = ("false_alarm_target", "calibrated_on", "map_size", "global")
 _GLOBAL_KEYS = ("memory", "side", "k", "scale", "offset")
+_GLOBAL_MAPPINGS = ("linear", "logit")
 
 
 def anomaly_rules(
@@ -108,8 +110,11 @@ def _global(table: Any, files: dict[str, str], where: str) -> GlobalSpec | None:
     """The ``anomaly.global`` table: a memory file listed in ``files`` and a finite mapping."""
     if table is None:
         return None
-    if not isinstance(table, dict) or sorted(table) != sorted(_GLOBAL_KEYS):
-        raise BundleError(f"{where}: anomaly.global must be an object with exactly {', '.join(_GLOBAL_KEYS)}")
+    if not isinstance(table, dict) or sorted(set(table) - {"mapping"}) != sorted(_GLOBAL_KEYS):
+        raise BundleError(
+            f"{where}: anomaly.global must be an object with exactly {', '.join(_GLOBAL_KEYS)} "
+            "(and optionally mapping)"
+        )
     memory = table["memory"]
     if not isinstance(memory, str) or memory not in files:
         raise BundleError(f"{where}: anomaly.global.memory {_show(memory)} has no sha256 in 'files'")
@@ -119,4 +124,7 @@ def _global(table: Any, files: dict[str, str], where: str) -> GlobalSpec | None:
     scale, offset = table["scale"], table["offset"]
     if not (_is_number(scale) and scale > 0) or not _is_number(offset):
         raise BundleError(f"{where}: anomaly.global scale must be a number > 0 and offset a number")
-    return GlobalSpec(memory, int(side), int(k), float(scale), float(offset))
+    mapping = table.get("mapping", "linear")
+    if mapping not in _GLOBAL_MAPPINGS:
+        raise BundleError(f"{where}: anomaly.global.mapping must be one of {', '.join(_GLOBAL_MAPPINGS)}")
+    return GlobalSpec(memory, int(side), int(k), float(scale), float(offset), str(mapping))

@@ -79,13 +79,40 @@ def test_stretch_changes_the_period_along_a_line_and_not_its_width():
 
 
 def test_threshold_lets_at_most_the_target_share_of_good_scores_above_it():
-    from pi_inspect.train.anomaly.fit import calibrate
+    from pi_inspect.train.anomaly.threshold import calibrate
 
     scores = np.random.default_rng(0).random(1000)
     for target in (0.001, 0.005, 0.01, 0.1):
         t = calibrate(scores, target)
         assert (scores > t).mean() <= target
         assert (scores >= t).mean() > target - 1 / 1000  # and no higher than it needs to be
+
+
+def test_few_held_out_images_set_a_threshold_that_fresh_good_images_exceed_at_the_target_rate():
+    from statistics import NormalDist
+
+    from pi_inspect.train.anomaly.threshold import calibrate
+
+    rng = np.random.default_rng(7)
+    target, n = 0.005, 45  # 0.5 % of 45 is less than one image: no quantile to read off
+    above_bound, above_max = [], []
+    for _ in range(400):  # good scores whose logits are normal, mean -1.3 and spread 0.8
+        held = 1.0 / (1.0 + np.exp(-rng.normal(-1.3, 0.8, n)))
+        t = calibrate(held, target)
+        assert t >= held.max()
+        share = lambda s: 1.0 - NormalDist(-1.3, 0.8).cdf(float(np.log(s / (1.0 - s))))  # noqa: E731
+        above_bound.append(share(t))
+        above_max.append(share(held.max()))
+    # the highest of 45 lets about 1 / 46 of good frames alarm; the bound holds the target
+    assert np.mean(above_max) > 3 * target
+    assert 0.6 * target < np.mean(above_bound) < 1.4 * target
+
+
+def test_t_quantile_matches_the_tables():
+    from pi_inspect.train.anomaly.threshold import t_quantile
+
+    for p, dof, table in ((0.995, 19, 2.861), (0.995, 44, 2.692), (0.995, 5, 4.032), (0.9, 10, 1.372)):
+        assert t_quantile(p, dof) == pytest.approx(table, rel=0.01)
 
 
 def test_auroc_counts_ties_half_and_matches_pairwise_definition():

@@ -81,7 +81,7 @@ def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_ru
         mapped = GlobalScore.load(root / "bundle", spec).score(img)
         assert max(heat.max(), mapped) == pytest.approx(pred.scores[0], abs=1 / 128)
     glob = manifest["anomaly"]["global"]
-    assert glob["memory"] in manifest["files"] and glob["scale"] > 0
+    assert glob["memory"] in manifest["files"] and glob["scale"] > 0 and glob["mapping"] == "logit"
     memory = np.load(root / "bundle" / glob["memory"], allow_pickle=False)
     trained = (root / "run" / "train_good.csv").read_text().splitlines()[1:]
     assert memory.dtype == np.float16 and memory.shape == (len(trained), 16 * 16 * 3)

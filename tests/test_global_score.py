@@ -16,11 +16,15 @@ from pi_inspect.convert.bundle_writer import record_golden
 from pi_inspect.edge.bundle import golden_inputs, read_manifest, write_manifest
 from pi_inspect.edge.errors import BundleError
 from pi_inspect.edge.global_score import (
+    SPREAD_QUANTILE,
+    GlobalScore,
     descriptors,
     fit_mapping,
     knn_distance,
+    logit,
     pick_memory,
 )
+from pi_inspect.edge.manifest_anomaly import GlobalSpec
 from pi_inspect.edge.runtime import load_classifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -65,16 +69,36 @@ def test_knn_distance_is_the_mean_distance_to_the_k_nearest():
     assert np.allclose(knn_distance(query, memory[:2], k=3), np.sort(brute[:, :2], 1).mean(1), atol=1e-4)
 
 
-def test_mapping_puts_the_good_median_and_quantile_where_the_maps_are():
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_mapping_puts_the_good_median_and_spread_where_the_maps_are_in_logits():
     rng = np.random.default_rng(2)
     distance = rng.uniform(0.2, 0.6, 500)
-    local = rng.uniform(0.05, 0.25, 500)
-    scale, offset = fit_mapping(distance, local, 0.01)
-    mapped = offset + scale * distance
-    assert np.median(mapped) == pytest.approx(np.median(local), abs=1e-9)
-    assert np.quantile(mapped, 0.99) == pytest.approx(np.quantile(local, 0.99), abs=1e-9)
-    flat_scale, _ = fit_mapping(distance, np.full(500, 0.1), 0.01)  # a map that never moves
+    local = sigmoid(rng.normal(-2.0, 0.8, 500))
+    scale, offset = fit_mapping(distance, local)
+    mapped = offset + scale * distance  # logits
+    assert np.median(mapped) == pytest.approx(np.median(logit(local)), abs=1e-9)
+    assert np.quantile(mapped, SPREAD_QUANTILE) == pytest.approx(
+        np.quantile(logit(local), SPREAD_QUANTILE), abs=1e-9
+    )
+    flat_scale, _ = fit_mapping(distance, np.full(500, 0.1))  # a map that never moves
     assert flat_scale > 0
+
+
+def test_a_steep_mapping_never_puts_a_good_frame_at_the_top_of_the_scale():
+    rng = np.random.default_rng(5)
+    held_distance = rng.normal(0.3, 0.001, 20)  # good frames all alike: a very steep mapping
+    held_local = sigmoid(rng.normal(-1.0, 1.5, 20))
+    scale, offset = fit_mapping(held_distance, held_local)
+    spec = GlobalSpec("global_memory.npy", 16, 3, scale, offset, "logit")
+    memory = descriptors(np.stack([stripes(rng) for _ in range(10)]))
+    scorer = GlobalScore(spec, memory)
+    far = scorer.score(checkerboard())
+    assert 0.5 < far < 1.0  # far away, yet still ranked against a farther one
+    linear = GlobalScore(GlobalSpec("global_memory.npy", 16, 3, scale, -scale * 0.3, "linear"), memory)
+    assert linear.score(checkerboard()) == 1.0  # what the clipped step of older bundles did
 
 
 def test_memory_keeps_every_good_image_up_to_its_limit():
@@ -84,8 +108,11 @@ def test_memory_keeps_every_good_image_up_to_its_limit():
     assert len(kept) == 10 and len(np.unique(kept)) == 10
 
 
-def add_global(bundle: Path, good: np.ndarray, scale: float = 1.0, offset: float = 0.0) -> None:
-    """Give the tiny anomaly bundle a global score whose memory is ``good``, as convert does."""
+def add_global(
+    bundle: Path, good: np.ndarray, scale: float = 1.0, offset: float = 0.0, mapping: str | None = None
+) -> None:
+    """Give the tiny anomaly bundle a global score whose memory is ``good``, as convert does
+    (without ``mapping``: as bundles made before the logistic mapping were)."""
     buffer = io.BytesIO()
     np.save(buffer, descriptors(good).astype(np.float16), allow_pickle=False)
     (bundle / "global_memory.npy").write_bytes(buffer.getvalue())
@@ -94,13 +121,20 @@ def add_global(bundle: Path, good: np.ndarray, scale: float = 1.0, offset: float
     data.setdefault("anomaly", {})["global"] = {
         "memory": "global_memory.npy", "side": 16, "k": 3, "scale": scale, "offset": offset,
     }
+    if mapping is not None:
+        data["anomaly"]["global"]["mapping"] = mapping
     write_manifest(bundle, data)
     record_golden(bundle, golden_inputs(bundle, read_manifest(bundle)))  # convert scores it whole
 
 
-def test_another_part_alarms_through_the_global_score_where_the_map_stays_dark(anomaly_bundle):
+@pytest.mark.parametrize("mapping", ["logit", None])
+def test_another_part_alarms_through_the_global_score_where_the_map_stays_dark(anomaly_bundle, mapping):
     rng = np.random.default_rng(3)
-    add_global(anomaly_bundle, np.stack([stripes(rng) for _ in range(30)]), scale=2.0)
+    good = np.stack([stripes(rng) for _ in range(30)])
+    if mapping == "logit":  # a good frame's distance near the map's low logits, another part's far
+        add_global(anomaly_bundle, good, scale=40.0, offset=-8.0, mapping="logit")
+    else:  # a bundle made before: the clipped linear step
+        add_global(anomaly_bundle, good, scale=2.0)
     with load_classifier(anomaly_bundle) as clf:  # the golden set still matches
         threshold = clf.thresholds["anomaly"]
         good = [clf.predict(stripes(rng)) for _ in range(5)]
@@ -131,4 +165,8 @@ def test_a_bundle_whose_memory_was_changed_or_is_malformed_is_refused(anomaly_bu
     data["anomaly"]["global"] = {**data["anomaly"]["global"], "memory": "global_memory.npy", "scale": -1}
     (anomaly_bundle / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(BundleError, match="scale must be a number > 0"):
+        load_classifier(anomaly_bundle)
+    data["anomaly"]["global"] = {**data["anomaly"]["global"], "scale": 1.0, "mapping": "cubic"}
+    (anomaly_bundle / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="mapping must be one of linear, logit"):
         load_classifier(anomaly_bundle)

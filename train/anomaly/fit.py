@@ -3,7 +3,7 @@
 The good images are split into a training part and a held-out part (``holdout``, seeded). The
 model trains on the training part, each epoch with fresh pseudo-defects (``pseudo``); the
 held-out good images then set the threshold: the score that only ``false_alarms`` of good
-images exceed. ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
+images exceed (``threshold``: a prediction bound where they are too few to show it). ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
 
 The budget is in optimizer steps: without ``--epochs``, a small set trains for as many epochs
 as ``MIN_STEPS`` steps need (a few hundred images make a handful of steps an epoch); early
@@ -29,6 +29,7 @@ import numpy as np
 from pi_inspect.edge.errors import ConfigError, DataError, DidNotLearn
 from pi_inspect.train import runs
 from pi_inspect.train.anomaly.pseudo import KINDS
+from pi_inspect.train.anomaly.threshold import calibrate
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,6 @@ def split_good(paths: list[Path], holdout: float, seed: int) -> tuple[list[Path]
     held = sorted(int(i) for i in order[:n])
     kept = sorted(int(i) for i in order[n:])
     return [paths[i] for i in kept], [paths[i] for i in held]
-
-
-def calibrate(good_scores: np.ndarray, false_alarms: float) -> float:
-    """The threshold that at most ``false_alarms`` of ``good_scores`` exceed (strictly above it
-    alarms), never below the highest score at that rank."""
-    s = np.sort(np.asarray(good_scores, dtype=np.float64))
-    allowed = int(np.floor(false_alarms * len(s)))
-    return float(s[len(s) - 1 - allowed])
 
 
 def write_good_split(path: Path, paths: list[Path]) -> None:
