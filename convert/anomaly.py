@@ -77,7 +77,7 @@ class AnomalyParity:
         if self.auroc_shipped is not None:
             lines.append(f"image AUROC with the global score (as the Pi decides): {self.auroc_shipped:.4f}")
         lines.append(
-            f"threshold: {self.threshold_int8:.4f} on int8 scores "
+            f"threshold: {self.threshold_int8:.6g} on int8 scores "
             f"(float model: {self.threshold_float:.4f})"
         )
         return "\n".join(lines)
@@ -250,6 +250,13 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
     shipped_held = np.maximum(q_held, [scorer.score(x) for x in held])
     shipped_test = np.maximum(q_test, [scorer.score(x) for x in test_x])
     threshold = calibrate(shipped_held, target)
+    if threshold >= 1.0 - 1e-8:
+        raise ConversionError(
+            f"one of the {len(held)} held-out good images scores {float(shipped_held.max()):.8f}, "
+            "as far from the other good images as no good part should: no threshold passes it "
+            f"and still alarms; look in {Path(run_dir) / HOLDOUT_SPLIT} for an image that is not "
+            "a good part, or add more good images like it"
+        )
     map_r = [pearson(a, b) for a, b in zip(float_maps, q_maps, strict=True)]
     diff = np.abs(float_test - q_test)
     report = AnomalyParity(

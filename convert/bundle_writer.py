@@ -220,11 +220,17 @@ def write_bundle(
 def _written(threshold: float, direction: str | None, places: int = 4) -> float:
     """A threshold written with ``places`` decimals, rounded away from the side that alarms: a
     score equal to the calibrated value (int8 scores come in steps of 1/256) must not alarm,
-    and rounding 0.3984375 down to 0.3984 made an 'above' one alarm."""
-    scale = 10**places
-    if direction == "below":
-        return math.floor(threshold * scale + 1e-9) / scale
-    return math.ceil(threshold * scale - 1e-9) / scale
+    and rounding 0.3984375 down to 0.3984 made an 'above' one alarm. More decimals (up to 8)
+    where that rounding would take a threshold inside (0, 1) onto 0 or 1."""
+    for digits in range(places, 9):
+        scale = 10**digits
+        if direction == "below":
+            value = math.floor(threshold * scale + 1e-9) / scale
+        else:
+            value = math.ceil(threshold * scale - 1e-9) / scale
+        if 0.0 < value < 1.0 or not 0.0 < threshold < 1.0:
+            return value
+    return value
 
 
 def good_reference(
