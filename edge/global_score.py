@@ -69,6 +69,11 @@ def logit(p: np.ndarray | float) -> np.ndarray:
     return np.log(q / (1.0 - q))
 
 
+def sigmoid(x: float) -> float:
+    """1 / (1 + exp(-x)), ``x`` held within +-30 (no overflow; still strictly inside (0, 1))."""
+    return float(1.0 / (1.0 + np.exp(-min(max(float(x), -30.0), 30.0))))
+
+
 def fit_mapping(held_distance: np.ndarray, held_local: np.ndarray) -> tuple[float, float]:
     """(scale, offset) of ``sigmoid(offset + scale * distance)``: the held-out good images'
     median distance onto the map scores' median and their one-spread-up quantile onto the map
@@ -120,5 +125,5 @@ class GlobalScore:
         """The distance on the map's score scale, in [0, 1]."""
         mapped = self.spec.offset + self.spec.scale * self.distance(rgb)
         if self.spec.mapping == LOGIT:
-            return float(1.0 / (1.0 + np.exp(-min(max(mapped, -30.0), 30.0))))
+            return sigmoid(mapped)
         return float(min(max(mapped, 0.0), 1.0))

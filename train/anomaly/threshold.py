@@ -5,8 +5,8 @@ images is less than one image, and their highest score is then about the 98th pe
 frame of the same line alarms two to four times as often as the target says. Where the sample
 cannot show the quantile, the threshold is the upper prediction bound for one more good score
 instead: mean + t(1 - target, n - 1) * sd * sqrt(1 + 1/n) of the scores' logits (a normal tail,
-Student's t for an estimated spread), never below the highest held-out score. Numpy and the
-standard library only: ``train`` and ``convert`` both call it.
+Student's t for an estimated spread), never below the highest held-out score. The logit is the
+global score's (``pi_inspect.edge.global_score``): one score scale on both sides.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-EPS = 1.0 / 512  # scores kept this far inside (0, 1) before the logit (int8 steps are 1/256)
+from pi_inspect.edge.global_score import logit, sigmoid
 
 
 def t_quantile(p: float, dof: int) -> float:
@@ -35,14 +35,13 @@ def t_quantile(p: float, dof: int) -> float:
 def prediction_bound(good_scores: np.ndarray, false_alarms: float) -> float:
     """The score one more good image exceeds with probability ``false_alarms``, were the
     logits of good scores normal (mean and spread estimated from ``good_scores``)."""
-    s = np.clip(np.asarray(good_scores, dtype=np.float64), EPS, 1.0 - EPS)
-    logits = np.log(s / (1.0 - s))
+    logits = logit(good_scores)
     n = len(logits)
     if n < 3:
-        return float(s.max())
+        return float(np.max(good_scores))
     spread = float(logits.std(ddof=1)) * math.sqrt(1.0 + 1.0 / n)
     bound = float(logits.mean()) + t_quantile(1.0 - false_alarms, n - 1) * spread
-    return 1.0 / (1.0 + math.exp(-min(bound, 30.0)))
+    return sigmoid(bound)
 
 
 def calibrate(good_scores: np.ndarray, false_alarms: float) -> float:
