@@ -146,7 +146,6 @@ def fit_global(
     import io
 
     from pi_inspect.edge.global_score import (
-        LOGIT,
         SIDE,
         GlobalScore,
         K,
@@ -156,6 +155,7 @@ def fit_global(
         pick_memory,
     )
     from pi_inspect.edge.manifest import GlobalSpec
+    from pi_inspect.edge.manifest_anomaly import LOGIT
 
     memory = pick_memory(descriptors(train_good), seed).astype(np.float16)
     scale, offset = fit_mapping(knn_distance(descriptors(held), memory), held_local)
@@ -175,6 +175,7 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
         pick_golden,
         source_name,
         write_bundle,
+        written_threshold,
     )
     from pi_inspect.convert.equalize import equalize_activations
     from pi_inspect.convert.fold import fold_pooled_batchnorm
@@ -250,7 +251,7 @@ def convert_anomaly_run(run_dir: Path, out_dir: Path, opts) -> Any:
     shipped_held = np.maximum(q_held, [scorer.score(x) for x in held])
     shipped_test = np.maximum(q_test, [scorer.score(x) for x in test_x])
     threshold = calibrate(shipped_held, target)
-    if threshold >= 1.0 - 1e-8:
+    if written_threshold(threshold, "above") >= 1.0:  # even with every decimal the manifest keeps
         raise ConversionError(
             f"one of the {len(held)} held-out good images scores {float(shipped_held.max()):.8f}, "
             "as far from the other good images as no good part should: no threshold passes it "

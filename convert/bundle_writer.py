@@ -178,7 +178,7 @@ def write_bundle(
             "version": version,
             "task": task,
             "labels": list(labels),
-            "thresholds": {k: _written(float(v), alarms.get(k)) for k, v in thresholds.items()},
+            "thresholds": {k: written_threshold(float(v), alarms.get(k)) for k, v in thresholds.items()},
             "alarms": dict(alarms),
             **({"meanings": {k: dict(v) for k, v in meanings.items()}} if meanings else {}),
             "input": {
@@ -217,7 +217,7 @@ def write_bundle(
     return verify_bundle(out_dir)
 
 
-def _written(threshold: float, direction: str | None, places: int = 4) -> float:
+def written_threshold(threshold: float, direction: str | None, places: int = 4) -> float:
     """A threshold written with ``places`` decimals, rounded away from the side that alarms: a
     score equal to the calibrated value (int8 scores come in steps of 1/256) must not alarm,
     and rounding 0.3984375 down to 0.3984 made an 'above' one alarm. More decimals (up to 8)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pi_inspect.edge.errors import BundleError
-from pi_inspect.edge.manifest_anomaly import GlobalSpec
+from pi_inspect.edge.manifest_anomaly import LOGIT, GlobalSpec
 
 SIDE = 16  # descriptor: the model input area-scaled to SIDE x SIDE x 3
 K = 3  # neighbours averaged
@@ -36,7 +36,6 @@ MAX_MEMORY = 1000  # good descriptors kept in a bundle at most (about 1.5 MB as 
 LOGIT_EPS = 1.0 / 512  # map scores kept this far inside (0, 1) before the logit (int8 steps are 1/256)
 MIN_LOGIT_SPAN = 0.5  # the map's good spread used at least, in logits (a map that never moves)
 SPREAD_QUANTILE = 0.8413  # one standard deviation above the median, were the scores normal
-LOGIT = "logit"  # the mapping convert writes
 
 
 def descriptors(images: np.ndarray, side: int = SIDE) -> np.ndarray:

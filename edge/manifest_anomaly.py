@@ -11,6 +11,8 @@ from pi_inspect.edge.errors import BundleError
 from pi_inspect.edge.manifest_head import _is_int, _show
 
 ANOMALY_LABEL = "anomaly"  # the one label of an anomaly bundle
+LINEAR = "linear"  # global-score mapping of bundles made before: offset + scale * d, clipped to [0, 1]
+LOGIT = "logit"  # the one convert writes: sigmoid(offset + scale * d)
 MAX_INPUT_SIDE = 4096
 
 
@@ -27,7 +29,7 @@ class GlobalSpec:
     k: int
     scale: float  # mapped = offset + scale * distance, then the mapping
     offset: float
-    mapping: str = "linear"  # "logit": a logistic step; "linear": clipped to [0, 1] (older bundles)
+    mapping: str = LINEAR  # LOGIT or LINEAR (no "mapping" key: a bundle made before)
 
     def to_dict(self) -> dict[str, object]:
         return {"memory": self.memory, "side": self.side, "k": self.k,
@@ -48,7 +50,7 @@ class AnomalySpec:
 
 _ANOMALY_KEYS = ("false_alarm_target", "calibrated_on", "map_size", "global")
 _GLOBAL_KEYS = ("memory", "side", "k", "scale", "offset")
-_GLOBAL_MAPPINGS = ("linear", "logit")
+_GLOBAL_MAPPINGS = (LINEAR, LOGIT)
 
 
 def anomaly_rules(
@@ -124,7 +126,7 @@ def _global(table: Any, files: dict[str, str], where: str) -> GlobalSpec | None:
     scale, offset = table["scale"], table["offset"]
     if not (_is_number(scale) and scale > 0) or not _is_number(offset):
         raise BundleError(f"{where}: anomaly.global scale must be a number > 0 and offset a number")
-    mapping = table.get("mapping", "linear")
+    mapping = table.get("mapping", LINEAR)
     if mapping not in _GLOBAL_MAPPINGS:
         raise BundleError(f"{where}: anomaly.global.mapping must be one of {', '.join(_GLOBAL_MAPPINGS)}")
     return GlobalSpec(memory, int(side), int(k), float(scale), float(offset), str(mapping))

@@ -53,10 +53,10 @@ def test_the_judge_tells_skill_from_chance_and_abstains_on_too_few_images():
 
 
 def test_thresholds_are_written_rounded_away_from_the_side_that_alarms():
-    from pi_inspect.convert.bundle_writer import _written
+    from pi_inspect.convert.bundle_writer import written_threshold
 
-    assert _written(0.3984375, "above") == 0.3985  # an equal int8 score stays under it
-    assert _written(0.3984375, "below") == 0.3984  # and over it, for a label alarming below
-    assert _written(0.5, "above") == 0.5 and _written(0.5, "below") == 0.5
+    assert written_threshold(0.3984375, "above") == 0.3985  # an equal int8 score stays under it
+    assert written_threshold(0.3984375, "below") == 0.3984  # and over it, for a label alarming below
+    assert written_threshold(0.5, "above") == 0.5 and written_threshold(0.5, "below") == 0.5
     # a threshold just under 1 (a good image far out) keeps the decimals that keep it under 1
-    assert _written(0.99996996, "above") == 0.99997 and _written(0.00002, "below") == 0.00002
+    assert written_threshold(0.99996996, "above") == 0.99997 and written_threshold(0.00002, "below") == 0.00002

@@ -3,7 +3,8 @@
 The good images are split into a training part and a held-out part (``holdout``, seeded). The
 model trains on the training part, each epoch with fresh pseudo-defects (``pseudo``); the
 held-out good images then set the threshold: the score that only ``false_alarms`` of good
-images exceed (``threshold``: a prediction bound where they are too few to show it). ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
+images exceed (``threshold``: a prediction bound where they are too few to show it).
+``pi-inspect convert`` recalibrates it on the int8 model's own scores.
 
 The budget is in optimizer steps: without ``--epochs``, a small set trains for as many epochs
 as ``MIN_STEPS`` steps need (a few hundred images make a handful of steps an epoch); early
