@@ -10,8 +10,8 @@ float32 reference, golden set), with three differences:
   run's false-alarm target: the Pi decides with int8 scores, so they must meet the target;
 - the global score (``pi_inspect.edge.global_score``: "not one of the good parts") gets its
   memory from the good training images and its mapping from the held-out ones; the threshold
-  and the pseudo-defect gate are on the score the Pi computes, the map's peak or the global
-  score, whichever is higher;
+  and the pseudo-defect gate are on the score the Pi computes, the map's (the mean of its
+  highest cells) or the global score, whichever is higher;
 - parity is measured on what matters: Pearson correlation of float and int8 scores (at least
   ``MIN_CORRELATION``) and the drop in image AUROC (at most ``MAX_AUROC_DROP``), on a labelled
   ``--test`` set, or else on the held-out good images and the same images with pseudo-defects;

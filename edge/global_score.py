@@ -13,7 +13,7 @@ first: on scikit-learn's digits, one digit as the good part, their kNN AUROC was
 
 ``convert`` maps the distance onto the map's score scale, fitted on the held-out good images:
 in logits, their median distance lands on the median of the map's own scores and their 84th
-percentile (one spread up) on the map's. So ``anomaly_score = max(map peak, mapped distance)``
+percentile (one spread up) on the map's. So ``anomaly_score = max(map score, mapped distance)``
 weighs each part by how far it strays from its own good spread, and one threshold, recalibrated
 on that combined score, serves both. The middle of a dozen held-out scores is known where their
 tail is not, and the logistic step never saturates, so a good frame never scores 1. (Bundles

@@ -236,7 +236,7 @@ class Classifier:
         self._set_input(rgb)
         self._interp.invoke()
         scores = _dequantize(self._interp.get_tensor(self._scores.index)[0], self._scores)
-        if self._global is not None:  # anomaly: the map's peak or "not a good part", if higher
+        if self._global is not None:  # anomaly: the map's score or "not a good part", if higher
             scores = np.maximum(scores, np.float32(self._global.score(rgb)))
         feats = None
         extra = self._map if self._map is not None else self._features

@@ -76,7 +76,8 @@ def test_anomaly_bundle_is_full_int8_with_named_outputs_and_loads_on_the_edge_ru
         assert pred.scores.shape == (1,) and 0.0 <= pred.scores[0] <= 1.0
         assert pred.features.shape == (SIZE // 8, SIZE // 8)
         heat = model.heatmap(pred, "anomaly")
-        # the score is the map's peak or the global score ("not a good part"), the higher one
+        # the score is the map's (its peak, on a 4x4 map) or the global score ("not a good part"),
+        # the higher one
         spec = model.manifest.anomaly.global_
         mapped = GlobalScore.load(root / "bundle", spec).score(img)
         assert max(heat.max(), mapped) == pytest.approx(pred.scores[0], abs=1 / 128)

@@ -146,6 +146,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     """Load RUN/model.keras (uncompiled), run.json and thresholds.json (if evaluated)."""
     import keras
 
+    import pi_inspect.train.layers  # noqa: F401  (registers the anomaly score's layer)
     import pi_inspect.train.losses  # noqa: F401  (registers the custom loss so old checkpoints load)
 
     folder = Path(run_dir)

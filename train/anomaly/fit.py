@@ -3,7 +3,7 @@
 The good images are split into a training part and a held-out part (``holdout``, seeded). The
 model trains on the training part, each epoch with fresh pseudo-defects (``pseudo``); the
 held-out good images then set the threshold: the score that only ``false_alarms`` of good
-images exceed (``threshold``: a prediction bound where they are too few to show it).
+images exceed (``threshold``: a tolerance bound where they are too few to show it).
 ``pi-inspect convert`` recalibrates it on the int8 model's own scores.
 
 The budget is in optimizer steps: without ``--epochs``, a small set trains for as many epochs
@@ -202,9 +202,10 @@ def _fit(
     """Train epoch by epoch, each with freshly flipped images and fresh pseudo-defects.
 
     Training runs on ``cfg.crop`` px crops (2.25x fewer pixels than 96 px per step, the same
-    weights: the model is convolutional up to its map) through a twin model of the crop size;
-    the trained weights are then copied into ``model``. The map's loss is focal: most cells
-    are clean, and plain cross-entropy settles on their base rate before it learns the flaws.
+    weights: the model is convolutional up to its map) through a twin model of the crop size
+    whose score is the map's peak; the trained weights are then copied into ``model``. The
+    map's loss is focal: most cells are clean, and plain cross-entropy settles on their base
+    rate before it learns the flaws.
     """
     import keras
     import tensorflow as tf
@@ -215,9 +216,10 @@ def _fit(
     rng = np.random.default_rng(cfg.seed)
     size = cfg.input_size
     crop = cfg.crop if cfg.crop and cfg.crop < min(size) else 0
-    twin = build_anomaly_model((crop, crop)) if crop else model
-    if crop and cfg.init:
-        _copy_weights(model, twin)  # the warm start's weights, into the model that trains
+    # the twin that trains puts its score loss on the map's peak, a one-cell flaw's score too
+    twin = build_anomaly_model((crop, crop) if crop else size, peak=True)
+    if cfg.init or not crop:
+        _copy_weights(model, twin)  # the model's starting weights, into the one that trains
     steps = max(1, len(images) // cfg.batch_size)
     epochs = cfg.epochs_for(steps)
     every = max(1, -(-EVAL_STEPS // steps))  # epochs between two validation measurements
