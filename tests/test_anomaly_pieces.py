@@ -88,7 +88,7 @@ def test_threshold_lets_at_most_the_target_share_of_good_scores_above_it():
         assert (scores >= t).mean() > target - 1 / 1000  # and no higher than it needs to be
 
 
-def test_few_held_out_images_set_a_threshold_that_fresh_good_images_exceed_at_the_target_rate():
+def test_few_held_out_images_set_a_threshold_that_keeps_the_target_for_95_percent_of_held_out_sets():
     from statistics import NormalDist
 
     from pi_inspect.train.anomaly.threshold import calibrate
@@ -103,16 +103,19 @@ def test_few_held_out_images_set_a_threshold_that_fresh_good_images_exceed_at_th
         share = lambda s: 1.0 - NormalDist(-1.3, 0.8).cdf(float(np.log(s / (1.0 - s))))  # noqa: E731
         above_bound.append(share(t))
         above_max.append(share(held.max()))
-    # the highest of 45 lets about 1 / 46 of good frames alarm; the bound holds the target
-    assert np.mean(above_max) > 3 * target
-    assert 0.6 * target < np.mean(above_bound) < 1.4 * target
+    # the highest of 45 lets about 1 / 46 of good frames alarm, over the target for most sets;
+    # the tolerance bound keeps the target for 95 % of them (0.93-0.97 in 400 draws)
+    assert np.mean(above_max) > 3 * target and np.mean(np.array(above_max) <= target) < 0.2
+    assert 0.93 <= np.mean(np.array(above_bound) <= target) <= 0.97
 
 
-def test_t_quantile_matches_the_tables():
-    from pi_inspect.train.anomaly.threshold import t_quantile
+def test_tolerance_factor_matches_the_noncentral_t_values():
+    from pi_inspect.train.anomaly.threshold import tolerance_factor
 
-    for p, dof, table in ((0.995, 19, 2.861), (0.995, 44, 2.692), (0.995, 5, 4.032), (0.9, 10, 1.372)):
-        assert t_quantile(p, dof) == pytest.approx(table, rel=0.01)
+    # k = nct.ppf(0.95, n - 1, z(share) * sqrt(n)) / sqrt(n), from scipy
+    for share, n, exact in ((0.995, 45, 3.1952), (0.995, 20, 3.6280), (0.995, 10, 4.3784),
+                            (0.99, 100, 2.6840), (0.95, 5, 4.2027), (0.995, 199, 2.8397)):
+        assert tolerance_factor(share, n) == pytest.approx(exact, rel=0.013)
 
 
 def test_auroc_counts_ties_half_and_matches_pairwise_definition():
