@@ -137,10 +137,12 @@ def station(tmp_path):
 
 
 def live_image_bytes(page) -> str:
-    """A digest of the pixels the live view shows right now."""
-    return page.evaluate(
+    """A digest of the pixels the live view shows right now; a frame still loading has no
+    pixels yet, so the digest waits for it (polled in the page, one read per poll)."""
+    return page.wait_for_function(
         """() => {
             const img = document.querySelector('#live-img');
+            if (!img.complete || !img.naturalWidth) return null;
             const canvas = document.createElement('canvas');
             canvas.width = img.naturalWidth;
             canvas.height = img.naturalHeight;
@@ -151,7 +153,7 @@ def live_image_bytes(page) -> str:
             for (let i = 0; i < data.length; i += 7) h = (h * 31 + data[i]) >>> 0;
             return `${canvas.width}x${canvas.height}:${h}`;
         }"""
-    )
+    ).json_value()
 
 
 def shoot(page, name: str) -> None:
